@@ -1,0 +1,50 @@
+# One entry point for everything a developer or CI runs. `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: help install test check lint format typecheck schemas examples demo bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed  ## create .venv with schemaheal and its test tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+test: install  ## run the test suite (real PostgreSQL 18 and 15 where installed)
+	$(BIN)/python -m tests.run
+
+lint: install  ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install  ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install  ## mypy --strict on contracts/ and worker/
+	$(BIN)/mypy
+
+schemas: install  ## regenerate the committed JSON Schema files
+	$(BIN)/python -m contracts.jsonschema --write
+
+examples: install  ## regenerate examples/nexus/manifest.json from the models
+	$(BIN)/schemaheal manifest --from-sqlalchemy examples.nexus.models:Base \
+		--service orchestrator --database nexus -o examples/nexus/manifest.json
+
+check: lint typecheck test  ## everything CI checks: lint, format, types, tests
+
+demo: install  ## the main job on embedded defaults, with a visible demo
+	$(BIN)/schemaheal dev --demo
+
+bench: install  ## benchmarks against Alembic and raw catalog reads (prints ratios)
+	$(BIN)/python -m bench.inspect_plan
+	$(BIN)/python -m bench.heal_empty
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,49 @@
+"""schemaheal contracts: what services import to talk to the schemaheal worker.
+
+The manifest models, their validation and canonical form. Everything public is listed in
+``__all__``; anything else is internal and may change without notice (see CHANGELOG.md).
+"""
+
+from contracts.errors import ContractError, EventError, ManifestError, Problem
+from contracts.manifest import (
+    CheckConstraint,
+    Column,
+    EnumType,
+    Extension,
+    ForeignKey,
+    Identity,
+    Index,
+    IndexElement,
+    Manifest,
+    PrimaryKey,
+    Reference,
+    Sequence,
+    Table,
+    UniqueConstraint,
+)
+from contracts.validation import Limits, canonical_json, load_manifest, manifest_hash
+
+__all__ = [
+    "CheckConstraint",
+    "Column",
+    "ContractError",
+    "EnumType",
+    "EventError",
+    "Extension",
+    "ForeignKey",
+    "Identity",
+    "Index",
+    "IndexElement",
+    "Limits",
+    "Manifest",
+    "ManifestError",
+    "PrimaryKey",
+    "Problem",
+    "Reference",
+    "Sequence",
+    "Table",
+    "UniqueConstraint",
+    "canonical_json",
+    "load_manifest",
+    "manifest_hash",
+]

@@ -1,0 +1,49 @@
+"""The committed JSON Schema is current and judges examples as the validator does."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+
+from contracts.jsonschema import SCHEMA_DIR, documents, render
+from tests.contracts.builders import TENANTS, column, manifest, table
+from tests.contracts.test_from_sqlalchemy import nexus_manifest_dict
+
+
+@pytest.mark.parametrize("name", sorted(documents()))
+def test_committed_schema_files_are_current(name: str) -> None:
+    committed = (SCHEMA_DIR / name).read_text(encoding="utf-8")
+    assert committed == render(documents()[name]), f"{name} is stale: run `make schemas`"
+
+
+def validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads((SCHEMA_DIR / "manifest.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [nexus_manifest_dict(), manifest(TENANTS), manifest(table("t", column("a", "int")))],
+)
+def test_valid_examples_pass(data: dict[str, Any]) -> None:
+    assert list(validator().iter_errors(data)) == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"service": "s"},
+        manifest(table("Bad Name", column("a"))),
+        manifest(table("t", column("a", bogus=True))),
+        manifest(table("t")),
+        {**manifest(), "format_version": 2},
+        manifest(extensions=[{"name": "plpython3u"}]),
+        manifest(table("t", column("a"), indexes=[{"elements": ["a"], "method": "evil"}])),
+    ],
+)
+def test_invalid_examples_fail(data: dict[str, Any]) -> None:
+    assert list(validator().iter_errors(data)) != []

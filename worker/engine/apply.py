@@ -1,0 +1,157 @@
+"""Apply: run a plan's statements, each under its own timeouts, retrying lock timeouts.
+
+A statement that cannot get its table lock within ``lock_timeout`` (SQLSTATE 55P03) or is chosen
+as a deadlock victim (40P01) is retried — its whole transaction — after a jittered, growing wait,
+while the retry budget lasts. So other sessions are never blocked behind us for longer than
+``lock_timeout``, and a heal still gets through once a long transaction ends. Retrying is decided
+on the exception *type* (asyncpg maps SQLSTATEs to classes), never on message text. Any other
+database error stops the heal with :class:`StatementFailed`; what ran before it stays (every
+statement is additive and idempotent, and the next heal starts from the catalog as it is).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+from worker.engine.changes import describe
+from worker.engine.connection import Connection
+from worker.engine.hazards import Hazard
+from worker.engine.plan import Plan, Statement
+from worker.engine.render import settings_sql
+from worker.errors import DatabaseUnavailable, LockBudgetExhausted, StatementFailed
+
+_RETRYABLE = (asyncpg.exceptions.LockNotAvailableError, asyncpg.exceptions.DeadlockDetectedError)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How long to keep retrying lock timeouts, in seconds, for one heal."""
+
+    budget_s: float = 60.0
+    first_wait_s: float = 0.1
+    max_wait_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppliedStatement:
+    """What ran: for the ledger, the logs, the reply and the trace."""
+
+    ordinal: int
+    sql: str
+    change: str
+    hazards: tuple[Hazard, ...]
+    started_at: float  # time.time()
+    duration_s: float
+    retries: int
+
+
+Observer = Callable[[AppliedStatement], None]
+
+
+async def apply(
+    conn: Connection,
+    plan: Plan,
+    *,
+    retry: RetryPolicy | None = None,
+    observe: Observer | None = None,
+) -> list[AppliedStatement]:
+    """Run every statement of ``plan`` in order; return what ran."""
+    retry = retry or RetryPolicy()
+    deadline = time.monotonic() + retry.budget_s
+    applied: list[AppliedStatement] = []
+    total = len(plan.statements)
+    try:
+        for group in plan.groups():
+            for done in await _run_group(conn, group, len(applied), total, deadline, retry):
+                applied.append(done)
+                if observe is not None:
+                    observe(done)
+    finally:
+        if not getattr(conn, "is_closed", lambda: False)():
+            await conn.execute("RESET lock_timeout; RESET statement_timeout")
+    return applied
+
+
+async def _run_group(
+    conn: Connection,
+    group: list[Statement],
+    offset: int,
+    total: int,
+    deadline: float,
+    retry: RetryPolicy,
+) -> list[AppliedStatement]:
+    retries = 0
+    wait = retry.first_wait_s
+    while True:
+        try:
+            return await _attempt(conn, group, offset, retries)
+        except _RETRYABLE as exc:
+            await _cleanup(conn, group)
+            if time.monotonic() + wait > deadline:
+                raise LockBudgetExhausted(
+                    f"{_where(group[0], offset, total)}: still waiting for a table lock after "
+                    f"{retries + 1} attempts ({type(exc).__name__}); find the long transaction "
+                    "holding it (pg_stat_activity) or raise the retry budget"
+                ) from exc
+            await asyncio.sleep(random.uniform(wait / 2, wait))
+            wait = min(wait * 2, retry.max_wait_s)
+            retries += 1
+        except (asyncpg.exceptions.ConnectionDoesNotExistError, OSError) as exc:
+            raise DatabaseUnavailable(f"{_where(group[0], offset, total)}: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            await _cleanup(conn, group)
+            raise StatementFailed(
+                f"{_where(group[0], offset, total)}: {exc.__class__.__name__}: {exc}"
+            ) from exc
+
+
+async def _attempt(
+    conn: Connection, group: list[Statement], offset: int, retries: int
+) -> list[AppliedStatement]:
+    done = []
+    if group[0].transactional:
+        async with conn.transaction():
+            for i, statement in enumerate(group):
+                done.append(await _execute(conn, statement, offset + i, retries, local=True))
+    else:
+        for i, statement in enumerate(group):
+            done.append(await _execute(conn, statement, offset + i, retries, local=False))
+    return done
+
+
+async def _execute(
+    conn: Connection, statement: Statement, ordinal: int, retries: int, *, local: bool
+) -> AppliedStatement:
+    await conn.execute("; ".join(settings_sql(statement, local=local)))
+    started_at, started = time.time(), time.perf_counter()
+    await conn.execute(statement.sql)
+    return AppliedStatement(
+        ordinal=ordinal + 1,
+        sql=statement.sql,
+        change=describe(statement.change),
+        hazards=statement.hazards,
+        started_at=started_at,
+        duration_s=time.perf_counter() - started,
+        retries=retries,
+    )
+
+
+async def _cleanup(conn: Connection, group: list[Statement]) -> None:
+    """Remove what a failed non-transactional statement left behind (an INVALID index)."""
+    for statement in group:
+        if statement.cleanup_sql is not None:
+            # if this fails too, the next heal sees the INVALID index and rebuilds it
+            with contextlib.suppress(asyncpg.PostgresError):
+                await conn.execute(statement.cleanup_sql)
+
+
+def _where(statement: Statement, offset: int, total: int) -> str:
+    first_line = statement.sql.splitlines()[0]
+    return f"applying statement {offset + 1} of {total} ({first_line[:80]})"

@@ -1,0 +1,61 @@
+"""Connections the engine uses: direct, pinned ``search_path``, never idle in a transaction.
+
+``Connection`` is the small seam of asyncpg the engine needs; tests and the worker pass real
+asyncpg connections. Every connection is opened with ``search_path = pg_catalog`` (so nothing a
+user created can shadow a function or operator we call, and ``format_type`` qualifies user
+types), ``standard_conforming_strings = on`` (so the literals we render mean what they say) and
+an ``idle_in_transaction_session_timeout`` so a stuck worker can never hold locks forever.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import asyncpg
+
+from worker.errors import DatabaseUnavailable, PermanentError, SchemahealError
+
+#: What a database call can raise that is not ours: translated at the engine's boundary.
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+SESSION_SETTINGS = {
+    "search_path": "pg_catalog",
+    "standard_conforming_strings": "on",
+    "idle_in_transaction_session_timeout": "60000",
+    "application_name": "schemaheal",
+}
+
+
+class Connection(Protocol):
+    """The part of ``asyncpg.Connection`` the engine uses."""
+
+    async def fetchrow(self, query: str, *args: Any) -> Any: ...
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
+    async def execute(self, query: str, *args: Any) -> str: ...
+    def transaction(self) -> Any: ...
+
+
+async def connect(dsn: str, *, application_name: str = "schemaheal") -> asyncpg.Connection:
+    """A direct connection with the engine's session settings."""
+    settings = {**SESSION_SETTINGS, "application_name": application_name}
+    return await asyncpg.connect(dsn, server_settings=settings, statement_cache_size=0)
+
+
+def translate(exc: BaseException, doing: str) -> SchemahealError:
+    """A database exception as one of ours, with what we were doing (a gerund phrase)."""
+    if isinstance(
+        exc,
+        (
+            OSError,
+            asyncpg.exceptions.ConnectionDoesNotExistError,
+            asyncpg.exceptions.CannotConnectNowError,
+        ),
+    ):
+        return DatabaseUnavailable(f"{doing}: the database is unreachable ({exc}); retrying later")
+    if isinstance(exc, asyncpg.exceptions.InsufficientPrivilegeError):
+        return PermanentError(
+            f"{doing}: permission denied ({exc}); grant the worker's role what the README's "
+            "least-privilege section lists"
+        )
+    return PermanentError(f"{doing}: {type(exc).__name__}: {exc}")

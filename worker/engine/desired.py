@@ -1,0 +1,111 @@
+"""The desired realm: a validated manifest (pydantic, contracts) as the engine's frozen values."""
+
+from __future__ import annotations
+
+import contracts as c
+from worker.engine import model as m
+
+
+def desired_state(manifest: c.Manifest) -> m.Realm:
+    """Translate a canonical manifest (from ``contracts.load_manifest``) into a :class:`Realm`."""
+    return m.Realm(
+        schemas=frozenset(manifest.schemas),
+        extensions=tuple(
+            m.Extension(name=e.name, schema=e.schema_ or manifest.schemas[0])
+            for e in manifest.extensions
+        ),
+        enums=tuple(
+            m.EnumType(schema=e.schema_, name=e.name, labels=e.labels) for e in manifest.enums
+        ),
+        sequences=tuple(_sequence(s) for s in manifest.sequences),
+        tables=tuple(_table(t) for t in manifest.tables),
+    )
+
+
+def _sequence(seq: c.Sequence) -> m.Sequence:
+    owner = (seq.owned_by.table, seq.owned_by.column) if seq.owned_by else None
+    return m.Sequence(
+        schema=seq.schema_,
+        name=seq.name,
+        data_type=seq.data_type,
+        start=seq.start,
+        increment=seq.increment,
+        min_value=seq.min_value,
+        max_value=seq.max_value,
+        cycle=seq.cycle,
+        cache=seq.cache,
+        owned_by=owner,
+    )
+
+
+def _table(table: c.Table) -> m.Table:
+    pk = table.primary_key
+    return m.Table(
+        schema=table.schema_,
+        name=table.name,
+        columns=tuple(_column(col) for col in table.columns),
+        primary_key=m.PrimaryKey(name=pk.name or "", columns=pk.columns) if pk else None,
+        unique=tuple(
+            m.UniqueConstraint(
+                name=u.name or "", columns=u.columns, nulls_not_distinct=u.nulls_not_distinct
+            )
+            for u in table.unique
+        ),
+        foreign_keys=tuple(_foreign_key(fk) for fk in table.foreign_keys),
+        checks=tuple(
+            m.CheckConstraint(name=k.name or "", expression=k.expression) for k in table.checks
+        ),
+        indexes=tuple(_index(ix) for ix in table.indexes),
+        comment=table.comment,
+    )
+
+
+def _column(col: c.Column) -> m.Column:
+    identity = None
+    if col.identity is not None:
+        identity = m.Identity(
+            always=col.identity.always, start=col.identity.start, increment=col.identity.increment
+        )
+    return m.Column(
+        name=col.name,
+        type=col.type,
+        nullable=col.nullable,
+        default=col.default,
+        identity=identity,
+        generated=col.generated,
+        comment=col.comment,
+    )
+
+
+def _foreign_key(fk: c.ForeignKey) -> m.ForeignKey:
+    return m.ForeignKey(
+        name=fk.name or "",
+        columns=fk.columns,
+        ref_schema=fk.references.schema_,
+        ref_table=fk.references.table,
+        ref_columns=fk.references.columns,
+        on_delete=fk.on_delete,
+        on_update=fk.on_update,
+        deferrable=fk.deferrable,
+        initially_deferred=fk.initially_deferred,
+    )
+
+
+def _index(ix: c.Index) -> m.Index:
+    return m.Index(
+        name=ix.name or "",
+        unique=ix.unique,
+        method=ix.method,
+        elements=tuple(
+            m.IndexElement(
+                column=e.column,
+                expression=e.expression,
+                opclass=e.opclass,
+                descending=e.order == "desc",
+                nulls_first=e.nulls == "first",
+            )
+            for e in ix.elements
+        ),
+        include=ix.include,
+        where=ix.where,
+    )

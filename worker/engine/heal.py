@@ -1,0 +1,249 @@
+"""The heal cycle: lock → inspect → plan → review → apply → verify → record → unlock.
+
+The seed's "Inspect, Repair, Heal, Validate", done once per request instead of in every replica:
+the catalog is inspected only after the schema locks are held, so a replica that waited for
+another's heal finds nothing left to do; verification re-inspects and requires an empty plan;
+every heal — including blocked and failed ones — is written to the ledger.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import contracts
+from worker.engine import ledger
+from worker.engine.apply import AppliedStatement, RetryPolicy, apply
+from worker.engine.changes import Drift
+from worker.engine.connection import DATABASE_ERRORS, Connection, translate
+from worker.engine.desired import desired_state
+from worker.engine.diff import diff, tables_to_probe
+from worker.engine.inspect import inspect, probe_rows
+from worker.engine.lock import advisory_locks
+from worker.engine.model import Realm
+from worker.engine.plan import Plan, PlanSettings, make_plan
+from worker.engine.policy import Blocked, Policy, review
+from worker.errors import SchemahealError
+
+
+class Outcome(StrEnum):
+    """How a heal ended. Stable strings: they go on the wire in ``schema.healed``."""
+
+    HEALED = "healed"  # changes were applied and the database satisfies the manifest
+    UNCHANGED = "unchanged"  # nothing needed doing
+    BLOCKED = "blocked"  # needs a person: hazards to approve, or drift to resolve by hand
+    REJECTED = "rejected"  # the request itself is invalid (bad manifest, not allowed, …)
+    FAILED = "failed"  # an error stopped the heal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealOptions:
+    policy: Policy = Policy()
+    plan: PlanSettings = PlanSettings()
+    retry: RetryPolicy = RetryPolicy()
+    lock_wait_s: float = 60.0
+    ledger_schema: str = ledger.DEFAULT_SCHEMA
+    record: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestInfo:
+    """Who asked, for the ledger and the reply."""
+
+    request_id: str | None = None
+    service: str | None = None
+    instance: str | None = None
+    database_alias: str | None = None
+    trace_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealResult:
+    outcome: Outcome
+    manifest_hash: str
+    plan: Plan
+    applied: tuple[AppliedStatement, ...] = ()
+    blocked: tuple[Blocked, ...] = ()
+    remaining: Plan | None = None  # after verify, what is still planned (should be empty)
+    error_code: str | None = None
+    error_message: str | None = None
+    lock_wait_s: float = 0.0
+    duration_s: float = 0.0
+    ledger_id: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def drift(self) -> tuple[Drift, ...]:
+        return (self.remaining or self.plan).drift
+
+    @property
+    def satisfied(self) -> bool:
+        """True when the database satisfies the manifest after this heal."""
+        return self.outcome in (Outcome.HEALED, Outcome.UNCHANGED)
+
+
+async def current_plan(conn: Connection, desired: Realm, settings: PlanSettings) -> Plan:
+    """Inspect and plan, probing for rows only where a NOT NULL column is about to be added."""
+    current = await inspect(conn, desired.schemas)
+    probe = tables_to_probe(current, desired)
+    if probe:
+        current = await probe_rows(conn, current, probe)
+    changes, drift = diff(current, desired)
+    return make_plan(changes, drift, settings)
+
+
+async def heal(
+    conn: Connection,
+    manifest: contracts.Manifest,
+    *,
+    options: HealOptions | None = None,
+    request: RequestInfo | None = None,
+    observe: Callable[[AppliedStatement], None] | None = None,
+) -> HealResult:
+    """Heal the database behind ``conn`` towards ``manifest``; never raises for heal errors."""
+    options = options or HealOptions()
+    request = request or RequestInfo()
+    started, clock = time.time(), time.perf_counter()
+    desired = desired_state(manifest)
+    manifest_hash = contracts.manifest_hash(manifest)
+    database = await conn.fetchval("SELECT current_database()")
+    result = HealResult(
+        outcome=Outcome.FAILED, manifest_hash=manifest_hash, plan=Plan(statements=())
+    )
+    try:
+        if options.record:
+            await ledger.ensure_ledger(conn, database, options.ledger_schema)
+        async with advisory_locks(
+            conn, database, desired.schemas, max_wait_s=options.lock_wait_s
+        ) as waited:
+            result = await _locked(conn, desired, manifest_hash, options, observe, waited)
+    except SchemahealError as exc:
+        result = _failed(result, exc)
+    except DATABASE_ERRORS as exc:
+        result = _failed(result, translate(exc, "healing"))
+    result = _replace(result, duration_s=time.perf_counter() - clock)
+    if options.record:
+        result = _replace(
+            result, ledger_id=await _record(conn, result, request, options, started, desired)
+        )
+    return result
+
+
+async def _locked(
+    conn: Connection,
+    desired: Realm,
+    manifest_hash: str,
+    options: HealOptions,
+    observe: Callable[[AppliedStatement], None] | None,
+    waited: float,
+) -> HealResult:
+    timings = {"lock_wait": waited}
+    mark = time.perf_counter()
+    plan = await current_plan(conn, desired, options.plan)
+    timings["inspect_plan"] = time.perf_counter() - mark
+    base = HealResult(
+        outcome=Outcome.UNCHANGED,
+        manifest_hash=manifest_hash,
+        plan=plan,
+        lock_wait_s=waited,
+        timings=timings,
+    )
+    blocked = review(plan, options.policy)
+    if blocked:
+        return _replace(
+            base,
+            outcome=Outcome.BLOCKED,
+            blocked=blocked,
+            error_code="needs-approval",
+            error_message=f"{len(blocked)} statement(s) need approval",
+        )
+    applied: list[AppliedStatement] = []
+    try:
+        mark = time.perf_counter()
+        applied = await apply(conn, plan, retry=options.retry, observe=_collect(applied, observe))
+        timings["apply"] = time.perf_counter() - mark
+    except SchemahealError as exc:
+        return _failed(_replace(base, applied=tuple(applied)), exc)
+    mark = time.perf_counter()
+    remaining = await current_plan(conn, desired, options.plan)
+    timings["verify"] = time.perf_counter() - mark
+    result = _replace(base, applied=tuple(applied), remaining=remaining)
+    if not remaining.empty:
+        return _replace(
+            result,
+            outcome=Outcome.FAILED,
+            error_code="verify-failed",
+            error_message=f"verifying: {len(remaining.statements)} statement(s) "
+            "still planned after applying; see the ledger",
+        )
+    if remaining.blocking_drift:
+        return _replace(
+            result,
+            outcome=Outcome.BLOCKED,
+            error_code="unresolved-drift",
+            error_message=f"{len(remaining.blocking_drift)} difference(s) need a "
+            "person: " + "; ".join(f"{d.target}: {d.detail}" for d in remaining.blocking_drift),
+        )
+    return _replace(result, outcome=Outcome.HEALED if applied else Outcome.UNCHANGED)
+
+
+def _collect(
+    applied: list[AppliedStatement], observe: Callable[[AppliedStatement], None] | None
+) -> Callable[[AppliedStatement], None]:
+    """Keep what ran even when a later statement fails, and pass it on to the observer."""
+
+    def collect(statement: AppliedStatement) -> None:
+        applied.append(statement)
+        if observe is not None:
+            observe(statement)
+
+    return collect
+
+
+def _failed(result: HealResult, exc: SchemahealError) -> HealResult:
+    return _replace(result, outcome=Outcome.FAILED, error_code=exc.code, error_message=str(exc))
+
+
+def _replace(result: HealResult, **changes: object) -> HealResult:
+    from dataclasses import replace
+
+    return replace(result, **changes)  # type: ignore[arg-type]
+
+
+async def _record(
+    conn: Connection,
+    result: HealResult,
+    request: RequestInfo,
+    options: HealOptions,
+    started: float,
+    desired: Realm,
+) -> int | None:
+    entry = ledger.HealRecord(
+        manifest_hash=result.manifest_hash,
+        schemas=tuple(sorted(desired.schemas)),
+        outcome=result.outcome.value,
+        started_at=started,
+        duration_s=result.duration_s,
+        lock_wait_s=result.lock_wait_s,
+        request_id=request.request_id,
+        service=request.service,
+        instance=request.instance,
+        database_alias=request.database_alias,
+        error_code=result.error_code,
+        error_message=result.error_message,
+        trace_id=request.trace_id,
+        drift=tuple(
+            {"kind": d.kind.value, "target": d.target, "detail": d.detail} for d in result.drift
+        ),
+        blocked=tuple(
+            {"sql": b.statement.sql, "hazard": b.hazard.value, "reason": b.reason}
+            for b in result.blocked
+        ),
+        statements=result.applied,
+    )
+    try:
+        return await ledger.record(conn, entry, options.ledger_schema)
+    except DATABASE_ERRORS:  # a broken connection must not hide the heal's own result
+        return None

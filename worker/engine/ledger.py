@@ -1,0 +1,161 @@
+"""The audit ledger: every heal, in the target database, in the worker's own schema.
+
+Created on first use (under its own advisory lock, so two workers never race to create it) and
+never inside a service's schemas. One row per heal in ``heals``, one per statement in
+``statements``. ``find`` answers a redelivered or replayed request from its first heal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts.identifiers import quote_ident
+from worker.engine.apply import AppliedStatement
+from worker.engine.connection import Connection
+from worker.engine.lock import advisory_locks
+
+DEFAULT_SCHEMA = "schemaheal"
+
+
+def _ddl(schema: str) -> str:
+    s = quote_ident(schema)
+    return f"""
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.heals (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    request_id text,
+    service text,
+    instance text,
+    database_alias text,
+    manifest_hash text NOT NULL,
+    schemas text[] NOT NULL,
+    outcome text NOT NULL,
+    error_code text,
+    error_message text,
+    lock_wait_ms double precision,
+    duration_ms double precision,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz NOT NULL DEFAULT now(),
+    trace_id text,
+    drift jsonb NOT NULL DEFAULT '[]',
+    blocked jsonb NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS heals_request_id_idx ON {s}.heals (request_id);
+CREATE INDEX IF NOT EXISTS heals_started_at_idx ON {s}.heals (started_at);
+CREATE TABLE IF NOT EXISTS {s}.statements (
+    heal_id bigint NOT NULL REFERENCES {s}.heals (id),
+    ordinal integer NOT NULL,
+    change text NOT NULL,
+    sql text NOT NULL,
+    hazards text[] NOT NULL,
+    started_at timestamptz NOT NULL,
+    duration_ms double precision NOT NULL,
+    retries integer NOT NULL,
+    PRIMARY KEY (heal_id, ordinal)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealRecord:
+    """One ledger row and its statements."""
+
+    manifest_hash: str
+    schemas: tuple[str, ...]
+    outcome: str
+    started_at: float
+    duration_s: float
+    lock_wait_s: float | None = None
+    request_id: str | None = None
+    service: str | None = None
+    instance: str | None = None
+    database_alias: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    trace_id: str | None = None
+    drift: tuple[dict[str, str], ...] = ()
+    blocked: tuple[dict[str, str], ...] = ()
+    statements: tuple[AppliedStatement, ...] = field(default=())
+    id: int | None = None
+
+
+async def ensure_ledger(conn: Connection, database: str, schema: str = DEFAULT_SCHEMA) -> None:
+    """Create the ledger's schema and tables unless they exist."""
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.statements")
+    if exists:
+        return
+    async with advisory_locks(conn, database, [f"\0ledger\0{schema}"]), conn.transaction():
+        await conn.execute(_ddl(schema))
+
+
+async def record(conn: Connection, entry: HealRecord, schema: str = DEFAULT_SCHEMA) -> int:
+    """Write one heal and its statements; return its id."""
+    s = quote_ident(schema)
+    async with conn.transaction():
+        heal_id: int = await conn.fetchval(
+            f"""INSERT INTO {s}.heals (request_id, service, instance, database_alias,
+                    manifest_hash, schemas, outcome, error_code, error_message, lock_wait_ms,
+                    duration_ms, started_at, trace_id, drift, blocked)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                RETURNING id""",
+            entry.request_id,
+            entry.service,
+            entry.instance,
+            entry.database_alias,
+            entry.manifest_hash,
+            list(entry.schemas),
+            entry.outcome,
+            entry.error_code,
+            entry.error_message,
+            None if entry.lock_wait_s is None else entry.lock_wait_s * 1000,
+            entry.duration_s * 1000,
+            _ts(entry.started_at),
+            entry.trace_id,
+            json.dumps(list(entry.drift)),
+            json.dumps(list(entry.blocked)),
+        )
+        if entry.statements:
+            await conn.executemany(  # type: ignore[attr-defined]
+                f"""INSERT INTO {s}.statements (heal_id, ordinal, change, sql, hazards,
+                        started_at, duration_ms, retries)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                [
+                    (
+                        heal_id,
+                        a.ordinal,
+                        a.change,
+                        a.sql,
+                        [h.value for h in a.hazards],
+                        _ts(a.started_at),
+                        a.duration_s * 1000,
+                        a.retries,
+                    )
+                    for a in entry.statements
+                ],
+            )
+    return heal_id
+
+
+async def find(
+    conn: Connection, request_id: str, schema: str = DEFAULT_SCHEMA
+) -> dict[str, Any] | None:
+    """The first heal recorded for ``request_id`` with its statements, or None."""
+    s = quote_ident(schema)
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.heals"):
+        return None
+    row = await conn.fetchrow(
+        f"SELECT * FROM {s}.heals WHERE request_id = $1 ORDER BY id LIMIT 1", request_id
+    )
+    if row is None:
+        return None
+    statements = await conn.fetch(
+        f"SELECT * FROM {s}.statements WHERE heal_id = $1 ORDER BY ordinal", row["id"]
+    )
+    return {**dict(row), "statements": [dict(st) for st in statements]}
+
+
+def _ts(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)

@@ -1,0 +1,164 @@
+"""The engine's model of a database's schema state: immutable values, the same for both sides.
+
+Both the *desired* state (from a manifest, :mod:`worker.engine.desired`) and the *current* state
+(from the live catalog, :mod:`worker.engine.inspect`) become a :class:`Realm`, so diffing compares
+like with like. "Schema" always means a PostgreSQL namespace; the whole state is a *realm*.
+
+Types are canonical ``format_type()`` text; expressions are canonical text as pglast deparses them
+(see :mod:`worker.engine.normalize` for how both sides are compared).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from contracts.identifiers import qualified
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Extension:
+    name: str
+    schema: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnumType:
+    schema: str
+    name: str
+    labels: tuple[str, ...]
+
+    @property
+    def qualified(self) -> str:
+        return qualified(self.schema, self.name)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sequence:
+    schema: str
+    name: str
+    data_type: str = "bigint"
+    start: int | None = None
+    increment: int = 1
+    min_value: int | None = None
+    max_value: int | None = None
+    cycle: bool = False
+    cache: int = 1
+    owned_by: tuple[str, str] | None = None  # (table, column) in the same schema
+
+    @property
+    def qualified(self) -> str:
+        return qualified(self.schema, self.name)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identity:
+    always: bool = False
+    start: int | None = None
+    increment: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+    default: str | None = None
+    identity: Identity | None = None
+    generated: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrimaryKey:
+    name: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UniqueConstraint:
+    name: str
+    columns: tuple[str, ...]
+    nulls_not_distinct: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForeignKey:
+    name: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    on_delete: str = "NO ACTION"
+    on_update: str = "NO ACTION"
+    deferrable: bool = False
+    initially_deferred: bool = False
+    valid: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckConstraint:
+    name: str
+    expression: str
+    valid: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexElement:
+    column: str | None = None
+    expression: str | None = None
+    opclass: str | None = None  # None: the type's default operator class
+    descending: bool = False
+    nulls_first: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Index:
+    name: str
+    elements: tuple[IndexElement, ...]
+    unique: bool = False
+    method: str = "btree"
+    include: tuple[str, ...] = ()
+    where: str | None = None
+    valid: bool = True
+    constraint: str | None = None  # the PRIMARY KEY / UNIQUE constraint it backs, if any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Table:
+    schema: str
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: PrimaryKey | None = None
+    unique: tuple[UniqueConstraint, ...] = ()
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    checks: tuple[CheckConstraint, ...] = ()
+    indexes: tuple[Index, ...] = ()
+    comment: str | None = None
+    size_bytes: int = 0  # current side only: the table's size on disk, for hazard policy
+    has_rows: bool | None = None  # current side only, when probed; None = not known
+
+    @property
+    def qualified(self) -> str:
+        return qualified(self.schema, self.name)
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Realm:
+    """Everything the engine knows about the schemas one manifest owns, on one side."""
+
+    schemas: frozenset[str]
+    extensions: tuple[Extension, ...] = ()
+    enums: tuple[EnumType, ...] = ()
+    sequences: tuple[Sequence, ...] = ()
+    tables: tuple[Table, ...] = ()
+    server_version: int = 0  # current side only: server_version_num, e.g. 180001
+    _by_name: dict[tuple[str, str], Table] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update({(t.schema, t.name): t for t in self.tables})
+
+    def table(self, schema: str, name: str) -> Table | None:
+        return self._by_name.get((schema, name))

@@ -1,0 +1,68 @@
+"""Comparing expressions across the two sides.
+
+PostgreSQL stores defaults, CHECKs and index expressions as parse trees and prints them back with
+the casts it inferred: the manifest's ``'whatsapp'`` comes back as ``'whatsapp'::character
+varying``, ``status IN ('a', 'b')`` as ``status = ANY (ARRAY['a'::text, 'b'::text])``. Both sides
+are therefore compared in a *comparison form*: parsed with pglast, casts removed, ``IN`` lists
+rewritten as ``= ANY (ARRAY[…])``, ``pg_catalog.`` dropped from function names, then deparsed.
+
+The comparison form is only ever compared, never executed. When two forms still differ, the
+difference is reported as drift rather than acted on, so a false difference costs a report, not
+a change to the database.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from pglast import ast, enums, parse_sql
+from pglast.parser import ParseError
+from pglast.stream import RawStream
+
+__all__ = ["comparable", "same_expression"]
+
+
+@lru_cache(maxsize=4096)
+def comparable(sql: str) -> str:
+    """The comparison form of ``sql``; the text itself when it does not parse."""
+    try:
+        statements = parse_sql(f"SELECT {sql}")
+        node = statements[0].stmt.targetList[0].val  # type: ignore[union-attr]
+    except (ParseError, AttributeError, IndexError, TypeError):
+        return sql.strip()
+    return str(RawStream()(_simplify(node)))
+
+
+def same_expression(current: str | None, desired: str | None) -> bool:
+    """True when both are absent or both have the same comparison form."""
+    if current is None or desired is None:
+        return current is desired
+    return comparable(current) == comparable(desired)
+
+
+def _simplify(tree: Any) -> Any:
+    if isinstance(tree, tuple):
+        return tuple(_simplify(item) for item in tree)
+    if not isinstance(tree, ast.Node):
+        return tree
+    if isinstance(tree, ast.TypeCast):
+        return _simplify(tree.arg)
+    node: Any = tree  # pglast's AST is loosely typed; this walk only rewrites it in place
+    names: Any = getattr(node, "funcname", None) or ()
+    if isinstance(tree, ast.FuncCall) and len(names) == 2 and names[0].sval == "pg_catalog":
+        node.funcname = (names[1],)
+    if isinstance(tree, ast.A_Expr) and node.kind == enums.A_Expr_Kind.AEXPR_IN:
+        any_all = enums.A_Expr_Kind.AEXPR_OP_ANY
+        if node.name[0].sval == "<>":
+            any_all = enums.A_Expr_Kind.AEXPR_OP_ALL
+        node = ast.A_Expr(
+            kind=any_all,
+            name=node.name,
+            lexpr=node.lexpr,
+            rexpr=ast.A_ArrayExpr(elements=tuple(node.rexpr)),
+        )
+    for slot in node.__slots__:
+        if slot != "location":
+            setattr(node, slot, _simplify(getattr(node, slot)))
+    return node

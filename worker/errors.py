@@ -1,0 +1,60 @@
+"""Errors of the worker. One tree; the branch decides what the worker does with a request.
+
+    SchemahealError                   base of everything the worker raises on purpose
+    ├── PermanentError                answer with a failure reply; redelivery would not help
+    │   ├── ConfigurationError        settings are wrong (bad DSN alias, bad flag value)
+    │   ├── UnsafeConnectionError     the connection cannot hold session advisory locks
+    │   └── StatementFailed           a planned statement failed for a reason other than a lock
+    └── RetryableError                try again later; the request is redelivered
+        ├── DatabaseUnavailable       cannot connect or the connection broke
+        ├── LockWaitTimeout           another heal held the advisory lock for too long
+        └── LockBudgetExhausted       a statement kept timing out on a table lock
+
+Foreign exceptions (asyncpg, OSError) are translated at the engine's boundary with
+``raise … from exc``; messages say what happened in gerunds ("applying statement 3 of 7 (…)")
+and what to do next.
+"""
+
+from __future__ import annotations
+
+
+class SchemahealError(Exception):
+    """Base of every error the worker raises on purpose."""
+
+    code = "error"
+
+
+class PermanentError(SchemahealError):
+    """Retrying the same request would fail the same way."""
+
+    code = "permanent"
+
+
+class ConfigurationError(PermanentError):
+    code = "configuration"
+
+
+class UnsafeConnectionError(PermanentError):
+    code = "unsafe-connection"
+
+
+class StatementFailed(PermanentError):
+    code = "statement-failed"
+
+
+class RetryableError(SchemahealError):
+    """A later attempt may succeed."""
+
+    code = "retryable"
+
+
+class DatabaseUnavailable(RetryableError):
+    code = "database-unavailable"
+
+
+class LockWaitTimeout(RetryableError):
+    code = "lock-wait-timeout"
+
+
+class LockBudgetExhausted(RetryableError):
+    code = "lock-budget-exhausted"
