@@ -121,21 +121,18 @@ def _column(
             out["identity"]["increment"] = ident.increment
         return out
     if column.computed is not None:
-        if column.computed.persisted is False:
-            problems.append(
-                Problem(
-                    f"{table.name}.{column.name}",
-                    "virtual computed columns are not supported; use persisted=True (STORED)",
-                )
+        if column.computed.persisted is not True:
+            # Unset, SQLAlchemy renders VIRTUAL on PostgreSQL 18+ and STORED before: ambiguous.
+            message = (
+                "computed columns must say persisted=True (STORED); VIRTUAL has no manifest form"
             )
+            problems.append(Problem(f"{table.name}.{column.name}", message))
         out["generated"] = _sql(column.computed.sqltext)
         return out
     if isinstance(column.default, sa.Sequence):
-        seq = column.default
-        seq_schema = seq.schema or schema
-        sequences.append(_sequence(seq, seq_schema))
-        out["default"] = f"nextval('{seq_schema}.{seq.name}')"
-        return out
+        # SQLAlchemy calls nextval() itself on INSERT; create_all() makes the sequence but puts
+        # no DEFAULT on the column, and neither do we (server_default=seq.next_value() would).
+        sequences.append(_sequence(column.default, column.default.schema or schema))
     if column.server_default is not None:
         arg = getattr(column.server_default, "arg", None)
         if isinstance(arg, str):
@@ -249,7 +246,8 @@ def _index(index: sa.Index, where: str, problems: list[Problem]) -> dict[str, An
             message = f"postgresql_{unsupported} has no manifest form; remove it"
             problems.append(Problem(f"{where}.index {index.name}", message))
     ops = options.get("ops") or {}
-    elements = [_index_element(expr, ops) for expr in index.expressions]
+    columns = {c.name for c in index.table.columns} if index.table is not None else set()
+    elements = [_index_element(expr, ops, columns) for expr in index.expressions]
     out: dict[str, Any] = {
         "name": _name(index),
         "unique": bool(index.unique),
@@ -263,7 +261,7 @@ def _index(index: sa.Index, where: str, problems: list[Problem]) -> dict[str, An
     return out
 
 
-def _index_element(expr: Any, ops: dict[str, str]) -> dict[str, Any]:
+def _index_element(expr: Any, ops: dict[str, str], columns: set[str]) -> dict[str, Any]:
     element: dict[str, Any] = {}
     while isinstance(expr, UnaryExpression):  # desc(col).nulls_last() nests two of them
         modifier = getattr(expr.modifier, "__name__", "")
@@ -274,12 +272,13 @@ def _index_element(expr: Any, ops: dict[str, str]) -> dict[str, Any]:
         else:
             break
         expr = expr.element
-    if isinstance(expr, sa.Column):
-        element["column"] = expr.name
-        key = expr.name
+    text = None if isinstance(expr, sa.Column) else _sql(expr)
+    if isinstance(expr, sa.Column) or text in columns:  # sa.desc("col") names a column too
+        key = expr.name if isinstance(expr, sa.Column) else str(text)
+        element["column"] = key
     else:
-        element["expression"] = _sql(expr)
-        key = getattr(expr, "name", None) or element["expression"]
+        element["expression"] = text
+        key = getattr(expr, "name", None) or str(text)
     if key in ops:
         element["opclass"] = ops[key]
     return element

@@ -44,7 +44,7 @@ def rich_metadata() -> sa.MetaData:
         sa.Column("email", sa.Text),
         sa.Column("tags", pg.ARRAY(sa.Text), server_default=sa.text("'{}'")),
         sa.Column("doc", pg.JSONB),
-        sa.Column("email_lower", sa.Text, sa.Computed("lower(email)")),
+        sa.Column("email_lower", sa.Text, sa.Computed("lower(email)", persisted=True)),
         sa.CheckConstraint("balance >= 0", name="accounts_balance_nonneg"),
         sa.Index("ix_accounts_email_lower", sa.func.lower(sa.text("email")), unique=True),
         sa.Index("ix_accounts_doc", "doc", postgresql_using="gin",
@@ -98,13 +98,14 @@ def test_rich_models_become_a_faithful_manifest() -> None:
     assert indexes["ix_accounts_email_lower"].unique
     assert indexes["ix_accounts_email_lower"].elements[0].expression == "lower(email)"
     desc = indexes["ix_accounts_number_desc"]
-    assert (desc.elements[0].order, desc.elements[0].nulls, desc.include) == (
+    assert (desc.elements[0].column, desc.elements[0].order, desc.elements[0].nulls, desc.include) == (
+        "number",
         "desc", "first", ("email",),
     )  # fmt: skip
     assert [c.expression for c in accounts.checks] == ["balance >= 0"]
     icols = {c.name: c for c in invoices.columns}
     assert icols["id"].identity is not None and icols["id"].identity.always
-    assert icols["number"].default == "nextval('public.invoice_numbers')"
+    assert icols["number"].default is None  # client-side in SQLAlchemy, as create_all() does
     assert icols["created_at"].default == "now()"
     [fkey] = invoices.foreign_keys
     assert (fkey.on_delete, fkey.on_update, fkey.deferrable, fkey.initially_deferred) == (
@@ -149,4 +150,19 @@ def test_unsafe_sql_in_models_is_refused_like_any_manifest() -> None:
         sa.Column("x", sa.Text, server_default=sa.text("pg_read_file('/etc/passwd')")),
     )
     with pytest.raises(ManifestError, match="not allowed"):
+        manifest_from_metadata(md, service="s", database="d")
+
+
+@pytest.mark.parametrize("persisted", [None, False])
+def test_computed_columns_must_be_explicitly_stored(persisted: bool | None) -> None:
+    """Unset, SQLAlchemy makes a VIRTUAL column on PostgreSQL 18 and a STORED one before."""
+    md = sa.MetaData()
+    sa.Table(
+        "t",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("a", sa.Integer),
+        sa.Column("b", sa.Integer, sa.Computed("a + 1", persisted=persisted)),
+    )
+    with pytest.raises(ManifestError, match="persisted=True"):
         manifest_from_metadata(md, service="s", database="d")

@@ -28,9 +28,10 @@ def diff(current: m.Realm, desired: m.Realm) -> tuple[tuple[ch.Change, ...], tup
     _extensions(current, desired, changes, drift)
     _enums(current, desired, changes, drift)
     _sequences(current, desired, changes, drift)
-    new_tables = [t for t in desired.tables if current.table(t.schema, t.name) is None]
+    tables = sorted(desired.tables, key=_key)  # output order must not depend on input order
+    new_tables = [t for t in tables if current.table(t.schema, t.name) is None]
     changes.extend(_new_tables(current, new_tables))
-    for table in desired.tables:
+    for table in tables:
         existing = current.table(table.schema, table.name)
         if existing is not None:
             _table(existing, table, changes, drift)
@@ -72,7 +73,7 @@ def _extensions(
     current: m.Realm, desired: m.Realm, changes: list[ch.Change], drift: list[Drift]
 ) -> None:
     have = {e.name: e for e in current.extensions}
-    for ext in desired.extensions:
+    for ext in sorted(desired.extensions, key=lambda e: e.name):
         if ext.name not in have:
             changes.append(ch.AddExtension(extension=ext))
         elif have[ext.name].schema != ext.schema:
@@ -89,7 +90,7 @@ def _enums(
     current: m.Realm, desired: m.Realm, changes: list[ch.Change], drift: list[Drift]
 ) -> None:
     have = {(e.schema, e.name): e for e in current.enums}
-    for enum in desired.enums:
+    for enum in sorted(desired.enums, key=lambda e: (e.schema, e.name)):
         existing = have.pop((enum.schema, enum.name), None)
         if existing is None:
             changes.append(ch.AddEnum(enum=enum))
@@ -127,7 +128,7 @@ def _sequences(
     current: m.Realm, desired: m.Realm, changes: list[ch.Change], drift: list[Drift]
 ) -> None:
     have = {(s.schema, s.name): s for s in current.sequences}
-    for seq in desired.sequences:
+    for seq in sorted(desired.sequences, key=lambda s: (s.schema, s.name)):
         existing = have.pop((seq.schema, seq.name), None)
         if existing is None:
             changes.append(ch.AddSequence(sequence=seq))

@@ -1,0 +1,2 @@
+CREATE TABLE tenants (id integer PRIMARY KEY);
+INSERT INTO tenants VALUES (1), (2), (3);

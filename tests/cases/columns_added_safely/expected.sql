@@ -1,0 +1,21 @@
+BEGIN;
+SET LOCAL lock_timeout = '2000ms';
+SET LOCAL statement_timeout = '60000ms';
+ALTER TABLE public.tenants ADD COLUMN IF NOT EXISTS openai_api_key text;
+COMMIT;
+BEGIN;
+SET LOCAL lock_timeout = '2000ms';
+SET LOCAL statement_timeout = '60000ms';
+ALTER TABLE public.tenants ADD COLUMN IF NOT EXISTS plan character varying(16) DEFAULT 'free' NOT NULL;
+COMMIT;
+BEGIN;
+SET LOCAL lock_timeout = '2000ms';
+SET LOCAL statement_timeout = '60000ms';
+ALTER TABLE public.tenants ADD COLUMN IF NOT EXISTS feature_flag boolean DEFAULT FALSE NOT NULL;
+COMMIT;
+BEGIN;
+SET LOCAL lock_timeout = '2000ms';
+SET LOCAL statement_timeout = '60000ms';
+ALTER TABLE public.tenants ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
+COMMIT;
+-- drift not-null-column-on-populated-table public.tenants.slug

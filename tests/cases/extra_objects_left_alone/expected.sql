@@ -1,0 +1,3 @@
+-- drift extra-table public.audit_old
+-- drift extra-column public.tenants.legacy_flag
+-- drift constraint-differs public.tenants.tenants_name_check

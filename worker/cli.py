@@ -1,0 +1,133 @@
+"""``schemaheal``: the command line. Parses arguments, dispatches, turns errors into exit codes.
+
+Commands: ``manifest`` (from SQLAlchemy models), ``plan`` and ``heal`` (the engine against one
+database), ``dev`` (embedded PostgreSQL and broker, worker, optional demo). Run
+``schemaheal COMMAND --help`` for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from contracts import ManifestError
+from worker.engine.hazards import Hazard
+from worker.engine.heal import HealOptions
+from worker.engine.plan import PlanSettings
+from worker.engine.policy import Policy
+from worker.errors import SchemahealError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="schemaheal",
+        description="Heal PostgreSQL schemas at service boot: safe, additive, locked, recorded.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    manifest = commands.add_parser("manifest", help="write a manifest from SQLAlchemy models")
+    manifest.add_argument(
+        "--from-sqlalchemy",
+        required=True,
+        metavar="MODULE:ATTR",
+        help="a MetaData or declarative base, e.g. app.models:Base",
+    )
+    manifest.add_argument("--service", required=True, help="the service that owns the schema")
+    manifest.add_argument("--database", required=True, help="the database alias")
+    manifest.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+
+    for name, text in (
+        ("plan", "show what a heal would do; change nothing"),
+        ("heal", "bring the database to the manifest, safely"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--dsn", required=True, help="postgresql://user@host:port/database")
+        sub.add_argument("manifest", metavar="MANIFEST", help="manifest JSON file, or - for stdin")
+        formats = ["text", "json", "sql"] if name == "plan" else ["text", "json"]
+        sub.add_argument("--format", choices=formats, default="text")
+        _engine_options(sub)
+        if name == "heal":
+            sub.add_argument(
+                "--allow-hazard",
+                action="append",
+                default=[],
+                metavar="NAME",
+                choices=[h.value for h in Hazard],
+                help="approve a hazard: " + ", ".join(h.value for h in Hazard),
+            )
+    return parser
+
+
+_DEFAULTS = PlanSettings()
+
+
+def _engine_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--lock-timeout-ms", type=int, default=_DEFAULTS.lock_timeout_ms)
+    sub.add_argument("--statement-timeout-ms", type=int, default=_DEFAULTS.statement_timeout_ms)
+    sub.add_argument(
+        "--long-statement-timeout-ms", type=int, default=_DEFAULTS.long_statement_timeout_ms
+    )
+    sub.add_argument(
+        "--rewrite-threshold-mb",
+        type=float,
+        default=32.0,
+        help="table rewrites on tables at least this big need --allow-hazard",
+    )
+    sub.add_argument(
+        "--lock-wait-s",
+        type=float,
+        default=60.0,
+        help="how long to wait for another heal of the same schemas",
+    )
+
+
+def _plan_settings(args: argparse.Namespace) -> PlanSettings:
+    try:
+        return PlanSettings(
+            lock_timeout_ms=args.lock_timeout_ms,
+            statement_timeout_ms=args.statement_timeout_ms,
+            long_statement_timeout_ms=args.long_statement_timeout_ms,
+        )
+    except ValueError as exc:
+        raise SchemahealError(f"timeouts: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch one parsed command; return its exit code."""
+    if args.command == "manifest":
+        from worker.commands.manifest_command import manifest_command
+
+        return manifest_command(args.from_sqlalchemy, args.service, args.database, args.output)
+    from worker.commands.engine_commands import heal_command, plan_command
+
+    settings = _plan_settings(args)
+    if args.command == "plan":
+        return asyncio.run(plan_command(args.dsn, args.manifest, args.format, settings))
+    options = HealOptions(
+        plan=settings,
+        lock_wait_s=args.lock_wait_s,
+        policy=Policy(rewrite_threshold_bytes=int(args.rewrite_threshold_mb * 1024 * 1024)),
+    )
+    return asyncio.run(
+        heal_command(args.dsn, args.manifest, args.format, args.allow_hazard, options)
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``schemaheal`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except ManifestError as exc:
+        print(f"schemaheal: {exc}", file=sys.stderr)
+    except SchemahealError as exc:
+        print(f"schemaheal: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

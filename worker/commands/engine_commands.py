@@ -1,0 +1,86 @@
+"""``schemaheal plan`` and ``schemaheal heal``: the engine from the command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import contracts
+from worker.commands import output
+from worker.engine.connection import DATABASE_ERRORS, connect, translate
+from worker.engine.desired import desired_state
+from worker.engine.hazards import Hazard
+from worker.engine.heal import HealOptions, current_plan, heal
+from worker.engine.plan import PlanSettings
+from worker.engine.policy import Policy
+from worker.errors import SchemahealError
+
+EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_BLOCKED = 0, 1, 2, 3
+
+
+def read_manifest(path: str) -> contracts.Manifest:
+    """Load a manifest from a file, or from stdin for ``-``."""
+    data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    return contracts.load_manifest(data)
+
+
+async def plan_command(dsn: str, manifest_path: str, fmt: str, settings: PlanSettings) -> int:
+    """Print what a heal would do; change nothing. Exit 0 nothing to do, 2 pending, 1 error."""
+    manifest = read_manifest(manifest_path)
+    try:
+        conn = await connect(dsn, application_name="schemaheal plan")
+    except DATABASE_ERRORS as exc:
+        raise translate(exc, "connecting to the database") from exc
+    try:
+        plan = await current_plan(conn, desired_state(manifest), settings)
+    except DATABASE_ERRORS as exc:
+        raise translate(exc, "inspecting the catalog") from exc
+    finally:
+        await conn.close()
+    if fmt == "sql":
+        output.print_sql(plan)
+        output.print_plan(plan) if sys.stderr.isatty() else None
+    elif fmt == "json":
+        output.print_json(
+            {"manifest_hash": contracts.manifest_hash(manifest), **output.plan_json(plan)}
+        )
+    else:
+        output.print_plan(plan)
+    return EXIT_PENDING if plan.statements else EXIT_OK
+
+
+async def heal_command(
+    dsn: str,
+    manifest_path: str,
+    fmt: str,
+    allow: list[str],
+    options: HealOptions,
+) -> int:
+    """Heal; exit 0 when the database satisfies the manifest afterwards, 3 blocked, 1 failed."""
+    manifest = read_manifest(manifest_path)
+    allowed = frozenset(Hazard(name) for name in allow)
+    policy = Policy(
+        allow=allowed | options.policy.allow,
+        require_approval=options.policy.require_approval,
+        rewrite_threshold_bytes=options.policy.rewrite_threshold_bytes,
+    )
+    try:
+        conn = await connect(dsn, application_name="schemaheal heal")
+    except DATABASE_ERRORS as exc:
+        raise translate(exc, "connecting to the database") from exc
+    try:
+        from dataclasses import replace
+
+        result = await heal(conn, manifest, options=replace(options, policy=policy))
+    finally:
+        await conn.close()
+    if fmt == "json":
+        output.print_json(output.result_json(result))
+    else:
+        output.print_result(result)
+    if result.satisfied:
+        return EXIT_OK
+    return EXIT_BLOCKED if result.outcome.value == "blocked" else EXIT_ERROR
+
+
+__all__ = ["SchemahealError", "heal_command", "plan_command", "read_manifest"]

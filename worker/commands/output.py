@@ -1,0 +1,155 @@
+"""How plans and heal results look: rich tables for people (stderr), JSON for machines (stdout).
+
+``--format sql`` prints only SQL on stdout, through the one renderer apply uses.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from worker.engine.changes import Drift, describe
+from worker.engine.heal import HealResult
+from worker.engine.plan import Plan
+from worker.engine.render import script
+
+stderr = Console(stderr=True, highlight=False)
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "statements": [
+            {
+                "ordinal": i + 1,
+                "change": describe(s.change),
+                "sql": s.sql,
+                "hazards": [h.value for h in s.hazards],
+                "transactional": s.transactional,
+                "group": s.group,
+                "lock_timeout_ms": s.lock_timeout_ms,
+                "statement_timeout_ms": s.statement_timeout_ms,
+            }
+            for i, s in enumerate(plan.statements)
+        ],
+        "drift": [drift_json(d) for d in plan.drift],
+    }
+
+
+def drift_json(drift: Drift) -> dict[str, Any]:
+    return {
+        "kind": drift.kind.value,
+        "target": drift.target,
+        "detail": drift.detail,
+        "blocking": drift.blocking,
+    }
+
+
+def result_json(result: HealResult) -> dict[str, Any]:
+    return {
+        "outcome": result.outcome.value,
+        "manifest_hash": result.manifest_hash,
+        "satisfied": result.satisfied,
+        "error": (
+            {"code": result.error_code, "message": result.error_message}
+            if result.error_code
+            else None
+        ),
+        "applied": [
+            {
+                "ordinal": a.ordinal,
+                "change": a.change,
+                "sql": a.sql,
+                "hazards": [h.value for h in a.hazards],
+                "duration_ms": round(a.duration_s * 1000, 3),
+                "retries": a.retries,
+            }
+            for a in result.applied
+        ],
+        "blocked": [
+            {"sql": b.statement.sql, "hazard": b.hazard.value, "reason": b.reason}
+            for b in result.blocked
+        ],
+        "drift": [drift_json(d) for d in result.drift],
+        "lock_wait_ms": round(result.lock_wait_s * 1000, 3),
+        "duration_ms": round(result.duration_s * 1000, 3),
+        "ledger_id": result.ledger_id,
+    }
+
+
+def print_json(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def print_sql(plan: Plan) -> None:
+    for command in script(plan):
+        sys.stdout.write(command + ";\n")
+
+
+def plan_table(plan: Plan, title: str = "Planned changes") -> Table:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("change", style="cyan")
+    table.add_column("hazards", style="yellow")
+    table.add_column("statement")
+    for i, s in enumerate(plan.statements):
+        hazards = ", ".join(h.value for h in s.hazards) or "-"
+        table.add_row(str(i + 1), describe(s.change), hazards, _first_line(s.sql))
+    return table
+
+
+def drift_table(drift: tuple[Drift, ...]) -> Table:
+    table = Table(title="Drift left alone", title_justify="left")
+    table.add_column("kind", style="magenta")
+    table.add_column("target")
+    table.add_column("detail")
+    table.add_column("blocks?", justify="center")
+    for d in drift:
+        table.add_row(d.kind.value, d.target, d.detail, "[red]yes[/]" if d.blocking else "no")
+    return table
+
+
+def print_plan(plan: Plan) -> None:
+    if plan.statements:
+        stderr.print(plan_table(plan))
+    else:
+        stderr.print("[green]Nothing to do:[/] the database satisfies the manifest.")
+    if plan.drift:
+        stderr.print(drift_table(plan.drift))
+
+
+def print_result(result: HealResult) -> None:
+    colour = {"healed": "green", "unchanged": "green", "blocked": "yellow"}.get(
+        result.outcome.value, "red"
+    )
+    if result.applied:
+        table = Table(title="Applied", title_justify="left")
+        table.add_column("#", justify="right", style="dim")
+        table.add_column("change", style="cyan")
+        table.add_column("ms", justify="right")
+        table.add_column("retries", justify="right")
+        table.add_column("statement")
+        for a in result.applied:
+            ms = f"{a.duration_s * 1000:.1f}"
+            table.add_row(str(a.ordinal), a.change, ms, str(a.retries), _first_line(a.sql))
+        stderr.print(table)
+    for b in result.blocked:
+        stderr.print(
+            f"[yellow]needs approval[/] ({b.hazard.value}): {b.reason}\n  {b.statement.sql}"
+        )
+    if result.drift:
+        stderr.print(drift_table(result.drift))
+    message = f" — {result.error_message}" if result.error_message else ""
+    stderr.print(
+        f"[bold {colour}]{result.outcome.value}[/] in {result.duration_s * 1000:.0f} ms "
+        f"(lock wait {result.lock_wait_s * 1000:.0f} ms, manifest {result.manifest_hash[:12]})"
+        f"{message}"
+    )
+
+
+def _first_line(sql: str) -> str:
+    line = sql.splitlines()[0]
+    return line if len(line) <= 110 else line[:107] + "..."
