@@ -273,6 +273,7 @@ def _set_not_null(table: m.Table, column: m.Column) -> list[_Step]:
             f"{alter} VALIDATE CONSTRAINT {name}",
             (Hazard.VALIDATION_SCAN, Hazard.MAY_FAIL_ON_EXISTING_DATA),
             long=True,
+            cleanup_sql=f"{alter} DROP CONSTRAINT IF EXISTS {name}",
         ),
         _Step(f"{alter} ALTER COLUMN {col} SET NOT NULL", (Hazard.STRONG_LOCK,)),
         _Step(f"{alter} DROP CONSTRAINT {name}", (Hazard.STRONG_LOCK,), joins_previous=True),
@@ -321,8 +322,14 @@ def _add_key(change: ch.AddKeyConstraint) -> list[_Step]:
 
 
 def _not_valid_then_validate(table: m.Table, name: str, clause: str) -> list[_Step]:
+    """Add without scanning, then validate in its own transaction. If the data fails validation,
+    the constraint this heal just added is dropped again: a heal never stops halfway."""
     add = _Step(f"ALTER TABLE {table.qualified} ADD {clause} NOT VALID", (Hazard.STRONG_LOCK,))
-    return [add, _validate(table, name)]
+    validate = _validate(table, name)
+    validate.cleanup_sql = (
+        f"ALTER TABLE {table.qualified} DROP CONSTRAINT IF EXISTS {quote_ident(name)}"
+    )
+    return [add, validate]
 
 
 def _validate(table: m.Table, name: str) -> _Step:

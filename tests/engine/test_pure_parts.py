@@ -1,0 +1,69 @@
+"""Small pure parts: the lock key, literals, and building a realm from catalog rows."""
+
+from __future__ import annotations
+
+from worker.engine.inspect import build_realm
+from worker.engine.lock import advisory_key
+from worker.engine.render import literal
+
+
+def test_advisory_key_is_pinned() -> None:
+    """The key must never change between releases: old and new workers share the lock."""
+    # sha256(b"schemaheal\0nexus\0public")[:8] as a signed big-endian int64
+    assert advisory_key("nexus", "public") == 2958453699966329822
+    assert advisory_key("nexus", "app") != advisory_key("nexus", "public")
+    assert advisory_key("other", "public") != advisory_key("nexus", "public")
+    assert -(2**63) <= advisory_key("x" * 500, "y") < 2**63
+
+
+def test_literals_double_quotes_and_nothing_else() -> None:
+    assert literal("it's") == "'it''s'"
+    assert literal("a\\b") == "'a\\b'"  # standard_conforming_strings is on
+
+
+def rows(**extra: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "server_version": 180001,
+        "schemas": ["public"],
+        "extensions": [{"name": "plpgsql", "schema": "pg_catalog"}],
+        "enums": [{"schema": "public", "name": "mood", "labels": ["sad", "ok"]}],
+        "sequences": [],
+        "tables": [{"oid": 1, "schema": "public", "name": "t", "comment": "c", "size": 8192}],
+        "columns": [
+            {"rel": 1, "name": "id", "type": "integer", "not_null": True, "expr": None,
+             "identity": "a", "generated": "", "comment": None},
+            {"rel": 1, "name": "g", "type": "integer", "not_null": False, "expr": "(id + 1)",
+             "identity": "", "generated": "s", "comment": None},
+        ],
+        "constraints": [
+            {"rel": 1, "name": "t_pkey", "type": "p", "valid": True, "columns": ["id"],
+             "ref_schema": None, "ref_table": None, "ref_columns": None, "on_delete": " ",
+             "on_update": " ", "deferrable": False, "deferred": False, "expr": None,
+             "index": "t_pkey"},
+        ],
+        "indexes": [
+            {"rel": 1, "name": "t_pkey", "unique": True, "valid": True, "method": "btree",
+             "key_count": 1, "nulls_not_distinct": False, "where": None,
+             "keys": [{"column": "id", "expr": None, "opclass": None, "option": 0}]},
+            {"rel": 1, "name": "t_g_idx", "unique": False, "valid": False, "method": "btree",
+             "key_count": 1, "nulls_not_distinct": False, "where": "(g > 0)",
+             "keys": [{"column": "g", "expr": None, "opclass": None, "option": 3}]},
+        ],
+    }  # fmt: skip
+    return {**base, **extra}
+
+
+def test_build_realm_from_catalog_rows() -> None:
+    realm = build_realm(rows())
+    assert realm.server_version == 180001
+    [t] = realm.tables
+    assert (t.qualified, t.comment, t.size_bytes) == ("public.t", "c", 8192)
+    ident, gen = t.columns
+    assert ident.identity is not None and ident.identity.always
+    assert (gen.generated, gen.default) == ("(id + 1)", None)
+    assert t.primary_key is not None and t.primary_key.columns == ("id",)
+    g_idx, pkey = t.indexes  # sorted by name
+    assert pkey.constraint == "t_pkey"
+    assert (g_idx.valid, g_idx.where, g_idx.constraint) == (False, "(g > 0)", None)
+    assert (g_idx.elements[0].descending, g_idx.elements[0].nulls_first) == (True, True)
+    assert realm.enums[0].labels == ("sad", "ok")
