@@ -4,7 +4,20 @@ The manifest models, their validation and canonical form. Everything public is l
 ``__all__``; anything else is internal and may change without notice (see CHANGELOG.md).
 """
 
-from contracts.errors import ContractError, EventError, ManifestError, Problem
+from contracts.client import ensure_schema, request_schema
+from contracts.errors import (
+    BootGateError,
+    BootGateTimeout,
+    ContractError,
+    EventError,
+    ManifestError,
+    Problem,
+    SchemaBlocked,
+    SchemaFailed,
+    SchemaNotReady,
+    SchemaRejected,
+)
+from contracts.events import SchemaHealed, ServiceStarting
 from contracts.manifest import (
     CheckConstraint,
     Column,
@@ -24,6 +37,8 @@ from contracts.manifest import (
 from contracts.validation import Limits, canonical_json, load_manifest, manifest_hash
 
 __all__ = [
+    "BootGateError",
+    "BootGateTimeout",
     "CheckConstraint",
     "Column",
     "ContractError",
@@ -40,10 +55,18 @@ __all__ = [
     "PrimaryKey",
     "Problem",
     "Reference",
+    "SchemaBlocked",
+    "SchemaFailed",
+    "SchemaHealed",
+    "SchemaNotReady",
+    "SchemaRejected",
     "Sequence",
+    "ServiceStarting",
     "Table",
     "UniqueConstraint",
     "canonical_json",
+    "ensure_schema",
     "load_manifest",
     "manifest_hash",
+    "request_schema",
 ]

@@ -18,6 +18,7 @@ from worker.engine.heal import HealOptions
 from worker.engine.plan import PlanSettings
 from worker.engine.policy import Policy
 from worker.errors import SchemahealError
+from worker.settings import add_flags, settings_from
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
                 choices=[h.value for h in Hazard],
                 help="approve a hazard: " + ", ".join(h.value for h in Hazard),
             )
+    worker = commands.add_parser("worker", help="consume service.starting, heal, reply")
+    add_flags(worker)
+
+    waiter = commands.add_parser(
+        "await-schema", help="ask the worker for a heal and wait: exit 0 only when ready"
+    )
+    waiter.add_argument("--bootstrap-servers", required=True)
+    waiter.add_argument("--service", help="must match the manifest's service")
+    waiter.add_argument("--database", help="must match the manifest's database alias")
+    waiter.add_argument("--instance", help="this replica's name (default: host name)")
+    waiter.add_argument("--timeout", type=float, default=120.0, help="seconds to wait")
+    waiter.add_argument("--format", choices=["text", "json"], default="text")
+    waiter.add_argument("manifest", metavar="MANIFEST", help="manifest JSON file, or - for stdin")
+
+    dev = commands.add_parser("dev", help="embedded PostgreSQL + broker + worker (+ --demo)")
+    dev.add_argument("--demo", action="store_true", help="boot the seed's orchestrator replicas")
+    dev.add_argument("--replicas", type=int, default=3, help="replicas in the demo")
+    dev.add_argument("--exit-after-demo", action="store_true", help="stop when the demo is done")
     return parser
 
 
@@ -100,6 +119,32 @@ def run(args: argparse.Namespace) -> int:
         from worker.commands.manifest_command import manifest_command
 
         return manifest_command(args.from_sqlalchemy, args.service, args.database, args.output)
+    if args.command == "worker":
+        from worker.commands.service_commands import worker_command
+
+        return asyncio.run(worker_command(settings_from(args)))
+    if args.command == "await-schema":
+        from worker.commands.service_commands import await_schema_command
+
+        return asyncio.run(
+            await_schema_command(
+                bootstrap_servers=args.bootstrap_servers,
+                manifest_path=args.manifest,
+                service=args.service,
+                database=args.database,
+                instance=args.instance,
+                timeout_s=args.timeout,
+                fmt=args.format,
+            )
+        )
+    if args.command == "dev":
+        from worker.commands.dev import dev_command
+
+        return asyncio.run(
+            dev_command(
+                demo=args.demo, replicas=args.replicas, exit_after_demo=args.exit_after_demo
+            )
+        )
     from worker.commands.engine_commands import heal_command, plan_command
 
     settings = _plan_settings(args)

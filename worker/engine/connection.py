@@ -42,16 +42,25 @@ async def connect(dsn: str, *, application_name: str = "schemaheal") -> asyncpg.
     return await asyncpg.connect(dsn, server_settings=settings, statement_cache_size=0)
 
 
+#: Errors that mean the connection is gone, as opposed to a mistake in what we sent.
+CONNECTION_LOST = (
+    OSError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+
+
 def translate(exc: BaseException, doing: str) -> SchemahealError:
     """A database exception as one of ours, with what we were doing (a gerund phrase)."""
-    if isinstance(
-        exc,
-        (
-            OSError,
-            asyncpg.exceptions.ConnectionDoesNotExistError,
-            asyncpg.exceptions.CannotConnectNowError,
-        ),
-    ):
+    unreachable = (
+        OSError,
+        asyncpg.InterfaceError,  # "connection is closed"
+        asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.AdminShutdownError,
+    )
+    if isinstance(exc, unreachable):
         return DatabaseUnavailable(f"{doing}: the database is unreachable ({exc}); retrying later")
     if isinstance(exc, asyncpg.exceptions.InsufficientPrivilegeError):
         return PermanentError(

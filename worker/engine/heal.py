@@ -8,6 +8,7 @@ every heal — including blocked and failed ones — is written to the ledger.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import contracts
 from worker.engine import ledger
 from worker.engine.apply import AppliedStatement, RetryPolicy, apply
 from worker.engine.changes import Drift
-from worker.engine.connection import DATABASE_ERRORS, Connection, translate
+from worker.engine.connection import CONNECTION_LOST, DATABASE_ERRORS, Connection, translate
 from worker.engine.desired import desired_state
 from worker.engine.diff import diff, tables_to_probe
 from worker.engine.inspect import inspect, probe_rows
@@ -26,6 +27,8 @@ from worker.engine.model import Realm
 from worker.engine.plan import Plan, PlanSettings, make_plan
 from worker.engine.policy import Blocked, Policy, review
 from worker.errors import SchemahealError
+
+log = logging.getLogger("schemaheal.heal")
 
 
 class Outcome(StrEnum):
@@ -245,5 +248,6 @@ async def _record(
     )
     try:
         return await ledger.record(conn, entry, options.ledger_schema)
-    except DATABASE_ERRORS:  # a broken connection must not hide the heal's own result
+    except CONNECTION_LOST as exc:  # a lost connection must not hide the heal's own result
+        log.error("recording the heal in the ledger failed: %s", exc)
         return None

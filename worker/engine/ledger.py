@@ -8,6 +8,7 @@ never inside a service's schemas. One row per heal in ``heals``, one per stateme
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,7 +42,8 @@ CREATE TABLE IF NOT EXISTS {s}.heals (
     finished_at timestamptz NOT NULL DEFAULT now(),
     trace_id text,
     drift jsonb NOT NULL DEFAULT '[]',
-    blocked jsonb NOT NULL DEFAULT '[]'
+    blocked jsonb NOT NULL DEFAULT '[]',
+    served_by bigint REFERENCES {s}.heals (id)  -- a coalesced request: the heal that served it
 );
 CREATE INDEX IF NOT EXISTS heals_request_id_idx ON {s}.heals (request_id);
 CREATE INDEX IF NOT EXISTS heals_started_at_idx ON {s}.heals (started_at);
@@ -79,7 +81,7 @@ class HealRecord:
     drift: tuple[dict[str, str], ...] = ()
     blocked: tuple[dict[str, str], ...] = ()
     statements: tuple[AppliedStatement, ...] = field(default=())
-    id: int | None = None
+    served_by: int | None = None
 
 
 async def ensure_ledger(conn: Connection, database: str, schema: str = DEFAULT_SCHEMA) -> None:
@@ -98,8 +100,8 @@ async def record(conn: Connection, entry: HealRecord, schema: str = DEFAULT_SCHE
         heal_id: int = await conn.fetchval(
             f"""INSERT INTO {s}.heals (request_id, service, instance, database_alias,
                     manifest_hash, schemas, outcome, error_code, error_message, lock_wait_ms,
-                    duration_ms, started_at, trace_id, drift, blocked)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                    duration_ms, started_at, trace_id, drift, blocked, served_by)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                 RETURNING id""",
             entry.request_id,
             entry.service,
@@ -116,6 +118,7 @@ async def record(conn: Connection, entry: HealRecord, schema: str = DEFAULT_SCHE
             entry.trace_id,
             json.dumps(list(entry.drift)),
             json.dumps(list(entry.blocked)),
+            entry.served_by,
         )
         if entry.statements:
             await conn.executemany(  # type: ignore[attr-defined]
@@ -139,22 +142,53 @@ async def record(conn: Connection, entry: HealRecord, schema: str = DEFAULT_SCHE
     return heal_id
 
 
-async def find(
-    conn: Connection, request_id: str, schema: str = DEFAULT_SCHEMA
-) -> dict[str, Any] | None:
-    """The first heal recorded for ``request_id`` with its statements, or None."""
+async def record_served(
+    conn: Connection,
+    served_by: int,
+    requests: Sequence[tuple[str, str | None, str | None, str | None]],
+    schema: str = DEFAULT_SCHEMA,
+) -> None:
+    """Record coalesced requests ``(request_id, service, instance, trace_id)`` as served by
+    the heal ``served_by``, with its outcome — one row each, so every reply has a ledger row."""
     s = quote_ident(schema)
-    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.heals"):
-        return None
-    row = await conn.fetchrow(
-        f"SELECT * FROM {s}.heals WHERE request_id = $1 ORDER BY id LIMIT 1", request_id
+    await conn.executemany(  # type: ignore[attr-defined]
+        f"""INSERT INTO {s}.heals (request_id, service, instance, database_alias, manifest_hash,
+                schemas, outcome, error_code, error_message, lock_wait_ms, duration_ms,
+                started_at, finished_at, trace_id, drift, blocked, served_by)
+            SELECT $1, $2, $3, database_alias, manifest_hash, schemas, outcome, error_code,
+                   error_message, 0, 0, now(), now(), $4, drift, blocked, id
+            FROM {s}.heals WHERE id = $5""",
+        [(*request, served_by) for request in requests],
     )
-    if row is None:
-        return None
-    statements = await conn.fetch(
-        f"SELECT * FROM {s}.statements WHERE heal_id = $1 ORDER BY ordinal", row["id"]
+
+
+async def find_many(
+    conn: Connection, request_ids: list[str], schema: str = DEFAULT_SCHEMA
+) -> dict[str, dict[str, Any]]:
+    """The first heal recorded for each of ``request_ids`` (those found), with its statements.
+
+    For a coalesced request the statements are those of the heal that served it."""
+    s = quote_ident(schema)
+    if not request_ids or not await conn.fetchval(
+        "SELECT to_regclass($1) IS NOT NULL", f"{schema}.heals"
+    ):
+        return {}
+    rows = await conn.fetch(
+        f"""SELECT DISTINCT ON (request_id) * FROM {s}.heals
+            WHERE request_id = ANY($1::text[]) ORDER BY request_id, id""",
+        request_ids,
     )
-    return {**dict(row), "statements": [dict(st) for st in statements]}
+    found = {row["request_id"]: dict(row) for row in rows}
+    heal_ids = {row["served_by"] or row["id"] for row in found.values()}
+    statements: dict[int, list[dict[str, Any]]] = {}
+    for st in await conn.fetch(
+        f"SELECT * FROM {s}.statements WHERE heal_id = ANY($1::bigint[]) ORDER BY heal_id, ordinal",
+        list(heal_ids),
+    ):
+        statements.setdefault(st["heal_id"], []).append(dict(st))
+    for row in found.values():
+        row["statements"] = statements.get(row["served_by"] or row["id"], [])
+    return found
 
 
 def _ts(epoch: float) -> datetime:

@@ -1,0 +1,157 @@
+"""The boot client: ``await ensure_schema(manifest, bootstrap_servers=...)`` before startup.
+
+It publishes ``service.starting`` and waits for the ``schema.healed`` reply that names its
+request. FastStream's ``broker.request()`` relies on a reply-to topic per request, which a real
+Kafka cluster does not give us, so the client reads the shared reply topic itself: it assigns
+every partition, seeks to the end and *waits until the positions are resolved* before sending —
+a reply that comes back fast can never be missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from contracts.errors import BootGateTimeout, SchemaBlocked, SchemaFailed, SchemaRejected
+from contracts.events import (
+    REPLY_TOPIC,
+    REPLY_TYPE,
+    REQUEST_TOPIC,
+    REQUEST_TYPE,
+    SchemaHealed,
+    ServiceStarting,
+    decode_headers,
+    event_headers,
+)
+from contracts.manifest import Manifest
+from contracts.validation import load_manifest
+
+__all__ = ["ensure_schema", "request_schema"]
+
+_ERRORS = {"blocked": SchemaBlocked, "rejected": SchemaRejected, "failed": SchemaFailed}
+
+
+async def ensure_schema(
+    manifest: Manifest | Mapping[str, Any] | bytes | str,
+    *,
+    bootstrap_servers: str,
+    instance: str | None = None,
+    timeout_s: float = 120.0,
+    trace_headers: Mapping[str, str] | None = None,
+    kafka_options: Mapping[str, Any] | None = None,
+) -> SchemaHealed:
+    """Ask the worker to heal ``manifest``'s schemas; return its reply when the service may
+    start, raise :class:`SchemaBlocked`, :class:`SchemaRejected`, :class:`SchemaFailed` or
+    :class:`BootGateTimeout` otherwise."""
+    reply = await request_schema(
+        manifest,
+        bootstrap_servers=bootstrap_servers,
+        instance=instance,
+        timeout_s=timeout_s,
+        trace_headers=trace_headers,
+        kafka_options=kafka_options,
+    )
+    if not reply.may_start:
+        raise _ERRORS[reply.outcome](reply)
+    return reply
+
+
+async def request_schema(
+    manifest: Manifest | Mapping[str, Any] | bytes | str,
+    *,
+    bootstrap_servers: str,
+    instance: str | None = None,
+    timeout_s: float = 120.0,
+    trace_headers: Mapping[str, str] | None = None,
+    kafka_options: Mapping[str, Any] | None = None,
+) -> SchemaHealed:
+    """Like :func:`ensure_schema`, but return any reply instead of raising for its outcome."""
+    loaded = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)  # fail fast
+    request_id = str(uuid.uuid4())
+    body = ServiceStarting(
+        service=loaded.service,
+        instance=instance or socket.gethostname(),
+        database=loaded.database,
+        manifest=loaded.model_dump(mode="json", by_alias=True),
+    )
+    options = dict(kafka_options or {})
+    replies = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **_consumer(options)
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False, **options
+    )
+    await asyncio.gather(replies.start(), producer.start())
+    try:
+        await _position_at_end(replies)
+        headers = event_headers(
+            event_type=REQUEST_TYPE,
+            source=f"/services/{loaded.service}/{body.instance}",
+            subject=loaded.database,
+            event_id=request_id,
+            extra={"correlation_id": request_id, **(trace_headers or {})},
+        )
+        await producer.send_and_wait(
+            REQUEST_TOPIC,
+            body.model_dump_json().encode("utf-8"),
+            key=loaded.database.encode("utf-8"),
+            headers=headers,
+        )
+        try:
+            return await asyncio.wait_for(_reply_for(replies, request_id), timeout_s)
+        except TimeoutError:
+            raise BootGateTimeout(
+                f"no {REPLY_TOPIC} reply to request {request_id} within {timeout_s:.0f} s: is the "
+                f"schemaheal worker running and consuming {REQUEST_TOPIC}?"
+            ) from None
+    finally:
+        await asyncio.gather(replies.stop(), producer.stop())
+
+
+def _consumer(options: dict[str, Any]) -> dict[str, Any]:
+    """Producer options that a consumer also takes (security, client id, …), plus fast fetches."""
+    shared = {
+        k: v
+        for k, v in options.items()
+        if k.startswith(("security_", "sasl_", "ssl_")) or k in ("client_id", "api_version")
+    }
+    return {"fetch_max_wait_ms": 100, **shared}
+
+
+async def _position_at_end(consumer: AIOKafkaConsumer) -> None:
+    partitions = consumer.partitions_for_topic(REPLY_TOPIC)
+    for _ in range(50):
+        if partitions:
+            break
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(REPLY_TOPIC)
+        await asyncio.sleep(0.1)
+    if not partitions:
+        raise BootGateTimeout(f"topic {REPLY_TOPIC} does not exist: start the schemaheal worker")
+    tps = [TopicPartition(REPLY_TOPIC, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:  # resolves the end offsets now, before the request goes out
+        await consumer.position(tp)
+
+
+async def _reply_for(consumer: AIOKafkaConsumer, request_id: str) -> SchemaHealed:
+    while True:
+        batches = await consumer.getmany(timeout_ms=1000)
+        for records in batches.values():
+            for record in records:
+                headers = decode_headers(record.headers)
+                if headers.get("correlation_id") != request_id:
+                    continue
+                if headers.get("ce_type") != REPLY_TYPE:
+                    continue
+                try:
+                    return SchemaHealed.model_validate(json.loads(record.value))
+                except (ValueError, TypeError):
+                    continue  # not a reply we can read; keep waiting for one we can

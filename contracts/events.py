@@ -1,0 +1,163 @@
+"""The wire contract of the boot gate: topics, CloudEvents headers, request and reply bodies.
+
+Events are CloudEvents 1.0 in Kafka *binary content mode*: attributes travel as ``ce_*`` headers,
+the JSON body is the event data, ``content-type: application/json``. The Kafka key is the
+database alias, so one database's requests stay in order on one partition.
+
+    service.starting      request   ServiceStarting   key = database alias
+    schema.healed         reply     SchemaHealed      key = database alias
+    service.starting.dlq  dead letters: the original record, with x-schemaheal-error-* headers
+
+A reply's ``ce_subject`` and ``correlation_id`` header repeat the request's ``ce_id``; W3C
+``traceparent`` / ``tracestate`` headers are carried from request to reply.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "CONTENT_TYPE",
+    "DEAD_LETTER_TOPIC",
+    "REPLY_TOPIC",
+    "REPLY_TYPE",
+    "REQUEST_TOPIC",
+    "REQUEST_TYPE",
+    "AppliedStatementInfo",
+    "BlockedStatementInfo",
+    "DriftInfo",
+    "Durations",
+    "ErrorInfo",
+    "SchemaHealed",
+    "ServiceStarting",
+    "decode_headers",
+    "event_headers",
+]
+
+REQUEST_TOPIC = "service.starting"
+REPLY_TOPIC = "schema.healed"
+DEAD_LETTER_TOPIC = "service.starting.dlq"
+REQUEST_TYPE = "dev.schemaheal.service.starting.v1"
+REPLY_TYPE = "dev.schemaheal.schema.healed.v1"
+CONTENT_TYPE = "application/json"
+SPEC_VERSION = "1.0"
+
+Outcome = Literal["healed", "unchanged", "blocked", "rejected", "failed"]
+_NAME = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceStarting(_Event):
+    """The request a service publishes before it starts: heal my schemas, then tell me."""
+
+    service: Annotated[str, Field(pattern=_NAME)]
+    instance: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
+    database: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")] = Field(
+        description="an alias the worker maps to a DSN; a DSN never travels in an event"
+    )
+    manifest: dict[str, Any] = Field(description="the schema manifest (manifest.schema.json)")
+
+
+class AppliedStatementInfo(_Event):
+    ordinal: int
+    change: str
+    sql: str
+    hazards: list[str]
+    duration_ms: float
+    retries: int
+
+
+class DriftInfo(_Event):
+    kind: str
+    target: str
+    detail: str
+    blocking: bool
+
+
+class BlockedStatementInfo(_Event):
+    sql: str
+    hazard: str
+    reason: str
+
+
+class ErrorInfo(_Event):
+    code: str
+    message: str
+
+
+class Durations(_Event):
+    total_ms: float = 0.0
+    lock_wait_ms: float = 0.0
+    queue_ms: float = 0.0
+
+
+class SchemaHealed(_Event):
+    """The worker's answer to one request."""
+
+    request_id: str
+    outcome: Outcome
+    service: str | None = None
+    instance: str | None = None
+    database: str | None = None
+    manifest_hash: str | None = None
+    statements: list[AppliedStatementInfo] = []
+    drift: list[DriftInfo] = []
+    blocked: list[BlockedStatementInfo] = []
+    error: ErrorInfo | None = None
+    durations: Durations = Durations()
+    coalesced: bool = Field(default=False, description="served by a heal run for another request")
+    healed_by: str | None = Field(default=None, description="request_id of the heal that served it")
+    from_ledger: bool = Field(
+        default=False, description="a redelivered request, answered from the ledger"
+    )
+    ledger_id: int | None = None
+
+    @property
+    def may_start(self) -> bool:
+        """True when the service may proceed with its startup."""
+        return self.outcome in ("healed", "unchanged")
+
+
+def event_headers(
+    *,
+    event_type: str,
+    source: str,
+    subject: str | None = None,
+    event_id: str | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> list[tuple[str, bytes]]:
+    """CloudEvents binary-mode headers (plus ``extra``), as Kafka header tuples."""
+    headers = {
+        "ce_specversion": SPEC_VERSION,
+        "ce_id": event_id or str(uuid.uuid4()),
+        "ce_source": source,
+        "ce_type": event_type,
+        "ce_time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "content-type": CONTENT_TYPE,
+    }
+    if subject is not None:
+        headers["ce_subject"] = subject
+    headers.update(extra or {})
+    return [(key, value.encode("utf-8")) for key, value in headers.items()]
+
+
+def decode_headers(raw: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Kafka headers as text. Null values and bytes that are not UTF-8 are skipped, never
+    fatal; a repeated header keeps its first value."""
+    out: dict[str, str] = {}
+    for key, value in raw or ():
+        if value is None or key in out:
+            continue
+        try:
+            out[key] = value.decode("utf-8")
+        except (UnicodeDecodeError, AttributeError):
+            continue
+    return out

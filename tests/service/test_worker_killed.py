@@ -1,0 +1,86 @@
+"""SIGKILL in the middle of a heal: a restarted worker finishes it and the reply arrives.
+
+The heal is held in the middle by a table lock another session keeps (the worker retries its
+lock timeouts). The worker process is killed with SIGKILL; its session advisory lock dies with its
+connection, and its batch was never committed. The lock is released, a new worker starts, the
+request is redelivered, the heal resumes from the catalog as it is, and the client — still
+waiting — gets its reply."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import asyncpg
+
+from contracts import request_schema
+from tests.conftest import FreshDatabase
+from tests.kafka import KafkaServer
+
+ROOT = Path(__file__).parents[2]
+NEXUS = ROOT / "examples" / "nexus"
+
+
+async def start_worker(kafka: KafkaServer, database: FreshDatabase) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker.cli", "worker",
+        "--bootstrap-servers", kafka.bootstrap_servers, "--database", f"nexus={database.dsn}",
+        "--session-timeout-ms", "6000", "--heartbeat-interval-ms", "1000",
+        "--fetch-max-wait-ms", "50", "--lock-timeout-ms", "200", "--retry-budget-s", "120",
+        "--topic-partitions", "3", "--max-heal-s", "120",
+        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def wait_for(predicate: object, timeout_s: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await predicate():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_killed_worker_is_replaced_and_the_heal_completes(
+    kafka: KafkaServer, database: FreshDatabase
+) -> None:
+    await database.execute((NEXUS / "old_shape.sql").read_text())
+    holder = await asyncpg.connect(database.dsn)
+    await holder.execute("BEGIN; SELECT * FROM tenants")  # the heal will stop at tenants
+    first = await start_worker(kafka, database)
+    waiting = asyncio.create_task(request_schema(
+        (NEXUS / "manifest.json").read_bytes(), bootstrap_servers=kafka.bootstrap_servers, timeout_s=120
+    ))  # fmt: skip
+
+    async def stuck_at_tenants() -> bool:
+        done = await database.fetch(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'credentials' AND column_name = 'category'"
+        )
+        return bool(done)
+
+    await wait_for(stuck_at_tenants)
+    first.send_signal(signal.SIGKILL)
+    await first.wait()
+
+    async def no_advisory_locks() -> bool:
+        return not await database.fetch("SELECT 1 FROM pg_locks WHERE locktype = 'advisory'")
+
+    await wait_for(no_advisory_locks, 10)  # the lock died with the killed worker's session
+    await holder.execute("COMMIT")
+    await holder.close()
+    second = await start_worker(kafka, database)
+    try:
+        reply = await asyncio.wait_for(waiting, 120)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(second.wait(), 30)
+    assert reply.outcome == "healed", reply.error
+    assert any("openai_api_key" in s.sql for s in reply.statements)  # done by the second worker
+    assert not any("business_assets" in s.sql for s in reply.statements)  # done before the kill
+    columns = await database.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+        "AND column_name IN ('openai_api_key', 'scope', 'category', 'customer_id')"
+    )
+    assert len(columns) == 4
+    invalid = await database.fetch("SELECT 1 FROM pg_index WHERE NOT indisvalid")
+    assert invalid == []

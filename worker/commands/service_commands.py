@@ -1,0 +1,63 @@
+"""``schemaheal worker`` and ``schemaheal await-schema``."""
+
+from __future__ import annotations
+
+import logging
+
+import contracts
+from contracts.client import request_schema
+from worker.commands import output
+from worker.commands.engine_commands import read_manifest
+from worker.errors import ConfigurationError
+from worker.settings import WorkerSettings
+
+
+async def worker_command(settings: WorkerSettings) -> int:
+    """Run the worker until SIGINT/SIGTERM; in-flight heals finish first."""
+    from worker.service.app import build_app
+
+    if not settings.databases:
+        raise ConfigurationError(
+            "no databases: give --database ALIAS=DSN (or SCHEMAHEAL_DATABASES)"
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app, _ = build_app(settings)
+    await app.run()
+    return 0
+
+
+async def await_schema_command(
+    *,
+    bootstrap_servers: str,
+    manifest_path: str,
+    service: str | None,
+    database: str | None,
+    instance: str | None,
+    timeout_s: float,
+    fmt: str,
+) -> int:
+    """For init containers and scripts: exit 0 only when the service may start."""
+    manifest = read_manifest(manifest_path)
+    for flag, given, declared in (
+        ("--service", service, manifest.service),
+        ("--database", database, manifest.database),
+    ):
+        if given is not None and given != declared:
+            raise ConfigurationError(f"{flag} {given!r} differs from the manifest's {declared!r}")
+    try:
+        reply = await request_schema(
+            manifest, bootstrap_servers=bootstrap_servers, instance=instance, timeout_s=timeout_s
+        )
+    except contracts.BootGateTimeout as exc:
+        output.stderr.print(f"[red]not ready:[/] {exc}")
+        return 1
+    if fmt == "json":
+        output.print_json(reply.model_dump(mode="json"))
+    else:
+        colour = "green" if reply.may_start else "red"
+        error = f" — {reply.error.message}" if reply.error else ""
+        output.stderr.print(
+            f"[{colour}]{reply.outcome}[/] {reply.service}@{reply.database}: "
+            f"{len(reply.statements)} statement(s), {len(reply.drift)} drift{error}"
+        )
+    return 0 if reply.may_start else 1

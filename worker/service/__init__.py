@@ -1,0 +1,1 @@
+"""The worker service: consumes ``service.starting``, heals, replies on ``schema.healed``."""

@@ -1,0 +1,198 @@
+"""The worker process: FastStream on aiokafka, one consumer group, explicit acknowledgement.
+
+The subscriber takes a poll's batch of ``service.starting`` records, hands them to the
+:class:`~worker.service.gate.Gate`, and acknowledges (commits) only after every reply is
+published — at-least-once. Replies and dead letters go through one aiokafka producer, so the
+original records' headers are copied byte for byte. Topics are created at start-up when missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.specification import AsyncAPI
+
+from contracts.events import REPLY_TYPE, SchemaHealed, ServiceStarting, event_headers
+from worker.service.gate import Gate
+from worker.service.replies import dead_letter_headers
+from worker.service.requests import TRACE_HEADERS, Rejection
+from worker.settings import WorkerSettings
+
+log = logging.getLogger("schemaheal.worker")
+REDELIVERY_PAUSE_S = 5.0
+
+
+class KafkaSink:
+    """Publishes replies and dead letters with one producer (acks=all, not idempotent: Tansu
+    rejects the idempotent producer, and replies are idempotent for the client anyway)."""
+
+    def __init__(self, settings: WorkerSettings, **kafka: Any) -> None:
+        self.settings = settings
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers,
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=5,
+            **kafka,
+        )
+
+    async def reply(
+        self, reply: SchemaHealed, request_headers: dict[str, str], key: bytes | None
+    ) -> None:
+        extra = {"correlation_id": reply.request_id}
+        extra |= {k: request_headers[k] for k in TRACE_HEADERS if k in request_headers}
+        headers = event_headers(
+            event_type=REPLY_TYPE,
+            source="/schemaheal/worker",
+            subject=reply.request_id,
+            extra=extra,
+        )
+        await self.producer.send(
+            self.settings.reply_topic, reply.model_dump_json().encode(), key=key, headers=headers
+        )
+
+    async def dead_letter(self, rejection: Rejection) -> None:
+        record = rejection.record
+        await self.producer.send(
+            self.settings.dead_letter_topic,
+            record.value,
+            key=record.key,
+            headers=dead_letter_headers(rejection),
+        )
+
+    async def flush(self) -> None:
+        await self.producer.flush()
+
+
+async def ensure_topics(settings: WorkerSettings, **kafka: Any) -> None:
+    """Create the request, reply and dead-letter topics unless they exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **kafka)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, settings.topic_partitions, settings.topic_replication)
+            for name in (settings.request_topic, settings.reply_topic, settings.dead_letter_topic)
+            if name not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
+                await admin.create_topics(missing)
+            log.info("created topics", extra={"topics": [t.name for t in missing]})
+    finally:
+        await admin.close()
+
+
+def _tolerant_parser_for(broker: KafkaBroker) -> Any:
+    """FastStream's batch parser decodes every header as UTF-8 and crashes on null or binary
+    values. Hand it copies without such headers, then put the original records back."""
+
+    async def parse(records: tuple[Any, ...], original: Any) -> Any:
+        from dataclasses import replace
+
+        clean = tuple(
+            replace(r, headers=tuple((k, v) for k, v in (r.headers or ()) if _utf8(v)))
+            for r in records
+        )
+        message = await original(clean)
+        message.raw_message = records
+        return message
+
+    return parse
+
+
+def _utf8(value: bytes | None) -> bool:
+    if value is None:
+        return False
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+async def _raw_bodies(message: Any, _original: Any) -> list[bytes]:
+    """Bodies stay bytes here; the gate parses (and rejects) them itself."""
+    return [r.value or b"" for r in message.raw_message]
+
+
+def build_app(settings: WorkerSettings, **kafka: Any) -> tuple[FastStream, KafkaBroker]:
+    """The FastStream application of the worker (also what the AsyncAPI document describes)."""
+    broker = KafkaBroker(
+        settings.bootstrap_servers,
+        enable_idempotence=False,
+        graceful_timeout=settings.max_heal_s,  # let an in-flight heal finish on shutdown
+        **kafka,
+    )
+    sink = KafkaSink(settings, **kafka)
+    gate = Gate(settings, sink)
+    spec = AsyncAPI(
+        broker,
+        title="schemaheal worker",
+        version="1.0.0",
+        description="The boot gate: service.starting → heal → schema.healed (CloudEvents 1.0, "
+        "binary content mode). See the README for headers and semantics.",
+    )
+    app = FastStream(broker, specification=spec)
+
+    @broker.subscriber(
+        settings.request_topic,
+        batch=True,
+        group_id=settings.group_id,
+        ack_policy=AckPolicy.MANUAL,  # commit only after every reply of the batch is published
+        auto_offset_reset="earliest",
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.fetch_max_wait_ms,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        max_poll_interval_ms=settings.max_poll_interval_ms,
+        parser=_tolerant_parser_for(broker),
+        decoder=_raw_bodies,
+        title="service.starting",
+        description="A service asks for its schema to be healed before it starts.",
+    )
+    async def on_service_starting(bodies: list[bytes], message: KafkaMessage) -> None:
+        records = message.raw_message
+        answered = await gate.handle(records if isinstance(records, tuple) else (records,))
+        await sink.flush()
+        if answered:
+            await message.ack()
+        else:
+            await asyncio.sleep(REDELIVERY_PAUSE_S)
+            await message.nack()  # rewinds the batch; served requests are answered from the ledger
+
+    # Declared for the AsyncAPI document only. Replies and dead letters are sent by KafkaSink:
+    # decorating the handler would make FastStream publish its return value as an extra message.
+    broker.publisher(
+        settings.reply_topic,
+        schema=SchemaHealed,
+        title="schema.healed",
+        description="The worker's answer; key = database alias; correlation_id = request ce_id.",
+    )
+    broker.publisher(
+        settings.dead_letter_topic,
+        schema=ServiceStarting,
+        title="service.starting.dlq",
+        description="Records that could not be served, with x-schemaheal-error-* headers.",
+    )
+
+    @app.on_startup
+    async def _start() -> None:
+        await ensure_topics(settings, **kafka)
+        await sink.producer.start()
+
+    @app.after_shutdown
+    async def _stop() -> None:
+        await sink.producer.stop()
+
+    return app, broker

@@ -1,0 +1,200 @@
+"""The boot gate: serve one poll's batch of ``service.starting`` records.
+
+* Bad records are rejected (answered when they have a ``ce_id``) and dead-lettered.
+* Requests whose ``ce_id`` is already in the ledger are answered from it; no DDL runs again.
+* The rest are grouped by database alias: databases are healed in parallel, each one's
+  requests in order. Requests for the same (database, manifest hash) are coalesced: one heal,
+  and every requester gets its own reply (and its own ledger row pointing at that heal).
+* A retryable failure (database down, lock held too long) is retried in-process; if it persists,
+  the batch is *not* acknowledged and Kafka redelivers it after a pause.
+
+``handle`` returns True when every record was answered and the batch may be committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from contracts.events import SchemaHealed
+from worker.engine import ledger
+from worker.engine.apply import RetryPolicy
+from worker.engine.connection import DATABASE_ERRORS, connect, translate
+from worker.engine.heal import HealOptions, HealResult, RequestInfo, heal
+from worker.engine.plan import PlanSettings
+from worker.engine.policy import Policy
+from worker.errors import RetryableError, SchemahealError
+from worker.service import replies
+from worker.service.requests import Rejection, Request, parse_record
+from worker.settings import WorkerSettings
+
+log = logging.getLogger("schemaheal.gate")
+RETRYABLE_CODES = frozenset({"database-unavailable", "lock-wait-timeout", "lock-budget-exhausted"})
+
+
+class Sink(Protocol):
+    """Where replies and dead letters go (the Kafka producer, or a list in tests)."""
+
+    async def reply(
+        self, reply: SchemaHealed, request_headers: dict[str, str], key: bytes | None
+    ) -> None: ...
+    async def dead_letter(self, rejection: Rejection) -> None: ...
+
+
+@dataclass(slots=True)
+class _Outcome:
+    answered: bool = True
+
+
+class Gate:
+    def __init__(self, settings: WorkerSettings, sink: Sink) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.options = HealOptions(
+            plan=PlanSettings(
+                lock_timeout_ms=settings.lock_timeout_ms,
+                statement_timeout_ms=settings.statement_timeout_ms,
+                long_statement_timeout_ms=settings.long_statement_timeout_ms,
+            ),
+            policy=Policy(rewrite_threshold_bytes=int(settings.rewrite_threshold_mb * 1024 * 1024)),
+            retry=RetryPolicy(budget_s=settings.retry_budget_s),
+            lock_wait_s=settings.lock_wait_s,
+            ledger_schema=settings.ledger_schema,
+        )
+
+    async def handle(self, records: Sequence[Any]) -> bool:
+        """Serve a batch; True when every record got its answer (commit), False to redeliver."""
+        aliases = frozenset(self.settings.databases)
+        by_alias: dict[str, list[Request]] = {}
+        for record in records:
+            parsed = parse_record(
+                record, max_bytes=self.settings.max_request_bytes, aliases=aliases
+            )
+            if isinstance(parsed, Rejection):
+                await self._reject(parsed)
+            else:
+                by_alias.setdefault(parsed.alias, []).append(parsed)
+        outcomes = await asyncio.gather(
+            *(self._serve_database(alias, requests) for alias, requests in by_alias.items())
+        )
+        return all(o.answered for o in outcomes)
+
+    async def _reject(self, rejection: Rejection) -> None:
+        log.warning(
+            "rejected record",
+            extra={
+                "code": rejection.code,
+                "reason": rejection.message,
+                "request_id": rejection.request_id,
+            },
+        )
+        if rejection.request_id is not None:
+            await self.sink.reply(
+                replies.from_rejection(rejection), rejection.headers, rejection.record.key
+            )
+        await self.sink.dead_letter(rejection)
+
+    async def _serve_database(self, alias: str, requests: list[Request]) -> _Outcome:
+        """Heal one database's requests in order, coalescing equal manifests."""
+        outcome = _Outcome()
+        try:
+            conn = await self._connect(alias)
+        except RetryableError as exc:
+            log.error("database unavailable", extra={"database": alias, "error": str(exc)})
+            return _Outcome(answered=False)
+        except SchemahealError as exc:  # e.g. authentication failed: retrying will not help
+            for request in requests:
+                await self._send(request, replies.from_failure(request, exc.code, str(exc)))
+            return outcome
+        try:
+            ids = [r.request_id for r in requests]
+            try:
+                done = await ledger.find_many(conn, ids, self.settings.ledger_schema)
+            except DATABASE_ERRORS as exc:
+                log.error("reading the ledger failed", extra={"database": alias, "error": str(exc)})
+                return _Outcome(answered=False)
+            for request in requests:
+                if request.request_id in done:
+                    await self._send(
+                        request, replies.from_ledger(request, done[request.request_id])
+                    )
+            groups: dict[str, list[Request]] = {}
+            for request in requests:
+                if request.request_id not in done:
+                    groups.setdefault(request.manifest_hash, []).append(request)
+            for group in groups.values():
+                conn, answered = await self._serve_group(alias, conn, group)
+                outcome.answered &= answered
+        finally:
+            if not conn.is_closed():
+                await conn.close()
+        return outcome
+
+    async def _serve_group(self, alias: str, conn: Any, group: list[Request]) -> tuple[Any, bool]:
+        leader, followers = group[0], group[1:]
+        result: HealResult | None = None
+        for attempt in range(self.settings.retry_attempts):
+            result = await heal(conn, leader.manifest, options=self.options, request=_info(leader))
+            if result.error_code not in RETRYABLE_CODES:
+                break
+            log.warning(
+                "retrying heal",
+                extra={"database": alias, "attempt": attempt + 1, "error": result.error_message},
+            )
+            await asyncio.sleep(min(2**attempt, 10))
+            if conn.is_closed():
+                try:
+                    conn = await self._connect(alias)
+                except RetryableError:
+                    continue
+        assert result is not None
+        if result.error_code in RETRYABLE_CODES:
+            return conn, False  # redelivered later; nobody in this group has been answered
+        if result.ledger_id is not None and followers:
+            served = [
+                (f.request_id, f.body.service, f.body.instance, _info(f).trace_id)
+                for f in followers
+            ]
+            try:
+                await ledger.record_served(
+                    conn, result.ledger_id, served, self.settings.ledger_schema
+                )
+            except DATABASE_ERRORS as exc:  # the replies matter more than their ledger rows
+                log.error("recording coalesced requests failed", extra={"error": str(exc)})
+        await self._send(leader, replies.from_result(leader, result))
+        for follower in followers:
+            await self._send(follower, replies.from_result(follower, result, leader=leader))
+        return conn, True
+
+    async def _connect(self, alias: str) -> Any:
+        try:
+            return await connect(self.settings.dsn(alias), application_name="schemaheal worker")
+        except DATABASE_ERRORS as exc:
+            raise translate(exc, f"connecting to database {alias}") from exc
+
+    async def _send(self, request: Request, reply: SchemaHealed) -> None:
+        log.info(
+            "replied",
+            extra={
+                "request_id": request.request_id,
+                "outcome": reply.outcome,
+                "database": request.alias,
+                "coalesced": reply.coalesced,
+            },
+        )
+        await self.sink.reply(reply, request.headers, request.record.key)
+
+
+def _info(request: Request) -> RequestInfo:
+    traceparent = request.headers.get("traceparent", "")
+    parts = traceparent.split("-")
+    return RequestInfo(
+        request_id=request.request_id,
+        service=request.body.service,
+        instance=request.body.instance,
+        database_alias=request.alias,
+        trace_id=parts[1] if len(parts) == 4 else None,
+    )

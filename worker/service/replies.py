@@ -1,0 +1,135 @@
+"""Building ``schema.healed`` replies and dead-letter headers. Pure."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from contracts.events import (
+    AppliedStatementInfo,
+    BlockedStatementInfo,
+    DriftInfo,
+    Durations,
+    ErrorInfo,
+    SchemaHealed,
+)
+from worker.commands.output import result_json
+from worker.engine.heal import HealResult
+from worker.service.requests import Rejection, Request
+
+
+def from_result(
+    request: Request, result: HealResult, *, leader: Request | None = None
+) -> SchemaHealed:
+    """The reply to ``request`` from a heal; ``leader`` is set when the heal ran for another
+    request of the same (database, manifest) and this one was coalesced into it."""
+    data = result_json(result)
+    return SchemaHealed(
+        request_id=request.request_id,
+        outcome=result.outcome.value,
+        service=request.body.service,
+        instance=request.body.instance,
+        database=request.alias,
+        manifest_hash=request.manifest_hash,
+        statements=[AppliedStatementInfo(**s) for s in data["applied"]],
+        drift=[DriftInfo(**d) for d in data["drift"]],
+        blocked=[BlockedStatementInfo(**b) for b in data["blocked"]],
+        error=ErrorInfo(**data["error"]) if data["error"] else None,
+        durations=Durations(
+            total_ms=round(result.duration_s * 1000, 3),
+            lock_wait_ms=round(result.lock_wait_s * 1000, 3),
+            queue_ms=round(
+                (time.monotonic() - request.received) * 1000 - result.duration_s * 1000, 3
+            ),
+        ),
+        coalesced=leader is not None,
+        healed_by=leader.request_id if leader is not None else None,
+        ledger_id=result.ledger_id,
+    )
+
+
+def from_ledger(request: Request, row: dict[str, Any]) -> SchemaHealed:
+    """The reply to a redelivered or replayed request, from its first heal's ledger row."""
+    drift = row["drift"] if isinstance(row["drift"], list) else json.loads(row["drift"] or "[]")
+    blocked = (
+        row["blocked"] if isinstance(row["blocked"], list) else json.loads(row["blocked"] or "[]")
+    )
+    return SchemaHealed(
+        request_id=request.request_id,
+        outcome=row["outcome"],
+        service=request.body.service,
+        instance=request.body.instance,
+        database=request.alias,
+        manifest_hash=row["manifest_hash"],
+        statements=[
+            AppliedStatementInfo(
+                ordinal=s["ordinal"],
+                change=s["change"],
+                sql=s["sql"],
+                hazards=list(s["hazards"]),
+                duration_ms=s["duration_ms"],
+                retries=s["retries"],
+            )
+            for s in row["statements"]
+        ],
+        drift=[
+            DriftInfo(
+                blocking=d.get("blocking", True), **{k: d[k] for k in ("kind", "target", "detail")}
+            )
+            for d in drift
+        ],
+        blocked=[BlockedStatementInfo(**b) for b in blocked],
+        error=ErrorInfo(code=row["error_code"], message=row["error_message"] or "")
+        if row["error_code"]
+        else None,
+        durations=Durations(
+            total_ms=row["duration_ms"] or 0, lock_wait_ms=row["lock_wait_ms"] or 0
+        ),
+        from_ledger=True,
+        coalesced=row["served_by"] is not None,
+        ledger_id=row["id"],
+    )
+
+
+def from_rejection(rejection: Rejection) -> SchemaHealed:
+    """The ``rejected`` reply (only for a rejection that has a request id)."""
+    body = rejection.body or {}
+    return SchemaHealed(
+        request_id=rejection.request_id or "",
+        outcome="rejected",
+        service=_text(body.get("service")),
+        instance=_text(body.get("instance")),
+        database=_text(body.get("database")),
+        error=ErrorInfo(code=rejection.code, message=rejection.message),
+    )
+
+
+def from_failure(request: Request, code: str, message: str) -> SchemaHealed:
+    """A ``failed`` reply for an error outside the heal itself (e.g. no database connection)."""
+    return SchemaHealed(
+        request_id=request.request_id,
+        outcome="failed",
+        service=request.body.service,
+        instance=request.body.instance,
+        database=request.alias,
+        manifest_hash=request.manifest_hash,
+        error=ErrorInfo(code=code, message=message),
+    )
+
+
+def dead_letter_headers(rejection: Rejection) -> list[tuple[str, bytes]]:
+    """The original headers, byte for byte, plus why the record was dead-lettered."""
+    original = list(rejection.record.headers or ())  # null and non-UTF-8 values kept as they are
+    return [
+        *original,
+        ("x-schemaheal-error-code", rejection.code.encode()),
+        ("x-schemaheal-error-message", rejection.message[:4000].encode()),
+        ("x-schemaheal-original-topic", str(rejection.record.topic).encode()),
+        ("x-schemaheal-original-partition", str(rejection.record.partition).encode()),
+        ("x-schemaheal-original-offset", str(rejection.record.offset).encode()),
+    ]
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and len(value) <= 200 else None

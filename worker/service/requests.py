@@ -1,0 +1,129 @@
+"""From a Kafka record to a request the gate can serve, or a rejection that says why. Pure.
+
+Nothing in a record is trusted: headers may be missing, null or not UTF-8, the body may not be
+JSON, the manifest may be hostile, the alias may be unknown. Every such case becomes a
+:class:`Rejection`; it is answered when the request can be identified (it has a ``ce_id``) and
+always copied to the dead-letter topic. Nothing here touches a database.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from contracts import Manifest, ManifestError, load_manifest, manifest_hash
+from contracts.events import (
+    CONTENT_TYPE,
+    REQUEST_TYPE,
+    SPEC_VERSION,
+    ServiceStarting,
+    decode_headers,
+)
+from contracts.validation import json_path
+
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """A valid request: who asks, for which database alias, and the loaded manifest."""
+
+    request_id: str
+    body: ServiceStarting
+    manifest: Manifest
+    manifest_hash: str
+    headers: dict[str, str]
+    record: Any  # the aiokafka ConsumerRecord
+    received: float = field(default_factory=time.monotonic)
+
+    @property
+    def alias(self) -> str:
+        return self.body.database
+
+    @property
+    def trace_headers(self) -> dict[str, str]:
+        return {k: self.headers[k] for k in TRACE_HEADERS if k in self.headers}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rejection:
+    """A record that cannot be served; ``request_id`` is None when nobody can be answered."""
+
+    code: str
+    message: str
+    record: Any
+    headers: dict[str, str]
+    request_id: str | None = None
+    body: dict[str, Any] | None = None
+
+
+def parse_record(record: Any, *, max_bytes: int, aliases: frozenset[str]) -> Request | Rejection:
+    """Check one ``service.starting`` record from the outside in; the first problem wins."""
+    headers = decode_headers(record.headers)
+    request_id = headers.get("ce_id") or None
+
+    def reject(code: str, message: str, body: dict[str, Any] | None = None) -> Rejection:
+        return Rejection(
+            code=code,
+            message=message,
+            record=record,
+            headers=headers,
+            request_id=request_id,
+            body=body,
+        )
+
+    size = len(record.value or b"")
+    if size > max_bytes:
+        return reject("too-large", f"the record is {size} bytes; the limit is {max_bytes}")
+    if headers.get("ce_specversion") != SPEC_VERSION or not request_id:
+        return reject(
+            "not-a-cloudevent",
+            "missing ce_specversion 1.0 or ce_id header: "
+            "publish CloudEvents in binary mode (see the README)",
+        )
+    if headers.get("ce_type") != REQUEST_TYPE:
+        return reject("unknown-type", f"ce_type {headers.get('ce_type')!r} is not {REQUEST_TYPE}")
+    content_type = headers.get("content-type", "").split(";")[0].strip()
+    if content_type != CONTENT_TYPE:
+        return reject("wrong-content-type", f"content-type {content_type!r} is not {CONTENT_TYPE}")
+    try:
+        raw = json.loads(record.value or b"")
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return reject("not-json", "the body is not UTF-8 JSON")
+    if not isinstance(raw, dict):
+        return reject("not-json", "the body must be a JSON object")
+    try:
+        body = ServiceStarting.model_validate(raw)
+    except ValidationError as exc:
+        details = "; ".join(f"{json_path(e['loc'])}: {e['msg']}" for e in exc.errors()[:10])
+        return reject("invalid-request", details, raw)
+    try:
+        manifest = load_manifest(body.manifest)
+    except ManifestError as exc:
+        problems = "; ".join(f"$.manifest{p.path[1:]}: {p.message}" for p in exc.problems[:20])
+        return reject("invalid-manifest", problems, raw)
+    if (manifest.service, manifest.database) != (body.service, body.database):
+        return reject(
+            "inconsistent-request",
+            "the manifest's service and database must be the request's service and database",
+            raw,
+        )
+    if body.database not in aliases:
+        return reject(
+            "unknown-database",
+            f"database alias {body.database!r} is not configured "
+            "on the worker: ask its operators to add it (--database ALIAS=DSN)",
+            raw,
+        )
+    return Request(
+        request_id=request_id,
+        body=body,
+        manifest=manifest,
+        manifest_hash=manifest_hash(manifest),
+        headers=headers,
+        record=record,
+    )

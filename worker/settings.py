@@ -1,0 +1,125 @@
+"""One settings model behind every command (pydantic-settings).
+
+Each setting is read from a flag or from an environment variable ``SCHEMAHEAL_<NAME>``; flags win.
+Secrets (database DSNs, Kafka passwords) may also come from files: ``SCHEMAHEAL_DATABASES_FILE``.
+DSNs are kept as secrets and never logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from worker.errors import ConfigurationError
+
+
+def parse_databases(value: Any) -> dict[str, SecretStr]:
+    """``alias=dsn`` items (comma or newline separated, or a list, or a dict) → alias → DSN."""
+    if isinstance(value, dict):
+        return {str(k): SecretStr(str(v)) for k, v in value.items()}
+    items = value if isinstance(value, (list, tuple)) else str(value).replace("\n", ",").split(",")
+    out: dict[str, SecretStr] = {}
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        alias, sep, dsn = item.partition("=")
+        if not sep or not alias.strip() or not dsn.strip():
+            raise ValueError(f"database {alias.strip() or item[:20]!r}: write ALIAS=DSN")
+        out[alias.strip()] = SecretStr(dsn.strip())
+    return out
+
+
+class WorkerSettings(BaseSettings):
+    """Everything the worker, ``dev`` and the heal commands can be configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="SCHEMAHEAL_", extra="ignore")
+
+    bootstrap_servers: str = Field("localhost:9092", description="Kafka bootstrap servers")
+    databases: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict, description="database aliases: ALIAS=DSN, comma separated"
+    )
+    databases_file: Path | None = Field(None, description="a file of ALIAS=DSN lines")
+    group_id: str = Field("schemaheal", description="the worker's consumer group")
+    request_topic: str = "service.starting"
+    reply_topic: str = "schema.healed"
+    dead_letter_topic: str = "service.starting.dlq"
+    topic_partitions: int = Field(6, ge=1, description="partitions of topics the worker creates")
+    topic_replication: int = Field(1, ge=1, description="replication factor of those topics")
+    max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    batch_max_records: int = Field(500, ge=1, description="requests taken per poll (coalesced)")
+    fetch_max_wait_ms: int = Field(100, ge=1)
+    session_timeout_ms: int = Field(10_000, ge=1000)
+    heartbeat_interval_ms: int = Field(3_000, ge=100)
+    max_heal_s: float = Field(900.0, gt=0, description="the longest heal; sizes poll interval")
+    lock_timeout_ms: int = Field(2_000, gt=0)
+    statement_timeout_ms: int = Field(60_000, gt=0)
+    long_statement_timeout_ms: int = Field(3_600_000, gt=0)
+    rewrite_threshold_mb: float = Field(32.0, ge=0)
+    lock_wait_s: float = Field(60.0, gt=0)
+    retry_budget_s: float = Field(60.0, ge=0)
+    ledger_schema: str = "schemaheal"
+    retry_attempts: int = Field(3, ge=1, description="in-process tries before redelivery")
+
+    @field_validator("databases", mode="before")
+    @classmethod
+    def _databases(cls, value: Any) -> dict[str, SecretStr]:
+        return parse_databases(value)
+
+    @model_validator(mode="after")
+    def _load_file(self) -> WorkerSettings:
+        if self.databases_file is not None:
+            self.databases = {**parse_databases(self.databases_file.read_text()), **self.databases}
+        return self
+
+    def dsn(self, alias: str) -> str:
+        """The DSN of ``alias``; ConfigurationError when it is not configured."""
+        secret = self.databases.get(alias)
+        if secret is None:
+            raise ConfigurationError(f"unknown database alias {alias!r}")
+        return secret.get_secret_value()
+
+    @property
+    def max_poll_interval_ms(self) -> int:
+        """Long enough for a batch's longest heal, so a slow heal never leaves the group."""
+        return int((self.max_heal_s + self.lock_wait_s + 60) * 1000)
+
+
+def add_flags(parser: Any) -> None:
+    """One ``--flag`` per setting (``--database ALIAS=DSN`` repeats), all defaulting to unset,
+    so an unset flag leaves the environment variable or the default in force."""
+    for name, field in WorkerSettings.model_fields.items():
+        if name == "databases":
+            parser.add_argument(
+                "--database",
+                dest="databases",
+                action="append",
+                metavar="ALIAS=DSN",
+                help="a database the worker may heal (repeat for more)",
+            )
+            continue
+        flag = "--" + name.replace("_", "-")
+        kind = field.annotation if field.annotation in (int, float, str) else str
+        env = "SCHEMAHEAL_" + name.upper()
+        parser.add_argument(
+            flag,
+            dest=name,
+            type=kind,
+            default=None,
+            help=f"{field.description or name} (env {env}; default {field.default})",
+        )
+
+
+def settings_from(args: Any) -> WorkerSettings:
+    """Settings from parsed flags over environment over defaults."""
+    given = {
+        name: getattr(args, name)
+        for name in WorkerSettings.model_fields
+        if getattr(args, name, None) is not None
+    }
+    try:
+        return WorkerSettings(**given)
+    except ValueError as exc:
+        raise ConfigurationError(f"settings: {exc}") from None
