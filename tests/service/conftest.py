@@ -16,10 +16,13 @@ from tests.kafka import KafkaServer, start_kafka
 from worker.service.app import build_app
 from worker.settings import WorkerSettings
 
+BROKERS = os.environ.get("SCHEMAHEAL_TEST_KAFKA", "tansu").split(",")
 
-@pytest.fixture
-def kafka() -> Iterator[KafkaServer]:
-    server = start_kafka(os.environ.get("SCHEMAHEAL_TEST_KAFKA", "tansu"))
+
+@pytest.fixture(params=BROKERS)
+def kafka(request: pytest.FixtureRequest) -> Iterator[KafkaServer]:
+    """A fresh broker per test: Tansu (tier 1) and, where a JDK is present, Apache Kafka 4."""
+    server = start_kafka(request.param)
     yield server
     server.stop()
 

@@ -1,0 +1,126 @@
+"""Apache Kafka 4 in KRaft mode for the compatibility tier, from the jars Maven Central serves.
+
+``mvn dependency:copy-dependencies`` fetches ``org.apache.kafka:kafka_2.13`` and its dependencies
+once into ``~/.cache/schemaheal/kafka-<version>``; each broker then formats a fresh log directory
+and runs ``kafka.Kafka`` as one combined broker + controller on free local ports.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from worker.embedded.postgres import free_port
+
+VERSION = "4.1.1"
+CACHE = Path.home() / ".cache" / "schemaheal" / f"kafka-{VERSION}"
+POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.schemaheal</groupId><artifactId>test-kafka</artifactId><version>1</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{VERSION}</version></dependency>
+  </dependencies>
+</project>
+"""
+
+
+def available() -> bool:
+    """A JDK and Maven are on this machine (the jars can then be fetched)."""
+    return shutil.which("java") is not None and (CACHE.exists() or shutil.which("mvn") is not None)
+
+
+def jars() -> Path:
+    """The directory of Kafka's jars, fetched with Maven on first use."""
+    target = CACHE / "jars"
+    if (CACHE / ".complete").exists():
+        return target
+    CACHE.mkdir(parents=True, exist_ok=True)
+    (CACHE / "pom.xml").write_text(POM)
+    subprocess.run(
+        ["mvn", "-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={target}"],
+        cwd=CACHE, check=True, capture_output=True,
+    )  # fmt: skip
+    (CACHE / ".complete").touch()
+    return target
+
+
+class ApacheKafka:
+    """One KRaft node (broker + controller) on 127.0.0.1; ``stop()`` removes its data."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.controller_port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="schemaheal-kafka-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _config(self) -> Path:
+        config = self.root / "server.properties"
+        config.write_text(
+            "\n".join([
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                f"log.dirs={self.root / 'logs'}",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=3",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=false",
+            ])
+            + "\n"
+        )  # fmt: skip
+        return config
+
+    def start(self, timeout_s: float = 90.0) -> ApacheKafka:
+        classpath = f"{jars()}/*"
+        config = self._config()
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        java = ["java", "-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-cp", classpath]
+        subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(config)],
+                       check=True, capture_output=True)  # fmt: skip
+        with (self.root / "server.log").open("wb") as log:  # the child keeps its own handle
+            self.process = subprocess.Popen(
+                [*java, "kafka.Kafka", str(config)], stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    "Kafka exited:\n" + (self.root / "server.log").read_text()[-3000:]
+                )
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"Kafka did not listen within {timeout_s} s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+        shutil.rmtree(self.root, ignore_errors=True)
