@@ -8,16 +8,14 @@ and runs ``kafka.Kafka`` as one combined broker + controller on free local ports
 from __future__ import annotations
 
 import base64
-import contextlib
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 from worker.embedded.postgres import free_port
+from worker.embedded.processes import stop_process, wait_listening
 
 VERSION = "4.1.1"
 CACHE = Path.home() / ".cache" / "schemaheal" / f"kafka-{VERSION}"
@@ -99,28 +97,11 @@ class ApacheKafka:
             self.process = subprocess.Popen(
                 [*java, "kafka.Kafka", str(config)], stdout=log, stderr=log
             )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    "Kafka exited:\n" + (self.root / "server.log").read_text()[-3000:]
-                )
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 0.2),
-            ):
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"Kafka did not listen within {timeout_s} s")
+        log = self.root / "server.log"
+        wait_listening(self.process, self.port, timeout_s, lambda: log.read_text()[-3000:])
+        return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, grace_s=20)
         self.process = None
         shutil.rmtree(self.root, ignore_errors=True)

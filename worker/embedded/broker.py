@@ -8,13 +8,11 @@ timeout; a fetch waits out ``fetch_max_wait_ms`` even when data arrives (keep it
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 from worker.embedded.postgres import free_port
+from worker.embedded.processes import stop_process, wait_listening
 
 __all__ = ["LocalBroker", "tansu_binary"]
 
@@ -62,27 +60,11 @@ class LocalBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"tansu exited with status {self.process.returncode}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 0.2),
-            ):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"tansu did not listen on port {self.port} within {timeout_s} s")
+        wait_listening(self.process, self.port, timeout_s, lambda: "tansu broker")
+        return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, grace_s=5)
         self.process = None
 
     def __enter__(self) -> LocalBroker:
