@@ -30,8 +30,10 @@ format: install  ## apply ruff's formatting and safe fixes
 typecheck: install  ## mypy --strict on contracts/ and worker/
 	$(BIN)/mypy
 
-schemas: install  ## regenerate the committed JSON Schema files
+schemas: install  ## regenerate the committed JSON Schema and AsyncAPI files
 	$(BIN)/python -m contracts.jsonschema --write
+	$(BIN)/python -c "from worker.service.asyncapi import render; \
+		open('contracts/schemas/asyncapi.json', 'w').write(render())"
 
 examples: install  ## regenerate examples/nexus/manifest.json from the models
 	$(BIN)/schemaheal manifest --from-sqlalchemy examples.nexus.models:Base \

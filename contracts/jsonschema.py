@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from contracts.events import SchemaHealed, ServiceStarting
 from contracts.manifest import Manifest
 
 __all__ = ["SCHEMA_DIR", "documents"]
@@ -22,10 +23,17 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 
 def documents() -> dict[str, dict[str, Any]]:
     """File name → JSON Schema document, for every published contract."""
-    manifest = Manifest.model_json_schema(by_alias=True, mode="validation")
-    manifest["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    manifest["$id"] = "https://schemaheal.dev/schemas/manifest.schema.json"
-    return {"manifest.schema.json": manifest}
+    out = {}
+    for name, model in (
+        ("manifest.schema.json", Manifest),
+        ("service-starting.schema.json", ServiceStarting),
+        ("schema-healed.schema.json", SchemaHealed),
+    ):
+        document = model.model_json_schema(by_alias=True, mode="validation")
+        document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        document["$id"] = f"https://schemaheal.dev/schemas/{name}"
+        out[name] = document
+    return out
 
 
 def render(document: dict[str, Any]) -> str:

@@ -47,3 +47,27 @@ def test_valid_examples_pass(data: dict[str, Any]) -> None:
 )
 def test_invalid_examples_fail(data: dict[str, Any]) -> None:
     assert list(validator().iter_errors(data)) != []
+
+
+def test_committed_asyncapi_document_is_current() -> None:
+    from worker.service.asyncapi import render
+
+    committed = (SCHEMA_DIR / "asyncapi.json").read_text(encoding="utf-8")
+    assert committed == render(), "asyncapi.json is stale: run `make schemas`"
+    document = json.loads(committed)
+    assert set(document["channels"]) == {
+        "service.starting",
+        "schema.healed",
+        "service.starting.dlq",
+    }
+    request = document["components"]["messages"]["service.starting:SubscribeMessage"]
+    assert request["payload"] == {"$ref": "#/components/schemas/ServiceStarting"}
+    assert "ce_id" in request["headers"]["required"]
+
+
+def test_the_docs_page_offers_no_try_it_out_publishing() -> None:
+    from worker.service.asyncapi import html
+
+    page = html()
+    assert "AsyncApiStandalone" in page or "asyncapi" in page.lower()
+    assert "try" not in page.lower().replace("entry", "")

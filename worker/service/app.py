@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -19,6 +19,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.params.no_cast import NoCastField
 from faststream.specification import AsyncAPI
 
 from contracts.events import REPLY_TYPE, SchemaHealed, ServiceStarting, event_headers
@@ -37,13 +38,29 @@ class KafkaSink:
 
     def __init__(self, settings: WorkerSettings, **kafka: Any) -> None:
         self.settings = settings
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
+        self.kafka = kafka
+        self._producer: AIOKafkaProducer | None = None
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("the reply producer is not started")
+        return self._producer
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers,
             acks="all",
             enable_idempotence=False,
             linger_ms=5,
-            **kafka,
+            **self.kafka,
         )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
 
     async def reply(
         self, reply: SchemaHealed, request_headers: dict[str, str], key: bytes | None
@@ -161,7 +178,12 @@ def build_app(settings: WorkerSettings, **kafka: Any) -> tuple[FastStream, Kafka
         title="service.starting",
         description="A service asks for its schema to be healed before it starts.",
     )
-    async def on_service_starting(bodies: list[bytes], message: KafkaMessage) -> None:
+    async def on_service_starting(
+        # Documented as ServiceStarting for AsyncAPI; never cast here — the gate validates each
+        # record itself so that a bad one is rejected, not an exception in FastStream.
+        bodies: Annotated[list[ServiceStarting], NoCastField()],
+        message: KafkaMessage,
+    ) -> None:
         records = message.raw_message
         answered = await gate.handle(records if isinstance(records, tuple) else (records,))
         await sink.flush()
@@ -189,10 +211,10 @@ def build_app(settings: WorkerSettings, **kafka: Any) -> tuple[FastStream, Kafka
     @app.on_startup
     async def _start() -> None:
         await ensure_topics(settings, **kafka)
-        await sink.producer.start()
+        await sink.start()
 
     @app.after_shutdown
     async def _stop() -> None:
-        await sink.producer.stop()
+        await sink.stop()
 
     return app, broker
