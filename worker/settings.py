@@ -43,24 +43,38 @@ class WorkerSettings(BaseSettings):
     )
     databases_file: Path | None = Field(None, description="a file of ALIAS=DSN lines")
     group_id: str = Field("schemaheal", description="the worker's consumer group")
-    request_topic: str = "service.starting"
-    reply_topic: str = "schema.healed"
-    dead_letter_topic: str = "service.starting.dlq"
+    request_topic: str = Field("service.starting", description="topic of service.starting requests")
+    reply_topic: str = Field("schema.healed", description="topic of schema.healed replies")
+    dead_letter_topic: str = Field(
+        "service.starting.dlq", description="where records that cannot be served are copied"
+    )
     topic_partitions: int = Field(6, ge=1, description="partitions of topics the worker creates")
     topic_replication: int = Field(1, ge=1, description="replication factor of those topics")
-    max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_request_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="larger request records are rejected"
+    )
     batch_max_records: int = Field(500, ge=1, description="requests taken per poll (coalesced)")
-    fetch_max_wait_ms: int = Field(100, ge=1)
-    session_timeout_ms: int = Field(10_000, ge=1000)
-    heartbeat_interval_ms: int = Field(3_000, ge=100)
+    fetch_max_wait_ms: int = Field(100, ge=1, description="longest wait of one fetch (and batch)")
+    session_timeout_ms: int = Field(10_000, ge=1000, description="consumer group session timeout")
+    heartbeat_interval_ms: int = Field(3_000, ge=100, description="consumer group heartbeat")
     max_heal_s: float = Field(900.0, gt=0, description="the longest heal; sizes poll interval")
-    lock_timeout_ms: int = Field(2_000, gt=0)
-    statement_timeout_ms: int = Field(60_000, gt=0)
-    long_statement_timeout_ms: int = Field(3_600_000, gt=0)
-    rewrite_threshold_mb: float = Field(32.0, ge=0)
-    lock_wait_s: float = Field(60.0, gt=0)
-    retry_budget_s: float = Field(60.0, ge=0)
-    ledger_schema: str = "schemaheal"
+    lock_timeout_ms: int = Field(
+        2_000, gt=0, description="longest wait of one statement for a table lock"
+    )
+    statement_timeout_ms: int = Field(60_000, gt=0, description="limit of a metadata statement")
+    long_statement_timeout_ms: int = Field(
+        3_600_000, gt=0, description="limit of index builds, validations and rewrites"
+    )
+    rewrite_threshold_mb: float = Field(
+        32.0, ge=0, description="table rewrites on bigger tables need approval"
+    )
+    lock_wait_s: float = Field(
+        60.0, gt=0, description="longest wait for another heal of the same schemas"
+    )
+    retry_budget_s: float = Field(
+        60.0, ge=0, description="time to keep retrying lock timeouts in one heal"
+    )
+    ledger_schema: str = Field("schemaheal", description="schema of the audit ledger")
     retry_attempts: int = Field(3, ge=1, description="in-process tries before redelivery")
 
     @field_validator("databases", mode="before")
@@ -123,3 +137,14 @@ def settings_from(args: Any) -> WorkerSettings:
         return WorkerSettings(**given)
     except ValueError as exc:
         raise ConfigurationError(f"settings: {exc}") from None
+
+
+def markdown_table() -> str:
+    """The README's configuration table, generated so that it cannot fall behind the model."""
+    rows = ["| flag | environment variable | default | meaning |", "|---|---|---|---|"]
+    for name, field in WorkerSettings.model_fields.items():
+        flag = "--database ALIAS=DSN" if name == "databases" else "--" + name.replace("_", "-")
+        default = "" if field.default_factory is not None else field.default
+        shown = f"`{default}`" if default not in ("", None) else ""
+        rows.append(f"| `{flag}` | `SCHEMAHEAL_{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows)
