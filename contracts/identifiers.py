@@ -14,6 +14,7 @@ attacks: a name is safe to write in SQL exactly when it matches this pattern.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from pglast import keywords
 
@@ -53,6 +54,7 @@ def check_identifier(name: str) -> str:
     return name
 
 
+@lru_cache(maxsize=65536)  # called for every identifier of every plan: names repeat a lot
 def quote_ident(name: str) -> str:
     """Write ``name`` the way PostgreSQL's ``quote_ident()`` does: quoted only when needed.
 

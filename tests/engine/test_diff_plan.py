@@ -224,3 +224,15 @@ def test_policy_can_require_approval_for_any_hazard() -> None:
     assert [
         b.hazard for b in review(plan, Policy(require_approval=frozenset({Hazard.INDEX_BUILD})))
     ] == [Hazard.INDEX_BUILD]
+
+
+def test_measured_sizes_override_the_catalogs_estimate() -> None:
+    """relpages stays 0 until a table is vacuumed: a freshly filled table must not look empty."""
+    current = realm(table("t", ID, size_bytes=0))
+    desired = realm(table("t", ID, column("u", "uuid", default="gen_random_uuid()")))
+    plan = make_plan(*diff(current, desired))
+    from worker.engine.policy import rewritten_tables
+
+    assert rewritten_tables(plan) == {"public.t"}
+    assert review(plan, Policy()) == ()
+    assert [b.hazard for b in review(plan, Policy(), {"public.t": 64 * 1024 * 1024})] == [Hazard.TABLE_REWRITE]

@@ -22,33 +22,34 @@ def test_literals_double_quotes_and_nothing_else() -> None:
 
 
 def rows(**extra: object) -> dict[str, object]:
+    """Catalog rows as fetch_catalog returns them (dicts stand in for asyncpg records)."""
     base: dict[str, object] = {
-        "server_version": 180001,
-        "schemas": ["public"],
+        "server": [{"server_version": 180001, "block_size": 8192, "schemas": ["public"]}],
         "extensions": [{"name": "plpgsql", "schema": "pg_catalog"}],
         "enums": [{"schema": "public", "name": "mood", "labels": ["sad", "ok"]}],
         "sequences": [],
-        "tables": [{"oid": 1, "schema": "public", "name": "t", "comment": "c", "size": 8192}],
+        "tables": [{"oid": 1, "schema": "public", "name": "t", "comment": "c", "pages": 2}],
         "columns": [
-            {"rel": 1, "name": "id", "type": "integer", "not_null": True, "expr": None,
+            {"rel": 1, "num": 1, "name": "id", "type": "integer", "not_null": True, "expr": None,
              "identity": "a", "generated": "", "comment": None},
-            {"rel": 1, "name": "g", "type": "integer", "not_null": False, "expr": "(id + 1)",
-             "identity": "", "generated": "s", "comment": None},
+            {"rel": 1, "num": 2, "name": "g", "type": "integer", "not_null": False,
+             "expr": "(id + 1)", "identity": "", "generated": "s", "comment": None},
         ],
         "constraints": [
-            {"rel": 1, "name": "t_pkey", "type": "p", "valid": True, "columns": ["id"],
-             "ref_schema": None, "ref_table": None, "ref_columns": None, "on_delete": " ",
+            {"rel": 1, "name": "t_pkey", "type": "p", "valid": True, "keys": [1], "ref_rel": 0,
+             "ref_schema": None, "ref_table": None, "ref_keys": None, "on_delete": " ",
              "on_update": " ", "deferrable": False, "deferred": False, "expr": None,
              "index": "t_pkey"},
         ],
         "indexes": [
             {"rel": 1, "name": "t_pkey", "unique": True, "valid": True, "method": "btree",
-             "key_count": 1, "nulls_not_distinct": False, "where": None,
-             "keys": [{"column": "id", "expr": None, "opclass": None, "option": 0}]},
+             "key_count": 1, "nulls_not_distinct": False, "keys": [1], "options": [0],
+             "opclasses": [1978], "predicate": None, "key_texts": None},
             {"rel": 1, "name": "t_g_idx", "unique": False, "valid": False, "method": "btree",
-             "key_count": 1, "nulls_not_distinct": False, "where": "(g > 0)",
-             "keys": [{"column": "g", "expr": None, "opclass": None, "option": 3}]},
+             "key_count": 1, "nulls_not_distinct": False, "keys": [2, 1], "options": [3],
+             "opclasses": [9999], "predicate": "(g > 0)", "key_texts": None},
         ],
+        "opclasses": [{"oid": 9999, "name": "int4_special_ops"}],
     }  # fmt: skip
     return {**base, **extra}
 
@@ -57,7 +58,7 @@ def test_build_realm_from_catalog_rows() -> None:
     realm = build_realm(rows())
     assert realm.server_version == 180001
     [t] = realm.tables
-    assert (t.qualified, t.comment, t.size_bytes) == ("public.t", "c", 8192)
+    assert (t.qualified, t.comment, t.size_bytes) == ("public.t", "c", 2 * 8192)
     ident, gen = t.columns
     assert ident.identity is not None and ident.identity.always
     assert (gen.generated, gen.default) == ("(id + 1)", None)
@@ -66,4 +67,7 @@ def test_build_realm_from_catalog_rows() -> None:
     assert pkey.constraint == "t_pkey"
     assert (g_idx.valid, g_idx.where, g_idx.constraint) == (False, "(g > 0)", None)
     assert (g_idx.elements[0].descending, g_idx.elements[0].nulls_first) == (True, True)
+    assert g_idx.elements[0].opclass == "int4_special_ops"  # named: not the type's default
+    assert pkey.elements[0].opclass is None
+    assert g_idx.include == ("id",)
     assert realm.enums[0].labels == ("sad", "ok")

@@ -24,7 +24,7 @@ from worker.engine.changes import describe
 from worker.engine.connection import Connection
 from worker.engine.hazards import Hazard
 from worker.engine.plan import Plan, Statement
-from worker.engine.render import settings_sql
+from worker.engine.render import group_commands
 from worker.errors import DatabaseUnavailable, LockBudgetExhausted, StatementFailed
 
 _RETRYABLE = (asyncpg.exceptions.LockNotAvailableError, asyncpg.exceptions.DeadlockDetectedError)
@@ -116,22 +116,26 @@ async def _attempt(
     conn: Connection, group: list[Statement], offset: int, retries: int
 ) -> list[AppliedStatement]:
     done = []
+    commands = group_commands(group)
     if group[0].transactional:
         async with conn.transaction():
-            for i, statement in enumerate(group):
-                done.append(await _execute(conn, statement, offset + i, retries, local=True))
+            for i, (statement, settings) in enumerate(commands):
+                # inside a transaction, SET LOCAL and the statement go in one round trip
+                sql = "; ".join([*settings, statement.sql])
+                done.append(await _execute(conn, statement, sql, offset + i, retries))
     else:
-        for i, statement in enumerate(group):
-            done.append(await _execute(conn, statement, offset + i, retries, local=False))
+        for i, (statement, settings) in enumerate(commands):
+            # CREATE INDEX CONCURRENTLY must be alone: a multi-command string is one transaction
+            await conn.execute("; ".join(settings))
+            done.append(await _execute(conn, statement, statement.sql, offset + i, retries))
     return done
 
 
 async def _execute(
-    conn: Connection, statement: Statement, ordinal: int, retries: int, *, local: bool
+    conn: Connection, statement: Statement, sql: str, ordinal: int, retries: int
 ) -> AppliedStatement:
-    await conn.execute("; ".join(settings_sql(statement, local=local)))
     started_at, started = time.time(), time.perf_counter()
-    await conn.execute(statement.sql)
+    await conn.execute(sql)
     return AppliedStatement(
         ordinal=ordinal + 1,
         sql=statement.sql,

@@ -1,89 +1,101 @@
--- schemaheal: the whole catalog read, in one round trip.
--- $1: the schemas (namespaces) a manifest owns. Each column is a JSON array of one kind of object.
+-- schemaheal: the catalog read. A fixed set of queries, whatever the number of tables; each
+-- returns plain rows (asyncpg decodes them in C). $1 is always the schemas a manifest owns.
 -- Run with search_path = pg_catalog, so format_type() qualifies every user type.
-WITH ns AS (
-    SELECT oid, nspname FROM pg_namespace WHERE nspname = ANY ($1::text[])
-), rel AS (
-    SELECT c.oid, c.relname, ns.nspname
-    FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p')
-)
-SELECT
-    current_setting('server_version_num')::int AS server_version,
-    (SELECT coalesce(json_agg(nspname), '[]') FROM ns) AS schemas,
-    (SELECT coalesce(json_agg(json_build_object('name', e.extname, 'schema', n.nspname)), '[]')
-       FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace) AS extensions,
-    (SELECT coalesce(json_agg(json_build_object(
-         'schema', ns.nspname, 'name', t.typname,
-         'labels', (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)
-                      FROM pg_enum e WHERE e.enumtypid = t.oid))), '[]')
-       FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
-      WHERE t.typtype = 'e') AS enums,
-    (SELECT coalesce(json_agg(json_build_object(
-         'schema', ns.nspname, 'name', c.relname,
-         'data_type', format_type(s.seqtypid, NULL), 'start', s.seqstart,
-         'increment', s.seqincrement, 'min_value', s.seqmin, 'max_value', s.seqmax,
-         'cycle', s.seqcycle, 'cache', s.seqcache,
-         'owned_by', (SELECT json_build_array(oc.relname, a.attname)
-                        FROM pg_depend d
-                        JOIN pg_class oc ON oc.oid = d.refobjid
-                        JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-                       WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                         AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a'
-                       LIMIT 1))), '[]')
-       FROM pg_sequence s
-       JOIN pg_class c ON c.oid = s.seqrelid
-       JOIN ns ON ns.oid = c.relnamespace
-      WHERE NOT EXISTS (SELECT 1 FROM pg_depend d  -- identity columns' internal sequences
-                         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                           AND d.deptype = 'i')) AS sequences,
-    (SELECT coalesce(json_agg(json_build_object(
-         'oid', rel.oid, 'schema', rel.nspname, 'name', rel.relname,
-         'comment', obj_description(rel.oid, 'pg_class'),
-         'size', pg_table_size(rel.oid))), '[]')
-       FROM rel) AS tables,
-    (SELECT coalesce(json_agg(json_build_object(
-         'rel', a.attrelid, 'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
-         'not_null', a.attnotnull, 'expr', pg_get_expr(d.adbin, d.adrelid),
-         'identity', a.attidentity, 'generated', a.attgenerated,
-         'comment', col_description(a.attrelid, a.attnum)) ORDER BY a.attrelid, a.attnum), '[]')
-       FROM pg_attribute a
-       JOIN rel ON rel.oid = a.attrelid
-       LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-      WHERE a.attnum > 0 AND NOT a.attisdropped) AS columns,
-    (SELECT coalesce(json_agg(json_build_object(
-         'rel', co.conrelid, 'name', co.conname, 'type', co.contype, 'valid', co.convalidated,
-         'columns', (SELECT json_agg(a.attname ORDER BY k.i)
-                       FROM unnest(co.conkey) WITH ORDINALITY k(n, i)
-                       JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.n),
-         'ref_schema', fn.nspname, 'ref_table', fc.relname,
-         'ref_columns', (SELECT json_agg(a.attname ORDER BY k.i)
-                           FROM unnest(co.confkey) WITH ORDINALITY k(n, i)
-                           JOIN pg_attribute a ON a.attrelid = co.confrelid AND a.attnum = k.n),
-         'on_delete', co.confdeltype, 'on_update', co.confupdtype,
-         'deferrable', co.condeferrable, 'deferred', co.condeferred,
-         'expr', CASE WHEN co.contype = 'c' THEN pg_get_expr(co.conbin, co.conrelid) END,
-         'index', ci.relname)), '[]')
-       FROM pg_constraint co
-       JOIN rel ON rel.oid = co.conrelid
-       LEFT JOIN pg_class fc ON fc.oid = co.confrelid
-       LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
-       LEFT JOIN pg_class ci ON ci.oid = co.conindid
-      WHERE co.contype IN ('p', 'u', 'f', 'c')) AS constraints,
-    (SELECT coalesce(json_agg(json_build_object(
-         'rel', i.indrelid, 'name', ic.relname, 'unique', i.indisunique,
-         'valid', i.indisvalid AND i.indisready, 'method', am.amname,
-         'key_count', i.indnkeyatts, 'nulls_not_distinct', i.indnullsnotdistinct,
-         'where', pg_get_expr(i.indpred, i.indrelid),
-         'keys', (SELECT json_agg(json_build_object(
-                      'column', a.attname,
-                      'expr', CASE WHEN k.n = 0 THEN pg_get_indexdef(i.indexrelid, k.i::int, true) END,
-                      'opclass', CASE WHEN NOT oc.opcdefault THEN oc.opcname END,
-                      'option', i.indoption[k.i - 1]) ORDER BY k.i)
-                    FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, i)
-                    LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n
-                    LEFT JOIN pg_opclass oc ON oc.oid = i.indclass[k.i - 1]))), '[]')
-       FROM pg_index i
-       JOIN rel ON rel.oid = i.indrelid
-       JOIN pg_class ic ON ic.oid = i.indexrelid
-       JOIN pg_am am ON am.oid = ic.relam) AS indexes
+
+-- name: server
+SELECT current_setting('server_version_num')::int AS server_version,
+       current_setting('block_size')::int AS block_size,
+       ARRAY(SELECT nspname::text FROM pg_namespace WHERE nspname = ANY ($1::text[])) AS schemas;
+
+-- name: extensions
+SELECT e.extname AS name, n.nspname AS schema
+  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace;
+
+-- name: enums
+SELECT n.nspname AS schema, t.typname AS name,
+       ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid
+             ORDER BY e.enumsortorder) AS labels
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typtype = 'e' AND n.nspname = ANY ($1::text[]);
+
+-- name: sequences
+SELECT n.nspname AS schema, c.relname AS name, format_type(s.seqtypid, NULL) AS data_type,
+       s.seqstart AS start, s.seqincrement AS increment, s.seqmin AS min_value,
+       s.seqmax AS max_value, s.seqcycle AS cycle, s.seqcache AS cache,
+       own.relname AS owner_table, own_col.attname AS owner_column
+  FROM pg_sequence s
+  JOIN pg_class c ON c.oid = s.seqrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+       AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+  LEFT JOIN pg_class own ON own.oid = d.refobjid
+  LEFT JOIN pg_attribute own_col ON own_col.attrelid = d.refobjid AND own_col.attnum = d.refobjsubid
+ WHERE n.nspname = ANY ($1::text[])
+   AND d.deptype IS DISTINCT FROM 'i';  -- identity columns' own sequences are not objects here
+
+-- name: tables
+SELECT c.oid, n.nspname AS schema, c.relname AS name, d.description AS comment,
+       c.relpages::bigint AS pages  -- the planner's estimate: no file system call per table
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_description d ON d.classoid = 'pg_class'::regclass AND d.objoid = c.oid
+       AND d.objsubid = 0
+ WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY ($1::text[]);
+
+-- name: columns
+-- Every column of the inspected tables, and of the tables their foreign keys point at (for
+-- naming referenced columns); attnum orders them and resolves key column numbers.
+SELECT a.attrelid AS rel, a.attnum AS num, a.attname AS name,
+       format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null,
+       pg_get_expr(ad.adbin, ad.adrelid) AS expr, a.attidentity::text AS identity,
+       a.attgenerated::text AS generated, d.description AS comment
+  FROM pg_attribute a
+  LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+  LEFT JOIN pg_description d ON d.classoid = 'pg_class'::regclass AND d.objoid = a.attrelid
+       AND d.objsubid = a.attnum
+ WHERE a.attnum > 0 AND NOT a.attisdropped
+   AND a.attrelid IN (
+       SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY ($1::text[])
+       UNION
+       SELECT co.confrelid FROM pg_constraint co
+         JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE co.contype = 'f' AND n.nspname = ANY ($1::text[]))
+ ORDER BY a.attrelid, a.attnum;
+
+-- name: constraints
+SELECT co.conrelid AS rel, co.conname AS name, co.contype::text AS type, co.convalidated AS valid,
+       co.conkey AS keys, co.confrelid AS ref_rel, fn.nspname AS ref_schema, fc.relname AS ref_table,
+       co.confkey AS ref_keys, co.confdeltype::text AS on_delete, co.confupdtype::text AS on_update,
+       co.condeferrable AS deferrable, co.condeferred AS deferred,
+       CASE WHEN co.contype = 'c' THEN pg_get_expr(co.conbin, co.conrelid) END AS expr,
+       ci.relname AS index
+  FROM pg_constraint co
+  JOIN pg_class c ON c.oid = co.conrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_class fc ON fc.oid = co.confrelid
+  LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
+  LEFT JOIN pg_class ci ON ci.oid = co.conindid
+ WHERE co.contype IN ('p', 'u', 'f', 'c') AND n.nspname = ANY ($1::text[]);
+
+-- name: indexes
+-- Key columns by number (indkey; 0 = an expression), their options and operator classes;
+-- expression texts only for indexes that have expressions.
+SELECT x.indrelid AS rel, i.relname AS name, x.indisunique AS unique,
+       x.indisvalid AND x.indisready AS valid, am.amname AS method, x.indnkeyatts AS key_count,
+       x.indnullsnotdistinct AS nulls_not_distinct, x.indkey::int2[] AS keys,
+       x.indoption::int2[] AS options, x.indclass::oid[] AS opclasses,
+       pg_get_expr(x.indpred, x.indrelid) AS predicate,
+       CASE WHEN x.indexprs IS NOT NULL THEN
+            ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true)
+                    FROM generate_series(1, x.indnkeyatts::int) k) END AS key_texts
+  FROM pg_index x
+  JOIN pg_class i ON i.oid = x.indexrelid
+  JOIN pg_class c ON c.oid = x.indrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_am am ON am.oid = i.relam
+ WHERE n.nspname = ANY ($1::text[]);
+
+-- name: opclasses
+-- Operator classes that are not a type's default: only those are worth naming.
+SELECT oid, opcname AS name FROM pg_opclass WHERE NOT opcdefault;

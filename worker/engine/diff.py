@@ -225,14 +225,13 @@ def _table(
 
 
 def _column(table: m.Table, column: m.Column, changes: list[ch.Change], drift: list[Drift]) -> None:
-    target = f"{table.qualified}.{column.name}"
     existing = table.column(column.name)
     if existing is None:
         if _needs_rows_absent(column) and table.has_rows is not False:
             drift.append(
                 Drift(
                     kind=DriftKind.NOT_NULL_ON_POPULATED_TABLE,
-                    target=target,
+                    target=f"{table.qualified}.{column.name}",
                     detail="a NOT NULL column without a default cannot be added to a "
                     "table that has rows: give it a default, or make it "
                     "nullable and backfill it first",
@@ -241,6 +240,8 @@ def _column(table: m.Table, column: m.Column, changes: list[ch.Change], drift: l
         else:
             changes.append(ch.AddColumn(table=table, column=column))
         return
+    if existing == column:  # the common case, decided at once
+        return
     if existing.type != column.type:
         if is_metadata_only_widening(existing.type, column.type):
             changes.append(ch.WidenType(table=table, column=column, current_type=existing.type))
@@ -248,7 +249,7 @@ def _column(table: m.Table, column: m.Column, changes: list[ch.Change], drift: l
             drift.append(
                 Drift(
                     kind=DriftKind.TYPE_MISMATCH,
-                    target=target,
+                    target=f"{table.qualified}.{column.name}",
                     detail=f"is {existing.type}, manifest says {column.type}; "
                     "changing it would rewrite or lose data",
                 )

@@ -1,14 +1,15 @@
 """Inspect: read the live catalog of the schemas a manifest owns into a :class:`Realm`.
 
-Two parts, as the style guide asks: :func:`fetch_catalog` is the I/O — one query, one round trip,
-whatever the number of tables — and :func:`build_realm` is pure, turning the rows into the model
-(tests feed it plain dicts). :func:`probe_rows` is the only other read: whether given tables have
-any row, asked only when a NOT NULL column without a default is about to be added.
+Two parts, as the style guide asks: :func:`fetch_catalog` is the I/O — a fixed set of queries
+(``catalog.sql``), whatever the number of tables — and :func:`build_realm` is pure, turning the
+rows into the model (tests feed it plain dicts). Two more reads happen only when needed:
+:func:`probe_rows` (does a table have a row, before adding a NOT NULL column without default)
+and :func:`table_sizes` (the measured size of a table a statement would rewrite; the catalog's
+estimate is 0 until the table is first vacuumed or analysed).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -19,20 +20,25 @@ from worker.engine import model as m
 from worker.engine.connection import Connection
 
 CATALOG_SQL = (Path(__file__).parent / "catalog.sql").read_text(encoding="utf-8")
+QUERIES = {
+    chunk.split("\n", 1)[0].strip(): chunk.split("\n", 1)[1].strip().rstrip(";")
+    for chunk in CATALOG_SQL.split("-- name: ")[1:]
+}
 _ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 
 
 async def inspect(conn: Connection, schemas: Iterable[str]) -> m.Realm:
-    """The current realm of ``schemas`` (one catalog query)."""
+    """The current realm of ``schemas`` (a fixed number of catalog queries)."""
     return build_realm(await fetch_catalog(conn, schemas))
 
 
-async def fetch_catalog(conn: Connection, schemas: Iterable[str]) -> dict[str, Any]:
-    """The catalog rows as plain data: {"tables": [...], "columns": [...], ...}."""
-    row = await conn.fetchrow(CATALOG_SQL, sorted(schemas))
-    return {
-        key: json.loads(value) if isinstance(value, str) else value for key, value in row.items()
-    }
+async def fetch_catalog(conn: Connection, schemas: Iterable[str]) -> dict[str, list[Any]]:
+    """The catalog rows, by query name (see catalog.sql): the I/O half of inspection."""
+    wanted = sorted(schemas)
+    rows: dict[str, list[Any]] = {}
+    for name, sql in QUERIES.items():
+        rows[name] = await (conn.fetch(sql, wanted) if "$1" in sql else conn.fetch(sql))
+    return rows
 
 
 async def probe_rows(
@@ -57,40 +63,65 @@ async def probe_rows(
     )
 
 
+async def table_sizes(conn: Connection, tables: Iterable[str]) -> dict[str, int]:
+    """The size on disk of each (qualified) table, measured: one query for all of them."""
+    wanted = sorted(tables)
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        "SELECT t, pg_table_size(t::regclass) AS size FROM unnest($1::text[]) t", wanted
+    )
+    return {row["t"]: int(row["size"] or 0) for row in rows}
+
+
 def build_realm(rows: Mapping[str, Any]) -> m.Realm:
     """The pure half of inspection: catalog rows → :class:`Realm`."""
+    [server] = rows["server"]
+    names: dict[int, dict[int, str]] = {}
+    for c in rows["columns"]:
+        names.setdefault(c["rel"], {})[c["num"]] = c["name"]
+    opclasses = {o["oid"]: o["name"] for o in rows["opclasses"]}
     columns: dict[int, list[m.Column]] = {}
     for col in rows["columns"]:
         columns.setdefault(col["rel"], []).append(_column(col))
-    constraints: dict[int, list[dict[str, Any]]] = {}
+    constraints: dict[int, list[Any]] = {}
     for con in rows["constraints"]:
         constraints.setdefault(con["rel"], []).append(con)
-    indexes: dict[int, list[dict[str, Any]]] = {}
+    indexes: dict[int, list[m.Index]] = {}
+    backing = {(c["rel"], c["index"]): c["name"] for c in rows["constraints"] if c["type"] in "pu"}
+    nulls_not_distinct = {}
     for idx in rows["indexes"]:
-        indexes.setdefault(idx["rel"], []).append(idx)
-    tables = tuple(
-        sorted(
-            (
-                _table(
-                    t,
-                    columns.get(t["oid"], []),
-                    constraints.get(t["oid"], []),
-                    indexes.get(t["oid"], []),
-                )
-                for t in rows["tables"]
-            ),
-            key=lambda t: (t.schema, t.name),
-        )
+        index = _index(idx, names, opclasses, backing.get((idx["rel"], idx["name"])))
+        indexes.setdefault(idx["rel"], []).append(index)
+        nulls_not_distinct[(idx["rel"], idx["name"])] = bool(idx["nulls_not_distinct"])
+    block = server["block_size"]
+    tables = sorted(
+        (
+            _table(
+                t,
+                block,
+                columns.get(t["oid"], []),
+                constraints.get(t["oid"], []),
+                indexes.get(t["oid"], []),
+                names,
+                nulls_not_distinct,
+            )
+            for t in rows["tables"]
+        ),
+        key=lambda t: (t.schema, t.name),
     )
     return m.Realm(
-        schemas=frozenset(rows["schemas"]),
+        schemas=frozenset(server["schemas"]),
         extensions=tuple(
-            sorted((m.Extension(**e) for e in rows["extensions"]), key=lambda e: e.name)
+            sorted(
+                (m.Extension(name=e["name"], schema=e["schema"]) for e in rows["extensions"]),
+                key=lambda e: e.name,
+            )
         ),
         enums=tuple(
             sorted(
                 (
-                    m.EnumType(schema=e["schema"], name=e["name"], labels=tuple(e["labels"] or ()))
+                    m.EnumType(schema=e["schema"], name=e["name"], labels=tuple(e["labels"]))
                     for e in rows["enums"]
                 ),
                 key=lambda e: (e.schema, e.name),
@@ -99,13 +130,13 @@ def build_realm(rows: Mapping[str, Any]) -> m.Realm:
         sequences=tuple(
             sorted((_sequence(s) for s in rows["sequences"]), key=lambda s: (s.schema, s.name))
         ),
-        tables=tables,
-        server_version=int(rows.get("server_version") or 0),
+        tables=tuple(tables),
+        server_version=int(server["server_version"]),
     )
 
 
 def _sequence(row: Mapping[str, Any]) -> m.Sequence:
-    owned = row.get("owned_by")
+    owner = row["owner_table"]
     return m.Sequence(
         schema=row["schema"],
         name=row["name"],
@@ -116,7 +147,7 @@ def _sequence(row: Mapping[str, Any]) -> m.Sequence:
         max_value=row["max_value"],
         cycle=row["cycle"],
         cache=row["cache"],
-        owned_by=(owned[0], owned[1]) if owned else None,
+        owned_by=(owner, row["owner_column"]) if owner else None,
     )
 
 
@@ -138,41 +169,58 @@ def _column(row: Mapping[str, Any]) -> m.Column:
 
 def _table(
     row: Mapping[str, Any],
+    block_size: int,
     columns: list[m.Column],
-    constraints: list[dict[str, Any]],
-    indexes: list[dict[str, Any]],
+    constraints: list[Any],
+    indexes: list[m.Index],
+    names: dict[int, dict[int, str]],
+    nulls_not_distinct: dict[tuple[int, str], bool],
 ) -> m.Table:
-    by_kind: dict[str, list[dict[str, Any]]] = {}
-    for con in constraints:
-        by_kind.setdefault(con["type"], []).append(con)
-    backing = {con["index"]: con["name"] for con in constraints if con["type"] in ("p", "u")}
-    nnd = {idx["name"]: bool(idx.get("nulls_not_distinct")) for idx in indexes}
-    pk_rows = by_kind.get("p", [])
+    rel = row["oid"]
+
+    def cols(rel_id: int, keys: list[int] | None) -> tuple[str, ...]:
+        by_number = names[rel_id]
+        return tuple([by_number[k] for k in keys or ()])
+
+    pk = next((c for c in constraints if c["type"] == "p"), None)
     return m.Table(
         schema=row["schema"],
         name=row["name"],
         columns=tuple(columns),
         comment=row["comment"],
-        size_bytes=int(row["size"] or 0),
-        primary_key=(
-            m.PrimaryKey(name=pk_rows[0]["name"], columns=tuple(pk_rows[0]["columns"]))
-            if pk_rows
-            else None
-        ),
+        size_bytes=int(row["pages"] or 0) * block_size,
+        primary_key=m.PrimaryKey(name=pk["name"], columns=cols(rel, pk["keys"])) if pk else None,
         unique=_by_name(
             m.UniqueConstraint(
                 name=c["name"],
-                columns=tuple(c["columns"]),
-                nulls_not_distinct=nnd.get(c["index"], False),
+                columns=cols(rel, c["keys"]),
+                nulls_not_distinct=nulls_not_distinct.get((rel, c["index"]), False),
             )
-            for c in by_kind.get("u", [])
+            for c in constraints
+            if c["type"] == "u"
         ),
-        foreign_keys=_by_name(_foreign_key(c) for c in by_kind.get("f", [])),
+        foreign_keys=_by_name(
+            m.ForeignKey(
+                name=c["name"],
+                columns=cols(rel, c["keys"]),
+                ref_schema=c["ref_schema"],
+                ref_table=c["ref_table"],
+                ref_columns=cols(c["ref_rel"], c["ref_keys"]),
+                on_delete=_ACTIONS[c["on_delete"]],
+                on_update=_ACTIONS[c["on_update"]],
+                deferrable=c["deferrable"],
+                initially_deferred=c["deferred"],
+                valid=c["valid"],
+            )
+            for c in constraints
+            if c["type"] == "f"
+        ),
         checks=_by_name(
             m.CheckConstraint(name=c["name"], expression=c["expr"], valid=c["valid"])
-            for c in by_kind.get("c", [])
+            for c in constraints
+            if c["type"] == "c"
         ),
-        indexes=_by_name(_index(i, backing.get(i["name"])) for i in indexes),
+        indexes=_by_name(indexes),
     )
 
 
@@ -180,41 +228,34 @@ def _by_name(items: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(sorted(items, key=lambda item: item.name))
 
 
-def _foreign_key(row: Mapping[str, Any]) -> m.ForeignKey:
-    return m.ForeignKey(
-        name=row["name"],
-        columns=tuple(row["columns"]),
-        ref_schema=row["ref_schema"],
-        ref_table=row["ref_table"],
-        ref_columns=tuple(row["ref_columns"]),
-        on_delete=_ACTIONS[row["on_delete"]],
-        on_update=_ACTIONS[row["on_update"]],
-        deferrable=row["deferrable"],
-        initially_deferred=row["deferred"],
-        valid=row["valid"],
-    )
-
-
-def _index(row: Mapping[str, Any], constraint: str | None) -> m.Index:
-    keys = row["keys"] or []
-    key_count = row["key_count"]
+def _index(
+    row: Mapping[str, Any],
+    names: dict[int, dict[int, str]],
+    opclasses: dict[int, str],
+    constraint: str | None,
+) -> m.Index:
+    by_number, keys, count = names[row["rel"]], row["keys"], row["key_count"]
+    texts = row["key_texts"] or [None] * count
+    options, classes = row["options"], row["opclasses"]  # one entry per key column
     elements = tuple(
-        m.IndexElement(
-            column=k["column"],
-            expression=k["expr"],
-            opclass=k["opclass"],
-            descending=bool((k["option"] or 0) & 1),
-            nulls_first=bool((k["option"] or 0) & 2),
-        )
-        for k in keys[:key_count]
+        [
+            m.IndexElement(
+                column=by_number[keys[k]] if keys[k] else None,
+                expression=None if keys[k] else texts[k],
+                opclass=opclasses.get(classes[k]),
+                descending=bool(options[k] & 1),
+                nulls_first=bool(options[k] & 2),
+            )
+            for k in range(count)
+        ]
     )
     return m.Index(
         name=row["name"],
         elements=elements,
         unique=row["unique"],
         method=row["method"],
-        include=tuple(k["column"] for k in keys[key_count:]),
-        where=row["where"],
+        include=tuple([by_number[k] for k in keys[count:]]),
+        where=row["predicate"],
         valid=row["valid"],
         constraint=constraint,
     )

@@ -142,7 +142,10 @@ class Table:
         return qualified(self.schema, self.name)
 
     def column(self, name: str) -> Column | None:
-        return next((c for c in self.columns if c.name == name), None)
+        for column in self.columns:  # tables have tens of columns: a scan beats building a map
+            if column.name == name:
+                return column
+        return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

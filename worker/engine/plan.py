@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import assert_never
 
-from contracts.identifiers import quote_ident
+from contracts.identifiers import qualified, quote_ident
 from contracts.naming import default_name
 from worker.engine import changes as ch
 from worker.engine import model as m
@@ -118,12 +118,16 @@ def make_plan(
     """Order ``changes`` and render each into statements with timeouts and hazards."""
     settings = settings or PlanSettings()
     ordered = sorted(changes, key=lambda c: _PHASES[type(c)])  # stable: keeps FK order of tables
+    new_tables = {c.table.qualified for c in ordered if isinstance(c, ch.AddTable)}
     statements: list[Statement] = []
     group = 0
+    batch = 0  # new tables in the current transaction
     previous: ch.Change | None = None
     for change in ordered:
+        batched = _batches_with(previous, change, new_tables) and batch < MAX_TABLES_PER_BATCH
+        batch = batch + 1 if batched else 1
         for i, step in enumerate(_render(change)):
-            joins = step.joins_previous or (i == 0 and _batches_with(previous, change))
+            joins = step.joins_previous or (i == 0 and batched)
             after_transactional = bool(statements) and statements[-1].transactional
             if not (joins and step.transactional and after_transactional):
                 group += 1
@@ -146,12 +150,21 @@ def make_plan(
     return Plan(statements=tuple(statements), drift=drift, changes=tuple(ordered))
 
 
-def _batches_with(previous: ch.Change | None, change: ch.Change) -> bool:
-    """New tables that reference only new tables share one transaction: nobody can see them
-    yet, and no existing table's lock is held while the batch runs."""
+#: New tables per transaction: each takes about six locks (table, TOAST, indexes), and the shared
+#: lock table holds max_locks_per_transaction (64) x max_connections (100) by default.
+MAX_TABLES_PER_BATCH = 100
+
+
+def _batches_with(previous: ch.Change | None, change: ch.Change, new_tables: set[str]) -> bool:
+    """New tables whose foreign keys point only at new tables share a transaction: nobody can
+    see them yet, and no existing table's lock is held while the batch runs."""
     if not (isinstance(previous, ch.AddTable) and isinstance(change, ch.AddTable)):
         return False
-    return not change.table.foreign_keys and not previous.table.foreign_keys
+    return all(
+        qualified(fk.ref_schema, fk.ref_table) in new_tables
+        for t in (previous.table, change.table)
+        for fk in t.foreign_keys
+    )
 
 
 def _render(change: ch.Change) -> list[_Step]:

@@ -8,9 +8,11 @@ named in ``require_approval`` is blocked whatever the table size.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from worker.engine.hazards import Hazard
+from worker.engine.model import Table
 from worker.engine.plan import Plan, Statement
 
 
@@ -30,25 +32,45 @@ class Blocked:
     reason: str
 
 
-def review(plan: Plan, policy: Policy) -> tuple[Blocked, ...]:
-    """The statements of ``plan`` that ``policy`` does not allow to run unattended."""
+def rewritten_tables(plan: Plan) -> set[str]:
+    """Qualified names of the tables that statements of ``plan`` would rewrite."""
+    return {
+        table.qualified
+        for s in plan.statements
+        if Hazard.TABLE_REWRITE in s.hazards
+        and isinstance(table := getattr(s.change, "table", None), Table)
+    }
+
+
+def review(
+    plan: Plan, policy: Policy, sizes: Mapping[str, int] | None = None
+) -> tuple[Blocked, ...]:
+    """The statements of ``plan`` that ``policy`` does not allow to run unattended.
+
+    ``sizes`` (qualified table → bytes, measured) override the catalog's estimates, which stay 0
+    until a table is first vacuumed or analysed."""
     blocked = []
     for statement in plan.statements:
         for hazard in statement.hazards:
-            reason = _reason(statement, hazard, policy)
+            reason = _reason(statement, hazard, policy, sizes or {})
             if reason is not None:
                 blocked.append(Blocked(statement=statement, hazard=hazard, reason=reason))
     return tuple(blocked)
 
 
-def _reason(statement: Statement, hazard: Hazard, policy: Policy) -> str | None:
+def _reason(
+    statement: Statement, hazard: Hazard, policy: Policy, sizes: Mapping[str, int]
+) -> str | None:
     if hazard in policy.allow:
         return None
     approve = f"approve with --allow-hazard {hazard.value}"
     if hazard in policy.require_approval:
         return f"{hazard.value} needs approval by policy; {approve}"
     if hazard is Hazard.TABLE_REWRITE:
-        size = getattr(getattr(statement.change, "table", None), "size_bytes", 0)
+        table = getattr(statement.change, "table", None)
+        size = table.size_bytes if isinstance(table, Table) else 0
+        if isinstance(table, Table):
+            size = max(size, sizes.get(table.qualified, 0))
         if size >= policy.rewrite_threshold_bytes:
             mib = size / 1024 / 1024
             limit = policy.rewrite_threshold_bytes / 1024 / 1024

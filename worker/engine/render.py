@@ -140,14 +140,29 @@ def settings_sql(statement: Statement, *, local: bool) -> list[str]:
     ]
 
 
+def group_commands(group: list[Statement]) -> list[tuple[Statement, list[str]]]:
+    """Each statement of a group with the SET commands to run just before it: only when its
+    timeouts differ from those already in force in the group's transaction."""
+    out = []
+    in_force: tuple[int, int] | None = None
+    local = group[0].transactional
+    for statement in group:
+        timeouts = (statement.lock_timeout_ms, statement.statement_timeout_ms)
+        out.append(
+            (statement, settings_sql(statement, local=local) if timeouts != in_force else [])
+        )
+        in_force = timeouts if local else None
+    return out
+
+
 def script(plan: Plan) -> Iterator[str]:
     """The plan as the exact SQL that apply runs, one command per item, without ';'."""
     for group in plan.groups():
         transactional = group[0].transactional
         if transactional:
             yield "BEGIN"
-        for statement in group:
-            yield from settings_sql(statement, local=transactional)
+        for statement, settings in group_commands(group):
+            yield from settings
             yield statement.sql
         if transactional:
             yield "COMMIT"

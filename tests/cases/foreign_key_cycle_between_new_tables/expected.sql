@@ -6,10 +6,6 @@ CREATE TABLE IF NOT EXISTS public.departments (
     head_id uuid,
     CONSTRAINT departments_pkey PRIMARY KEY (id)
 );
-COMMIT;
-BEGIN;
-SET LOCAL lock_timeout = '2000ms';
-SET LOCAL statement_timeout = '60000ms';
 CREATE TABLE IF NOT EXISTS public.employees (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     department_id uuid,

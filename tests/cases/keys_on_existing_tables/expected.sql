@@ -12,8 +12,6 @@ BEGIN;
 SET LOCAL lock_timeout = '2000ms';
 SET LOCAL statement_timeout = '60000ms';
 ALTER TABLE public.tenants ALTER COLUMN id SET NOT NULL;
-SET LOCAL lock_timeout = '2000ms';
-SET LOCAL statement_timeout = '60000ms';
 ALTER TABLE public.tenants DROP CONSTRAINT tenants_id_not_null;
 COMMIT;
 SET lock_timeout = '2000ms';

@@ -10,8 +10,6 @@ CREATE TABLE IF NOT EXISTS public.business_assets (
     CONSTRAINT business_assets_pkey PRIMARY KEY (id),
     CONSTRAINT business_assets_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants (id)
 );
-SET LOCAL lock_timeout = '2000ms';
-SET LOCAL statement_timeout = '60000ms';
 CREATE INDEX IF NOT EXISTS ix_business_assets_content ON public.business_assets USING gin (content jsonb_path_ops);
 COMMIT;
 BEGIN;
