@@ -24,7 +24,12 @@ def synthetic_metadata(tables: int = 1000) -> sa.MetaData:
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
             sa.Column("name", sa.String(64), nullable=False),
             sa.Column("code", sa.String(16), unique=True),
-            sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+            sa.Column(
+                "created_at",
+                sa.DateTime(timezone=True),
+                server_default=sa.func.now(),
+                nullable=False,
+            ),
             sa.Column("payload", JSONB),
             sa.Index(f"ix_t{i:04d}_name", "name"),
         ]
@@ -55,3 +60,12 @@ async def timed(run: Callable[[], Awaitable[object]], repeat: int) -> list[float
 
 def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
+
+
+def report(title: str, rows: list[tuple[str, float]], ratios: list[tuple[str, float, str]]) -> None:
+    """Print medians (ms) and ratios; on these noisy machines only the ratios mean much."""
+    print(title)
+    for name, ms in rows:
+        print(f"  {name:<28}{ms:9.1f} ms")
+    for name, value, target in ratios:
+        print(f"  {name:<28}{value:9.2f}x   {target}")

@@ -15,7 +15,7 @@ import uuid
 
 import asyncpg
 
-from bench.common import async_engine, median_ms, synthetic_manifest, synthetic_metadata
+from bench.common import async_engine, median_ms, report, synthetic_manifest, synthetic_metadata
 from worker.embedded.postgres import LocalPostgres, embedded_binaries
 from worker.engine.connection import connect
 from worker.engine.desired import desired_state
@@ -66,12 +66,13 @@ async def main(tables: int, repeat: int) -> None:
             await engine.dispose()
 
     s, f, p = median_ms(ours), median_ms(floor), median_ms(peer)
-    print(f"heal of an empty database, {tables} tables, {len(ddl)} statements (median of {repeat})")
-    print(f"  schemaheal heal             {s:9.1f} ms  (lock, inspect, plan, apply, verify, ledger)")
-    print(f"  same DDL, one transaction   {f:9.1f} ms")
-    print(f"  metadata.create_all()       {p:9.1f} ms")
-    print(f"  schemaheal / one-tx DDL     {s / f:9.2f}x   (target <= 1.2)")
-    print(f"  create_all / schemaheal     {p / s:9.2f}x")
+    report(
+        f"heal of an empty database, {tables} tables, {len(ddl)} statements (median of {repeat})",
+        [("schemaheal heal (all of it)", s), ("same DDL, one transaction", f),
+         ("metadata.create_all()", p)],
+        [("schemaheal / one-tx DDL", s / f, "(target <= 1.2)"),
+         ("create_all / schemaheal", p / s, "")],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

