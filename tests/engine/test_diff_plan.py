@@ -235,4 +235,6 @@ def test_measured_sizes_override_the_catalogs_estimate() -> None:
 
     assert rewritten_tables(plan) == {"public.t"}
     assert review(plan, Policy()) == ()
-    assert [b.hazard for b in review(plan, Policy(), {"public.t": 64 * 1024 * 1024})] == [Hazard.TABLE_REWRITE]
+    assert [b.hazard for b in review(plan, Policy(), {"public.t": 64 * 1024 * 1024})] == [
+        Hazard.TABLE_REWRITE
+    ]
