@@ -45,6 +45,7 @@ async def ensure_schema(
     timeout_s: float = 120.0,
     trace_headers: Mapping[str, str] | None = None,
     kafka_options: Mapping[str, Any] | None = None,
+    fetch_max_wait_ms: int = 100,
 ) -> SchemaHealed:
     """Ask the worker to heal ``manifest``'s schemas; return its reply when the service may
     start, raise :class:`SchemaBlocked`, :class:`SchemaRejected`, :class:`SchemaFailed` or
@@ -56,6 +57,7 @@ async def ensure_schema(
         timeout_s=timeout_s,
         trace_headers=trace_headers,
         kafka_options=kafka_options,
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
     if not reply.may_start:
         raise _ERRORS[reply.outcome](reply)
@@ -70,6 +72,7 @@ async def request_schema(
     timeout_s: float = 120.0,
     trace_headers: Mapping[str, str] | None = None,
     kafka_options: Mapping[str, Any] | None = None,
+    fetch_max_wait_ms: int = 100,
 ) -> SchemaHealed:
     """Like :func:`ensure_schema`, but return any reply instead of raising for its outcome."""
     loaded = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)  # fail fast
@@ -82,7 +85,12 @@ async def request_schema(
     )
     options = dict(kafka_options or {})
     replies = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **_consumer(options)
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        # Kafka answers a fetch as soon as data arrives; some brokers (Tansu) wait this out
+        # every time, so it bounds the reply latency there.
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        **_consumer(options),
     )
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False, **options
@@ -115,13 +123,13 @@ async def request_schema(
 
 
 def _consumer(options: dict[str, Any]) -> dict[str, Any]:
-    """Producer options that a consumer also takes (security, client id, …), plus fast fetches."""
+    """The options a consumer takes too: security, client id, API version."""
     shared = {
         k: v
         for k, v in options.items()
         if k.startswith(("security_", "sasl_", "ssl_")) or k in ("client_id", "api_version")
     }
-    return {"fetch_max_wait_ms": 100, **shared}
+    return shared
 
 
 async def _position_at_end(consumer: AIOKafkaConsumer) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pglast import ast
@@ -137,6 +138,11 @@ class Expression:
 
 def parse_expression(text: str, *, what: str = "expression") -> Expression:
     """Check ``text`` and return it as an :class:`Expression`; raise ValueError saying why not."""
+    return _parse_expression(text, what)
+
+
+@lru_cache(maxsize=16384)  # pure and immutable; errors are not cached, only successes
+def _parse_expression(text: str, what: str) -> Expression:
     root = select_target(text, what=what)
     columns: list[str] = []
     functions: set[str] = set()

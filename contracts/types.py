@@ -10,6 +10,7 @@ is valid SQL that we render ourselves from parsed parts — never the manifest's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pglast import ast
 
@@ -114,6 +115,7 @@ def _render_builtin(name: str, modifiers: tuple[int, ...]) -> str:
     return name + mods
 
 
+@lru_cache(maxsize=8192)  # pure and immutable: the same few types recur in every manifest
 def parse_type(text: str) -> TypeName:
     """Parse a type written in SQL into a :class:`TypeName`; raise ValueError with advice."""
     if not isinstance(text, str) or not text.strip():

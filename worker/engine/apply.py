@@ -74,7 +74,7 @@ async def apply(
                 if observe is not None:
                     observe(done)
     finally:
-        if not getattr(conn, "is_closed", lambda: False)():
+        if plan.statements and not getattr(conn, "is_closed", lambda: False)():
             await conn.execute("RESET lock_timeout; RESET statement_timeout")
     return applied
 

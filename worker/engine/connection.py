@@ -39,7 +39,9 @@ class Connection(Protocol):
 async def connect(dsn: str, *, application_name: str = "schemaheal") -> asyncpg.Connection:
     """A direct connection with the engine's session settings."""
     settings = {**SESSION_SETTINGS, "application_name": application_name}
-    return await asyncpg.connect(dsn, server_settings=settings, statement_cache_size=0)
+    # The statement cache stays on: the catalog queries are the same every time, and a cached
+    # statement saves a round trip each. asyncpg re-prepares on its own if DDL invalidates one.
+    return await asyncpg.connect(dsn, server_settings=settings)
 
 
 #: Errors that mean the connection is gone, as opposed to a mistake in what we sent.

@@ -187,7 +187,8 @@ async def _locked(
     except SchemahealError as exc:
         return _failed(_replace(base, applied=tuple(applied)), exc)
     mark = time.perf_counter()
-    remaining = await current_plan(conn, desired, options.plan)
+    # Verify by inspecting again — unless nothing ran: then the plan just made is the proof.
+    remaining = await current_plan(conn, desired, options.plan) if applied else plan
     timings["verify"] = time.perf_counter() - mark
     result = _replace(base, applied=tuple(applied), remaining=remaining)
     if not remaining.empty:

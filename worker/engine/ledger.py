@@ -7,7 +7,9 @@ never inside a service's schemas. One row per heal in ``heals``, one per stateme
 
 from __future__ import annotations
 
+import contextlib
 import json
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,19 +86,26 @@ class HealRecord:
     served_by: int | None = None
 
 
+_READY: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
 async def ensure_ledger(conn: Connection, database: str, schema: str = DEFAULT_SCHEMA) -> None:
-    """Create the ledger's schema and tables unless they exist."""
-    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.statements")
-    if exists:
+    """Create the ledger's schema and tables unless they exist (checked once per connection)."""
+    if schema in _READY.get(conn, ()):
         return
-    async with advisory_locks(conn, database, [f"\0ledger\0{schema}"]), conn.transaction():
-        await conn.execute(_ddl(schema))
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.statements")
+    if not exists:
+        async with advisory_locks(conn, database, [f"\0ledger\0{schema}"]), conn.transaction():
+            await conn.execute(_ddl(schema))
+    _READY.setdefault(conn, set()).add(schema)
 
 
 async def record(conn: Connection, entry: HealRecord, schema: str = DEFAULT_SCHEMA) -> int:
     """Write one heal and its statements; return its id."""
     s = quote_ident(schema)
-    async with conn.transaction():
+    # one row alone is atomic; a transaction only when statements are written with it
+    atomic = conn.transaction() if entry.statements else contextlib.nullcontext()
+    async with atomic:
         heal_id: int = await conn.fetchval(
             f"""INSERT INTO {s}.heals (request_id, service, instance, database_alias,
                     manifest_hash, schemas, outcome, error_code, error_message, lock_wait_ms,
@@ -169,7 +178,9 @@ async def find_many(
 
     For a coalesced request the statements are those of the heal that served it."""
     s = quote_ident(schema)
-    if not request_ids or not await conn.fetchval(
+    if not request_ids:
+        return {}
+    if schema not in _READY.get(conn, ()) and not await conn.fetchval(
         "SELECT to_regclass($1) IS NOT NULL", f"{schema}.heals"
     ):
         return {}

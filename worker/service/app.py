@@ -216,5 +216,6 @@ def build_app(settings: WorkerSettings, **kafka: Any) -> tuple[FastStream, Kafka
     @app.after_shutdown
     async def _stop() -> None:
         await sink.stop()
+        await gate.close()
 
     return app, broker

@@ -64,6 +64,7 @@ class Gate:
             lock_wait_s=settings.lock_wait_s,
             ledger_schema=settings.ledger_schema,
         )
+        self._connections: dict[str, Any] = {}
 
     async def handle(self, records: Sequence[Any]) -> bool:
         """Serve a batch; True when every record got its answer (commit), False to redeliver."""
@@ -101,7 +102,7 @@ class Gate:
         """Heal one database's requests in order, coalescing equal manifests."""
         outcome = _Outcome()
         try:
-            conn = await self._connect(alias)
+            conn = await self._connection(alias)
         except RetryableError as exc:
             log.error("database unavailable", extra={"database": alias, "error": str(exc)})
             return _Outcome(answered=False)
@@ -129,8 +130,8 @@ class Gate:
                 conn, answered = await self._serve_group(alias, conn, group)
                 outcome.answered &= answered
         finally:
-            if not conn.is_closed():
-                await conn.close()
+            if conn.is_closed():
+                self._connections.pop(alias, None)
         return outcome
 
     async def _serve_group(self, alias: str, conn: Any, group: list[Request]) -> tuple[Any, bool]:
@@ -146,8 +147,9 @@ class Gate:
             )
             await asyncio.sleep(min(2**attempt, 10))
             if conn.is_closed():
+                self._connections.pop(alias, None)
                 try:
-                    conn = await self._connect(alias)
+                    conn = await self._connection(alias)
                 except RetryableError:
                     continue
         assert result is not None
@@ -169,11 +171,25 @@ class Gate:
             await self._send(follower, replies.from_result(follower, result, leader=leader))
         return conn, True
 
-    async def _connect(self, alias: str) -> Any:
+    async def _connection(self, alias: str) -> Any:
+        """The gate's connection to ``alias``, kept between batches (one per database: a
+        database's requests are served in order). A closed one is replaced."""
+        conn = self._connections.get(alias)
+        if conn is not None and not conn.is_closed():
+            return conn
         try:
-            return await connect(self.settings.dsn(alias), application_name="schemaheal worker")
+            conn = await connect(self.settings.dsn(alias), application_name="schemaheal worker")
         except DATABASE_ERRORS as exc:
             raise translate(exc, f"connecting to database {alias}") from exc
+        self._connections[alias] = conn
+        return conn
+
+    async def close(self) -> None:
+        """Close the kept connections (at shutdown)."""
+        connections, self._connections = list(self._connections.values()), {}
+        for conn in connections:
+            if not conn.is_closed():
+                await conn.close()
 
     async def _send(self, request: Request, reply: SchemaHealed) -> None:
         log.info(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -61,6 +62,13 @@ class Rejection:
     body: dict[str, Any] | None = None
 
 
+@lru_cache(maxsize=256)
+def _load(manifest_json: str) -> Manifest:
+    """Replicas of one service send the same manifest: validate each distinct one once.
+    (Manifests are frozen; a failure is not cached, so a bad one is judged every time.)"""
+    return load_manifest(manifest_json)
+
+
 def parse_record(record: Any, *, max_bytes: int, aliases: frozenset[str]) -> Request | Rejection:
     """Check one ``service.starting`` record from the outside in; the first problem wins."""
     headers = decode_headers(record.headers)
@@ -102,7 +110,7 @@ def parse_record(record: Any, *, max_bytes: int, aliases: frozenset[str]) -> Req
         details = "; ".join(f"{json_path(e['loc'])}: {e['msg']}" for e in exc.errors()[:10])
         return reject("invalid-request", details, raw)
     try:
-        manifest = load_manifest(body.manifest)
+        manifest = _load(json.dumps(body.manifest, sort_keys=True, separators=(",", ":")))
     except ManifestError as exc:
         problems = "; ".join(f"$.manifest{p.path[1:]}: {p.message}" for p in exc.problems[:20])
         return reject("invalid-manifest", problems, raw)
