@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help install test check lint format typecheck schemas examples demo bench clean
+.PHONY: help install test check lint format typecheck schemas examples demo bench wheel-check lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -44,9 +44,23 @@ check: lint typecheck test  ## everything CI checks: lint, format, types, tests
 demo: install  ## the main job on embedded defaults, with a visible demo
 	$(BIN)/schemaheal dev --demo
 
-bench: install  ## benchmarks against Alembic and raw catalog reads (prints ratios)
+bench: install  ## benchmarks against their peers (prints ratios)
 	$(BIN)/python -m bench.inspect_plan
 	$(BIN)/python -m bench.heal_empty
+	$(BIN)/python -m bench.boot_gate
+
+wheel-check: install  ## build the wheel, install it alone in a clean venv, run schemaheal --help
+	rm -rf build/wheel build/clean-venv
+	$(BIN)/pip wheel --no-deps -q -w build/wheel .
+	$(PYTHON) -m venv build/clean-venv
+	build/clean-venv/bin/pip install -q build/wheel/*.whl
+	build/clean-venv/bin/schemaheal --help > /dev/null
+	@echo "wheel installs and runs: $$(ls build/wheel)"
+
+lock: install  ## re-pin requirements.lock (hashes) from pyproject.toml
+	$(BIN)/pip install -q uv
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes --no-header -o requirements.lock
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

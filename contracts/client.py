@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 
 from contracts.errors import BootGateTimeout, SchemaBlocked, SchemaFailed, SchemaRejected
 from contracts.events import (
@@ -34,6 +36,7 @@ from contracts.validation import load_manifest
 
 __all__ = ["ensure_schema", "request_schema"]
 
+_tracer = trace.get_tracer("schemaheal.contracts")
 _ERRORS = {"blocked": SchemaBlocked, "rejected": SchemaRejected, "failed": SchemaFailed}
 
 
@@ -98,26 +101,47 @@ async def request_schema(
     await asyncio.gather(replies.start(), producer.start())
     try:
         await _position_at_end(replies)
-        headers = event_headers(
-            event_type=REQUEST_TYPE,
-            source=f"/services/{loaded.service}/{body.instance}",
-            subject=loaded.database,
-            event_id=request_id,
-            extra={"correlation_id": request_id, **(trace_headers or {})},
-        )
-        await producer.send_and_wait(
-            REQUEST_TOPIC,
-            body.model_dump_json().encode("utf-8"),
-            key=loaded.database.encode("utf-8"),
-            headers=headers,
-        )
-        try:
-            return await asyncio.wait_for(_reply_for(replies, request_id), timeout_s)
-        except TimeoutError:
-            raise BootGateTimeout(
-                f"no {REPLY_TOPIC} reply to request {request_id} within {timeout_s:.0f} s: is the "
-                f"schemaheal worker running and consuming {REQUEST_TOPIC}?"
-            ) from None
+        attributes = {"messaging.system": "kafka", "messaging.message.id": request_id,
+                      "messaging.kafka.message.key": loaded.database}  # fmt: skip
+        with _tracer.start_as_current_span(
+            f"send {REQUEST_TOPIC}", kind=SpanKind.PRODUCER,
+            attributes={**attributes, "messaging.operation.name": "send",
+                        "messaging.operation.type": "send",
+                        "messaging.destination.name": REQUEST_TOPIC},
+        ):  # fmt: skip
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)  # the service's boot span → the worker
+            headers = event_headers(
+                event_type=REQUEST_TYPE,
+                source=f"/services/{loaded.service}/{body.instance}",
+                subject=loaded.database,
+                event_id=request_id,
+                extra={"correlation_id": request_id, **carrier, **(trace_headers or {})},
+            )
+            await producer.send_and_wait(
+                REQUEST_TOPIC,
+                body.model_dump_json().encode("utf-8"),
+                key=loaded.database.encode("utf-8"),
+                headers=headers,
+            )
+        with _tracer.start_as_current_span(
+            f"receive {REPLY_TOPIC}", kind=SpanKind.CONSUMER,
+            attributes={**attributes, "messaging.operation.name": "receive",
+                        "messaging.operation.type": "receive",
+                        "messaging.destination.name": REPLY_TOPIC},
+        ) as waiting:  # fmt: skip
+            try:
+                reply = await asyncio.wait_for(_reply_for(replies, request_id), timeout_s)
+            except TimeoutError:
+                waiting.set_attribute("error.type", "timeout")
+                raise
+            waiting.set_attribute("schemaheal.outcome", reply.outcome)
+            return reply
+    except TimeoutError:
+        raise BootGateTimeout(
+            f"no {REPLY_TOPIC} reply to request {request_id} within {timeout_s:.0f} s: is the "
+            f"schemaheal worker running and consuming {REQUEST_TOPIC}?"
+        ) from None
     finally:
         await asyncio.gather(replies.stop(), producer.stop())
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.kafka import KafkaServer, start_kafka
 from tests.pg import selected_servers
 from worker.embedded.postgres import LocalPostgres
 
@@ -74,6 +75,17 @@ async def database(pg_server: LocalPostgres) -> AsyncIterator[FreshDatabase]:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+BROKERS = os.environ.get("SCHEMAHEAL_TEST_KAFKA", "tansu").split(",")
+
+
+@pytest.fixture(params=BROKERS)
+def kafka(request: pytest.FixtureRequest) -> Iterator[KafkaServer]:
+    """A fresh broker per test: Tansu (tier 1) and, where a JDK is present, Apache Kafka 4."""
+    server = start_kafka(request.param)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

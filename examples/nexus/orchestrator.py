@@ -54,12 +54,23 @@ async def main() -> int:
     parser.add_argument("--instance", default="orchestrator-0")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
+    # A real service configures OpenTelemetry its own way; the boot span below starts the trace
+    # that the boot gate continues through Kafka and the worker.
+    from opentelemetry import trace
+
+    from worker.observability.tracing import configure_tracing
+
+    provider = configure_tracing(default_service="orchestrator")
     try:
-        async with lifespan(bootstrap_servers=args.bootstrap_servers, instance=args.instance):
-            log.info("orchestrator %s is up", args.instance)
+        with trace.get_tracer("orchestrator").start_as_current_span("orchestrator boot"):
+            async with lifespan(bootstrap_servers=args.bootstrap_servers, instance=args.instance):
+                log.info("orchestrator %s is up", args.instance)
     except BootGateError as exc:
         log.error("not starting: %s", exc)
         return 1
+    finally:
+        if provider is not None:
+            provider.shutdown()  # flush the boot trace
     return 0
 
 

@@ -3,28 +3,16 @@ worker running in-process against it and a fresh database."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from tests.conftest import FreshDatabase
-from tests.kafka import KafkaServer, start_kafka
+from tests.kafka import KafkaServer
 from worker.service.app import build_app
 from worker.settings import WorkerSettings
-
-BROKERS = os.environ.get("SCHEMAHEAL_TEST_KAFKA", "tansu").split(",")
-
-
-@pytest.fixture(params=BROKERS)
-def kafka(request: pytest.FixtureRequest) -> Iterator[KafkaServer]:
-    """A fresh broker per test: Tansu (tier 1) and, where a JDK is present, Apache Kafka 4."""
-    server = start_kafka(request.param)
-    yield server
-    server.stop()
 
 
 def worker_settings(kafka: KafkaServer, database: FreshDatabase, **extra: Any) -> WorkerSettings:
@@ -37,6 +25,7 @@ def worker_settings(kafka: KafkaServer, database: FreshDatabase, **extra: Any) -
         "fetch_max_wait_ms": 50,
         "topic_partitions": 3,
         "max_heal_s": 60,
+        "health_port": 0,
         **extra,
     }
     return WorkerSettings(**values)

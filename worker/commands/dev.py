@@ -96,6 +96,7 @@ async def _run(
         fetch_max_wait_ms=50,
         topic_partitions=3,
         max_heal_s=60,
+        health_port=0,
     )
     app, _ = build_app(settings)
     await app.start()

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import logging
 
+from opentelemetry import metrics
+
 import contracts
 from contracts.client import request_schema
 from worker.commands import output
 from worker.commands.engine_commands import read_manifest
 from worker.errors import ConfigurationError
+from worker.observability.logs import configure_logging
+from worker.observability.metrics import meter_provider
+from worker.observability.tracing import configure_tracing
 from worker.settings import WorkerSettings
 
 
@@ -20,9 +25,11 @@ async def worker_command(settings: WorkerSettings) -> int:
         raise ConfigurationError(
             "no databases: give --database ALIAS=DSN (or SCHEMAHEAL_DATABASES)"
         )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(json_lines=True)
+    configure_tracing()
+    metrics.set_meter_provider(meter_provider())
     app, _ = build_app(settings)
-    await app.run()
+    await app.run(log_level=logging.WARNING)
     return 0
 
 

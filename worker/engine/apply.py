@@ -19,13 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
+from opentelemetry.trace import SpanKind
 
+from worker.engine import guard
 from worker.engine.changes import describe
 from worker.engine.connection import Connection
 from worker.engine.hazards import Hazard
 from worker.engine.plan import Plan, Statement
 from worker.engine.render import group_commands
 from worker.errors import DatabaseUnavailable, LockBudgetExhausted, StatementFailed
+from worker.observability.tracing import tracer
 
 _RETRYABLE = (asyncpg.exceptions.LockNotAvailableError, asyncpg.exceptions.DeadlockDetectedError)
 
@@ -134,8 +137,22 @@ async def _attempt(
 async def _execute(
     conn: Connection, statement: Statement, sql: str, ordinal: int, retries: int
 ) -> AppliedStatement:
-    started_at, started = time.time(), time.perf_counter()
-    await conn.execute(sql)
+    guard.check(statement.sql)
+    operation = " ".join(statement.sql.split()[:2])  # CREATE TABLE, ALTER TABLE, CREATE INDEX…
+    target = getattr(getattr(statement.change, "table", None), "qualified", None)
+    with tracer().start_as_current_span(
+        f"{operation} {target}" if target else operation,
+        kind=SpanKind.CLIENT,
+        attributes={
+            "db.system.name": "postgresql", "db.operation.name": operation,
+            "db.collection.name": target or "", "db.query.text": statement.sql,
+            "schemaheal.change": describe(statement.change),
+            "schemaheal.hazards": [h.value for h in statement.hazards],
+            "schemaheal.retries": retries,
+        },
+    ):  # fmt: skip
+        started_at, started = time.time(), time.perf_counter()
+        await conn.execute(sql)
     return AppliedStatement(
         ordinal=ordinal + 1,
         sql=statement.sql,
@@ -152,6 +169,7 @@ async def _cleanup(conn: Connection, group: list[Statement]) -> None:
     for statement in group:
         if statement.cleanup_sql is not None:
             # if this fails too, the next heal sees the INVALID index and rebuilds it
+            guard.check(statement.cleanup_sql)
             with contextlib.suppress(asyncpg.PostgresError):
                 await conn.execute(statement.cleanup_sql)
 

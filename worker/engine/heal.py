@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from opentelemetry import trace
+
 import contracts
 from worker.engine import ledger
 from worker.engine.apply import AppliedStatement, RetryPolicy, apply
@@ -29,6 +31,7 @@ from worker.engine.model import Realm
 from worker.engine.plan import Plan, PlanSettings, make_plan
 from worker.engine.policy import Blocked, Policy, review, rewritten_tables
 from worker.errors import SchemahealError
+from worker.observability.tracing import tracer
 
 log = logging.getLogger("schemaheal.heal")
 
@@ -124,10 +127,33 @@ async def heal(
 ) -> HealResult:
     """Heal the database behind ``conn`` towards ``manifest``; never raises for heal errors."""
     options = options or HealOptions()
-    request = request or RequestInfo()
+    manifest_hash = contracts.manifest_hash(manifest)
+    attributes = {"schemaheal.manifest.hash": manifest_hash, "db.system.name": "postgresql"}
+    with tracer().start_as_current_span("schemaheal heal", attributes=attributes) as span:
+        result = await _heal(
+            conn, manifest, manifest_hash, options, request or RequestInfo(), observe
+        )
+        span.set_attributes({
+            "schemaheal.outcome": result.outcome.value,
+            "schemaheal.statements.count": len(result.applied),
+            "schemaheal.drift.count": len(result.drift),
+        })  # fmt: skip
+        if result.outcome is Outcome.FAILED:
+            span.set_status(trace.Status(trace.StatusCode.ERROR, result.error_message))
+            span.set_attribute("error.type", result.error_code or "failed")
+        return result
+
+
+async def _heal(
+    conn: Connection,
+    manifest: contracts.Manifest,
+    manifest_hash: str,
+    options: HealOptions,
+    request: RequestInfo,
+    observe: Callable[[AppliedStatement], None] | None,
+) -> HealResult:
     started, clock = time.time(), time.perf_counter()
     desired = desired_state(manifest)
-    manifest_hash = contracts.manifest_hash(manifest)
     database = await conn.fetchval("SELECT current_database()")
     result = HealResult(
         outcome=Outcome.FAILED, manifest_hash=manifest_hash, plan=Plan(statements=())
@@ -145,9 +171,9 @@ async def heal(
         result = _failed(result, translate(exc, "healing"))
     result = _replace(result, duration_s=time.perf_counter() - clock)
     if options.record:
-        result = _replace(
-            result, ledger_id=await _record(conn, result, request, options, started, desired)
-        )
+        with tracer().start_as_current_span("schemaheal ledger write"):
+            ledger_id = await _record(conn, result, request, options, started, desired)
+        result = _replace(result, ledger_id=ledger_id)
     return result
 
 
@@ -160,8 +186,12 @@ async def _locked(
     waited: float,
 ) -> HealResult:
     timings = {"lock_wait": waited}
+    now = time.time_ns()
+    tracer().start_span("schemaheal lock wait", start_time=now - int(waited * 1e9)).end(now)
     mark = time.perf_counter()
-    plan = await current_plan(conn, desired, options.plan)
+    with tracer().start_as_current_span("schemaheal inspect and plan") as planning:
+        plan = await current_plan(conn, desired, options.plan)
+        planning.set_attribute("schemaheal.statements.count", len(plan.statements))
     timings["inspect_plan"] = time.perf_counter() - mark
     base = HealResult(
         outcome=Outcome.UNCHANGED,
@@ -182,13 +212,20 @@ async def _locked(
     applied: list[AppliedStatement] = []
     try:
         mark = time.perf_counter()
-        applied = await apply(conn, plan, retry=options.retry, observe=_collect(applied, observe))
+        with tracer().start_as_current_span("schemaheal apply"):
+            applied = await apply(
+                conn, plan, retry=options.retry, observe=_collect(applied, observe)
+            )
         timings["apply"] = time.perf_counter() - mark
     except SchemahealError as exc:
         return _failed(_replace(base, applied=tuple(applied)), exc)
     mark = time.perf_counter()
     # Verify by inspecting again — unless nothing ran: then the plan just made is the proof.
-    remaining = await current_plan(conn, desired, options.plan) if applied else plan
+    if applied:
+        with tracer().start_as_current_span("schemaheal verify"):
+            remaining = await current_plan(conn, desired, options.plan)
+    else:
+        remaining = plan
     timings["verify"] = time.perf_counter() - mark
     result = _replace(base, applied=tuple(applied), remaining=remaining)
     if not remaining.empty:

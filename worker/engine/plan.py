@@ -289,7 +289,9 @@ def _set_not_null(table: m.Table, column: m.Column) -> list[_Step]:
             cleanup_sql=f"{alter} DROP CONSTRAINT IF EXISTS {name}",
         ),
         _Step(f"{alter} ALTER COLUMN {col} SET NOT NULL", (Hazard.STRONG_LOCK,)),
-        _Step(f"{alter} DROP CONSTRAINT {name}", (Hazard.STRONG_LOCK,), joins_previous=True),
+        _Step(
+            f"{alter} DROP CONSTRAINT IF EXISTS {name}", (Hazard.STRONG_LOCK,), joins_previous=True
+        ),
     ]
 
 

@@ -21,8 +21,13 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.params.no_cast import NoCastField
 from faststream.specification import AsyncAPI
+from faststream.specification.asyncapi import get_asyncapi_html
+from opentelemetry.trace import SpanKind
 
 from contracts.events import REPLY_TYPE, SchemaHealed, ServiceStarting, event_headers
+from worker.engine.connection import DATABASE_ERRORS, connect
+from worker.observability.health import HealthServer
+from worker.observability.tracing import headers_from_context, messaging_attributes, tracer
 from worker.service.gate import Gate
 from worker.service.replies import dead_letter_headers
 from worker.service.requests import TRACE_HEADERS, Rejection
@@ -65,17 +70,24 @@ class KafkaSink:
     async def reply(
         self, reply: SchemaHealed, request_headers: dict[str, str], key: bytes | None
     ) -> None:
-        extra = {"correlation_id": reply.request_id}
-        extra |= {k: request_headers[k] for k in TRACE_HEADERS if k in request_headers}
-        headers = event_headers(
-            event_type=REPLY_TYPE,
-            source="/schemaheal/worker",
-            subject=reply.request_id,
-            extra=extra,
-        )
-        await self.producer.send(
-            self.settings.reply_topic, reply.model_dump_json().encode(), key=key, headers=headers
-        )
+        topic = self.settings.reply_topic
+        attributes = messaging_attributes("send", topic, message_id=reply.request_id, key=key)
+        with tracer().start_as_current_span(f"send {topic}", kind=SpanKind.PRODUCER,
+                                            attributes=attributes):  # fmt: skip
+            # The reply continues the request's trace: the context of this send span when
+            # tracing is on, else the request's own traceparent, carried over unchanged.
+            trace_headers = headers_from_context() or {
+                k: request_headers[k] for k in TRACE_HEADERS if k in request_headers
+            }
+            headers = event_headers(
+                event_type=REPLY_TYPE,
+                source="/schemaheal/worker",
+                subject=reply.request_id,
+                extra={"correlation_id": reply.request_id, **trace_headers},
+            )
+            await self.producer.send(
+                topic, reply.model_dump_json().encode(), key=key, headers=headers
+            )
 
     async def dead_letter(self, rejection: Rejection) -> None:
         record = rejection.record
@@ -140,6 +152,26 @@ def _utf8(value: bytes | None) -> bool:
 async def _raw_bodies(message: Any, _original: Any) -> list[bytes]:
     """Bodies stay bytes here; the gate parses (and rejects) them itself."""
     return [r.value or b"" for r in message.raw_message]
+
+
+def _health_server(settings: WorkerSettings, broker: KafkaBroker, spec: AsyncAPI) -> HealthServer:
+    async def readiness() -> dict[str, str]:
+        problems: dict[str, str] = {}
+        if not await broker.ping(timeout=3):
+            problems["kafka"] = f"{settings.bootstrap_servers} does not answer"
+        for alias in settings.databases:
+            try:
+                conn = await asyncio.wait_for(connect(settings.dsn(alias)), 3)
+                await conn.fetchval("SELECT 1")
+                await conn.close()
+            except (TimeoutError, *DATABASE_ERRORS) as exc:
+                problems[f"database {alias}"] = type(exc).__name__  # never the DSN: it is secret
+        return problems
+
+    def docs() -> str:
+        return get_asyncapi_html(spec.to_specification(), try_it_out_path=None)
+
+    return HealthServer(settings.health_port, readiness, docs)
 
 
 def build_app(settings: WorkerSettings, **kafka: Any) -> tuple[FastStream, KafkaBroker]:
@@ -208,13 +240,19 @@ def build_app(settings: WorkerSettings, **kafka: Any) -> tuple[FastStream, Kafka
         description="Records that could not be served, with x-schemaheal-error-* headers.",
     )
 
+    health = _health_server(settings, broker, spec) if settings.health_port else None
+
     @app.on_startup
     async def _start() -> None:
         await ensure_topics(settings, **kafka)
         await sink.start()
+        if health is not None:
+            await health.start()
 
     @app.after_shutdown
     async def _stop() -> None:
+        if health is not None:
+            await health.stop()
         await sink.stop()
         await gate.close()
 

@@ -41,7 +41,7 @@ def document() -> dict[str, Any]:
 
     The subscriber takes raw records (the gate validates and rejects them itself, so FastStream
     never casts them); the document states their real payload and CloudEvents headers."""
-    app, _ = build_app(WorkerSettings(bootstrap_servers="kafka:9092"))
+    app, _ = build_app(WorkerSettings(bootstrap_servers="kafka:9092", health_port=0))
     data: dict[str, Any] = app.schema.to_specification().to_jsonable()
     messages = data["components"]["messages"]
     request = messages["service.starting:SubscribeMessage"]
@@ -54,7 +54,7 @@ def document() -> dict[str, Any]:
 
 def html() -> str:
     """The document as a page, without "try it out"."""
-    app, _ = build_app(WorkerSettings(bootstrap_servers="kafka:9092"))
+    app, _ = build_app(WorkerSettings(bootstrap_servers="kafka:9092", health_port=0))
     return get_asyncapi_html(app.schema.to_specification(), try_it_out_path=None)
 
 

@@ -19,6 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from opentelemetry import metrics
+from opentelemetry.trace import Link, SpanKind
+
 from contracts.events import SchemaHealed
 from worker.engine import ledger
 from worker.engine.apply import RetryPolicy
@@ -27,6 +30,8 @@ from worker.engine.heal import HealOptions, HealResult, RequestInfo, heal
 from worker.engine.plan import PlanSettings
 from worker.engine.policy import Policy
 from worker.errors import RetryableError, SchemahealError
+from worker.observability.metrics import make_instruments
+from worker.observability.tracing import context_from_headers, messaging_attributes, tracer
 from worker.service import replies
 from worker.service.requests import Rejection, Request, parse_record
 from worker.settings import WorkerSettings
@@ -65,6 +70,7 @@ class Gate:
             ledger_schema=settings.ledger_schema,
         )
         self._connections: dict[str, Any] = {}
+        self.metrics = make_instruments(metrics.get_meter("schemaheal"))
 
     async def handle(self, records: Sequence[Any]) -> bool:
         """Serve a batch; True when every record got its answer (commit), False to redeliver."""
@@ -92,11 +98,15 @@ class Gate:
                 "request_id": rejection.request_id,
             },
         )
-        if rejection.request_id is not None:
-            await self.sink.reply(
-                replies.from_rejection(rejection), rejection.headers, rejection.record.key
-            )
-        await self.sink.dead_letter(rejection)
+        self.metrics.dead_letters.add(1, {"code": rejection.code})
+        with self._process_span(rejection.headers, rejection.request_id, rejection.record) as span:
+            span.set_attribute("schemaheal.outcome", "rejected")
+            span.set_attribute("error.type", rejection.code)
+            if rejection.request_id is not None:
+                self.metrics.requests.add(1, {"outcome": "rejected"})
+                reply = replies.from_rejection(rejection)
+                await self.sink.reply(reply, rejection.headers, rejection.record.key)
+            await self.sink.dead_letter(rejection)
 
     async def _serve_database(self, alias: str, requests: list[Request]) -> _Outcome:
         """Heal one database's requests in order, coalescing equal manifests."""
@@ -119,9 +129,9 @@ class Gate:
                 return _Outcome(answered=False)
             for request in requests:
                 if request.request_id in done:
-                    await self._send(
-                        request, replies.from_ledger(request, done[request.request_id])
-                    )
+                    with self._process_span(request.headers, request.request_id, request.record):
+                        reply = replies.from_ledger(request, done[request.request_id])
+                        await self._send(request, reply)
             groups: dict[str, list[Request]] = {}
             for request in requests:
                 if request.request_id not in done:
@@ -136,15 +146,49 @@ class Gate:
 
     async def _serve_group(self, alias: str, conn: Any, group: list[Request]) -> tuple[Any, bool]:
         leader, followers = group[0], group[1:]
+        with self._process_span(leader.headers, leader.request_id, leader.record) as span:
+            conn, result = await self._heal_with_retries(alias, conn, leader)
+            if result.error_code in RETRYABLE_CODES:
+                span.set_attribute("error.type", result.error_code or "retryable")
+                return conn, False  # redelivered later; nobody in this group has been answered
+            self._record_metrics(alias, result)
+            span.set_attributes({
+                "schemaheal.outcome": result.outcome.value,
+                "schemaheal.manifest.hash": leader.manifest_hash,
+                "schemaheal.database.alias": alias,
+                "schemaheal.statements.count": len(result.applied),
+                "schemaheal.drift.count": len(result.drift),
+                "schemaheal.coalesced.count": len(followers),
+            })  # fmt: skip
+            healed_by = span.get_span_context()
+            if result.ledger_id is not None and followers:
+                served = [(f.request_id, f.body.service, f.body.instance, _info(f).trace_id)
+                          for f in followers]  # fmt: skip
+                try:
+                    await ledger.record_served(
+                        conn, result.ledger_id, served, self.settings.ledger_schema
+                    )
+                except DATABASE_ERRORS as exc:  # the replies matter more than their ledger rows
+                    log.error("recording coalesced requests failed", extra={"error": str(exc)})
+            await self._send(leader, replies.from_result(leader, result))
+        for follower in followers:  # each keeps its own trace, linked to the heal that served it
+            with self._process_span(follower.headers, follower.request_id, follower.record,
+                                    links=[Link(healed_by)]) as span:  # fmt: skip
+                span.set_attribute("schemaheal.outcome", result.outcome.value)
+                self.metrics.coalesced.add(1, {"database": alias})
+                await self._send(follower, replies.from_result(follower, result, leader=leader))
+        return conn, True
+
+    async def _heal_with_retries(
+        self, alias: str, conn: Any, leader: Request
+    ) -> tuple[Any, HealResult]:
         result: HealResult | None = None
         for attempt in range(self.settings.retry_attempts):
             result = await heal(conn, leader.manifest, options=self.options, request=_info(leader))
             if result.error_code not in RETRYABLE_CODES:
                 break
-            log.warning(
-                "retrying heal",
-                extra={"database": alias, "attempt": attempt + 1, "error": result.error_message},
-            )
+            log.warning("retrying heal", extra={"database": alias, "attempt": attempt + 1,
+                                                "error": result.error_message})  # fmt: skip
             await asyncio.sleep(min(2**attempt, 10))
             if conn.is_closed():
                 self._connections.pop(alias, None)
@@ -153,23 +197,36 @@ class Gate:
                 except RetryableError:
                     continue
         assert result is not None
-        if result.error_code in RETRYABLE_CODES:
-            return conn, False  # redelivered later; nobody in this group has been answered
-        if result.ledger_id is not None and followers:
-            served = [
-                (f.request_id, f.body.service, f.body.instance, _info(f).trace_id)
-                for f in followers
-            ]
-            try:
-                await ledger.record_served(
-                    conn, result.ledger_id, served, self.settings.ledger_schema
-                )
-            except DATABASE_ERRORS as exc:  # the replies matter more than their ledger rows
-                log.error("recording coalesced requests failed", extra={"error": str(exc)})
-        await self._send(leader, replies.from_result(leader, result))
-        for follower in followers:
-            await self._send(follower, replies.from_result(follower, result, leader=leader))
-        return conn, True
+        return conn, result
+
+    def _record_metrics(self, alias: str, result: HealResult) -> None:
+        labels = {"database": alias, "outcome": result.outcome.value}
+        self.metrics.heal_duration.record(result.duration_s, labels)
+        self.metrics.lock_wait.record(result.lock_wait_s, {"database": alias})
+        for statement in result.applied:
+            for hazard in statement.hazards or ("none",):
+                self.metrics.statements.add(1, {"database": alias, "hazard": str(hazard)})
+        for drift in result.drift:
+            if drift.blocking:
+                self.metrics.drift.add(1, {"database": alias, "kind": drift.kind.value})
+
+    def _process_span(
+        self, headers: dict[str, str], request_id: str | None, record: Any,
+        links: list[Link] | None = None,
+    ) -> Any:  # fmt: skip
+        """The consumer span of one request, a child of the context its headers carry."""
+        return tracer().start_as_current_span(
+            f"process {self.settings.request_topic}",
+            context=context_from_headers(headers),
+            kind=SpanKind.CONSUMER,
+            links=links,
+            attributes=messaging_attributes(
+                "process", self.settings.request_topic, message_id=request_id, key=record.key,
+                **{"messaging.consumer.group.name": self.settings.group_id,
+                   "messaging.destination.partition.id": str(record.partition),
+                   "messaging.kafka.offset": record.offset},
+            ),
+        )  # fmt: skip
 
     async def _connection(self, alias: str) -> Any:
         """The gate's connection to ``alias``, kept between batches (one per database: a
@@ -192,6 +249,7 @@ class Gate:
                 await conn.close()
 
     async def _send(self, request: Request, reply: SchemaHealed) -> None:
+        self.metrics.requests.add(1, {"outcome": reply.outcome, "database": request.alias})
         log.info(
             "replied",
             extra={

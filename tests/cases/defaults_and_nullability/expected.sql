@@ -22,5 +22,5 @@ BEGIN;
 SET LOCAL lock_timeout = '2000ms';
 SET LOCAL statement_timeout = '60000ms';
 ALTER TABLE public.credentials ALTER COLUMN provider SET NOT NULL;
-ALTER TABLE public.credentials DROP CONSTRAINT credentials_provider_not_null;
+ALTER TABLE public.credentials DROP CONSTRAINT IF EXISTS credentials_provider_not_null;
 COMMIT;

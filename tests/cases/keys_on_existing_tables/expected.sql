@@ -12,7 +12,7 @@ BEGIN;
 SET LOCAL lock_timeout = '2000ms';
 SET LOCAL statement_timeout = '60000ms';
 ALTER TABLE public.tenants ALTER COLUMN id SET NOT NULL;
-ALTER TABLE public.tenants DROP CONSTRAINT tenants_id_not_null;
+ALTER TABLE public.tenants DROP CONSTRAINT IF EXISTS tenants_id_not_null;
 COMMIT;
 SET lock_timeout = '2000ms';
 SET statement_timeout = '3600000ms';

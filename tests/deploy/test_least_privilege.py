@@ -1,0 +1,58 @@
+"""The worker runs under exactly the role deploy/least-privilege.sql creates: no superuser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from contracts import load_manifest
+from tests.conftest import FreshDatabase
+from worker.engine.connection import connect
+from worker.engine.heal import Outcome, heal
+
+ROOT = Path(__file__).parents[2]
+
+
+async def test_heal_runs_as_the_least_privilege_role(database: FreshDatabase) -> None:
+    sql = (ROOT / "deploy" / "least-privilege.sql").read_text().replace("nexus", database.name)
+    sql = sql.replace(f"{database.name}_owner", "nexus_owner").replace(
+        f"{database.name}_app", "nexus_app"
+    )
+    await database.execute((ROOT / "examples" / "nexus" / "old_shape.sql").read_text())
+    await database.execute(
+        "DO $$ BEGIN "
+        "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nexus_owner') THEN CREATE ROLE nexus_owner NOLOGIN; END IF; "
+        "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nexus_app') THEN CREATE ROLE nexus_app NOLOGIN; END IF; "
+        "END $$;"
+        + "".join(f"ALTER TABLE {t} OWNER TO nexus_owner;" for t in
+                  ("tenants", "tools", "credentials", "chat_media", "chat_conversations", "chat_messages"))
+    )  # fmt: skip
+    exists = await database.fetch("SELECT 1 FROM pg_roles WHERE rolname = 'schemaheal'")
+    if exists:  # roles are per cluster: another test on this server made it already
+        sql = sql.replace(
+            "CREATE ROLE schemaheal LOGIN PASSWORD 'change-me' NOSUPERUSER NOCREATEDB NOCREATEROLE;",
+            "",
+        )
+    await database.execute(sql)
+    role = await database.fetch(
+        "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = 'schemaheal'"
+    )
+    assert tuple(role[0]) == (False, False, False)
+
+    conn = await connect(database.server.dsn_for(database.name, user="schemaheal"))
+    try:
+        assert await conn.fetchval("SELECT current_user") == "schemaheal"
+        result = await heal(
+            conn, load_manifest((ROOT / "examples" / "nexus" / "manifest.json").read_bytes())
+        )
+    finally:
+        await conn.close()
+    assert result.outcome is Outcome.HEALED, result.error_message
+    owner = await database.fetch(
+        "SELECT tableowner FROM pg_tables WHERE tablename = 'business_assets'"
+    )
+    assert owner[0]["tableowner"] == "schemaheal"
+    grants = await database.fetch(
+        "SELECT privilege_type FROM information_schema.role_table_grants "
+        "WHERE table_name = 'business_assets' AND grantee = 'nexus_app' ORDER BY 1"
+    )
+    assert [g["privilege_type"] for g in grants] == ["DELETE", "INSERT", "SELECT", "UPDATE"]

@@ -1,0 +1,69 @@
+"""The health and metrics endpoints, and JSON log lines with trace ids."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from opentelemetry.sdk.trace import TracerProvider
+
+from worker.embedded.postgres import free_port
+from worker.observability.health import HealthServer
+from worker.observability.logs import JsonFormatter
+from worker.observability.metrics import SECONDS, make_instruments, meter_provider
+
+
+async def get(port: int, path: str) -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+    await writer.drain()
+    data = (await reader.read()).decode()
+    writer.close()
+    status = int(data.split()[1])
+    return status, data.split("\r\n\r\n", 1)[1]
+
+
+async def test_health_endpoints() -> None:
+    provider = meter_provider()  # Prometheus reader + second buckets, as the worker sets it up
+    instruments = make_instruments(provider.get_meter("test"))
+    instruments.heal_duration.record(0.03, {"outcome": "healed", "database": "nexus"})
+    problems: dict[str, str] = {}
+
+    async def readiness() -> dict[str, str]:
+        return problems
+
+    port = free_port()
+    server = HealthServer(port, readiness, lambda: "<html>AsyncApiStandalone</html>")
+    await server.start()
+    try:
+        assert await get(port, "/livez") == (200, "ok\n")
+        status, body = await get(port, "/readyz")
+        assert (status, json.loads(body)["ready"]) == (200, True)
+        problems["database nexus"] = "TimeoutError"
+        status, body = await get(port, "/readyz")
+        assert status == 503
+        assert json.loads(body)["problems"] == {"database nexus": "TimeoutError"}
+        status, text = await get(port, "/metrics")
+        assert status == 200
+        assert "schemaheal_heal_duration_seconds_bucket" in text
+        assert 'le="0.005"' in text
+        assert 'le="300"' in text or 'le="300.0"' in text
+        assert (await get(port, "/asyncapi"))[0] == 200
+        assert (await get(port, "/nope"))[0] == 404
+    finally:
+        await server.stop()
+        provider.shutdown()
+    assert SECONDS[-1] == 300
+
+
+def test_json_log_lines_carry_trace_and_span_ids() -> None:
+    tracer = TracerProvider().get_tracer("t")
+    record = logging.makeLogRecord({"msg": "applied", "name": "schemaheal.heal", "levelname": "INFO",
+                                    "statement": "ALTER TABLE t ADD COLUMN c text"})  # fmt: skip
+    with tracer.start_as_current_span("heal") as span:
+        line = json.loads(JsonFormatter().format(record))
+    assert line["event"] == "applied"
+    assert line["statement"] == "ALTER TABLE t ADD COLUMN c text"
+    assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert line["span_id"] == format(span.get_span_context().span_id, "016x")

@@ -1,0 +1,1 @@
+"""Traces, metrics, logs and health: how an operator sees the boot gate."""

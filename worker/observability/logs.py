@@ -1,0 +1,52 @@
+"""Structured logs: JSON lines with the trace and span ids on every line (``worker``), or
+readable coloured lines (``dev``). Log records carry their facts in ``extra=``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import trace
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, event, trace ids, and the extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            data["trace_id"] = format(context.trace_id, "032x")
+            data["span_id"] = format(context.span_id, "016x")
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                data[key] = value
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+def configure_logging(*, json_lines: bool, level: int = logging.INFO) -> None:
+    """JSON lines on stderr, or rich's readable console handler."""
+    handler: logging.Handler
+    if json_lines:
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+    else:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(show_path=False, rich_tracebacks=True)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("aiokafka", "faststream"):  # their INFO lines are about connections, not heals
+        logging.getLogger(noisy).setLevel(logging.WARNING)

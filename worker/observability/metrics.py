@@ -1,0 +1,65 @@
+"""The worker's metrics, as OpenTelemetry instruments, exposed for Prometheus on ``/metrics``.
+
+Histograms measure seconds with bucket boundaries chosen for their unit: from 5 ms (a heal that
+finds nothing) to 5 minutes (an index build on a large table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+
+SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+@dataclass(frozen=True, slots=True)
+class Instruments:
+    heal_duration: Histogram
+    lock_wait: Histogram
+    statements: Counter
+    drift: Counter
+    requests: Counter
+    coalesced: Counter
+    dead_letters: Counter
+
+
+def make_instruments(meter: Meter) -> Instruments:
+    return Instruments(
+        heal_duration=meter.create_histogram(
+            "schemaheal.heal.duration", unit="s", description="time of one heal, lock to ledger"
+        ),
+        lock_wait=meter.create_histogram(
+            "schemaheal.lock.wait", unit="s", description="time waiting for the schema locks"
+        ),
+        statements=meter.create_counter(
+            "schemaheal.statements.applied", unit="{statement}",
+            description="statements applied, by hazard",
+        ),
+        drift=meter.create_counter(
+            "schemaheal.drift.unresolved", unit="{difference}",
+            description="differences reported and left alone, by kind",
+        ),
+        requests=meter.create_counter(
+            "schemaheal.requests", unit="{request}", description="requests answered, by outcome"
+        ),
+        coalesced=meter.create_counter(
+            "schemaheal.requests.coalesced", unit="{request}",
+            description="requests served by a heal run for another request",
+        ),
+        dead_letters=meter.create_counter(
+            "schemaheal.dead_letters", unit="{record}", description="records dead-lettered, by code"
+        ),
+    )  # fmt: skip
+
+
+def meter_provider() -> MeterProvider:
+    """A provider whose readings Prometheus scrapes from ``/metrics``."""
+    views = [
+        View(instrument_name=name, aggregation=ExplicitBucketHistogramAggregation(SECONDS))
+        for name in ("schemaheal.heal.duration", "schemaheal.lock.wait")
+    ]
+    return MeterProvider(metric_readers=[PrometheusMetricReader()], views=views)
