@@ -16,6 +16,10 @@ from worker.engine.normalize import same_expression
 __all__ = ["diff_table", "is_metadata_only_widening", "needs_rows_absent", "same_index"]
 
 
+def _report(drift: list[Drift], kind: DriftKind, table: m.Table, name: str, detail: str) -> None:
+    drift.append(Drift(kind=kind, target=f"{table.qualified}.{name}", detail=detail))
+
+
 def needs_rows_absent(column: m.Column) -> bool:
     """A NOT NULL column with no way to fill existing rows: only an empty table can take it."""
     no_value = column.default is None and column.identity is None and column.generated is None
@@ -30,12 +34,12 @@ def diff_table(
     declared = {c.name for c in desired.columns}
     for column in current.columns:
         if column.name not in declared:
-            drift.append(
-                Drift(
-                    kind=DriftKind.EXTRA_COLUMN,
-                    target=f"{current.qualified}.{column.name}",
-                    detail="not in the manifest; kept with its data",
-                )
+            _report(
+                drift,
+                DriftKind.EXTRA_COLUMN,
+                current,
+                column.name,
+                "not in the manifest; kept with its data",
             )
     if desired.comment is not None and desired.comment != current.comment:
         changes.append(ch.SetComment(table=current, column=None, comment=desired.comment))
@@ -49,14 +53,14 @@ def _column(table: m.Table, column: m.Column, changes: list[ch.Change], drift: l
     existing = table.column(column.name)
     if existing is None:
         if needs_rows_absent(column) and table.has_rows is not False:
-            drift.append(
-                Drift(
-                    kind=DriftKind.NOT_NULL_ON_POPULATED_TABLE,
-                    target=f"{table.qualified}.{column.name}",
-                    detail="a NOT NULL column without a default cannot be added to a "
-                    "table that has rows: give it a default, or make it "
-                    "nullable and backfill it first",
-                )
+            _report(
+                drift,
+                DriftKind.NOT_NULL_ON_POPULATED_TABLE,
+                table,
+                column.name,
+                "a NOT NULL column without a default cannot be added to a "
+                "table that has rows: give it a default, or make it "
+                "nullable and backfill it first",
             )
         else:
             changes.append(ch.AddColumn(table=table, column=column))
@@ -67,13 +71,13 @@ def _column(table: m.Table, column: m.Column, changes: list[ch.Change], drift: l
         if is_metadata_only_widening(existing.type, column.type):
             changes.append(ch.WidenType(table=table, column=column, current_type=existing.type))
         else:
-            drift.append(
-                Drift(
-                    kind=DriftKind.TYPE_MISMATCH,
-                    target=f"{table.qualified}.{column.name}",
-                    detail=f"is {existing.type}, manifest says {column.type}; "
-                    "changing it would rewrite or lose data",
-                )
+            _report(
+                drift,
+                DriftKind.TYPE_MISMATCH,
+                table,
+                column.name,
+                f"is {existing.type}, manifest says {column.type}; "
+                "changing it would rewrite or lose data",
             )
     if column.nullable and not existing.nullable and not _in_primary_key(table, column.name):
         changes.append(ch.DropNotNull(table=table, column=column))
@@ -174,20 +178,16 @@ def _indexes(
         elif not existing.valid:
             changes.append(ch.RebuildInvalidIndex(table=current, index=index))
         elif not same_index(existing, index):
-            drift.append(
-                Drift(
-                    kind=DriftKind.INDEX_DIFFERS,
-                    target=f"{current.qualified}.{index.name}",
-                    detail="an index of this name exists with another definition",
-                )
+            _report(
+                drift,
+                DriftKind.INDEX_DIFFERS,
+                current,
+                index.name,
+                "an index of this name exists with another definition",
             )
     for extra in have.values():
-        drift.append(
-            Drift(
-                kind=DriftKind.EXTRA_INDEX,
-                target=f"{current.qualified}.{extra.name}",
-                detail="not in the manifest; left as it is",
-            )
+        _report(
+            drift, DriftKind.EXTRA_INDEX, current, extra.name, "not in the manifest; left as it is"
         )
 
 
@@ -220,13 +220,13 @@ def _keys(current: m.Table, desired: m.Table, changes: list[ch.Change], drift: l
         if current.primary_key is None:
             wanted.insert(0, desired.primary_key)
         elif current.primary_key.columns != desired.primary_key.columns:
-            drift.append(
-                Drift(
-                    kind=DriftKind.CONSTRAINT_DIFFERS,
-                    target=f"{current.qualified}.{current.primary_key.name}",
-                    detail=f"primary key is ({', '.join(current.primary_key.columns)}),"
-                    f" manifest says ({', '.join(desired.primary_key.columns)})",
-                )
+            _report(
+                drift,
+                DriftKind.CONSTRAINT_DIFFERS,
+                current,
+                current.primary_key.name,
+                f"primary key is ({', '.join(current.primary_key.columns)}),"
+                f" manifest says ({', '.join(desired.primary_key.columns)})",
             )
     existing_unique = {u.name: u for u in current.unique}
     by_columns = {u.columns for u in current.unique}
@@ -236,12 +236,12 @@ def _keys(current: m.Table, desired: m.Table, changes: list[ch.Change], drift: l
             found = existing_unique.pop(key.name, None)
             if found is not None or key.columns in by_columns:
                 if found is not None and found.columns != key.columns:
-                    drift.append(
-                        Drift(
-                            kind=DriftKind.CONSTRAINT_DIFFERS,
-                            target=f"{current.qualified}.{key.name}",
-                            detail="a unique constraint of this name covers other columns",
-                        )
+                    _report(
+                        drift,
+                        DriftKind.CONSTRAINT_DIFFERS,
+                        current,
+                        key.name,
+                        "a unique constraint of this name covers other columns",
                     )
                 continue
         index = indexes.get(key.name)
@@ -251,12 +251,12 @@ def _keys(current: m.Table, desired: m.Table, changes: list[ch.Change], drift: l
     declared = {u.columns for u in desired.unique}
     for extra in existing_unique.values():  # those not matched by name above
         if extra.columns not in declared:
-            drift.append(
-                Drift(
-                    kind=DriftKind.EXTRA_CONSTRAINT,
-                    target=f"{current.qualified}.{extra.name}",
-                    detail="unique constraint not in the manifest; left as it is",
-                )
+            _report(
+                drift,
+                DriftKind.EXTRA_CONSTRAINT,
+                current,
+                extra.name,
+                "unique constraint not in the manifest; left as it is",
             )
 
 
@@ -276,22 +276,22 @@ def _foreign_keys(
             continue
         have.pop(existing.name, None)
         if _fk_signature(existing) != _fk_signature(fk):
-            drift.append(
-                Drift(
-                    kind=DriftKind.CONSTRAINT_DIFFERS,
-                    target=f"{current.qualified}.{fk.name}",
-                    detail="a foreign key of this name has another definition",
-                )
+            _report(
+                drift,
+                DriftKind.CONSTRAINT_DIFFERS,
+                current,
+                fk.name,
+                "a foreign key of this name has another definition",
             )
         elif not existing.valid:
             changes.append(ch.ValidateConstraint(table=current, name=existing.name))
     for extra in have.values():
-        drift.append(
-            Drift(
-                kind=DriftKind.EXTRA_CONSTRAINT,
-                target=f"{current.qualified}.{extra.name}",
-                detail="foreign key not in the manifest; left as it is",
-            )
+        _report(
+            drift,
+            DriftKind.EXTRA_CONSTRAINT,
+            current,
+            extra.name,
+            "foreign key not in the manifest; left as it is",
         )
 
 
@@ -317,20 +317,20 @@ def _checks(
         if existing is None:
             changes.append(ch.AddCheck(table=current, check=check))
         elif not same_expression(existing.expression, check.expression):
-            drift.append(
-                Drift(
-                    kind=DriftKind.CONSTRAINT_DIFFERS,
-                    target=f"{current.qualified}.{check.name}",
-                    detail=f"check is {existing.expression}, manifest says {check.expression}",
-                )
+            _report(
+                drift,
+                DriftKind.CONSTRAINT_DIFFERS,
+                current,
+                check.name,
+                f"check is {existing.expression}, manifest says {check.expression}",
             )
         elif not existing.valid:
             changes.append(ch.ValidateConstraint(table=current, name=existing.name))
     for extra in have.values():
-        drift.append(
-            Drift(
-                kind=DriftKind.EXTRA_CONSTRAINT,
-                target=f"{current.qualified}.{extra.name}",
-                detail="check not in the manifest; left as it is",
-            )
+        _report(
+            drift,
+            DriftKind.EXTRA_CONSTRAINT,
+            current,
+            extra.name,
+            "check not in the manifest; left as it is",
         )
