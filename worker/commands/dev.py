@@ -23,6 +23,7 @@ from contracts import BootGateError, SchemaHealed
 from worker.commands.output import stderr as console
 from worker.embedded.broker import LocalBroker
 from worker.embedded.postgres import LocalPostgres, embedded_binaries
+from worker.observability.logs import configure_logging
 from worker.settings import WorkerSettings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "nexus"
@@ -30,6 +31,7 @@ SEED_COLUMNS = ("openai_api_key", "scope", "category", "customer_id")
 
 
 async def dev_command(*, demo: bool, replicas: int, exit_after_demo: bool) -> int:
+    configure_logging(json_lines=False)  # readable, coloured; the worker command logs JSON
     binaries = embedded_binaries()
     if binaries is None:
         console.print(

@@ -180,6 +180,7 @@ def build_app(settings: WorkerSettings, **kafka: Any) -> tuple[FastStream, Kafka
         settings.bootstrap_servers,
         enable_idempotence=False,
         graceful_timeout=settings.max_heal_s,  # let an in-flight heal finish on shutdown
+        log_level=logging.DEBUG,  # its per-message "Received"/"Processed" lines; errors stay
         **kafka,
     )
     sink = KafkaSink(settings, **kafka)
