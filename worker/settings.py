@@ -76,6 +76,9 @@ class WorkerSettings(BaseSettings):
     )
     ledger_schema: str = Field("schemaheal", description="schema of the audit ledger")
     retry_attempts: int = Field(3, ge=1, description="in-process tries before redelivery")
+    access_policy: Path | None = Field(
+        None, description="JSON file: which services may heal which databases and schemas"
+    )
     health_port: int = Field(
         8080, ge=0, le=65535, description="port of /livez, /readyz, /metrics, /asyncapi (0: off)"
     )

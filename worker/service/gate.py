@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from opentelemetry import metrics
@@ -33,6 +33,7 @@ from worker.errors import RetryableError, SchemahealError
 from worker.observability.metrics import make_instruments
 from worker.observability.tracing import context_from_headers, messaging_attributes, tracer
 from worker.service import replies
+from worker.service.access import PolicyFile
 from worker.service.requests import Rejection, Request, parse_record
 from worker.settings import WorkerSettings
 
@@ -71,6 +72,8 @@ class Gate:
         )
         self._connections: dict[str, Any] = {}
         self.metrics = make_instruments(metrics.get_meter("schemaheal"))
+        self.access = PolicyFile(settings.access_policy)
+        self.access.current()  # a broken policy file stops the worker at start-up
 
     async def handle(self, records: Sequence[Any]) -> bool:
         """Serve a batch; True when every record got its answer (commit), False to redeliver."""
@@ -80,6 +83,8 @@ class Gate:
             parsed = parse_record(
                 record, max_bytes=self.settings.max_request_bytes, aliases=aliases
             )
+            if isinstance(parsed, Request):
+                parsed = self._authorize(parsed)
             if isinstance(parsed, Rejection):
                 await self._reject(parsed)
             else:
@@ -88,6 +93,17 @@ class Gate:
             *(self._serve_database(alias, requests) for alias, requests in by_alias.items())
         )
         return all(o.answered for o in outcomes)
+
+    def _authorize(self, request: Request) -> Request | Rejection:
+        """The access policy's word on a valid request, before any database is touched."""
+        decision = self.access.current().decide(
+            request.body.service, request.alias, frozenset(request.manifest.schemas)
+        )
+        if isinstance(decision, str):
+            return Rejection(code="not-allowed", message=decision, record=request.record,
+                             headers=request.headers, request_id=request.request_id,
+                             body=request.body.model_dump())  # fmt: skip
+        return replace(request, hazards=decision.hazards)
 
     async def _reject(self, rejection: Rejection) -> None:
         log.warning(
@@ -132,10 +148,11 @@ class Gate:
                     with self._process_span(request.headers, request.request_id, request.record):
                         reply = replies.from_ledger(request, done[request.request_id])
                         await self._send(request, reply)
-            groups: dict[str, list[Request]] = {}
-            for request in requests:
+            groups: dict[tuple[str, str], list[Request]] = {}
+            for request in requests:  # one heal per manifest, and per service (its own grants)
                 if request.request_id not in done:
-                    groups.setdefault(request.manifest_hash, []).append(request)
+                    key = (request.manifest_hash, request.body.service)
+                    groups.setdefault(key, []).append(request)
             for group in groups.values():
                 conn, answered = await self._serve_group(alias, conn, group)
                 outcome.answered &= answered
@@ -184,7 +201,11 @@ class Gate:
     ) -> tuple[Any, HealResult]:
         result: HealResult | None = None
         for attempt in range(self.settings.retry_attempts):
-            result = await heal(conn, leader.manifest, options=self.options, request=_info(leader))
+            options = self.options
+            if leader.hazards:  # approved for this service on this database by the policy
+                policy = replace(options.policy, allow=options.policy.allow | leader.hazards)
+                options = replace(options, policy=policy)
+            result = await heal(conn, leader.manifest, options=options, request=_info(leader))
             if result.error_code not in RETRYABLE_CODES:
                 break
             log.warning("retrying heal", extra={"database": alias, "attempt": attempt + 1,

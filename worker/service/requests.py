@@ -25,6 +25,7 @@ from contracts.events import (
     decode_headers,
 )
 from contracts.validation import json_path
+from worker.engine.hazards import Hazard
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 
@@ -40,6 +41,7 @@ class Request:
     headers: dict[str, str]
     record: Any  # the aiokafka ConsumerRecord
     received: float = field(default_factory=time.monotonic)
+    hazards: frozenset[Hazard] = frozenset()  # approved for this request by the access policy
 
     @property
     def alias(self) -> str:
