@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
@@ -32,6 +33,7 @@ from contracts.events import (
     event_headers,
 )
 from contracts.manifest import Manifest
+from contracts.signing import sign
 from contracts.validation import load_manifest
 
 __all__ = ["ensure_schema", "request_schema"]
@@ -49,6 +51,8 @@ async def ensure_schema(
     trace_headers: Mapping[str, str] | None = None,
     kafka_options: Mapping[str, Any] | None = None,
     fetch_max_wait_ms: int = 100,
+    signing_key: Ed25519PrivateKey | None = None,
+    key_id: str | None = None,
 ) -> SchemaHealed:
     """Ask the worker to heal ``manifest``'s schemas; return its reply when the service may
     start, raise :class:`SchemaBlocked`, :class:`SchemaRejected`, :class:`SchemaFailed` or
@@ -61,6 +65,8 @@ async def ensure_schema(
         trace_headers=trace_headers,
         kafka_options=kafka_options,
         fetch_max_wait_ms=fetch_max_wait_ms,
+        signing_key=signing_key,
+        key_id=key_id,
     )
     if not reply.may_start:
         raise _ERRORS[reply.outcome](reply)
@@ -76,6 +82,8 @@ async def request_schema(
     trace_headers: Mapping[str, str] | None = None,
     kafka_options: Mapping[str, Any] | None = None,
     fetch_max_wait_ms: int = 100,
+    signing_key: Ed25519PrivateKey | None = None,
+    key_id: str | None = None,
 ) -> SchemaHealed:
     """Like :func:`ensure_schema`, but return any reply instead of raising for its outcome."""
     loaded = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)  # fail fast
@@ -111,6 +119,9 @@ async def request_schema(
         ):  # fmt: skip
             carrier: dict[str, str] = {}
             propagate.inject(carrier)  # the service's boot span → the worker
+            value = body.model_dump_json().encode("utf-8")
+            if signing_key is not None:  # over the exact bytes sent, with the ce_id
+                carrier |= sign(signing_key, key_id or "default", request_id, value)
             headers = event_headers(
                 event_type=REQUEST_TYPE,
                 source=f"/services/{loaded.service}/{body.instance}",
@@ -119,10 +130,7 @@ async def request_schema(
                 extra={"correlation_id": request_id, **carrier, **(trace_headers or {})},
             )
             await producer.send_and_wait(
-                REQUEST_TOPIC,
-                body.model_dump_json().encode("utf-8"),
-                key=loaded.database.encode("utf-8"),
-                headers=headers,
+                REQUEST_TOPIC, value, key=loaded.database.encode("utf-8"), headers=headers
             )
         with _tracer.start_as_current_span(
             f"receive {REPLY_TOPIC}", kind=SpanKind.CONSUMER,

@@ -149,3 +149,68 @@ async def test_hazards_granted_by_the_policy_are_approved_for_that_service(
             await gate.close()
         outcomes.append(sink.replies[-1].outcome)
     assert outcomes == ["blocked", "healed"]
+
+
+def signed_record(
+    key: Any, key_id: str, request_id: str, offset: int, body: dict[str, Any] | None = None
+) -> Any:
+    from contracts.events import REQUEST_TYPE, event_headers
+    from contracts.signing import sign
+    from tests.service.records import Record
+
+    value = json.dumps(body or request_body()).encode()
+    extra = sign(key, key_id, request_id, value)
+    headers = event_headers(event_type=REQUEST_TYPE, source="/s", event_id=request_id, extra=extra)
+    return Record(value=value, headers=headers, offset=offset)
+
+
+async def test_signed_services_must_sign_and_replays_are_refused(
+    database: FreshDatabase, tmp_path: Path
+) -> None:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    await database.execute("CREATE TABLE tenants (id integer PRIMARY KEY)")
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+
+    def public(key: Ed25519PrivateKey) -> str:
+        return base64.b64encode(
+            key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        ).decode()
+
+    policy = tmp_path / "access.json"
+    rules = {"databases": {"nexus": {"schemas": ["public"]}}, "keys": {"k1": public(old)}}
+    write(policy, {"services": {"orchestrator": rules}}, 1000)
+    sink = Sink()
+    gate = Gate(WorkerSettings(databases={"nexus": database.dsn}, access_policy=policy), sink)
+    try:
+        await gate.handle([request_record(request_body(), request_id="unsigned")])
+        tampered = signed_record(old, "k1", "tampered", 1)
+        tampered.value = tampered.value.replace(b"pod-a", b"pod-b")
+        await gate.handle([tampered])
+        good = signed_record(old, "k1", "good", 2)
+        await gate.handle([good])
+        await gate.handle([good])  # redelivered: same record position → from the ledger
+        replay = signed_record(old, "k1", "good", 3)  # the same request published again
+        replay.headers, replay.value = good.headers, good.value
+        await gate.handle([replay])
+        write(policy, {"services": {"orchestrator": {**rules, "keys": {"k2": public(new)}}}}, 2000)
+        await gate.handle([signed_record(old, "k1", "retired-key", 4)])  # rotated out, no restart
+        await gate.handle([signed_record(new, "k2", "new-key", 5)])
+    finally:
+        await gate.close()
+    seen = [
+        (r.request_id, r.outcome, r.error.code if r.error else None, r.from_ledger)
+        for r in sink.replies
+    ]
+    assert seen == [
+        ("unsigned", "rejected", "bad-signature", False),
+        ("tampered", "rejected", "bad-signature", False),
+        ("good", "healed", None, False),
+        ("good", "healed", None, True),
+        ("good", "rejected", "replayed-request", False),
+        ("retired-key", "rejected", "bad-signature", False),
+        ("new-key", "unchanged", None, False),
+    ]

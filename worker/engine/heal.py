@@ -65,6 +65,7 @@ class RequestInfo:
     instance: str | None = None
     database_alias: str | None = None
     trace_id: str | None = None
+    record_position: str | None = None  # topic:partition:offset of the request record
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -292,6 +293,7 @@ async def _record(
         error_code=result.error_code,
         error_message=result.error_message,
         trace_id=request.trace_id,
+        record_position=request.record_position,
         drift=tuple(
             {"kind": d.kind.value, "target": d.target, "detail": d.detail} for d in result.drift
         ),

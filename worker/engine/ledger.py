@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS {s}.heals (
     trace_id text,
     drift jsonb NOT NULL DEFAULT '[]',
     blocked jsonb NOT NULL DEFAULT '[]',
-    served_by bigint REFERENCES {s}.heals (id)  -- a coalesced request: the heal that served it
+    served_by bigint REFERENCES {s}.heals (id),  -- a coalesced request: the heal that served it
+    record_position text  -- topic:partition:offset: a redelivery has the same, a replay not
 );
 CREATE INDEX IF NOT EXISTS heals_request_id_idx ON {s}.heals (request_id);
 CREATE INDEX IF NOT EXISTS heals_started_at_idx ON {s}.heals (started_at);
@@ -84,6 +85,7 @@ class HealRecord:
     blocked: tuple[dict[str, str], ...] = ()
     statements: tuple[AppliedStatement, ...] = field(default=())
     served_by: int | None = None
+    record_position: str | None = None
 
 
 _READY: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
@@ -109,8 +111,8 @@ async def record(conn: Connection, entry: HealRecord, schema: str = DEFAULT_SCHE
         heal_id: int = await conn.fetchval(
             f"""INSERT INTO {s}.heals (request_id, service, instance, database_alias,
                     manifest_hash, schemas, outcome, error_code, error_message, lock_wait_ms,
-                    duration_ms, started_at, trace_id, drift, blocked, served_by)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                    duration_ms, started_at, trace_id, drift, blocked, served_by, record_position)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
                 RETURNING id""",
             entry.request_id,
             entry.service,
@@ -128,6 +130,7 @@ async def record(conn: Connection, entry: HealRecord, schema: str = DEFAULT_SCHE
             json.dumps(list(entry.drift)),
             json.dumps(list(entry.blocked)),
             entry.served_by,
+            entry.record_position,
         )
         if entry.statements:
             await conn.executemany(  # type: ignore[attr-defined]
@@ -154,19 +157,19 @@ async def record(conn: Connection, entry: HealRecord, schema: str = DEFAULT_SCHE
 async def record_served(
     conn: Connection,
     served_by: int,
-    requests: Sequence[tuple[str, str | None, str | None, str | None]],
+    requests: Sequence[tuple[str, str | None, str | None, str | None, str | None]],
     schema: str = DEFAULT_SCHEMA,
 ) -> None:
-    """Record coalesced requests ``(request_id, service, instance, trace_id)`` as served by
-    the heal ``served_by``, with its outcome — one row each, so every reply has a ledger row."""
+    """Record coalesced requests ``(request_id, service, instance, trace_id, position)`` as
+    served by the heal ``served_by``, with its outcome: every reply has its ledger row."""
     s = quote_ident(schema)
     await conn.executemany(  # type: ignore[attr-defined]
         f"""INSERT INTO {s}.heals (request_id, service, instance, database_alias, manifest_hash,
                 schemas, outcome, error_code, error_message, lock_wait_ms, duration_ms,
-                started_at, finished_at, trace_id, drift, blocked, served_by)
+                started_at, finished_at, trace_id, drift, blocked, served_by, record_position)
             SELECT $1, $2, $3, database_alias, manifest_hash, schemas, outcome, error_code,
-                   error_message, 0, 0, now(), now(), $4, drift, blocked, id
-            FROM {s}.heals WHERE id = $5""",
+                   error_message, 0, 0, now(), now(), $4, drift, blocked, id, $5
+            FROM {s}.heals WHERE id = $6""",
         [(*request, served_by) for request in requests],
     )
 

@@ -8,7 +8,9 @@ a restart::
                                                  "hazards": ["table-rewrite"]}}},
         "billing":      {"databases": {"billing": {"schemas": ["billing"]}}}}}
 
-A request is served only when its service is listed, its database alias is listed for that
+A service with ``"keys": {"key-id": "<base64 Ed25519 public key>", …}`` must sign every request
+(see :mod:`contracts.signing`); several keys allow rotation. A request is served only when its
+service is listed, its database alias is listed for that
 service, and every schema its manifest owns is listed for that alias. Anything else is
 ``rejected`` with the reason, and the database is not touched. ``hazards`` are approved for that
 service on that database — the way a service gets a table rewrite on a large table without a
@@ -24,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from contracts.signing import load_public_key, verify
 from worker.engine.hazards import Hazard
 from worker.errors import ConfigurationError
 
@@ -41,6 +46,19 @@ class AccessPolicy:
     """service → database alias → what it may touch. ``None`` grants mean "no policy"."""
 
     grants: dict[str, dict[str, Grant]] | None = None
+    #: service → key id → Ed25519 public key; a service listed here must sign its requests
+    keys: dict[str, dict[str, Ed25519PublicKey]] = field(default_factory=dict)
+
+    def check_signature(self, service: str, headers: dict[str, str], request_id: str,
+                        value: bytes) -> str | None:  # fmt: skip
+        """None when the service needs no signature or the request is correctly signed."""
+        keys = self.keys.get(service)
+        if not keys:
+            return None
+        return verify(keys, headers, request_id, value)
+
+    def requires_signature(self, service: str) -> bool:
+        return bool(self.keys.get(service))
 
     def decide(self, service: str, alias: str, schemas: frozenset[str]) -> Grant | str:
         """The grant that allows this request, or the reason it is refused."""
@@ -63,7 +81,15 @@ def parse_policy(data: Any) -> AccessPolicy:
     if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
         raise ConfigurationError('access policy: expected {"services": {NAME: {...}}}')
     grants: dict[str, dict[str, Grant]] = {}
+    keys: dict[str, dict[str, Ed25519PublicKey]] = {}
     for service, rules in data["services"].items():
+        if isinstance(rules, dict) and rules.get("keys"):
+            try:
+                keys[service] = {k: load_public_key(v) for k, v in rules["keys"].items()}
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise ConfigurationError(
+                    f"access policy: services.{service}.keys: base64 Ed25519 public keys ({exc})"
+                ) from None
         databases = rules.get("databases") if isinstance(rules, dict) else None
         if not isinstance(databases, dict):
             raise ConfigurationError(
@@ -83,7 +109,7 @@ def parse_policy(data: Any) -> AccessPolicy:
                     f"access policy: {where}.hazards: {exc}; known: {known}"
                 ) from None
             grants[service][alias] = Grant(schemas=frozenset(schemas), hazards=hazards)
-    return AccessPolicy(grants=grants)
+    return AccessPolicy(grants=grants, keys=keys)
 
 
 @dataclass(slots=True)

@@ -96,14 +96,23 @@ class Gate:
 
     def _authorize(self, request: Request) -> Request | Rejection:
         """The access policy's word on a valid request, before any database is touched."""
-        decision = self.access.current().decide(
+        policy = self.access.current()
+        refused = policy.check_signature(
+            request.body.service, request.headers, request.request_id, request.record.value or b""
+        )
+        if refused is not None:
+            return Rejection(code="bad-signature", message=refused, record=request.record,
+                             headers=request.headers, request_id=request.request_id,
+                             body=request.body.model_dump())  # fmt: skip
+        decision = policy.decide(
             request.body.service, request.alias, frozenset(request.manifest.schemas)
         )
         if isinstance(decision, str):
             return Rejection(code="not-allowed", message=decision, record=request.record,
                              headers=request.headers, request_id=request.request_id,
                              body=request.body.model_dump())  # fmt: skip
-        return replace(request, hazards=decision.hazards)
+        return replace(request, hazards=decision.hazards,
+                       signed=policy.requires_signature(request.body.service))  # fmt: skip
 
     async def _reject(self, rejection: Rejection) -> None:
         log.warning(
@@ -144,6 +153,25 @@ class Gate:
                 log.error("reading the ledger failed", extra={"database": alias, "error": str(exc)})
                 return _Outcome(answered=False)
             for request in requests:
+                seen = done.get(request.request_id)
+                if (
+                    seen is not None
+                    and request.signed
+                    and seen.get("record_position")
+                    not in (
+                        None,
+                        _position(request),
+                    )
+                ):  # re-published, not redelivered: a replay of a signed request
+                    done.pop(request.request_id)
+                    await self._reject(Rejection(
+                        code="replayed-request", record=request.record, headers=request.headers,
+                        request_id=request.request_id, body=request.body.model_dump(),
+                        message="this signed request was served before, from another record",
+                    ))  # fmt: skip
+                    request.replayed = True
+            requests = [r for r in requests if not r.replayed]
+            for request in requests:
                 if request.request_id in done:
                     with self._process_span(request.headers, request.request_id, request.record):
                         reply = replies.from_ledger(request, done[request.request_id])
@@ -179,8 +207,10 @@ class Gate:
             })  # fmt: skip
             healed_by = span.get_span_context()
             if result.ledger_id is not None and followers:
-                served = [(f.request_id, f.body.service, f.body.instance, _info(f).trace_id)
-                          for f in followers]  # fmt: skip
+                served = [
+                    (f.request_id, f.body.service, f.body.instance, _info(f).trace_id, _position(f))
+                    for f in followers
+                ]
                 try:
                     await ledger.record_served(
                         conn, result.ledger_id, served, self.settings.ledger_schema
@@ -283,6 +313,11 @@ class Gate:
         await self.sink.reply(reply, request.headers, request.record.key)
 
 
+def _position(request: Request) -> str:
+    record = request.record
+    return f"{record.topic}:{record.partition}:{record.offset}"
+
+
 def _info(request: Request) -> RequestInfo:
     traceparent = request.headers.get("traceparent", "")
     parts = traceparent.split("-")
@@ -292,4 +327,5 @@ def _info(request: Request) -> RequestInfo:
         instance=request.body.instance,
         database_alias=request.alias,
         trace_id=parts[1] if len(parts) == 4 else None,
+        record_position=_position(request),
     )

@@ -30,7 +30,7 @@ from worker.engine.hazards import Hazard
 TRACE_HEADERS = ("traceparent", "tracestate")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Request:
     """A valid request: who asks, for which database alias, and the loaded manifest."""
 
@@ -42,6 +42,8 @@ class Request:
     record: Any  # the aiokafka ConsumerRecord
     received: float = field(default_factory=time.monotonic)
     hazards: frozenset[Hazard] = frozenset()  # approved for this request by the access policy
+    signed: bool = False  # its service must sign, and this request's signature was checked
+    replayed: bool = False
 
     @property
     def alias(self) -> str:
