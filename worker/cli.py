@@ -165,9 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except ManifestError as exc:
-        print(f"schemaheal: {exc}", file=sys.stderr)
-    except SchemahealError as exc:
+    except (ManifestError, SchemahealError) as exc:  # messages written for the user
         print(f"schemaheal: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
