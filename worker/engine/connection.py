@@ -63,7 +63,9 @@ def translate(exc: BaseException, doing: str) -> SchemahealError:
         asyncpg.exceptions.AdminShutdownError,
     )
     if isinstance(exc, unreachable):
-        return DatabaseUnavailable(f"{doing}: the database is unreachable ({exc}); retrying later")
+        return DatabaseUnavailable(
+            f"{doing}: the database is unreachable ({exc}); check the DSN and that it is up"
+        )
     if isinstance(exc, asyncpg.exceptions.InsufficientPrivilegeError):
         return PermanentError(
             f"{doing}: permission denied ({exc}); grant the worker's role what the README's "
