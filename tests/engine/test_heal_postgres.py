@@ -116,7 +116,7 @@ async def test_a_held_table_lock_delays_the_heal_but_never_blocks_others_long(
     conn = await connect(database.dsn)
     healing = asyncio.create_task(heal(conn, want, options=options))
     waits = []
-    for _ in range(8):  # other sessions keep reading while the heal waits for its lock
+    for _ in range(15):  # other sessions keep reading while the heal waits for its lock (1.5 s)
         await asyncio.sleep(0.1)
         started = time.perf_counter()
         await reader.fetch("SELECT * FROM tenants")
@@ -126,7 +126,8 @@ async def test_a_held_table_lock_delays_the_heal_but_never_blocks_others_long(
     await asyncio.gather(conn.close(), holder.close(), reader.close())
     assert result.outcome is Outcome.HEALED, result.error_message
     assert result.applied[0].retries >= 1
-    assert max(waits) < 0.2 + 0.3, waits  # never much longer than lock_timeout
+    # never blocked for the 1.5 s the lock is held: only up to lock_timeout (0.2 s) + scheduling
+    assert max(waits) < 0.8, waits
 
 
 async def test_a_lock_that_is_never_released_exhausts_the_budget_with_a_clear_report(
