@@ -50,6 +50,15 @@ def jars() -> Path:
     return target
 
 
+def _cluster_id() -> str:
+    """A random KRaft cluster id. Like Kafka's own, it never starts with "-": the storage
+    tool would read such an id as an option (a 1-in-64 failure the CI run found)."""
+    while True:
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster.startswith("-"):
+            return cluster
+
+
 class ApacheKafka:
     """One KRaft node (broker + controller) on 127.0.0.1; ``stop()`` removes its data."""
 
@@ -89,7 +98,7 @@ class ApacheKafka:
     def start(self, timeout_s: float = 90.0) -> ApacheKafka:
         classpath = f"{jars()}/*"
         config = self._config()
-        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster = _cluster_id()
         java = ["java", "-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-cp", classpath]
         subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(config)],
                        check=True, capture_output=True)  # fmt: skip
