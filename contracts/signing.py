@@ -19,7 +19,14 @@ import time
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-__all__ = ["SIGNATURE_HEADERS", "load_public_key", "sign", "signed_bytes", "verify"]
+__all__ = [
+    "SIGNATURE_HEADERS",
+    "load_private_key",
+    "load_public_key",
+    "sign",
+    "signed_bytes",
+    "verify",
+]
 
 SIGNATURE_HEADERS = ("x-schemaheal-key-id", "x-schemaheal-timestamp", "x-schemaheal-signature")
 _DOMAIN = b"schemaheal-request-v1"
@@ -40,6 +47,16 @@ def sign(key: Ed25519PrivateKey, key_id: str, request_id: str, value: bytes) -> 
         "x-schemaheal-timestamp": str(timestamp),
         "x-schemaheal-signature": base64.b64encode(signature).decode(),
     }
+
+
+def load_private_key(data: bytes) -> Ed25519PrivateKey:
+    """A private key from a PEM file's bytes (``openssl genpkey -algorithm ed25519``)."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(data, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError("the signing key must be an Ed25519 private key")
+    return key
 
 
 def load_public_key(text: str) -> Ed25519PublicKey:

@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     waiter.add_argument("--instance", help="this replica's name (default: host name)")
     waiter.add_argument("--timeout", type=float, default=120.0, help="seconds to wait")
     waiter.add_argument("--format", choices=["text", "json"], default="text")
+    waiter.add_argument(
+        "--signing-key", metavar="PEM", help="Ed25519 private key: sign the request"
+    )
+    waiter.add_argument("--key-id", help="which of the service's keys --signing-key is")
     waiter.add_argument("manifest", metavar="MANIFEST", help="manifest JSON file, or - for stdin")
 
     dev = commands.add_parser("dev", help="embedded PostgreSQL + broker + worker (+ --demo)")
@@ -135,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
                 instance=args.instance,
                 timeout_s=args.timeout,
                 fmt=args.format,
+                signing_key=args.signing_key,
+                key_id=args.key_id,
             )
         )
     if args.command == "dev":

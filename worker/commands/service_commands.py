@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry import metrics
 
 import contracts
 from contracts.client import request_schema
+from contracts.signing import load_private_key
 from worker.commands import output
 from worker.commands.engine_commands import read_manifest
 from worker.errors import ConfigurationError
@@ -33,6 +36,13 @@ async def worker_command(settings: WorkerSettings) -> int:
     return 0
 
 
+def _signing_key(path: str) -> Ed25519PrivateKey:
+    try:
+        return load_private_key(Path(path).read_bytes())
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigurationError(f"--signing-key {path}: {exc}") from None
+
+
 async def await_schema_command(
     *,
     bootstrap_servers: str,
@@ -42,9 +52,12 @@ async def await_schema_command(
     instance: str | None,
     timeout_s: float,
     fmt: str,
+    signing_key: str | None = None,
+    key_id: str | None = None,
 ) -> int:
     """For init containers and scripts: exit 0 only when the service may start."""
     manifest = read_manifest(manifest_path)
+    key = _signing_key(signing_key) if signing_key is not None else None
     for flag, given, declared in (
         ("--service", service, manifest.service),
         ("--database", database, manifest.database),
@@ -53,7 +66,12 @@ async def await_schema_command(
             raise ConfigurationError(f"{flag} {given!r} differs from the manifest's {declared!r}")
     try:
         reply = await request_schema(
-            manifest, bootstrap_servers=bootstrap_servers, instance=instance, timeout_s=timeout_s
+            manifest,
+            bootstrap_servers=bootstrap_servers,
+            instance=instance,
+            timeout_s=timeout_s,
+            signing_key=key,
+            key_id=key_id,
         )
     except contracts.BootGateTimeout as exc:
         output.stderr.print(f"[red]not ready:[/] {exc}")
