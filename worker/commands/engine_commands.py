@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import contracts
@@ -12,8 +13,6 @@ from worker.engine.desired import desired_state
 from worker.engine.hazards import Hazard
 from worker.engine.heal import HealOptions, current_plan, heal
 from worker.engine.plan import PlanSettings
-from worker.engine.policy import Policy
-from worker.errors import SchemahealError
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_BLOCKED = 0, 1, 2, 3
 
@@ -59,18 +58,12 @@ async def heal_command(
     """Heal; exit 0 when the database satisfies the manifest afterwards, 3 blocked, 1 failed."""
     manifest = read_manifest(manifest_path)
     allowed = frozenset(Hazard(name) for name in allow)
-    policy = Policy(
-        allow=allowed | options.policy.allow,
-        require_approval=options.policy.require_approval,
-        rewrite_threshold_bytes=options.policy.rewrite_threshold_bytes,
-    )
+    policy = replace(options.policy, allow=allowed | options.policy.allow)
     try:
         conn = await connect(dsn, application_name="schemaheal heal")
     except DATABASE_ERRORS as exc:
         raise translate(exc, "connecting to the database") from exc
     try:
-        from dataclasses import replace
-
         result = await heal(conn, manifest, options=replace(options, policy=policy))
     finally:
         await conn.close()
@@ -81,6 +74,3 @@ async def heal_command(
     if result.satisfied:
         return EXIT_OK
     return EXIT_BLOCKED if result.outcome.value == "blocked" else EXIT_ERROR
-
-
-__all__ = ["SchemahealError", "heal_command", "plan_command", "read_manifest"]

@@ -55,12 +55,11 @@ CONNECTION_LOST = (
 
 def translate(exc: BaseException, doing: str) -> SchemahealError:
     """A database exception as one of ours, with what we were doing (a gerund phrase)."""
+    # a lost connection, one that never opened, or one already closed ("connection is closed")
     unreachable = (
-        OSError,
-        asyncpg.InterfaceError,  # "connection is closed"
-        asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08
+        *CONNECTION_LOST,
+        asyncpg.InterfaceError,
         asyncpg.exceptions.CannotConnectNowError,
-        asyncpg.exceptions.AdminShutdownError,
     )
     if isinstance(exc, unreachable):
         return DatabaseUnavailable(

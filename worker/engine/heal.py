@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from opentelemetry import trace
@@ -170,11 +170,11 @@ async def _heal(
         result = _failed(result, exc)
     except DATABASE_ERRORS as exc:
         result = _failed(result, translate(exc, "healing"))
-    result = _replace(result, duration_s=time.perf_counter() - clock)
+    result = replace(result, duration_s=time.perf_counter() - clock)
     if options.record:
         with tracer().start_as_current_span("schemaheal ledger write"):
             ledger_id = await _record(conn, result, request, options, started, desired)
-        result = _replace(result, ledger_id=ledger_id)
+        result = replace(result, ledger_id=ledger_id)
     return result
 
 
@@ -203,7 +203,7 @@ async def _locked(
     )
     blocked = review(plan, options.policy, await table_sizes(conn, rewritten_tables(plan)))
     if blocked:
-        return _replace(
+        return replace(
             base,
             outcome=Outcome.BLOCKED,
             blocked=blocked,
@@ -219,7 +219,7 @@ async def _locked(
             )
         timings["apply"] = time.perf_counter() - mark
     except SchemahealError as exc:
-        return _failed(_replace(base, applied=tuple(applied)), exc)
+        return _failed(replace(base, applied=tuple(applied)), exc)
     mark = time.perf_counter()
     # Verify by inspecting again — unless nothing ran: then the plan just made is the proof.
     if applied:
@@ -228,9 +228,9 @@ async def _locked(
     else:
         remaining = plan
     timings["verify"] = time.perf_counter() - mark
-    result = _replace(base, applied=tuple(applied), remaining=remaining)
+    result = replace(base, applied=tuple(applied), remaining=remaining)
     if not remaining.empty:
-        return _replace(
+        return replace(
             result,
             outcome=Outcome.FAILED,
             error_code="verify-failed",
@@ -238,14 +238,14 @@ async def _locked(
             "still planned after applying; see the ledger",
         )
     if remaining.blocking_drift:
-        return _replace(
+        return replace(
             result,
             outcome=Outcome.BLOCKED,
             error_code="unresolved-drift",
             error_message=f"{len(remaining.blocking_drift)} difference(s) need a "
             "person: " + "; ".join(f"{d.target}: {d.detail}" for d in remaining.blocking_drift),
         )
-    return _replace(result, outcome=Outcome.HEALED if applied else Outcome.UNCHANGED)
+    return replace(result, outcome=Outcome.HEALED if applied else Outcome.UNCHANGED)
 
 
 def _collect(
@@ -262,13 +262,7 @@ def _collect(
 
 
 def _failed(result: HealResult, exc: SchemahealError) -> HealResult:
-    return _replace(result, outcome=Outcome.FAILED, error_code=exc.code, error_message=str(exc))
-
-
-def _replace(result: HealResult, **changes: object) -> HealResult:
-    from dataclasses import replace
-
-    return replace(result, **changes)  # type: ignore[arg-type]
+    return replace(result, outcome=Outcome.FAILED, error_code=exc.code, error_message=str(exc))
 
 
 async def _record(

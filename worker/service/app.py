@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
@@ -121,13 +122,11 @@ async def ensure_topics(settings: WorkerSettings, **kafka: Any) -> None:
         await admin.close()
 
 
-def _tolerant_parser_for(broker: KafkaBroker) -> Any:
+def _tolerant_parser() -> Any:
     """FastStream's batch parser decodes every header as UTF-8 and crashes on null or binary
     values. Hand it copies without such headers, then put the original records back."""
 
     async def parse(records: tuple[Any, ...], original: Any) -> Any:
-        from dataclasses import replace
-
         clean = tuple(
             replace(r, headers=tuple((k, v) for k, v in (r.headers or ()) if _utf8(v)))
             for r in records
@@ -206,7 +205,7 @@ def build_app(settings: WorkerSettings, **kafka: Any) -> tuple[FastStream, Kafka
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_poll_interval_ms=settings.max_poll_interval_ms,
-        parser=_tolerant_parser_for(broker),
+        parser=_tolerant_parser(),
         decoder=_raw_bodies,
         title="service.starting",
         description="A service asks for its schema to be healed before it starts.",

@@ -101,16 +101,12 @@ class Gate:
             request.body.service, request.headers, request.request_id, request.record.value or b""
         )
         if refused is not None:
-            return Rejection(code="bad-signature", message=refused, record=request.record,
-                             headers=request.headers, request_id=request.request_id,
-                             body=request.body.model_dump())  # fmt: skip
+            return _refusal(request, "bad-signature", refused)
         decision = policy.decide(
             request.body.service, request.alias, frozenset(request.manifest.schemas)
         )
         if isinstance(decision, str):
-            return Rejection(code="not-allowed", message=decision, record=request.record,
-                             headers=request.headers, request_id=request.request_id,
-                             body=request.body.model_dump())  # fmt: skip
+            return _refusal(request, "not-allowed", decision)
         return replace(request, hazards=decision.hazards,
                        signed=policy.requires_signature(request.body.service))  # fmt: skip
 
@@ -164,11 +160,8 @@ class Gate:
                     )
                 ):  # re-published, not redelivered: a replay of a signed request
                     done.pop(request.request_id)
-                    await self._reject(Rejection(
-                        code="replayed-request", record=request.record, headers=request.headers,
-                        request_id=request.request_id, body=request.body.model_dump(),
-                        message="this signed request was served before, from another record",
-                    ))  # fmt: skip
+                    message = "this signed request was served before, from another record"
+                    await self._reject(_refusal(request, "replayed-request", message))
                     request.replayed = True
             requests = [r for r in requests if not r.replayed]
             for request in requests:
@@ -311,6 +304,12 @@ class Gate:
             },
         )
         await self.sink.reply(reply, request.headers, request.record.key)
+
+
+def _refusal(request: Request, code: str, message: str) -> Rejection:
+    """A valid request that may not be served, as a rejection (answered and dead-lettered)."""
+    return Rejection(code=code, message=message, record=request.record, headers=request.headers,
+                     request_id=request.request_id, body=request.body.model_dump())  # fmt: skip
 
 
 def _position(request: Request) -> str:
