@@ -8,6 +8,7 @@ from contracts.client import ensure_schema, request_schema
 from contracts.errors import (
     BootGateError,
     BootGateTimeout,
+    BrokerUnavailable,
     ContractError,
     EventError,
     ManifestError,
@@ -18,6 +19,7 @@ from contracts.errors import (
     SchemaRejected,
 )
 from contracts.events import SchemaHealed, ServiceStarting
+from contracts.kafka_auth import KafkaAuth
 from contracts.manifest import (
     CheckConstraint,
     Column,
@@ -39,6 +41,7 @@ from contracts.validation import Limits, canonical_json, load_manifest, manifest
 __all__ = [
     "BootGateError",
     "BootGateTimeout",
+    "BrokerUnavailable",
     "CheckConstraint",
     "Column",
     "ContractError",
@@ -49,6 +52,7 @@ __all__ = [
     "Identity",
     "Index",
     "IndexElement",
+    "KafkaAuth",
     "Limits",
     "Manifest",
     "ManifestError",

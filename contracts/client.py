@@ -17,11 +17,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
-from contracts.errors import BootGateTimeout, SchemaBlocked, SchemaFailed, SchemaRejected
+from contracts.errors import (
+    BootGateTimeout,
+    BrokerUnavailable,
+    SchemaBlocked,
+    SchemaFailed,
+    SchemaRejected,
+)
 from contracts.events import (
     REPLY_TOPIC,
     REPLY_TYPE,
@@ -32,6 +39,7 @@ from contracts.events import (
     decode_headers,
     event_headers,
 )
+from contracts.kafka_auth import KafkaAuth, connection_problem
 from contracts.manifest import Manifest
 from contracts.signing import sign
 from contracts.validation import load_manifest
@@ -49,6 +57,7 @@ async def ensure_schema(
     instance: str | None = None,
     timeout_s: float = 120.0,
     trace_headers: Mapping[str, str] | None = None,
+    kafka_auth: KafkaAuth | None = None,
     kafka_options: Mapping[str, Any] | None = None,
     fetch_max_wait_ms: int = 100,
     signing_key: Ed25519PrivateKey | None = None,
@@ -56,13 +65,17 @@ async def ensure_schema(
 ) -> SchemaHealed:
     """Ask the worker to heal ``manifest``'s schemas; return its reply when the service may
     start, raise :class:`SchemaBlocked`, :class:`SchemaRejected`, :class:`SchemaFailed` or
-    :class:`BootGateTimeout` otherwise."""
+    :class:`BootGateTimeout` otherwise.
+
+    ``kafka_auth`` reaches a secured Kafka (TLS, SASL/SCRAM); ``kafka_options`` are passed on to
+    aiokafka as they are."""
     reply = await request_schema(
         manifest,
         bootstrap_servers=bootstrap_servers,
         instance=instance,
         timeout_s=timeout_s,
         trace_headers=trace_headers,
+        kafka_auth=kafka_auth,
         kafka_options=kafka_options,
         fetch_max_wait_ms=fetch_max_wait_ms,
         signing_key=signing_key,
@@ -80,6 +93,7 @@ async def request_schema(
     instance: str | None = None,
     timeout_s: float = 120.0,
     trace_headers: Mapping[str, str] | None = None,
+    kafka_auth: KafkaAuth | None = None,
     kafka_options: Mapping[str, Any] | None = None,
     fetch_max_wait_ms: int = 100,
     signing_key: Ed25519PrivateKey | None = None,
@@ -94,7 +108,7 @@ async def request_schema(
         database=loaded.database,
         manifest=loaded.model_dump(mode="json", by_alias=True),
     )
-    options = dict(kafka_options or {})
+    options = {**(kafka_auth or KafkaAuth()).aiokafka_options(), **(kafka_options or {})}
     replies = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         enable_auto_commit=False,
@@ -106,7 +120,14 @@ async def request_schema(
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False, **options
     )
-    await asyncio.gather(replies.start(), producer.start())
+    try:
+        await asyncio.gather(replies.start(), producer.start())
+    except KafkaError as exc:
+        await asyncio.gather(replies.stop(), producer.stop())
+        why = await connection_problem(bootstrap_servers, options)
+        raise BrokerUnavailable(
+            f"cannot use Kafka ({options.get('security_protocol', 'PLAINTEXT')}): {why or exc}"
+        ) from None
     try:
         await _position_at_end(replies)
         attributes = {"messaging.system": "kafka", "messaging.message.id": request_id,

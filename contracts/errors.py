@@ -99,3 +99,8 @@ class SchemaFailed(SchemaNotReady):
 
 class BootGateTimeout(BootGateError):
     """No reply arrived in time: is the worker running, and reading service.starting?"""
+
+
+class BrokerUnavailable(BootGateError):
+    """Kafka cannot be reached, or refuses the credentials: check the bootstrap servers and
+    :class:`~contracts.KafkaAuth`."""

@@ -14,6 +14,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from tests.tls import make_server_tls
 from worker.embedded.postgres import free_port
 from worker.embedded.processes import stop_process, wait_listening
 
@@ -60,17 +61,54 @@ def _cluster_id() -> str:
 
 
 class ApacheKafka:
-    """One KRaft node (broker + controller) on 127.0.0.1; ``stop()`` removes its data."""
+    """One KRaft node (broker + controller) on 127.0.0.1; ``stop()`` removes its data.
 
-    def __init__(self) -> None:
+    With ``scram_users`` it also listens with SASL_SSL (SCRAM-SHA-512 and -256, TLS from a
+    throwaway CA: ``tls.ca_pem``) on ``secure_port``; ``bootstrap_servers`` is then that
+    listener, and the plaintext one stays for the broker itself."""
+
+    def __init__(self, scram_users: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.controller_port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="schemaheal-kafka-"))
         self.process: subprocess.Popen[bytes] | None = None
+        self.scram_users = scram_users or {}
+        self.secure_port = free_port() if self.scram_users else None
+        self.tls = make_server_tls(self.root / "tls") if self.scram_users else None
 
     @property
     def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.secure_port or self.port}"
+
+    @property
+    def plaintext_bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def _listeners(self) -> list[str]:
+        plain = f"PLAINTEXT://127.0.0.1:{self.port}"
+        controller = f"CONTROLLER://127.0.0.1:{self.controller_port}"
+        if self.tls is None:
+            return [
+                f"listeners={plain},{controller}",
+                f"advertised.listeners={plain}",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            ]
+        secure = f"SASL_SSL://127.0.0.1:{self.secure_port}"
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return [
+            f"listeners={plain},{secure},{controller}",
+            f"advertised.listeners={plain},{secure}",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,"
+            "CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256",
+            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram}",
+            f"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={scram}",
+            "ssl.keystore.type=PKCS12",
+            f"ssl.keystore.location={self.tls.keystore}",
+            f"ssl.keystore.password={self.tls.keystore_password}",
+            f"ssl.key.password={self.tls.keystore_password}",
+        ]
 
     def _config(self) -> Path:
         config = self.root / "server.properties"
@@ -79,10 +117,8 @@ class ApacheKafka:
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                *self._listeners(),
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
                 f"log.dirs={self.root / 'logs'}",
                 "offsets.topic.replication.factor=1",
                 "offsets.topic.num.partitions=3",
@@ -100,14 +136,22 @@ class ApacheKafka:
         config = self._config()
         cluster = _cluster_id()
         java = ["java", "-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-cp", classpath]
-        subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(config)],
-                       check=True, capture_output=True)  # fmt: skip
+        scram = [
+            arg
+            for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256")
+            for user, password in self.scram_users.items()
+            for arg in ("--add-scram", f"{mechanism}=[name={user},password={password}]")
+        ]
+        subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(config),
+                        *scram], check=True, capture_output=True)  # fmt: skip
         with (self.root / "server.log").open("wb") as log:  # the child keeps its own handle
             self.process = subprocess.Popen(
                 [*java, "kafka.Kafka", str(config)], stdout=log, stderr=log
             )
         log = self.root / "server.log"
-        wait_listening(self.process, self.port, timeout_s, lambda: log.read_text()[-3000:])
+        for port in (self.port, self.secure_port):
+            if port is not None:
+                wait_listening(self.process, port, timeout_s, lambda: log.read_text()[-3000:])
         return self
 
     def stop(self) -> None:

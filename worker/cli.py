@@ -18,7 +18,7 @@ from worker.engine.heal import HealOptions
 from worker.engine.plan import PlanSettings
 from worker.engine.policy import Policy
 from worker.errors import SchemahealError
-from worker.settings import add_flags, settings_from
+from worker.settings import KafkaSettings, WorkerSettings, add_flags, settings_from
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     waiter = commands.add_parser(
         "await-schema", help="ask the worker for a heal and wait: exit 0 only when ready"
     )
-    waiter.add_argument("--bootstrap-servers", required=True)
+    add_flags(waiter, KafkaSettings)
     waiter.add_argument("--service", help="must match the manifest's service")
     waiter.add_argument("--database", help="must match the manifest's database alias")
     waiter.add_argument("--instance", help="this replica's name (default: host name)")
@@ -126,13 +126,13 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "worker":
         from worker.commands.service_commands import worker_command
 
-        return asyncio.run(worker_command(settings_from(args)))
+        return asyncio.run(worker_command(settings_from(args, WorkerSettings)))
     if args.command == "await-schema":
         from worker.commands.service_commands import await_schema_command
 
         return asyncio.run(
             await_schema_command(
-                bootstrap_servers=args.bootstrap_servers,
+                kafka=settings_from(args, KafkaSettings),
                 manifest_path=args.manifest,
                 service=args.service,
                 database=args.database,

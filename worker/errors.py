@@ -8,7 +8,8 @@
     └── RetryableError                try again later; the request is redelivered
         ├── DatabaseUnavailable       cannot connect or the connection broke
         ├── LockWaitTimeout           another heal held the advisory lock for too long
-        └── LockBudgetExhausted       a statement kept timing out on a table lock
+        ├── LockBudgetExhausted       a statement kept timing out on a table lock
+        └── KafkaUnavailable          the broker cannot be reached or refuses our credentials
 
 Foreign exceptions (asyncpg, OSError) are translated at the engine's boundary with
 ``raise … from exc``; messages say what happened in gerunds ("applying statement 3 of 7 (…)")
@@ -58,3 +59,7 @@ class LockWaitTimeout(RetryableError):
 
 class LockBudgetExhausted(RetryableError):
     code = "lock-budget-exhausted"
+
+
+class KafkaUnavailable(RetryableError):
+    code = "kafka-unavailable"

@@ -8,11 +8,12 @@ DSNs are kept as secrets and never logged.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contracts.kafka_auth import KafkaAuth, SaslMechanism, SecurityProtocol
 from worker.errors import ConfigurationError
 
 
@@ -32,12 +33,71 @@ def parse_databases(value: Any) -> dict[str, SecretStr]:
     return out
 
 
-class WorkerSettings(BaseSettings):
-    """Everything the worker, ``dev`` and the heal commands can be configured with."""
+class KafkaSettings(BaseSettings):
+    """How to reach Kafka: shared by the worker, ``await-schema`` and ``replay``."""
 
     model_config = SettingsConfigDict(env_prefix="SCHEMAHEAL_", extra="ignore")
 
     bootstrap_servers: str = Field("localhost:9092", description="Kafka bootstrap servers")
+    kafka_security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        "SCRAM-SHA-512", description="SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret)")
+    kafka_sasl_password_file: Path | None = Field(
+        None, description="a file holding the SASL password"
+    )
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle (PEM) to verify brokers")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (PEM), mTLS")
+    kafka_ssl_keyfile: Path | None = Field(None, description="client private key (PEM), mTLS")
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="password of the client key (secret)"
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="check that broker certificates name the host"
+    )
+
+    def kafka_auth(self) -> KafkaAuth:
+        """The TLS and SASL settings as the value the clients take; ConfigurationError when
+        they do not fit together."""
+        password = self.kafka_sasl_password
+        if password is None and self.kafka_sasl_password_file is not None:
+            try:
+                password = SecretStr(self.kafka_sasl_password_file.read_text().strip())
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"kafka_sasl_password_file: {exc.strerror}: {self.kafka_sasl_password_file}"
+                ) from None
+        try:
+            return KafkaAuth(
+                security_protocol=self.kafka_security_protocol,
+                sasl_mechanism=self.kafka_sasl_mechanism,
+                username=self.kafka_sasl_username,
+                password=password,
+                ssl_cafile=self.kafka_ssl_cafile,
+                ssl_certfile=self.kafka_ssl_certfile,
+                ssl_keyfile=self.kafka_ssl_keyfile,
+                ssl_key_password=self.kafka_ssl_key_password,
+                ssl_check_hostname=self.kafka_ssl_check_hostname,
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"Kafka security: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return str(first.get("msg", exc)).removeprefix("Value error, ")
+    return str(exc)
+
+
+class WorkerSettings(KafkaSettings):
+    """Everything the worker, ``dev`` and the heal commands can be configured with."""
+
     databases: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict, description="database aliases: ALIAS=DSN, comma separated"
     )
@@ -107,10 +167,31 @@ class WorkerSettings(BaseSettings):
         return int((self.max_heal_s + self.lock_wait_s + 60) * 1000)
 
 
-def add_flags(parser: Any) -> None:
-    """One ``--flag`` per setting (``--database ALIAS=DSN`` repeats), all defaulting to unset,
-    so an unset flag leaves the environment variable or the default in force."""
-    for name, field in WorkerSettings.model_fields.items():
+S = TypeVar("S", bound=KafkaSettings)
+
+
+def _flag_type(annotation: Any) -> Any:
+    if annotation in (int, float):
+        return annotation
+    if annotation is bool:
+        return _boolean
+    return str
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def add_flags(parser: Any, model: type[KafkaSettings] = WorkerSettings) -> None:
+    """One ``--flag`` per setting of ``model`` (``--database ALIAS=DSN`` repeats), all
+    defaulting to unset, so an unset flag leaves the environment variable or the default in
+    force."""
+    for name, field in model.model_fields.items():
         if name == "databases":
             parser.add_argument(
                 "--database",
@@ -121,26 +202,25 @@ def add_flags(parser: Any) -> None:
             )
             continue
         flag = "--" + name.replace("_", "-")
-        kind = field.annotation if field.annotation in (int, float, str) else str
         env = "SCHEMAHEAL_" + name.upper()
         parser.add_argument(
             flag,
             dest=name,
-            type=kind,
+            type=_flag_type(field.annotation),
             default=None,
             help=f"{field.description or name} (env {env}; default {field.default})",
         )
 
 
-def settings_from(args: Any) -> WorkerSettings:
+def settings_from(args: Any, model: type[S]) -> S:
     """Settings from parsed flags over environment over defaults."""
     given = {
         name: getattr(args, name)
-        for name in WorkerSettings.model_fields
+        for name in model.model_fields
         if getattr(args, name, None) is not None
     }
     try:
-        return WorkerSettings(**given)
+        return model(**given)
     except ValueError as exc:
         raise ConfigurationError(f"settings: {exc}") from None
 

@@ -17,7 +17,7 @@ from worker.errors import ConfigurationError
 from worker.observability.logs import configure_logging
 from worker.observability.metrics import meter_provider
 from worker.observability.tracing import configure_tracing
-from worker.settings import WorkerSettings
+from worker.settings import KafkaSettings, WorkerSettings
 
 
 async def worker_command(settings: WorkerSettings) -> int:
@@ -45,7 +45,7 @@ def _signing_key(path: str) -> Ed25519PrivateKey:
 
 async def await_schema_command(
     *,
-    bootstrap_servers: str,
+    kafka: KafkaSettings,
     manifest_path: str,
     service: str | None,
     database: str | None,
@@ -67,13 +67,14 @@ async def await_schema_command(
     try:
         reply = await request_schema(
             manifest,
-            bootstrap_servers=bootstrap_servers,
+            bootstrap_servers=kafka.bootstrap_servers,
+            kafka_auth=kafka.kafka_auth(),
             instance=instance,
             timeout_s=timeout_s,
             signing_key=key,
             key_id=key_id,
         )
-    except contracts.BootGateTimeout as exc:
+    except (contracts.BootGateTimeout, contracts.BrokerUnavailable) as exc:
         output.stderr.print(f"[red]not ready:[/] {exc}")
         return 1
     if fmt == "json":

@@ -16,23 +16,26 @@ from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.params.no_cast import NoCastField
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi import get_asyncapi_html
 from opentelemetry.trace import SpanKind
 
 from contracts.events import REPLY_TYPE, SchemaHealed, ServiceStarting, event_headers
+from contracts.kafka_auth import KafkaAuth, connection_problem
 from worker.engine.connection import DATABASE_ERRORS, connect
+from worker.errors import KafkaUnavailable
 from worker.observability.health import HealthServer
 from worker.observability.tracing import headers_from_context, messaging_attributes, tracer
 from worker.service.gate import Gate
 from worker.service.replies import dead_letter_headers
 from worker.service.requests import TRACE_HEADERS, Rejection
-from worker.settings import WorkerSettings
+from worker.settings import KafkaSettings, WorkerSettings
 
 log = logging.getLogger("schemaheal.worker")
 REDELIVERY_PAUSE_S = 5.0
@@ -42,9 +45,8 @@ class KafkaSink:
     """Publishes replies and dead letters with one producer (acks=all, not idempotent: Tansu
     rejects the idempotent producer, and replies are idempotent for the client anyway)."""
 
-    def __init__(self, settings: WorkerSettings, **kafka: Any) -> None:
+    def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
-        self.kafka = kafka
         self._producer: AIOKafkaProducer | None = None
 
     @property
@@ -59,7 +61,7 @@ class KafkaSink:
             acks="all",
             enable_idempotence=False,
             linger_ms=5,
-            **self.kafka,
+            **self.settings.kafka_auth().aiokafka_options(),
         )
         await self._producer.start()
 
@@ -103,10 +105,16 @@ class KafkaSink:
         await self.producer.flush()
 
 
-async def ensure_topics(settings: WorkerSettings, **kafka: Any) -> None:
+async def ensure_topics(settings: WorkerSettings) -> None:
     """Create the request, reply and dead-letter topics unless they exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **kafka)
-    await admin.start()
+    options = settings.kafka_auth().aiokafka_options()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **options)
+    try:
+        await admin.start()
+    except KafkaError:
+        await admin.close()
+        why = await connection_problem(settings.bootstrap_servers, options)
+        raise kafka_unavailable(settings, why) from None
     try:
         existing = set(await admin.list_topics())
         missing = [
@@ -120,6 +128,23 @@ async def ensure_topics(settings: WorkerSettings, **kafka: Any) -> None:
             log.info("created topics", extra={"topics": [t.name for t in missing]})
     finally:
         await admin.close()
+
+
+def kafka_unavailable(settings: KafkaSettings, text: str) -> KafkaUnavailable:
+    """The error that says why Kafka cannot be used (``text``), and what to check."""
+    if "SaslAuthenticationFailed" in text or "Authentication failed" in text:
+        hint = (
+            "the broker refused the SASL credentials: check kafka_sasl_username, "
+            "kafka_sasl_password and kafka_sasl_mechanism"
+        )
+    elif "SSL" in text or "certificate" in text.lower():
+        hint = "TLS failed: check kafka_ssl_cafile and that the broker's certificate names the host"
+    else:
+        hint = (
+            "check bootstrap_servers and kafka_security_protocol "
+            f"({settings.kafka_security_protocol} now)"
+        )
+    return KafkaUnavailable(f"cannot use Kafka at {settings.bootstrap_servers}: {hint} ({text})")
 
 
 def _tolerant_parser() -> Any:
@@ -173,16 +198,29 @@ def _health_server(settings: WorkerSettings, broker: KafkaBroker, spec: AsyncAPI
     return HealthServer(settings.health_port, readiness, docs)
 
 
-def build_app(settings: WorkerSettings, **kafka: Any) -> tuple[FastStream, KafkaBroker]:
+def broker_security(auth: KafkaAuth) -> BaseSecurity | None:
+    """FastStream's form of ``auth`` (it takes security objects, not aiokafka's keywords)."""
+    context = auth.ssl_context()
+    if not auth.uses_sasl or auth.username is None or auth.password is None:
+        return BaseSecurity(ssl_context=context) if context is not None else None
+    kind = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256}.get(
+        auth.sasl_mechanism, SASLPlaintext
+    )
+    return kind(
+        auth.username, auth.password.get_secret_value(), ssl_context=context, use_ssl=auth.uses_tls
+    )
+
+
+def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
     """The FastStream application of the worker (also what the AsyncAPI document describes)."""
     broker = KafkaBroker(
         settings.bootstrap_servers,
+        security=broker_security(settings.kafka_auth()),
         enable_idempotence=False,
         graceful_timeout=settings.max_heal_s,  # let an in-flight heal finish on shutdown
         log_level=logging.DEBUG,  # its per-message "Received"/"Processed" lines; errors stay
-        **kafka,
     )
-    sink = KafkaSink(settings, **kafka)
+    sink = KafkaSink(settings)
     gate = Gate(settings, sink)
     spec = AsyncAPI(
         broker,
@@ -244,7 +282,7 @@ def build_app(settings: WorkerSettings, **kafka: Any) -> tuple[FastStream, Kafka
 
     @app.on_startup
     async def _start() -> None:
-        await ensure_topics(settings, **kafka)
+        await ensure_topics(settings)
         await sink.start()
         if health is not None:
             await health.start()

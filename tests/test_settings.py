@@ -1,0 +1,61 @@
+"""The settings model: environment, flags and files; Kafka security that does not fit together
+stops the command with a ConfigurationError that names the setting."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from worker.errors import ConfigurationError
+from worker.settings import KafkaSettings, WorkerSettings, add_flags, settings_from
+
+
+def _parse(model: type[KafkaSettings], *argv: str) -> KafkaSettings:
+    parser = argparse.ArgumentParser()
+    add_flags(parser, model)
+    return settings_from(parser.parse_args(list(argv)), model)
+
+
+def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCHEMAHEAL_BOOTSTRAP_SERVERS", "from-env:9092")
+    monkeypatch.setenv("SCHEMAHEAL_KAFKA_SSL_CHECK_HOSTNAME", "false")
+    assert _parse(KafkaSettings).bootstrap_servers == "from-env:9092"
+    settings = _parse(KafkaSettings, "--bootstrap-servers", "flag:9093",
+                      "--kafka-ssl-check-hostname", "yes")  # fmt: skip
+    assert settings.bootstrap_servers == "flag:9093"
+    assert settings.kafka_ssl_check_hostname is True
+    assert _parse(KafkaSettings).kafka_ssl_check_hostname is False
+
+
+def test_the_sasl_password_comes_from_a_file_and_is_never_shown(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("hunter2\n")
+    settings = _parse(WorkerSettings, "--kafka-security-protocol", "SASL_PLAINTEXT",
+                      "--kafka-sasl-username", "worker",
+                      "--kafka-sasl-password-file", str(secret))  # fmt: skip
+    auth = settings.kafka_auth()
+    assert auth.aiokafka_options()["sasl_plain_password"] == "hunter2"
+    assert "hunter2" not in repr(settings) and "hunter2" not in repr(auth)
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--kafka-security-protocol", "SASL_SSL"], "needs a SASL username and password"),
+        (["--kafka-sasl-username", "u", "--kafka-sasl-password", "p"], "choose SASL_SSL"),
+        (["--kafka-security-protocol", "SASL_SSL", "--kafka-sasl-username", "u",
+          "--kafka-sasl-password-file", "/nonexistent/password"], "kafka_sasl_password_file"),
+    ],
+)  # fmt: skip
+def test_kafka_security_that_does_not_fit_is_a_configuration_error(
+    argv: list[str], says: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=says):
+        _parse(KafkaSettings, *argv).kafka_auth()
+
+
+def test_an_unknown_protocol_is_refused_when_settings_are_read() -> None:
+    with pytest.raises(ConfigurationError, match="kafka_security_protocol"):
+        _parse(KafkaSettings, "--kafka-security-protocol", "TLS")
