@@ -1,8 +1,8 @@
 """``schemaheal``: the command line. Parses arguments, dispatches, turns errors into exit codes.
 
 Commands: ``manifest`` (from SQLAlchemy models), ``plan`` and ``heal`` (the engine against one
-database), ``dev`` (embedded PostgreSQL and broker, worker, optional demo). Run
-``schemaheal COMMAND --help`` for each.
+database), ``worker`` and ``await-schema`` (the boot gate), ``replay`` (audits), ``dev``
+(embedded PostgreSQL and broker, worker, optional demo). Run ``schemaheal COMMAND --help``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from worker.engine.heal import HealOptions
 from worker.engine.plan import PlanSettings
 from worker.engine.policy import Policy
 from worker.errors import SchemahealError
-from worker.settings import KafkaSettings, WorkerSettings, add_flags, settings_from
+from worker.settings import (
+    KafkaSettings,
+    ReplaySettings,
+    WorkerSettings,
+    add_flags,
+    settings_from,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     waiter.add_argument("--key-id", help="which of the service's keys --signing-key is")
     waiter.add_argument("manifest", metavar="MANIFEST", help="manifest JSON file, or - for stdin")
+
+    replay = commands.add_parser(
+        "replay", help="audit: rebuild every boot of a time window from Kafka and the ledgers"
+    )
+    when = "ISO 8601 (2026-11-24T08:00Z), a date, or an age: 90m, 12h, 7d, 2w"
+    replay.add_argument("--since", required=True, metavar="TIME", help=when)
+    replay.add_argument("--until", default="now", metavar="TIME", help="end (exclusive); now")
+    replay.add_argument("--service", help="only this service's boots")
+    replay.add_argument("--format", choices=["table", "json", "html"], default="table")
+    replay.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    replay.add_argument(
+        "--reapply",
+        action="store_true",
+        help="heal manifests the database no longer satisfies (normal heal path, recorded)",
+    )
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_flags(replay, ReplaySettings)
 
     dev = commands.add_parser("dev", help="embedded PostgreSQL + broker + worker (+ --demo)")
     dev.add_argument("--demo", action="store_true", help="boot the seed's orchestrator replicas")
@@ -141,6 +164,21 @@ def run(args: argparse.Namespace) -> int:
                 fmt=args.format,
                 signing_key=args.signing_key,
                 key_id=args.key_id,
+            )
+        )
+    if args.command == "replay":
+        from worker.commands.replay_command import replay_command
+
+        return asyncio.run(
+            replay_command(
+                settings_from(args, ReplaySettings),
+                since=args.since,
+                until=args.until,
+                service=args.service,
+                fmt=args.format,
+                output_path=args.output,
+                reapply_unsatisfied=args.reapply,
+                show_progress=not args.no_progress,
             )
         )
     if args.command == "dev":

@@ -8,13 +8,14 @@ DSNs are kept as secrets and never logged.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 
+from aiokafka.errors import KafkaError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from contracts.kafka_auth import KafkaAuth, SaslMechanism, SecurityProtocol
-from worker.errors import ConfigurationError
+from contracts.kafka_auth import KafkaAuth, SaslMechanism, SecurityProtocol, connection_problem
+from worker.errors import ConfigurationError, KafkaUnavailable
 
 
 def parse_databases(value: Any) -> dict[str, SecretStr]:
@@ -86,6 +87,34 @@ class KafkaSettings(BaseSettings):
         except ValueError as exc:
             raise ConfigurationError(f"Kafka security: {_first_error(exc)}") from None
 
+    async def start_client(self, client: Any) -> None:
+        """Start an aiokafka client (consumer, producer or admin); when it cannot, close it and
+        raise KafkaUnavailable saying why (aiokafka itself only logs the cause)."""
+        try:
+            await client.start()
+        except KafkaError:
+            await (client.close() if hasattr(client, "close") else client.stop())
+            options = self.kafka_auth().aiokafka_options()
+            raise self.unavailable(
+                await connection_problem(self.bootstrap_servers, options)
+            ) from None
+
+    def unavailable(self, why: str) -> KafkaUnavailable:
+        """The error that says why Kafka cannot be used (``why``), and what to check."""
+        if "SaslAuthenticationFailed" in why or "Authentication failed" in why:
+            hint = (
+                "the broker refused the SASL credentials: check kafka_sasl_username, "
+                "kafka_sasl_password and kafka_sasl_mechanism"
+            )
+        elif "SSL" in why or "certificate" in why.lower():
+            hint = "TLS failed: check kafka_ssl_cafile and the host the broker's certificate names"
+        else:
+            hint = (
+                "check bootstrap_servers and kafka_security_protocol "
+                f"({self.kafka_security_protocol} now)"
+            )
+        return KafkaUnavailable(f"cannot use Kafka at {self.bootstrap_servers}: {hint} ({why})")
+
 
 def _first_error(exc: ValueError) -> str:
     errors = getattr(exc, "errors", None)
@@ -95,19 +124,55 @@ def _first_error(exc: ValueError) -> str:
     return str(exc)
 
 
-class WorkerSettings(KafkaSettings):
-    """Everything the worker, ``dev`` and the heal commands can be configured with."""
+class GateSettings(KafkaSettings):
+    """The topics and databases of the boot gate: shared by the worker and ``replay``."""
 
     databases: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict, description="database aliases: ALIAS=DSN, comma separated"
     )
     databases_file: Path | None = Field(None, description="a file of ALIAS=DSN lines")
-    group_id: str = Field("schemaheal", description="the worker's consumer group")
     request_topic: str = Field("service.starting", description="topic of service.starting requests")
     reply_topic: str = Field("schema.healed", description="topic of schema.healed replies")
     dead_letter_topic: str = Field(
         "service.starting.dlq", description="where records that cannot be served are copied"
     )
+    ledger_schema: str = Field("schemaheal", description="schema of the audit ledger")
+
+    @field_validator("databases", mode="before")
+    @classmethod
+    def _databases(cls, value: Any) -> dict[str, SecretStr]:
+        return parse_databases(value)
+
+    @model_validator(mode="after")
+    def _load_file(self) -> Self:
+        if self.databases_file is not None:
+            self.databases = {**parse_databases(self.databases_file.read_text()), **self.databases}
+        return self
+
+    def dsn(self, alias: str) -> str:
+        """The DSN of ``alias``; ConfigurationError when it is not configured."""
+        secret = self.databases.get(alias)
+        if secret is None:
+            raise ConfigurationError(f"unknown database alias {alias!r}")
+        return secret.get_secret_value()
+
+
+class ReplaySettings(GateSettings):
+    """``schemaheal replay``: the gate's topics and databases, read without disturbing them."""
+
+    replay_group_id: str = Field(
+        "schemaheal-replay", description="replay's own consumer group (never commits offsets)"
+    )
+    replay_reply_grace_s: float = Field(
+        900.0, ge=0, description="how long after --until replies are still looked for"
+    )
+    replay_fetch_max_wait_ms: int = Field(100, ge=1, description="longest wait of one fetch")
+
+
+class WorkerSettings(GateSettings):
+    """Everything the worker, ``dev`` and the heal commands can be configured with."""
+
+    group_id: str = Field("schemaheal", description="the worker's consumer group")
     topic_partitions: int = Field(6, ge=1, description="partitions of topics the worker creates")
     topic_replication: int = Field(1, ge=1, description="replication factor of those topics")
     max_request_bytes: int = Field(
@@ -134,7 +199,6 @@ class WorkerSettings(KafkaSettings):
     retry_budget_s: float = Field(
         60.0, ge=0, description="time to keep retrying lock timeouts in one heal"
     )
-    ledger_schema: str = Field("schemaheal", description="schema of the audit ledger")
     retry_attempts: int = Field(3, ge=1, description="in-process tries before redelivery")
     access_policy: Path | None = Field(
         None, description="JSON file: which services may heal which databases and schemas"
@@ -142,24 +206,6 @@ class WorkerSettings(KafkaSettings):
     health_port: int = Field(
         8080, ge=0, le=65535, description="port of /livez, /readyz, /metrics, /asyncapi (0: off)"
     )
-
-    @field_validator("databases", mode="before")
-    @classmethod
-    def _databases(cls, value: Any) -> dict[str, SecretStr]:
-        return parse_databases(value)
-
-    @model_validator(mode="after")
-    def _load_file(self) -> WorkerSettings:
-        if self.databases_file is not None:
-            self.databases = {**parse_databases(self.databases_file.read_text()), **self.databases}
-        return self
-
-    def dsn(self, alias: str) -> str:
-        """The DSN of ``alias``; ConfigurationError when it is not configured."""
-        secret = self.databases.get(alias)
-        if secret is None:
-            raise ConfigurationError(f"unknown database alias {alias!r}")
-        return secret.get_secret_value()
 
     @property
     def max_poll_interval_ms(self) -> int:
@@ -225,10 +271,13 @@ def settings_from(args: Any, model: type[S]) -> S:
         raise ConfigurationError(f"settings: {exc}") from None
 
 
-def markdown_table() -> str:
-    """The README's configuration table, generated so that it cannot fall behind the model."""
+def markdown_table(model: type[KafkaSettings] = WorkerSettings, *, only_own: bool = False) -> str:
+    """A README configuration table, generated so that it cannot fall behind the model
+    (``only_own``: just the fields the model adds to :class:`GateSettings`)."""
     rows = ["| flag | environment variable | default | meaning |", "|---|---|---|---|"]
-    for name, field in WorkerSettings.model_fields.items():
+    for name, field in model.model_fields.items():
+        if only_own and name in GateSettings.model_fields:
+            continue
         flag = "--database ALIAS=DSN" if name == "databases" else "--" + name.replace("_", "-")
         default = "" if field.default_factory is not None else field.default
         shown = f"`{default}`" if default not in ("", None) else ""

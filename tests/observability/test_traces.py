@@ -176,3 +176,41 @@ async def test_metrics_have_units_and_second_buckets(
     }
     assert "strong-lock" in hazards
     assert SECONDS[0] == 0.005  # buckets fit seconds (checked through the provider in test_health)
+
+
+async def test_a_replayed_request_starts_a_new_trace_linked_to_the_original(
+    database: FreshDatabase,
+) -> None:
+    from contracts import load_manifest
+    from worker.engine.connection import connect
+    from worker.replay.audit import Boot, RequestEvent
+    from worker.replay.database import reapply
+
+    await database.execute((NEXUS / "old_shape.sql").read_text())
+    original_trace, original_span = 0x1234ABCD << 64, 0x42
+    manifest = load_manifest((NEXUS / "manifest.json").read_bytes())
+    boot = Boot(request=RequestEvent(
+        request_id="r-original", time_ms=0, position="service.starting:0:7",
+        service="orchestrator", database="nexus", manifest=manifest,
+        traceparent=f"00-{original_trace:032x}-{original_span:016x}-01",
+    ))  # fmt: skip
+    tracer = trace.get_tracer("operator")
+    with tracer.start_as_current_span("operator runs replay"):  # an unrelated current span
+        conn = await connect(database.dsn)
+        try:
+            result = await reapply(conn, boot, "schemaheal")
+        finally:
+            await conn.close()
+    assert result.outcome.value == "healed"
+    spans = SPANS.get_finished_spans()
+    [root] = by_name(spans, "schemaheal replay reapply")
+    assert root.parent is None, "a replay is not a child of the original boot (or of the caller)"
+    assert root.context.trace_id != original_trace
+    [link] = root.links
+    assert (link.context.trace_id, link.context.span_id) == (original_trace, original_span)
+    assert root.attributes is not None and root.attributes["schemaheal.replay.of"] == "r-original"
+    [heal] = by_name(spans, "schemaheal heal")
+    assert parent_of(heal, spans) is root
+    rows = await database.fetch("SELECT request_id, trace_id FROM schemaheal.heals")
+    assert [r["trace_id"] for r in rows] == [format(root.context.trace_id, "032x")]
+    assert rows[0]["request_id"].startswith("replay-of:r-original:")

@@ -36,9 +36,14 @@ class Connection(Protocol):
     def transaction(self) -> Any: ...
 
 
-async def connect(dsn: str, *, application_name: str = "schemaheal") -> asyncpg.Connection:
-    """A direct connection with the engine's session settings."""
+async def connect(
+    dsn: str, *, application_name: str = "schemaheal", read_only: bool = False
+) -> asyncpg.Connection:
+    """A direct connection with the engine's session settings; ``read_only``: PostgreSQL itself
+    refuses any write on it (``default_transaction_read_only``)."""
     settings = {**SESSION_SETTINGS, "application_name": application_name}
+    if read_only:
+        settings["default_transaction_read_only"] = "on"
     # The statement cache stays on: the catalog queries are the same every time, and a cached
     # statement saves a round trip each. asyncpg re-prepares on its own if DDL invalidates one.
     return await asyncpg.connect(dsn, server_settings=settings)

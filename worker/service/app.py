@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -27,15 +27,14 @@ from faststream.specification.asyncapi import get_asyncapi_html
 from opentelemetry.trace import SpanKind
 
 from contracts.events import REPLY_TYPE, SchemaHealed, ServiceStarting, event_headers
-from contracts.kafka_auth import KafkaAuth, connection_problem
+from contracts.kafka_auth import KafkaAuth
 from worker.engine.connection import DATABASE_ERRORS, connect
-from worker.errors import KafkaUnavailable
 from worker.observability.health import HealthServer
 from worker.observability.tracing import headers_from_context, messaging_attributes, tracer
 from worker.service.gate import Gate
 from worker.service.replies import dead_letter_headers
 from worker.service.requests import TRACE_HEADERS, Rejection
-from worker.settings import KafkaSettings, WorkerSettings
+from worker.settings import WorkerSettings
 
 log = logging.getLogger("schemaheal.worker")
 REDELIVERY_PAUSE_S = 5.0
@@ -63,7 +62,7 @@ class KafkaSink:
             linger_ms=5,
             **self.settings.kafka_auth().aiokafka_options(),
         )
-        await self._producer.start()
+        await self.settings.start_client(self._producer)
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -109,12 +108,7 @@ async def ensure_topics(settings: WorkerSettings) -> None:
     """Create the request, reply and dead-letter topics unless they exist."""
     options = settings.kafka_auth().aiokafka_options()
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **options)
-    try:
-        await admin.start()
-    except KafkaError:
-        await admin.close()
-        why = await connection_problem(settings.bootstrap_servers, options)
-        raise kafka_unavailable(settings, why) from None
+    await settings.start_client(admin)
     try:
         existing = set(await admin.list_topics())
         missing = [
@@ -128,23 +122,6 @@ async def ensure_topics(settings: WorkerSettings) -> None:
             log.info("created topics", extra={"topics": [t.name for t in missing]})
     finally:
         await admin.close()
-
-
-def kafka_unavailable(settings: KafkaSettings, text: str) -> KafkaUnavailable:
-    """The error that says why Kafka cannot be used (``text``), and what to check."""
-    if "SaslAuthenticationFailed" in text or "Authentication failed" in text:
-        hint = (
-            "the broker refused the SASL credentials: check kafka_sasl_username, "
-            "kafka_sasl_password and kafka_sasl_mechanism"
-        )
-    elif "SSL" in text or "certificate" in text.lower():
-        hint = "TLS failed: check kafka_ssl_cafile and that the broker's certificate names the host"
-    else:
-        hint = (
-            "check bootstrap_servers and kafka_security_protocol "
-            f"({settings.kafka_security_protocol} now)"
-        )
-    return KafkaUnavailable(f"cannot use Kafka at {settings.bootstrap_servers}: {hint} ({text})")
 
 
 def _tolerant_parser() -> Any:

@@ -1,0 +1,203 @@
+"""``schemaheal replay``: rebuild every boot of a time window from Kafka and the ledgers, report
+what disagrees, and — only with ``--reapply`` — heal what no longer satisfies its manifest."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from worker.commands import output
+from worker.engine.connection import DATABASE_ERRORS, connect, translate
+from worker.observability.tracing import configure_tracing, tracer
+from worker.replay import audit as audit_mod
+from worker.replay.database import read_ddl_log, read_ledger, reapply, replan
+from worker.replay.history import HistoryRecord, Window, parse_time, read_history
+from worker.replay.report import html_report, json_lines, terminal
+from worker.settings import ReplaySettings
+
+EXIT_CLEAN, EXIT_ERROR, EXIT_MISMATCHES = 0, 1, 2
+
+
+async def replay_command(
+    settings: ReplaySettings,
+    *,
+    since: str,
+    until: str = "now",
+    service: str | None = None,
+    fmt: str = "table",
+    output_path: str | None = None,
+    reapply_unsatisfied: bool = False,
+    show_progress: bool = True,
+) -> int:
+    """Exit 0 when nothing disagrees, 2 when there are mismatches (after ``--reapply``: when
+    something is still unsatisfied), 1 on errors."""
+    configure_tracing("schemaheal-replay")
+    now_ms = int(time.time() * 1000) + 1  # `until` is exclusive: now includes this very ms
+    window = Window(parse_time(since, now_ms), parse_time(until, now_ms))
+    if window.until_ms <= window.since_ms:
+        output.stderr.print(f"[red]--until {until!r} is not after --since {since!r}[/]")
+        return EXIT_ERROR
+    grace_ms = int(settings.replay_reply_grace_s * 1000)
+    with tracer().start_as_current_span("schemaheal replay") as span:
+        span.set_attributes({"schemaheal.replay.since": window.since_ms,
+                             "schemaheal.replay.until": window.until_ms})  # fmt: skip
+        records = await _read(settings, window, grace_ms, show_progress)
+        found = await _audit(settings, window, records, service)
+        if reapply_unsatisfied:
+            found = await _reapply(settings, window, records, service, found)
+        span.set_attribute("schemaheal.replay.boots", len(found.boots))
+        span.set_attribute("schemaheal.replay.mismatches", len(found.mismatches))
+    _write(found, fmt, output_path)
+    if reapply_unsatisfied:
+        return (
+            EXIT_MISMATCHES
+            if any(m.kind is audit_mod.MismatchKind.MANIFEST_UNSATISFIED for m in found.mismatches)
+            else EXIT_CLEAN
+        )
+    return EXIT_MISMATCHES if found.mismatches else EXIT_CLEAN
+
+
+async def _read(
+    settings: ReplaySettings, window: Window, grace_ms: int, show_progress: bool
+) -> list[HistoryRecord]:
+    windows = {
+        settings.request_topic: window,
+        settings.reply_topic: Window(window.since_ms, window.until_ms + grace_ms),
+        settings.dead_letter_topic: window,
+    }
+    bar = Progress(
+        TextColumn("reading history"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+        disable=not (show_progress and sys.stderr.isatty()),
+    )  # fmt: skip
+    with bar:
+        task = bar.add_task("read", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return await read_history(settings, windows, progress)
+
+
+async def _audit(
+    settings: ReplaySettings, window: Window, records: list[HistoryRecord], service: str | None
+) -> audit_mod.Audit:
+    requests = [
+        event
+        for r in records
+        if r.topic == settings.request_topic and (event := audit_mod.parse_request(r)) is not None
+        and r.timestamp_ms in window
+    ]  # fmt: skip
+    replies = [
+        answer
+        for r in records
+        if r.topic == settings.reply_topic and (answer := audit_mod.parse_reply(r)) is not None
+    ]
+    dead = [r for r in records if r.topic == settings.dead_letter_topic]
+    ledger: dict[str, list[audit_mod.LedgerRow]] = {}
+    ddl: list[audit_mod.DdlEvent] = []
+    notes: list[str] = []
+    replans: list[audit_mod.Replan] = []
+    draft = audit_mod.reconstruct(window=window, requests=requests, replies=replies, ledger={},
+                                  service=service)  # fmt: skip
+    for alias in sorted(settings.databases):
+        ids = [e.request_id for e in requests if e.database == alias]
+        async with _reading(settings, alias) as conn:
+            try:
+                ledger[alias] = await read_ledger(conn, settings.ledger_schema, alias, window, ids)
+                log = await read_ddl_log(conn, alias, window)
+                for boot in audit_mod.latest_accepted(draft.boots):
+                    if boot.request.database == alias:
+                        replans.append(await replan(conn, boot))
+            except DATABASE_ERRORS as exc:
+                raise translate(exc, f"reading database {alias}") from exc
+        if log is None:
+            notes.append(f"{alias}: no DDL log, so DDL outside the worker shows only as drift "
+                         "(install deploy/ddl-audit.sql to record every change)")  # fmt: skip
+        else:
+            ddl += log
+    unread = sorted({e.database for e in requests if e.database} - set(settings.databases))
+    if unread:
+        notes.append("ledgers not read (give --database ALIAS=DSN): " + ", ".join(unread))
+    found = audit_mod.reconstruct(window=window, requests=requests, replies=replies,
+                                  ledger=ledger, ddl=ddl, replans=replans, dead_letters=dead,
+                                  service=service)  # fmt: skip
+    return replace(found, notes=tuple(notes))
+
+
+async def _reapply(
+    settings: ReplaySettings,
+    window: Window,
+    records: list[HistoryRecord],
+    service: str | None,
+    found: audit_mod.Audit,
+) -> audit_mod.Audit:
+    """Heal every unsatisfied manifest through the normal path, then audit again."""
+    unsatisfied = {
+        m.subject for m in found.mismatches if m.kind is audit_mod.MismatchKind.MANIFEST_UNSATISFIED
+    }
+    notes = list(found.notes)
+    for boot in found.boots:
+        alias = boot.request.database
+        if boot.request.request_id not in unsatisfied or alias is None:
+            continue
+        try:
+            conn = await connect(settings.dsn(alias), application_name="schemaheal replay")
+        except DATABASE_ERRORS as exc:
+            raise translate(exc, f"connecting to database {alias}") from exc
+        try:
+            result = await reapply(conn, boot, settings.ledger_schema)
+        finally:
+            await conn.close()
+        notes.append(
+            f"reapplied {boot.request.service}@{alias} (manifest "
+            f"{(boot.request.manifest_hash or '')[:12]}): {result.outcome.value}, "
+            f"{len(result.applied)} statement(s), ledger #{result.ledger_id}"
+            + (f" — {result.error_message}" if result.error_message else "")
+        )
+    after = await _audit(settings, window, records, service)
+    return replace(after, notes=(*notes, *after.notes[len(found.notes) :]))
+
+
+@asynccontextmanager
+async def _reading(settings: ReplaySettings, alias: str) -> AsyncIterator[Any]:
+    """A read-only connection to one alias (PostgreSQL refuses writes on it)."""
+    try:
+        conn = await connect(
+            settings.dsn(alias), application_name="schemaheal replay", read_only=True
+        )
+    except DATABASE_ERRORS as exc:
+        raise translate(exc, f"connecting to database {alias}") from exc
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def _write(found: audit_mod.Audit, fmt: str, output_path: str | None) -> None:
+    if fmt == "html":
+        page = html_report(found)
+        if output_path:
+            Path(output_path).write_text(page, encoding="utf-8")
+            output.stderr.print(f"wrote {output_path}")
+        else:
+            sys.stdout.write(page)
+        return
+    if fmt == "json":
+        text = "\n".join(json_lines(found)) + "\n"
+        if output_path:
+            Path(output_path).write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+        return
+    console = Console(file=open(output_path, "w", encoding="utf-8") if output_path else None,  # noqa: SIM115
+                      width=200 if output_path else None)  # fmt: skip
+    console.print(terminal(found))

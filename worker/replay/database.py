@@ -1,0 +1,172 @@
+"""What ``replay`` reads from each database — ledger rows, the optional DDL log, a read-only
+re-plan — and, only with ``--reapply``, a heal through the normal path.
+
+Reads go over connections opened with ``default_transaction_read_only``: PostgreSQL itself
+refuses any write a bug might attempt. A re-applied heal is a new trace whose root span links to
+the original request's trace (it is not that trace's child: the boot it served ended long ago).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
+
+from contracts.identifiers import quote_ident
+from worker.engine.connection import Connection
+from worker.engine.desired import desired_state
+from worker.engine.heal import HealOptions, HealResult, RequestInfo, current_plan, heal
+from worker.engine.plan import PlanSettings
+from worker.observability.tracing import context_from_headers, tracer
+from worker.replay.audit import REAPPLY_PREFIX, Boot, DdlEvent, LedgerRow, Replan, StatementRow
+from worker.replay.history import Window
+
+#: Where ``deploy/ddl-audit.sql`` keeps its log (not in the ledger's schema: the worker owns that).
+DDL_LOG_SCHEMA = "schemaheal_audit"
+
+
+async def read_ledger(
+    conn: Connection, schema: str, alias: str, window: Window, request_ids: Iterable[str]
+) -> list[LedgerRow]:
+    """Ledger rows that started in ``window`` or answer one of ``request_ids``, with the
+    statements of each (and of the heals coalesced rows point to). No ledger: no rows."""
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.heals"):
+        return []
+    s = quote_ident(schema)
+    rows = await conn.fetch(
+        f"""SELECT h.*, floor(extract(epoch FROM h.started_at) * 1000)::bigint AS started_ms
+            FROM {s}.heals h
+            WHERE (h.started_at >= $1 AND h.started_at < $2) OR h.request_id = ANY($3::text[])
+               OR h.id IN (SELECT served_by FROM {s}.heals
+                           WHERE request_id = ANY($3::text[]) AND served_by IS NOT NULL)
+            ORDER BY h.id""",
+        _at(window.since_ms),
+        _at(window.until_ms),
+        sorted(set(request_ids)),
+    )
+    statements: dict[int, list[StatementRow]] = {}
+    for st in await conn.fetch(
+        f"SELECT * FROM {s}.statements WHERE heal_id = ANY($1::bigint[]) ORDER BY heal_id, ordinal",
+        [row["id"] for row in rows],
+    ):
+        statements.setdefault(st["heal_id"], []).append(
+            StatementRow(
+                ordinal=st["ordinal"],
+                change=st["change"],
+                sql=st["sql"],
+                hazards=tuple(st["hazards"]),
+                duration_ms=st["duration_ms"],
+                retries=st["retries"],
+            )
+        )
+    return [
+        LedgerRow(
+            id=row["id"],
+            database=alias,
+            request_id=row["request_id"],
+            service=row["service"],
+            instance=row["instance"],
+            outcome=row["outcome"],
+            manifest_hash=row["manifest_hash"],
+            started_ms=row["started_ms"],
+            duration_ms=row["duration_ms"] or 0.0,
+            lock_wait_ms=row["lock_wait_ms"],
+            served_by=row["served_by"],
+            trace_id=row["trace_id"],
+            error_message=row["error_message"],
+            statements=tuple(statements.get(row["id"], ())),
+        )
+        for row in rows
+    ]
+
+
+async def read_ddl_log(conn: Connection, alias: str, window: Window) -> list[DdlEvent] | None:
+    """The DDL log's rows in ``window`` (``deploy/ddl-audit.sql``); None when not installed."""
+    schema = DDL_LOG_SCHEMA
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.ddl_log"):
+        return None
+    rows = await conn.fetch(
+        f"""SELECT floor(extract(epoch FROM at) * 1000)::bigint AS at_ms, username, application,
+                   command, coalesce(object, '') AS object
+            FROM {quote_ident(schema)}.ddl_log WHERE at >= $1 AND at < $2 ORDER BY id""",
+        _at(window.since_ms),
+        _at(window.until_ms),
+    )
+    return [
+        DdlEvent(
+            database=alias,
+            time_ms=r["at_ms"],
+            user=r["username"],
+            application=r["application"],
+            command=r["command"],
+            object=r["object"],
+        )
+        for r in rows
+    ]
+
+
+async def replan(conn: Connection, boot: Boot) -> Replan:
+    """What a heal of ``boot``'s manifest would do today (read-only: nothing is applied)."""
+    event = boot.request
+    assert event.manifest is not None
+    assert event.database
+    assert event.service
+    plan = await current_plan(conn, desired_state(event.manifest), PlanSettings())
+    return Replan(
+        database=event.database,
+        service=event.service,
+        request_id=event.request_id,
+        manifest_hash=event.manifest_hash or "",
+        statements=tuple(s.sql for s in plan.statements),
+        blocking_drift=tuple(
+            f"{d.kind.value} {d.target}: {d.detail}" for d in plan.drift if d.blocking
+        ),
+    )
+
+
+async def reapply(conn: Connection, boot: Boot, ledger_schema: str) -> HealResult:
+    """Heal ``boot``'s manifest through the normal heal path (locks, review, ledger). Its
+    span starts a new trace that links to the original request's trace."""
+    event = boot.request
+    assert event.manifest is not None
+    original = trace.get_current_span(
+        context_from_headers({"traceparent": event.traceparent or ""})
+    ).get_span_context()
+    links = [Link(original, {"schemaheal.link": "replayed-request"})] if original.is_valid else []
+    attributes: dict[str, Any] = {
+        "schemaheal.replay.of": event.request_id,
+        "schemaheal.manifest.hash": event.manifest_hash or "",
+        "schemaheal.database.alias": event.database or "",
+        "schemaheal.service": event.service or "",
+    }
+    with tracer().start_as_current_span(
+        "schemaheal replay reapply",
+        context=otel_context.Context(),  # a root: never a child of the original boot
+        kind=SpanKind.INTERNAL,
+        links=links,
+        attributes=attributes,
+    ) as span:
+        trace_id = format(span.get_span_context().trace_id, "032x")
+        result = await heal(
+            conn,
+            event.manifest,
+            options=HealOptions(ledger_schema=ledger_schema),
+            request=RequestInfo(
+                request_id=f"{REAPPLY_PREFIX}{event.request_id}:{uuid.uuid4()}",
+                service=event.service,
+                instance="schemaheal-replay",
+                database_alias=event.database,
+                trace_id=trace_id if span.get_span_context().is_valid else None,
+            ),
+        )
+        span.set_attribute("schemaheal.outcome", result.outcome.value)
+        return result
+
+
+def _at(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
