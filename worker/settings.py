@@ -175,6 +175,9 @@ class WorkerSettings(GateSettings):
     group_id: str = Field("schemaheal", description="the worker's consumer group")
     topic_partitions: int = Field(6, ge=1, description="partitions of topics the worker creates")
     topic_replication: int = Field(1, ge=1, description="replication factor of those topics")
+    topic_retention_days: float = Field(
+        365.0, gt=0, description="time-based retention of topics the worker creates (audits)"
+    )
     max_request_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="larger request records are rejected"
     )

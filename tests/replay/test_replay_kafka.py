@@ -314,3 +314,21 @@ async def _snapshot(dsn: str) -> tuple[Any, ...]:
 
 def test_the_window_type_is_half_open() -> None:  # a guard for the boundary the tests rely on
     assert 0 in Window(0, 1) and 1 not in Window(0, 1)
+
+
+async def test_the_worker_creates_its_topics_with_a_year_of_time_based_retention(day: Day) -> None:
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=day.bootstrap)
+    await admin.start()
+    try:
+        topics = ("service.starting", "schema.healed", "service.starting.dlq")
+        [response] = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in topics]
+        )
+    finally:
+        await admin.close()
+    for resource in response.resources:
+        configs = {entry[0]: entry[1] for entry in resource[4]}
+        assert configs["cleanup.policy"] == "delete", resource[3]
+        assert configs["retention.ms"] == str(365 * 86_400_000), resource[3]

@@ -175,7 +175,10 @@ def html_report(audit: Audit, *, title: str = "schemaheal audit") -> str:
         ms = since + span * i // 5
         svg.append(f'<line x1="{x(ms):.1f}" y1="20" x2="{x(ms):.1f}" y2="{height - 10}" '
                    'class="grid"/>')  # fmt: skip
-        svg.append(f'<text x="{x(ms):.1f}" y="14" class="tick">{e(iso(ms)[:16])}</text>')
+        anchor = "start" if i == 0 else "end" if i == 5 else "middle"
+        label = e(iso(ms)[:16].replace("T", " "))
+        svg.append(f'<text x="{x(ms):.1f}" y="14" class="tick" text-anchor="{anchor}">{label}'
+                   "</text>")  # fmt: skip
     for name, i in lanes.items():
         y = 40 + lane_h * i
         svg.append(f'<text x="8" y="{y + 4}" class="lane">{e(name)}</text>')
@@ -213,8 +216,9 @@ def html_report(audit: Audit, *, title: str = "schemaheal audit") -> str:
         details = (f"<details><summary>{len(boot.statements)} statement(s)</summary>"
                    f"<ol>{statements}</ol></details>" if boot.statements else "—")  # fmt: skip
         colour = OUTCOME_COLOURS.get(boot.outcome, "#616161")
+        when = iso(event.time_ms)[:19].replace("T", " ")
         rows.append(
-            f'<tr id="boot-{n}"><td>{e(iso(event.time_ms)[:23])}</td><td>{e(event.service or "?")}'
+            f'<tr id="boot-{n}"><td class=when>{e(when)}</td><td>{e(event.service or "?")}'
             f"</td><td>{e(event.instance or '?')}</td><td>{e(event.database or '?')}</td>"
             f'<td><span class=pill style="background:{colour}">{e(boot.outcome)}</span></td>'
             f"<td>{details}</td><td><code>{e((event.manifest_hash or '')[:12])}</code><br>"
@@ -233,6 +237,13 @@ def html_report(audit: Audit, *, title: str = "schemaheal audit") -> str:
         if mismatch_rows
         else "<p class=ok>None.</p>"
     )
+    legend = (
+        " ".join(
+            f'<span class=pill style="background:{colour}">{e(name)}</span>'
+            for name, colour in OUTCOME_COLOURS.items()
+        )
+        + " <span class=mark>▲</span> mismatch"
+    )
     summary = summary_json(audit)
     outcome_text = ", ".join(f"{v} {k}" for k, v in sorted(summary["outcomes"].items())) or "none"
     notes = "".join(f"<p class=note>{e(note)}</p>" for note in audit.notes)
@@ -243,7 +254,8 @@ body{{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#222}}
 h1{{font-size:1.4rem}} h2{{font-size:1.1rem;margin-top:2rem}}
 svg{{width:100%;max-width:1000px;background:#fafafa;border:1px solid #ddd;border-radius:6px}}
 .grid{{stroke:#e3e3e3}} .lane-line{{stroke:#cfcfcf;stroke-dasharray:3 3}}
-.tick{{font-size:10px;fill:#777;text-anchor:middle}} .lane{{font-size:12px;fill:#333}}
+.tick{{font-size:10px;fill:#777}} .when{{white-space:nowrap}}
+.legend{{font-size:12px}} .mark{{color:#d32f2f}} .lane{{font-size:12px;fill:#333}}
 .mismatch{{fill:#d32f2f}} table{{border-collapse:collapse;width:100%}}
 td,th{{border-bottom:1px solid #eee;padding:4px 8px;text-align:left;vertical-align:top}}
 .pill{{color:#fff;border-radius:9px;padding:1px 8px;font-size:12px}} .muted{{color:#777}}
@@ -256,6 +268,7 @@ code{{font-size:12px}} .ok{{color:#2e7d32}} .bad{{color:#c62828}}
 · ledgers read: {e(", ".join(audit.databases) or "none")}</p>
 {notes}
 {"".join(svg)}
+<p class=legend>{legend}</p>
 <h2>Boots</h2>
 <table><tr><th>time (UTC)</th><th>service</th><th>instance</th><th>database</th><th>outcome</th>
 <th>statements</th><th>manifest</th><th>trace id</th></tr>

@@ -111,8 +111,13 @@ async def ensure_topics(settings: WorkerSettings) -> None:
     await settings.start_client(admin)
     try:
         existing = set(await admin.list_topics())
+        # time-based retention, never compaction: replay needs every request, not the last
+        retention_ms = int(settings.topic_retention_days * 86_400_000)
+        retention = {"cleanup.policy": "delete", "retention.ms": str(retention_ms)}
         missing = [
-            NewTopic(name, settings.topic_partitions, settings.topic_replication)
+            NewTopic(
+                name, settings.topic_partitions, settings.topic_replication, topic_configs=retention
+            )
             for name in (settings.request_topic, settings.reply_topic, settings.dead_letter_topic)
             if name not in existing
         ]
