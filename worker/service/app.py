@@ -31,7 +31,7 @@ from contracts.kafka_auth import KafkaAuth
 from worker.engine.connection import DATABASE_ERRORS, connect
 from worker.observability.health import HealthServer
 from worker.observability.tracing import headers_from_context, messaging_attributes, tracer
-from worker.service.gate import Gate
+from worker.service.gate import Gate, check_databases
 from worker.service.replies import dead_letter_headers
 from worker.service.requests import TRACE_HEADERS, Rejection
 from worker.settings import WorkerSettings
@@ -264,6 +264,7 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
 
     @app.on_startup
     async def _start() -> None:
+        await check_databases(settings)  # a transaction-pooling proxy stops the worker here
         await ensure_topics(settings)
         await sink.start()
         if health is not None:

@@ -29,6 +29,7 @@ from worker.engine.connection import DATABASE_ERRORS, connect, translate
 from worker.engine.heal import HealOptions, HealResult, RequestInfo, heal
 from worker.engine.plan import PlanSettings
 from worker.engine.policy import Policy
+from worker.engine.pooler import require_direct
 from worker.errors import RetryableError, SchemahealError
 from worker.observability.metrics import make_instruments
 from worker.observability.tracing import context_from_headers, messaging_attributes, tracer
@@ -278,10 +279,7 @@ class Gate:
         conn = self._connections.get(alias)
         if conn is not None and not conn.is_closed():
             return conn
-        try:
-            conn = await connect(self.settings.dsn(alias), application_name="schemaheal worker")
-        except DATABASE_ERRORS as exc:
-            raise translate(exc, f"connecting to database {alias}") from exc
+        conn = await open_checked(self.settings, alias)
         self._connections[alias] = conn
         return conn
 
@@ -328,3 +326,34 @@ def _info(request: Request) -> RequestInfo:
         trace_id=parts[1] if len(parts) == 4 else None,
         record_position=_position(request),
     )
+
+
+async def open_checked(settings: WorkerSettings, alias: str) -> Any:
+    """A worker connection to ``alias`` that can hold session advisory locks (no
+    transaction-pooling proxy in between: UnsafeConnectionError says why otherwise)."""
+    try:
+        conn = await connect(settings.dsn(alias), application_name="schemaheal worker")
+    except DATABASE_ERRORS as exc:
+        raise translate(exc, f"connecting to database {alias}") from exc
+    try:
+        await require_direct(conn, alias, settings.database_proxy)
+    except SchemahealError:
+        await conn.close()
+        raise
+    except DATABASE_ERRORS as exc:
+        await conn.close()
+        raise translate(exc, f"checking the connection to database {alias}") from exc
+    return conn
+
+
+async def check_databases(settings: WorkerSettings) -> None:
+    """At start-up: refuse (raise) when a database sits behind a proxy that would break the
+    advisory locks. A database that cannot be reached yet is checked on first use instead."""
+    for alias in sorted(settings.databases):
+        try:
+            conn = await open_checked(settings, alias)
+        except RetryableError as exc:
+            extra = {"database": alias, "error": str(exc)}
+            log.warning("database not reachable at start-up", extra=extra)
+            continue
+        await conn.close()
