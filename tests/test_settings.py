@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from worker.errors import ConfigurationError
-from worker.settings import KafkaSettings, WorkerSettings, add_flags, settings_from
+from worker.settings import KafkaSettings, ReplaySettings, WorkerSettings, add_flags, settings_from
 
 
 def _parse(model: type[KafkaSettings], *argv: str) -> KafkaSettings:
@@ -59,3 +59,12 @@ def test_kafka_security_that_does_not_fit_is_a_configuration_error(
 def test_an_unknown_protocol_is_refused_when_settings_are_read() -> None:
     with pytest.raises(ConfigurationError, match="kafka_security_protocol"):
         _parse(KafkaSettings, "--kafka-security-protocol", "TLS")
+
+
+def test_databases_handed_from_one_settings_model_to_another_keep_their_dsns() -> None:
+    """``schemaheal dev`` builds ReplaySettings from its WorkerSettings: a DSN must arrive as
+    itself, not as the mask that ``str()`` of a secret prints."""
+    worker = WorkerSettings(databases="nexus=postgresql://u@h:5432/nexus")
+    replay = ReplaySettings(databases=worker.databases)
+    assert replay.dsn("nexus") == "postgresql://u@h:5432/nexus"
+    assert "postgresql" not in repr(replay)

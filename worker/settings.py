@@ -21,8 +21,10 @@ from worker.errors import ConfigurationError, KafkaUnavailable
 
 def parse_databases(value: Any) -> dict[str, SecretStr]:
     """``alias=dsn`` items (comma or newline separated, or a list, or a dict) → alias → DSN."""
-    if isinstance(value, dict):
-        return {str(k): SecretStr(str(v)) for k, v in value.items()}
+    if isinstance(value, dict):  # a SecretStr stays itself: str() of one is its mask
+        return {
+            str(k): v if isinstance(v, SecretStr) else SecretStr(str(v)) for k, v in value.items()
+        }
     items = value if isinstance(value, (list, tuple)) else str(value).replace("\n", ",").split(",")
     out: dict[str, SecretStr] = {}
     for item in (str(i).strip() for i in items):

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from worker.embedded.postgres import free_port
@@ -67,3 +68,26 @@ def test_json_log_lines_carry_trace_and_span_ids() -> None:
     assert line["statement"] == "ALTER TABLE t ADD COLUMN c text"
     assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert line["span_id"] == format(span.get_span_context().span_id, "016x")
+
+
+def test_faststream_lines_are_json_lines_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """FastStream's loggers bring a plain-text handler and stop propagation; the worker's
+    logging takes them over, so its warnings are JSON lines and its INFO chatter is dropped."""
+    from worker.observability.logs import configure_logging
+    from worker.service.app import build_app
+    from worker.settings import WorkerSettings
+
+    configure_logging(json_lines=True)
+    _, broker = build_app(WorkerSettings(bootstrap_servers="127.0.0.1:9"))
+    try:
+        broker_logger = broker.config.logger.params_storage.get_logger(context=None)
+        broker_logger.info("callback for Task-1 is being executed...")
+        broker_logger.warning("subscriber raised an exception, retrying")
+        logging.getLogger("faststream").warning("app warning")
+    finally:
+        logging.getLogger().handlers.clear()
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["logger"], line["event"]) for line in lines] == [
+        ("faststream.schemaheal", "subscriber raised an exception, retrying"),
+        ("faststream", "app warning"),
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from worker.commands.output import stderr as console
 from worker.embedded.broker import LocalBroker
 from worker.embedded.postgres import LocalPostgres, embedded_binaries
 from worker.observability.logs import configure_logging
-from worker.settings import WorkerSettings
+from worker.replay.history import Window
+from worker.settings import ReplaySettings, WorkerSettings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "nexus"
 SEED_COLUMNS = ("openai_api_key", "scope", "category", "customer_id")
@@ -141,6 +143,7 @@ async def run_demo(settings: WorkerSettings, dsn: str, replicas: int) -> bool:
     """Seed's old shape → N replicas boot at once → one heal, N replies. True when it all held."""
     from examples.nexus.orchestrator import lifespan
 
+    started_ms = int(time.time() * 1000)
     conn = await asyncpg.connect(dsn)
     await conn.execute((EXAMPLES / "old_shape.sql").read_text())
     console.rule("[bold]the database, as Protocol Omega left it")
@@ -194,12 +197,34 @@ async def run_demo(settings: WorkerSettings, dsn: str, replicas: int) -> bool:
     await conn.close()
     replies_ok = all(isinstance(r, SchemaHealed) and r.may_start for r in results)
     ddl_once = len({r["request_id"] for r in applied}) == 1
-    verdict = "[bold green]✓[/]" if replies_ok and ddl_once else "[bold red]✗[/]"
+    audit_clean = await _show_audit(settings, started_ms)
+    verdict = "[bold green]✓[/]" if replies_ok and ddl_once and audit_clean else "[bold red]✗[/]"
     console.print(
         f"{verdict} {sum(isinstance(r, SchemaHealed) for r in results)}/{replicas} replicas got "
-        f"their reply; the DDL ran {'once' if ddl_once else 'more than once'}"
+        f"their reply; the DDL ran {'once' if ddl_once else 'more than once'}; the audit "
+        f"{'agrees with the ledger' if audit_clean else 'found mismatches'}"
     )
-    return replies_ok and ddl_once
+    return replies_ok and ddl_once and audit_clean
+
+
+async def _show_audit(settings: WorkerSettings, since_ms: int) -> bool:
+    """``schemaheal replay`` over the demo: the boots rebuilt from Kafka and the ledger."""
+    from worker.commands.replay_command import audit_window
+    from worker.replay.report import terminal
+
+    replay = ReplaySettings(
+        bootstrap_servers=settings.bootstrap_servers,
+        databases=settings.databases,
+        replay_fetch_max_wait_ms=settings.fetch_max_wait_ms,
+    )
+    console.rule("[bold]the audit trail: schemaheal replay")
+    found = await audit_window(replay, Window(since_ms, int(time.time() * 1000) + 1))
+    console.print(terminal(found))
+    console.print(
+        f"[dim]the same from a shell: schemaheal replay --bootstrap-servers "
+        f"{settings.bootstrap_servers} --database nexus=… --since 10m [--format html -o a.html][/]"
+    )
+    return not found.mismatches
 
 
 async def _seed_columns_table(conn: Any, title: str) -> Table:

@@ -65,6 +65,13 @@ async def replay_command(
     return EXIT_MISMATCHES if found.mismatches else EXIT_CLEAN
 
 
+async def audit_window(settings: ReplaySettings, window: Window) -> audit_mod.Audit:
+    """The audit of ``window``, read-only (for callers other than the command line)."""
+    grace_ms = int(settings.replay_reply_grace_s * 1000)
+    records = await _read(settings, window, grace_ms, show_progress=False)
+    return await _audit(settings, window, records, None)
+
+
 async def _read(
     settings: ReplaySettings, window: Window, grace_ms: int, show_progress: bool
 ) -> list[HistoryRecord]:

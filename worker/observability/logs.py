@@ -45,8 +45,16 @@ def configure_logging(*, json_lines: bool, level: int = logging.INFO) -> None:
         from rich.logging import RichHandler
 
         handler = RichHandler(show_path=False, rich_tracebacks=True)
+    import faststream  # noqa: F401  (installs its own handler on import: take it over below)
+
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     for noisy in ("aiokafka", "faststream"):  # their INFO lines are about connections, not heals
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logger = logging.getLogger(noisy)
+        logger.setLevel(logging.WARNING)
+        # FastStream gives its logger a plain-text handler of its own when it is first
+        # imported (hence the import above) and stops propagation: its warnings would bypass
+        # the JSON lines (and their trace ids) without this.
+        logger.handlers.clear()
+        logger.propagate = True

@@ -1,9 +1,10 @@
 """Reading the gate's topics by time, without disturbing anyone.
 
 Start offsets come from the broker's offset lookup by timestamp; every record is then filtered by
-its own timestamp, so the window is exact even when producers' clocks disagree. The reader takes
-partitions by assignment under its own group id and never commits: the worker's consumer group
-and its offsets are never touched.
+its own timestamp, so the window is exact even when producers' clocks disagree. A broker whose
+lookup ignores the timestamp (Tansu answers offset 0, with an older record's time) is read from
+the beginning instead: slower, still exact. The reader takes partitions by assignment under its
+own group id and never commits: the worker's consumer group and its offsets are never touched.
 """
 
 from __future__ import annotations
@@ -112,40 +113,50 @@ async def _read(
         return []
     consumer.assign(tps)
     starts = await consumer.offsets_for_times({tp: windows[tp.topic].since_ms for tp in tps})
-    # A record's timestamp is its producer's clock: read a little past `until` (CLOCK_SKEW_MS)
-    # and let the exact filter below decide.
-    stops = await consumer.offsets_for_times(
-        {tp: windows[tp.topic].until_ms + CLOCK_SKEW_MS for tp in tps}
-    )
+    beginnings = await consumer.beginning_offsets(tps)
+    # Only a lower bound: Tansu's end offset counts record batches, not records. A partition is
+    # done when it catches up with the high watermark of its own fetches, which is exact.
     ends = await consumer.end_offsets(tps)
     ranges: dict[TopicPartition, tuple[int, int]] = {}
     for tp in tps:
-        start = starts[tp].offset if starts[tp] is not None else ends[tp]
-        stop = min(ends[tp], stops[tp].offset) if stops[tp] is not None else ends[tp]
-        if start < stop:
-            ranges[tp] = (start, stop)
+        found = starts[tp]
+        if found is None:  # no record at or after `since`
+            continue
+        # A broker that ignores the timestamp answers with an older record: start at the
+        # beginning then (Tansu answers offset 0 anyway); the exact filter below decides.
+        start = found.offset if found.timestamp >= windows[tp.topic].since_ms else beginnings[tp]
+        if start < ends[tp]:
+            ranges[tp] = (start, ends[tp])
             consumer.seek(tp, start)
-    total = sum(stop - start for start, stop in ranges.values())
-    done = 0
     out: list[HistoryRecord] = []
+    counts = {tp: (0, stop - start) for tp, (start, stop) in ranges.items()}  # (read, to read)
     pending = set(ranges)
+    past_until: set[TopicPartition] = set()
     consumer.pause(*(tp for tp in tps if tp not in pending))
     while pending:
         batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=5000)
         for tp, records in batches.items():
-            stop = ranges[tp][1]
             window = windows[tp.topic]
             for record in records:
-                if record.offset >= stop:
+                # Timestamps are producers' clocks: the first record CLOCK_SKEW_MS past `until`
+                # ends the partition (what an offset lookup of that time would answer, computed
+                # here so that brokers which ignore timestamps work too).
+                if record.timestamp >= window.until_ms + CLOCK_SKEW_MS:
+                    past_until.add(tp)
                     break
-                done += 1
                 if record.timestamp in window:
                     out.append(_record(record))
-            if records and (records[-1].offset >= stop - 1 or await consumer.position(tp) >= stop):
+        for tp in list(pending):
+            start, stop = ranges[tp]
+            end = max(stop, consumer.highwater(tp) or 0)
+            position = await consumer.position(tp)
+            if tp in past_until or position >= end:
                 pending.discard(tp)
                 consumer.pause(tp)
+                position = end
+            counts[tp] = (position - start, end - start)
         if progress is not None:
-            progress(min(done, total), total)
+            progress(sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values()))
         await asyncio.sleep(0)
     out.sort(key=lambda r: (r.topic, r.partition, r.offset))
     return out

@@ -201,6 +201,9 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
         enable_idempotence=False,
         graceful_timeout=settings.max_heal_s,  # let an in-flight heal finish on shutdown
         log_level=logging.DEBUG,  # its per-message "Received"/"Processed" lines; errors stay
+        # through our handlers (JSON lines with trace ids, or rich in `dev`), not its own stdout
+        # handler; under "faststream", whose level configure_logging sets
+        logger=logging.getLogger("faststream.schemaheal"),
     )
     sink = KafkaSink(settings)
     gate = Gate(settings, sink)

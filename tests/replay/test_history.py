@@ -1,0 +1,52 @@
+"""Reading a window of a topic by time, on both broker tiers: exactly the records inside it.
+Apache Kafka finds the start by its time index; Tansu ignores the timestamp in that lookup, which
+the reader detects, reading the topic from the beginning and filtering. Records are produced in
+batches: Tansu's end offset counts batches, not records, so a reader that stopped there would
+lose the tail of a partition."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaProducer
+
+from tests.kafka import KafkaServer
+from tests.replay.builders import HOUR_MS
+from worker.replay.history import Window, read_history
+from worker.service.app import ensure_topics
+from worker.settings import ReplaySettings, WorkerSettings
+
+
+async def test_a_window_holds_exactly_the_records_inside_it(kafka: KafkaServer) -> None:
+    await ensure_topics(WorkerSettings(bootstrap_servers=kafka.bootstrap_servers,
+                                       topic_partitions=2))  # fmt: skip
+    base = int(time.time() * 1000) // HOUR_MS * HOUR_MS - 10 * HOUR_MS
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers,
+                                enable_idempotence=False, linger_ms=200)  # fmt: skip
+    await producer.start()
+    try:
+        sent = [
+            await producer.send("service.starting", f"{hour}".encode(), key=key,
+                                timestamp_ms=base + hour * HOUR_MS)
+            for hour in range(8)
+            for key in (b"a", b"b")  # both partitions
+        ]  # fmt: skip
+        await asyncio.gather(*sent)  # a few batches of several records each
+    finally:
+        await producer.stop()
+    settings = ReplaySettings(bootstrap_servers=kafka.bootstrap_servers,
+                              replay_fetch_max_wait_ms=50)  # fmt: skip
+    seen: list[tuple[int, int]] = []
+    records = await read_history(
+        settings,
+        {"service.starting": Window(base + 2 * HOUR_MS, base + 5 * HOUR_MS)},
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert sorted(int(r.value or b"") for r in records) == [2, 2, 3, 3, 4, 4]
+    assert all(base + 2 * HOUR_MS <= r.timestamp_ms < base + 5 * HOUR_MS for r in records)
+    assert seen and seen[-1][0] == seen[-1][1]  # the progress reached its total
+    empty = await read_history(settings, {"service.starting": Window(base - HOUR_MS, base)})
+    assert empty == []
+    missing = await read_history(settings, {"no.such.topic": Window(base, base + HOUR_MS)})
+    assert missing == []
