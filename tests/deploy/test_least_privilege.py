@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contracts import load_manifest
+import pytest
+
+from contracts import ensure_schema, load_manifest
 from tests.conftest import FreshDatabase
+from tests.kafka import KafkaServer
+from tests.service.conftest import running_worker, worker_settings
 from worker.engine.connection import connect
 from worker.engine.heal import Outcome, heal
 
 ROOT = Path(__file__).parents[2]
 
 
-async def test_heal_runs_as_the_least_privilege_role(database: FreshDatabase) -> None:
+@pytest.fixture
+async def least_privilege(database: FreshDatabase) -> str:
+    """The seed's database in its old shape, owned by ``nexus_owner``, and the DSN of the
+    ``schemaheal`` role that deploy/least-privilege.sql creates."""
     sql = (ROOT / "deploy" / "least-privilege.sql").read_text().replace("nexus", database.name)
     sql = sql.replace(f"{database.name}_owner", "nexus_owner").replace(
         f"{database.name}_app", "nexus_app"
@@ -38,7 +45,13 @@ async def test_heal_runs_as_the_least_privilege_role(database: FreshDatabase) ->
     )
     assert tuple(role[0]) == (False, False, False)
 
-    conn = await connect(database.server.dsn_for(database.name, user="schemaheal"))
+    return database.server.dsn_for(database.name, user="schemaheal")
+
+
+async def test_heal_runs_as_the_least_privilege_role(
+    database: FreshDatabase, least_privilege: str
+) -> None:
+    conn = await connect(least_privilege)
     try:
         assert await conn.fetchval("SELECT current_user") == "schemaheal"
         result = await heal(
@@ -56,3 +69,24 @@ async def test_heal_runs_as_the_least_privilege_role(database: FreshDatabase) ->
         "WHERE table_name = 'business_assets' AND grantee = 'nexus_app' ORDER BY 1"
     )
     assert [g["privilege_type"] for g in grants] == ["DELETE", "INSERT", "SELECT", "UPDATE"]
+
+
+async def test_the_worker_serves_a_boot_as_the_least_privilege_role(
+    kafka: KafkaServer, database: FreshDatabase, least_privilege: str
+) -> None:
+    """The whole worker, not only the engine: its start-up checks (proxy detection, readiness),
+    its ledger, its advisory locks and a heal through Kafka, all as ``schemaheal``."""
+    settings = worker_settings(kafka, database, databases={"nexus": least_privilege})
+    async with running_worker(settings):
+        reply = await ensure_schema(
+            (ROOT / "examples" / "nexus" / "manifest.json").read_bytes(),
+            bootstrap_servers=kafka.bootstrap_servers,
+            timeout_s=60,
+        )
+    assert reply.outcome == "healed" and len(reply.statements) == 10
+    rows = await database.fetch(
+        "SELECT h.outcome, t.tableowner FROM schemaheal.heals h, pg_tables t "
+        "WHERE t.tablename = 'business_assets' AND h.request_id = $1",
+        reply.request_id,
+    )
+    assert [tuple(r) for r in rows] == [("healed", "schemaheal")]

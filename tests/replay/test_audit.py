@@ -127,14 +127,16 @@ def test_ddl_outside_the_worker_and_unsatisfied_manifests_are_mismatches() -> No
     ]  # fmt: skip
     replans = [
         Replan(database="nexus", service="orchestrator", request_id="r1", manifest_hash="a" * 64,
-               statements=("ALTER TABLE public.agents ADD COLUMN name text",), blocking_drift=()),
+               statements=("ALTER TABLE public.agents ADD COLUMN name text",), blocking_drift=(),
+               changes=("AddColumn public.agents.name",)),
         Replan(database="nexus", service="billing", request_id="r2", manifest_hash="b" * 64,
-               statements=(), blocking_drift=()),
+               statements=(), changes=(), blocking_drift=()),
     ]  # fmt: skip
     audit = audit_of([], [], ddl=ddl, replans=replans)
     assert kinds(audit) == ["ddl-outside-worker", "manifest-unsatisfied"]
     assert "alice" in audit.mismatches[0].detail and "psql" in audit.mismatches[0].detail
-    assert "ADD COLUMN name" in audit.mismatches[1].detail
+    assert "AddColumn public.agents.name" in audit.mismatches[1].detail  # by name, not SQL
+    assert "ALTER TABLE" not in audit.mismatches[1].detail
 
 
 def test_dead_letters_are_reported_with_their_reason() -> None:

@@ -125,6 +125,8 @@ class Replan:
     request_id: str
     manifest_hash: str
     statements: tuple[str, ...]
+    #: what the statements would do, one short name per change (``AddColumn public.t.c``)
+    changes: tuple[str, ...]
     blocking_drift: tuple[str, ...]
 
     @property
@@ -321,8 +323,9 @@ def reconstruct(
     for replan in replans:
         if replan.satisfied or (service is not None and replan.service != service):
             continue
-        what = [*replan.statements[:3], *replan.blocking_drift[:3]]
-        more = len(replan.statements) + len(replan.blocking_drift) - len(what)
+        # Changes by name, not their SQL: an auditor reads what is missing, `plan` shows how
+        what = [*replan.changes[:5], *replan.blocking_drift[:3]]
+        more = len(replan.changes) + len(replan.blocking_drift) - len(what)
         mismatches.append(Mismatch(
             kind=MismatchKind.MANIFEST_UNSATISFIED, time_ms=window.until_ms,
             database=replan.database, service=replan.service, subject=replan.request_id,

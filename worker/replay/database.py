@@ -18,6 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 
 from contracts.identifiers import quote_ident
+from worker.engine.changes import describe
 from worker.engine.connection import Connection
 from worker.engine.desired import desired_state
 from worker.engine.heal import HealOptions, HealResult, RequestInfo, current_plan, heal
@@ -123,6 +124,7 @@ async def replan(conn: Connection, boot: Boot) -> Replan:
         request_id=event.request_id,
         manifest_hash=event.manifest_hash or "",
         statements=tuple(s.sql for s in plan.statements),
+        changes=tuple(describe(c) for c in plan.changes),
         blocking_drift=tuple(
             f"{d.kind.value} {d.target}: {d.detail}" for d in plan.drift if d.blocking
         ),
