@@ -5,14 +5,25 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from pydantic_settings import BaseSettings
 
 from worker.errors import ConfigurationError
-from worker.settings import KafkaSettings, ReplaySettings, WorkerSettings, add_flags, settings_from
+from worker.settings import (
+    HealSettings,
+    KafkaSettings,
+    ReplaySettings,
+    WorkerSettings,
+    add_flags,
+    settings_from,
+)
+
+S = TypeVar("S", bound=BaseSettings)
 
 
-def _parse(model: type[KafkaSettings], *argv: str) -> KafkaSettings:
+def _parse(model: type[S], *argv: str) -> S:
     parser = argparse.ArgumentParser()
     add_flags(parser, model)
     return settings_from(parser.parse_args(list(argv)), model)
@@ -68,3 +79,34 @@ def test_databases_handed_from_one_settings_model_to_another_keep_their_dsns() -
     replay = ReplaySettings(databases=worker.databases)
     assert replay.dsn("nexus") == "postgresql://u@h:5432/nexus"
     assert "postgresql" not in repr(replay)
+
+
+def test_heal_settings_are_one_model_for_every_command_that_heals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``plan``/``heal``, the worker and ``replay --reapply`` read the same heal settings, from
+    the same flags and environment variables, into the same HealOptions."""
+    from worker.cli import build_parser
+
+    monkeypatch.setenv("SCHEMAHEAL_LOCK_TIMEOUT_MS", "500")
+    monkeypatch.setenv("SCHEMAHEAL_LEDGER_SCHEMA", "audit")
+    args = build_parser().parse_args(
+        ["heal", "--dsn", "postgresql://h/db", "m.json", "--rewrite-threshold-mb", "1"]
+    )
+    from_cli = settings_from(args, HealSettings).heal_options()
+    from_worker = _parse(WorkerSettings, "--rewrite-threshold-mb", "1").heal_options()
+    from_replay = _parse(ReplaySettings, "--rewrite-threshold-mb", "1").heal_options()
+    assert from_cli == from_worker == from_replay
+    assert from_cli.plan.lock_timeout_ms == 500 and from_cli.ledger_schema == "audit"
+    assert from_cli.policy.rewrite_threshold_bytes == 1024 * 1024
+
+
+def test_timeouts_that_do_not_fit_together_are_a_configuration_error() -> None:
+    settings = HealSettings(lock_timeout_ms=5000, statement_timeout_ms=1000)
+    with pytest.raises(ConfigurationError, match="timeouts: lock_timeout must be positive"):
+        settings.heal_options()
+
+
+def test_an_unknown_proxy_mode_is_refused_with_the_setting_named() -> None:
+    with pytest.raises(ConfigurationError, match="database_proxy"):
+        _parse(HealSettings, "--database-proxy", "transaction")

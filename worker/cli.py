@@ -14,11 +14,9 @@ from collections.abc import Sequence
 
 from contracts import ManifestError
 from worker.engine.hazards import Hazard
-from worker.engine.heal import HealOptions
-from worker.engine.plan import PlanSettings
-from worker.engine.policy import Policy
 from worker.errors import SchemahealError
 from worker.settings import (
+    HealSettings,
     KafkaSettings,
     ReplaySettings,
     WorkerSettings,
@@ -54,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("manifest", metavar="MANIFEST", help="manifest JSON file, or - for stdin")
         formats = ["text", "json", "sql"] if name == "plan" else ["text", "json"]
         sub.add_argument("--format", choices=formats, default="text")
-        _engine_options(sub)
+        add_flags(sub, HealSettings)
         if name == "heal":
             sub.add_argument(
                 "--allow-hazard",
@@ -63,13 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="NAME",
                 choices=[h.value for h in Hazard],
                 help="approve a hazard: " + ", ".join(h.value for h in Hazard),
-            )
-            sub.add_argument(
-                "--database-proxy",
-                choices=["refuse", "session"],
-                default="refuse",
-                help="a pooling proxy in front of the database: refuse (default), or session "
-                "when it pools by session",
             )
     worker = commands.add_parser("worker", help="consume service.starting, heal, reply")
     add_flags(worker)
@@ -111,40 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--replicas", type=int, default=3, help="replicas in the demo")
     dev.add_argument("--exit-after-demo", action="store_true", help="stop when the demo is done")
     return parser
-
-
-_DEFAULTS = PlanSettings()
-
-
-def _engine_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--lock-timeout-ms", type=int, default=_DEFAULTS.lock_timeout_ms)
-    sub.add_argument("--statement-timeout-ms", type=int, default=_DEFAULTS.statement_timeout_ms)
-    sub.add_argument(
-        "--long-statement-timeout-ms", type=int, default=_DEFAULTS.long_statement_timeout_ms
-    )
-    sub.add_argument(
-        "--rewrite-threshold-mb",
-        type=float,
-        default=32.0,
-        help="table rewrites on tables at least this big need --allow-hazard",
-    )
-    sub.add_argument(
-        "--lock-wait-s",
-        type=float,
-        default=60.0,
-        help="how long to wait for another heal of the same schemas",
-    )
-
-
-def _plan_settings(args: argparse.Namespace) -> PlanSettings:
-    try:
-        return PlanSettings(
-            lock_timeout_ms=args.lock_timeout_ms,
-            statement_timeout_ms=args.statement_timeout_ms,
-            long_statement_timeout_ms=args.long_statement_timeout_ms,
-        )
-    except ValueError as exc:
-        raise SchemahealError(f"timeouts: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -198,17 +155,19 @@ def run(args: argparse.Namespace) -> int:
         )
     from worker.commands.engine_commands import heal_command, plan_command
 
-    settings = _plan_settings(args)
+    settings = settings_from(args, HealSettings)
     if args.command == "plan":
-        return asyncio.run(plan_command(args.dsn, args.manifest, args.format, settings))
-    options = HealOptions(
-        plan=settings,
-        lock_wait_s=args.lock_wait_s,
-        policy=Policy(rewrite_threshold_bytes=int(args.rewrite_threshold_mb * 1024 * 1024)),
-    )
+        return asyncio.run(
+            plan_command(args.dsn, args.manifest, args.format, settings.plan_settings())
+        )
     return asyncio.run(
         heal_command(
-            args.dsn, args.manifest, args.format, args.allow_hazard, options, args.database_proxy
+            args.dsn,
+            args.manifest,
+            args.format,
+            args.allow_hazard,
+            settings.heal_options(),
+            settings.database_proxy,
         )
     )
 

@@ -15,6 +15,10 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.kafka_auth import KafkaAuth, SaslMechanism, SecurityProtocol, connection_problem
+from worker.engine.apply import RetryPolicy
+from worker.engine.heal import HealOptions
+from worker.engine.plan import PlanSettings
+from worker.engine.policy import Policy
 from worker.engine.pooler import ProxyMode
 from worker.errors import ConfigurationError, KafkaUnavailable
 
@@ -127,8 +131,59 @@ def _first_error(exc: ValueError) -> str:
     return str(exc)
 
 
-class GateSettings(KafkaSettings):
-    """The topics and databases of the boot gate: shared by the worker and ``replay``."""
+class HealSettings(BaseSettings):
+    """How a heal runs, wherever it runs: ``plan``/``heal``, the worker and ``replay --reapply``
+    (one place, so the three can never disagree on a timeout or on what needs approval)."""
+
+    model_config = SettingsConfigDict(env_prefix="SCHEMAHEAL_", extra="ignore")
+
+    lock_timeout_ms: int = Field(
+        2_000, gt=0, description="longest wait of one statement for a table lock"
+    )
+    statement_timeout_ms: int = Field(60_000, gt=0, description="limit of a metadata statement")
+    long_statement_timeout_ms: int = Field(
+        3_600_000, gt=0, description="limit of index builds, validations and rewrites"
+    )
+    rewrite_threshold_mb: float = Field(
+        32.0, ge=0, description="table rewrites on bigger tables need approval"
+    )
+    lock_wait_s: float = Field(
+        60.0, gt=0, description="longest wait for another heal of the same schemas"
+    )
+    retry_budget_s: float = Field(
+        60.0, ge=0, description="time to keep retrying lock timeouts in one heal"
+    )
+    ledger_schema: str = Field("schemaheal", description="schema of the audit ledger")
+    database_proxy: ProxyMode = Field(
+        "refuse",
+        description="a pooling proxy in front of a database: refuse, or session (it pools by "
+        "session, so advisory locks hold)",
+    )
+
+    def plan_settings(self) -> PlanSettings:
+        """The statements' timeouts; ConfigurationError when they do not fit together."""
+        try:
+            return PlanSettings(
+                lock_timeout_ms=self.lock_timeout_ms,
+                statement_timeout_ms=self.statement_timeout_ms,
+                long_statement_timeout_ms=self.long_statement_timeout_ms,
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"timeouts: {exc}") from None
+
+    def heal_options(self) -> HealOptions:
+        """Everything :func:`worker.engine.heal.heal` takes from configuration."""
+        return HealOptions(
+            plan=self.plan_settings(),
+            policy=Policy(rewrite_threshold_bytes=int(self.rewrite_threshold_mb * 1024 * 1024)),
+            retry=RetryPolicy(budget_s=self.retry_budget_s),
+            lock_wait_s=self.lock_wait_s,
+            ledger_schema=self.ledger_schema,
+        )
+
+
+class GateSettings(HealSettings, KafkaSettings):
+    """The topics, databases and heals of the boot gate: shared by the worker and ``replay``."""
 
     databases: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict, description="database aliases: ALIAS=DSN, comma separated"
@@ -139,7 +194,6 @@ class GateSettings(KafkaSettings):
     dead_letter_topic: str = Field(
         "service.starting.dlq", description="where records that cannot be served are copied"
     )
-    ledger_schema: str = Field("schemaheal", description="schema of the audit ledger")
 
     @field_validator("databases", mode="before")
     @classmethod
@@ -173,7 +227,7 @@ class ReplaySettings(GateSettings):
 
 
 class WorkerSettings(GateSettings):
-    """Everything the worker, ``dev`` and the heal commands can be configured with."""
+    """Everything the worker and ``dev`` can be configured with."""
 
     group_id: str = Field("schemaheal", description="the worker's consumer group")
     topic_partitions: int = Field(6, ge=1, description="partitions of topics the worker creates")
@@ -189,30 +243,9 @@ class WorkerSettings(GateSettings):
     session_timeout_ms: int = Field(10_000, ge=1000, description="consumer group session timeout")
     heartbeat_interval_ms: int = Field(3_000, ge=100, description="consumer group heartbeat")
     max_heal_s: float = Field(900.0, gt=0, description="the longest heal; sizes poll interval")
-    lock_timeout_ms: int = Field(
-        2_000, gt=0, description="longest wait of one statement for a table lock"
-    )
-    statement_timeout_ms: int = Field(60_000, gt=0, description="limit of a metadata statement")
-    long_statement_timeout_ms: int = Field(
-        3_600_000, gt=0, description="limit of index builds, validations and rewrites"
-    )
-    rewrite_threshold_mb: float = Field(
-        32.0, ge=0, description="table rewrites on bigger tables need approval"
-    )
-    lock_wait_s: float = Field(
-        60.0, gt=0, description="longest wait for another heal of the same schemas"
-    )
-    retry_budget_s: float = Field(
-        60.0, ge=0, description="time to keep retrying lock timeouts in one heal"
-    )
     retry_attempts: int = Field(3, ge=1, description="in-process tries before redelivery")
     access_policy: Path | None = Field(
         None, description="JSON file: which services may heal which databases and schemas"
-    )
-    database_proxy: ProxyMode = Field(
-        "refuse",
-        description="a pooling proxy in front of a database: refuse, or session (it pools by "
-        "session, so advisory locks hold)",
     )
     health_port: int = Field(
         8080, ge=0, le=65535, description="port of /livez, /readyz, /metrics, /asyncapi (0: off)"
@@ -224,7 +257,7 @@ class WorkerSettings(GateSettings):
         return int((self.max_heal_s + self.lock_wait_s + 60) * 1000)
 
 
-S = TypeVar("S", bound=KafkaSettings)
+S = TypeVar("S", bound=BaseSettings)
 
 
 def _flag_type(annotation: Any) -> Any:
@@ -244,7 +277,7 @@ def _boolean(text: str) -> bool:
     raise ValueError(text)
 
 
-def add_flags(parser: Any, model: type[KafkaSettings] = WorkerSettings) -> None:
+def add_flags(parser: Any, model: type[BaseSettings] = WorkerSettings) -> None:
     """One ``--flag`` per setting of ``model`` (``--database ALIAS=DSN`` repeats), all
     defaulting to unset, so an unset flag leaves the environment variable or the default in
     force."""
@@ -282,7 +315,7 @@ def settings_from(args: Any, model: type[S]) -> S:
         raise ConfigurationError(f"settings: {exc}") from None
 
 
-def markdown_table(model: type[KafkaSettings] = WorkerSettings, *, only_own: bool = False) -> str:
+def markdown_table(model: type[BaseSettings] = WorkerSettings, *, only_own: bool = False) -> str:
     """A README configuration table, generated so that it cannot fall behind the model
     (``only_own``: just the fields the model adds to :class:`GateSettings`)."""
     rows = ["| flag | environment variable | default | meaning |", "|---|---|---|---|"]

@@ -183,6 +183,7 @@ async def test_a_replayed_request_starts_a_new_trace_linked_to_the_original(
 ) -> None:
     from contracts import load_manifest
     from worker.engine.connection import connect
+    from worker.engine.heal import HealOptions
     from worker.replay.audit import Boot, RequestEvent
     from worker.replay.database import reapply
 
@@ -198,7 +199,7 @@ async def test_a_replayed_request_starts_a_new_trace_linked_to_the_original(
     with tracer.start_as_current_span("operator runs replay"):  # an unrelated current span
         conn = await connect(database.dsn)
         try:
-            result = await reapply(conn, boot, "schemaheal")
+            result = await reapply(conn, boot, HealOptions())
         finally:
             await conn.close()
     assert result.outcome.value == "healed"

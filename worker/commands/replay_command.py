@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from worker.commands import output
 from worker.engine.connection import DATABASE_ERRORS, connect, translate
+from worker.engine.pooler import require_direct
 from worker.observability.tracing import configure_tracing, tracer
 from worker.replay import audit as audit_mod
 from worker.replay.database import read_ddl_log, read_ledger, reapply, replan
@@ -115,6 +116,7 @@ async def _audit(
     replans: list[audit_mod.Replan] = []
     draft = audit_mod.reconstruct(window=window, requests=requests, replies=replies, ledger={},
                                   service=service)  # fmt: skip
+    plan_settings = settings.plan_settings()
     for alias in sorted(settings.databases):
         ids = [e.request_id for e in requests if e.database == alias]
         async with _reading(settings, alias) as conn:
@@ -123,7 +125,7 @@ async def _audit(
                 log = await read_ddl_log(conn, alias, window)
                 for boot in audit_mod.latest_accepted(draft.boots):
                     if boot.request.database == alias:
-                        replans.append(await replan(conn, boot))
+                        replans.append(await replan(conn, boot, plan_settings))
             except DATABASE_ERRORS as exc:
                 raise translate(exc, f"reading database {alias}") from exc
         if log is None:
@@ -161,7 +163,8 @@ async def _reapply(
         except DATABASE_ERRORS as exc:
             raise translate(exc, f"connecting to database {alias}") from exc
         try:
-            result = await reapply(conn, boot, settings.ledger_schema)
+            await require_direct(conn, alias, settings.database_proxy)  # the heal takes locks
+            result = await reapply(conn, boot, settings.heal_options())
         finally:
             await conn.close()
         notes.append(

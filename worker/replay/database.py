@@ -111,13 +111,13 @@ async def read_ddl_log(conn: Connection, alias: str, window: Window) -> list[Ddl
     ]
 
 
-async def replan(conn: Connection, boot: Boot) -> Replan:
+async def replan(conn: Connection, boot: Boot, settings: PlanSettings) -> Replan:
     """What a heal of ``boot``'s manifest would do today (read-only: nothing is applied)."""
     event = boot.request
     assert event.manifest is not None
     assert event.database
     assert event.service
-    plan = await current_plan(conn, desired_state(event.manifest), PlanSettings())
+    plan = await current_plan(conn, desired_state(event.manifest), settings)
     return Replan(
         database=event.database,
         service=event.service,
@@ -131,9 +131,9 @@ async def replan(conn: Connection, boot: Boot) -> Replan:
     )
 
 
-async def reapply(conn: Connection, boot: Boot, ledger_schema: str) -> HealResult:
-    """Heal ``boot``'s manifest through the normal heal path (locks, review, ledger). Its
-    span starts a new trace that links to the original request's trace."""
+async def reapply(conn: Connection, boot: Boot, options: HealOptions) -> HealResult:
+    """Heal ``boot``'s manifest through the normal heal path (locks, review, ledger), with the
+    worker's heal settings. Its span starts a new trace that links to the original request's."""
     event = boot.request
     assert event.manifest is not None
     original = trace.get_current_span(
@@ -157,7 +157,7 @@ async def reapply(conn: Connection, boot: Boot, ledger_schema: str) -> HealResul
         result = await heal(
             conn,
             event.manifest,
-            options=HealOptions(ledger_schema=ledger_schema),
+            options=options,
             request=RequestInfo(
                 request_id=f"{REAPPLY_PREFIX}{event.request_id}:{uuid.uuid4()}",
                 service=event.service,

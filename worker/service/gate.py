@@ -24,11 +24,8 @@ from opentelemetry.trace import Link, SpanKind
 
 from contracts.events import SchemaHealed
 from worker.engine import ledger
-from worker.engine.apply import RetryPolicy
 from worker.engine.connection import DATABASE_ERRORS, connect, translate
-from worker.engine.heal import HealOptions, HealResult, RequestInfo, heal
-from worker.engine.plan import PlanSettings
-from worker.engine.policy import Policy
+from worker.engine.heal import HealResult, RequestInfo, heal
 from worker.engine.pooler import require_direct
 from worker.errors import RetryableError, SchemahealError
 from worker.observability.metrics import make_instruments
@@ -60,17 +57,7 @@ class Gate:
     def __init__(self, settings: WorkerSettings, sink: Sink) -> None:
         self.settings = settings
         self.sink = sink
-        self.options = HealOptions(
-            plan=PlanSettings(
-                lock_timeout_ms=settings.lock_timeout_ms,
-                statement_timeout_ms=settings.statement_timeout_ms,
-                long_statement_timeout_ms=settings.long_statement_timeout_ms,
-            ),
-            policy=Policy(rewrite_threshold_bytes=int(settings.rewrite_threshold_mb * 1024 * 1024)),
-            retry=RetryPolicy(budget_s=settings.retry_budget_s),
-            lock_wait_s=settings.lock_wait_s,
-            ledger_schema=settings.ledger_schema,
-        )
+        self.options = settings.heal_options()
         self._connections: dict[str, Any] = {}
         self.metrics = make_instruments(metrics.get_meter("schemaheal"))
         self.access = PolicyFile(settings.access_policy)
