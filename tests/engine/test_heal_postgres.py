@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -131,7 +132,7 @@ async def test_a_held_table_lock_delays_the_heal_but_never_blocks_others_long(
 
 
 async def test_a_lock_that_is_never_released_exhausts_the_budget_with_a_clear_report(
-    database: FreshDatabase,
+    database: FreshDatabase, caplog: pytest.LogCaptureFixture
 ) -> None:
     await database.execute("CREATE TABLE tenants (id integer PRIMARY KEY)")
     holder = await asyncpg.connect(database.dsn)
@@ -141,10 +142,14 @@ async def test_a_lock_that_is_never_released_exhausts_the_budget_with_a_clear_re
     options = HealOptions(plan=PlanSettings(lock_timeout_ms=100), retry=RetryPolicy(budget_s=1))
     conn = await connect(database.dsn)
     try:
-        result = await heal(conn, want, options=options)
+        with caplog.at_level(logging.WARNING, logger="schemaheal.apply"):
+            result = await heal(conn, want, options=options)
     finally:
         await holder.execute("ROLLBACK")
         await asyncio.gather(conn.close(), holder.close())
+    retries = [r for r in caplog.records if r.name == "schemaheal.apply"]
+    assert retries, "every lock-timeout retry is logged"
+    assert all(r.error == "LockNotAvailableError" for r in retries)  # type: ignore[attr-defined]
     assert result.outcome is Outcome.FAILED
     assert result.error_code == "lock-budget-exhausted"
     assert "pg_stat_activity" in (result.error_message or "")

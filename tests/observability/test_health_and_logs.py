@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
+from tests.conftest import FreshDatabase
 from worker.embedded.postgres import free_port
 from worker.observability.health import HealthServer
 from worker.observability.logs import JsonFormatter
@@ -91,3 +93,31 @@ def test_faststream_lines_are_json_lines_too(capsys: pytest.CaptureFixture[str])
         ("faststream.schemaheal", "subscriber raised an exception, retrying"),
         ("faststream", "app warning"),
     ]
+
+
+async def test_every_applied_statement_is_one_structured_log_event(
+    database: FreshDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The seed's ``[MIGRATION] Applying step...`` as one event per statement, in order, with
+    what ran, its change, hazards, duration and retries; and each event is a JSON line."""
+    from contracts import load_manifest
+    from worker.engine.connection import connect
+    from worker.engine.heal import heal
+
+    nexus = Path(__file__).parents[2] / "examples" / "nexus"
+    await database.execute((nexus / "old_shape.sql").read_text())
+    conn = await connect(database.dsn)
+    try:
+        with caplog.at_level(logging.INFO, logger="schemaheal.apply"):
+            result = await heal(conn, load_manifest((nexus / "manifest.json").read_bytes()))
+    finally:
+        await conn.close()
+    events = [r for r in caplog.records if r.name == "schemaheal.apply"]
+    assert [e.sql for e in events] == [s.sql for s in result.applied]  # type: ignore[attr-defined]
+    assert len(events) == 10
+    line = json.loads(JsonFormatter().format(events[2]))
+    change = result.applied[2].change
+    assert line["event"].startswith(f"applied statement 3 of 10: {change} — ALTER TABLE (")
+    assert line["statement_ordinal"] == 3 and line["statement_total"] == 10
+    assert line["change"] == result.applied[2].change and line["retries"] == 0
+    assert isinstance(line["hazards"], list) and line["duration_ms"] >= 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from worker.errors import DatabaseUnavailable, LockBudgetExhausted, StatementFai
 from worker.observability.tracing import tracer
 
 _RETRYABLE = (asyncpg.exceptions.LockNotAvailableError, asyncpg.exceptions.DeadlockDetectedError)
+log = logging.getLogger("schemaheal.apply")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,6 +76,7 @@ async def apply(
         for group in plan.groups():
             for done in await _run_group(conn, group, len(applied), total, deadline, retry):
                 applied.append(done)
+                _log_applied(done, total)
                 if observe is not None:
                     observe(done)
     finally:
@@ -103,7 +106,14 @@ async def _run_group(
                     f"{retries + 1} attempts ({type(exc).__name__}); find the long transaction "
                     "holding it (pg_stat_activity) or raise the retry budget"
                 ) from exc
-            await asyncio.sleep(random.uniform(wait / 2, wait))
+            pause = random.uniform(wait / 2, wait)
+            log.warning(
+                "%s: %s; retrying in %.2f s", _where(group[0], offset, total),
+                type(exc).__name__, pause,
+                extra={"statement_ordinal": offset + 1, "statement_total": total,
+                       "error": type(exc).__name__, "retry_in_s": round(pause, 3)},
+            )  # fmt: skip
+            await asyncio.sleep(pause)
             wait = min(wait * 2, retry.max_wait_s)
             retries += 1
         except (asyncpg.exceptions.ConnectionDoesNotExistError, OSError) as exc:
@@ -172,6 +182,28 @@ async def _cleanup(conn: Connection, group: list[Statement]) -> None:
             guard.check(statement.cleanup_sql)
             with contextlib.suppress(asyncpg.PostgresError):
                 await conn.execute(statement.cleanup_sql)
+
+
+def _log_applied(done: AppliedStatement, total: int) -> None:
+    """The seed's ``[MIGRATION] Applying step...``, as one structured event per statement
+    (logged once its transaction committed: a rolled-back attempt was not applied)."""
+    log.info(
+        "applied statement %d of %d: %s — %s (%.1f ms)", done.ordinal, total, done.change,
+        _command(done.sql), done.duration_s * 1000,
+        extra={"statement_ordinal": done.ordinal, "statement_total": total, "sql": done.sql,
+               "change": done.change, "hazards": [h.value for h in done.hazards],
+               "duration_ms": round(done.duration_s * 1000, 3), "retries": done.retries},
+    )  # fmt: skip
+
+
+def _command(sql: str) -> str:
+    """``CREATE INDEX CONCURRENTLY``, ``ALTER TABLE``: the words before the first name."""
+    words = []
+    for word in sql.split():
+        if not word.isupper() or word in ("IF", "NOT", "EXISTS"):
+            break
+        words.append(word)
+    return " ".join(words)
 
 
 def _where(statement: Statement, offset: int, total: int) -> str:
