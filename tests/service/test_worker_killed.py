@@ -9,9 +9,12 @@ waiting — gets its reply."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
 import sys
 from pathlib import Path
+from typing import IO
 
 import asyncpg
 
@@ -23,14 +26,20 @@ ROOT = Path(__file__).parents[2]
 NEXUS = ROOT / "examples" / "nexus"
 
 
-async def start_worker(kafka: KafkaServer, database: FreshDatabase) -> asyncio.subprocess.Process:
+async def start_worker(
+    kafka: KafkaServer, database: FreshDatabase, log: IO[bytes] | None = None
+) -> asyncio.subprocess.Process:
+    """``schemaheal worker`` as it is deployed; with ``log``, its stderr (the log lines) goes
+    there and its spans to stdout (``OTEL_TRACES_EXPORTER=console``), so that they carry ids."""
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "console"} if log else None
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "worker.cli", "worker",
         "--bootstrap-servers", kafka.bootstrap_servers, "--database", f"nexus={database.dsn}",
         "--session-timeout-ms", "6000", "--heartbeat-interval-ms", "1000",
         "--fetch-max-wait-ms", "50", "--lock-timeout-ms", "200", "--retry-budget-s", "120",
         "--topic-partitions", "3", "--max-heal-s", "120",
-        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=log or asyncio.subprocess.DEVNULL,
+        env=env,
     )  # fmt: skip
 
 
@@ -42,7 +51,7 @@ async def wait_for(predicate: object, timeout_s: float = 60) -> None:
 
 
 async def test_a_killed_worker_is_replaced_and_the_heal_completes(
-    kafka: KafkaServer, database: FreshDatabase
+    kafka: KafkaServer, database: FreshDatabase, tmp_path: Path
 ) -> None:
     await database.execute((NEXUS / "old_shape.sql").read_text())
     holder = await asyncpg.connect(database.dsn)
@@ -68,12 +77,19 @@ async def test_a_killed_worker_is_replaced_and_the_heal_completes(
     await wait_for(no_advisory_locks, 10)  # the lock died with the killed worker's session
     await holder.execute("COMMIT")
     await holder.close()
-    second = await start_worker(kafka, database)
-    try:
-        reply = await asyncio.wait_for(waiting, 120)
-    finally:
-        second.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(second.wait(), 30)
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        second = await start_worker(kafka, database, log)
+        try:
+            reply = await asyncio.wait_for(waiting, 120)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(second.wait(), 30)
+    # every line the worker logs is a JSON object; what it logs inside a heal carries its ids
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    applied = [line for line in lines if line["logger"] == "schemaheal.apply"]
+    assert len(applied) == len(reply.statements) > 0
+    assert all(len(line["trace_id"]) == 32 and len(line["span_id"]) == 16 for line in applied)
     assert reply.outcome == "healed", reply.error
     assert any("openai_api_key" in s.sql for s in reply.statements)  # done by the second worker
     assert not any("business_assets" in s.sql for s in reply.statements)  # done before the kill
