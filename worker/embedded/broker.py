@@ -2,8 +2,10 @@
 
 Tansu speaks the Kafka protocol well enough for the boot gate (topics, consumer groups, headers).
 Its quirks, which every client here is configured for: it rejects the idempotent producer; its
-offset lookup by timestamp ignores the timestamp; a consumer group join waits half the session
-timeout; a fetch waits out ``fetch_max_wait_ms`` even when data arrives (keep it small).
+offset lookup by timestamp ignores the timestamp (it answers offset 0); its end offset counts
+record batches, not records (the high watermark in fetch responses is right); a consumer group
+join waits half the session timeout; a fetch waits out ``fetch_max_wait_ms`` even when data
+arrives (keep it small).
 """
 
 from __future__ import annotations
