@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from worker.engine.apply import command_of
 from worker.engine.inspect import build_realm
 from worker.engine.lock import advisory_key
 from worker.engine.render import literal
@@ -71,3 +74,18 @@ def test_build_realm_from_catalog_rows() -> None:
     assert pkey.elements[0].opclass is None
     assert g_idx.include == ("id",)
     assert realm.enums[0].labels == ("sad", "ok")
+
+
+@pytest.mark.parametrize(
+    ("sql", "command"),
+    [
+        ("ALTER TABLE public.t ADD COLUMN IF NOT EXISTS c text", "ALTER TABLE"),
+        ("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS i ON public.t (a)",
+         "CREATE UNIQUE INDEX CONCURRENTLY"),
+        ("CREATE TABLE IF NOT EXISTS public.t (\n    id uuid\n)", "CREATE TABLE"),
+        ("COMMENT ON COLUMN public.t.c IS 'WHY'", "COMMENT ON COLUMN"),
+        ("DROP INDEX CONCURRENTLY IF EXISTS public.i", "DROP INDEX CONCURRENTLY"),
+    ],
+)  # fmt: skip
+def test_the_command_of_a_statement_names_its_spans_and_log_events(sql: str, command: str) -> None:
+    assert command_of(sql) == command

@@ -148,7 +148,7 @@ async def _execute(
     conn: Connection, statement: Statement, sql: str, ordinal: int, retries: int
 ) -> AppliedStatement:
     guard.check(statement.sql)
-    operation = " ".join(statement.sql.split()[:2])  # CREATE TABLE, ALTER TABLE, CREATE INDEX…
+    operation = command_of(statement.sql)
     target = getattr(getattr(statement.change, "table", None), "qualified", None)
     with tracer().start_as_current_span(
         f"{operation} {target}" if target else operation,
@@ -189,15 +189,16 @@ def _log_applied(done: AppliedStatement, total: int) -> None:
     (logged once its transaction committed: a rolled-back attempt was not applied)."""
     log.info(
         "applied statement %d of %d: %s — %s (%.1f ms)", done.ordinal, total, done.change,
-        _command(done.sql), done.duration_s * 1000,
+        command_of(done.sql), done.duration_s * 1000,
         extra={"statement_ordinal": done.ordinal, "statement_total": total, "sql": done.sql,
                "change": done.change, "hazards": [h.value for h in done.hazards],
                "duration_ms": round(done.duration_s * 1000, 3), "retries": done.retries},
     )  # fmt: skip
 
 
-def _command(sql: str) -> str:
-    """``CREATE INDEX CONCURRENTLY``, ``ALTER TABLE``: the words before the first name."""
+def command_of(sql: str) -> str:
+    """``ALTER TABLE``, ``CREATE UNIQUE INDEX CONCURRENTLY``: the keywords before the first name
+    (the span's ``db.operation.name``, and the log's)."""
     words = []
     for word in sql.split():
         if not word.isupper() or word in ("IF", "NOT", "EXISTS"):
