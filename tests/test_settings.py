@@ -110,3 +110,20 @@ def test_timeouts_that_do_not_fit_together_are_a_configuration_error() -> None:
 def test_an_unknown_proxy_mode_is_refused_with_the_setting_named() -> None:
     with pytest.raises(ConfigurationError, match="database_proxy"):
         _parse(HealSettings, "--database-proxy", "transaction")
+
+
+def test_a_bad_setting_names_its_flag_and_variable_and_never_echoes_the_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCHEMAHEAL_LOCK_TIMEOUT_MS", "hunter2")
+    with pytest.raises(ConfigurationError) as caught:
+        _parse(WorkerSettings, "--database", "nexus")
+    message = str(caught.value)
+    assert (
+        "lock_timeout_ms (--lock-timeout-ms, SCHEMAHEAL_LOCK_TIMEOUT_MS): Input should be"
+        in message
+    )
+    assert (
+        "databases (--database, SCHEMAHEAL_DATABASES): database 'nexus': write ALIAS=DSN" in message
+    )
+    assert "hunter2" not in message and "\n" not in message

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Self, TypeVar
 
 from aiokafka.errors import KafkaError
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.kafka_auth import KafkaAuth, SaslMechanism, SecurityProtocol, connection_problem
@@ -277,6 +277,11 @@ def _boolean(text: str) -> bool:
     raise ValueError(text)
 
 
+def _flag_of(name: str) -> str:
+    """The flag of a setting: ``--lock-timeout-ms``; ``--database`` (it repeats) for databases."""
+    return "--database" if name == "databases" else "--" + name.replace("_", "-")
+
+
 def add_flags(parser: Any, model: type[BaseSettings] = WorkerSettings) -> None:
     """One ``--flag`` per setting of ``model`` (``--database ALIAS=DSN`` repeats), all
     defaulting to unset, so an unset flag leaves the environment variable or the default in
@@ -284,17 +289,16 @@ def add_flags(parser: Any, model: type[BaseSettings] = WorkerSettings) -> None:
     for name, field in model.model_fields.items():
         if name == "databases":
             parser.add_argument(
-                "--database",
+                _flag_of(name),
                 dest="databases",
                 action="append",
                 metavar="ALIAS=DSN",
                 help="a database the worker may heal (repeat for more)",
             )
             continue
-        flag = "--" + name.replace("_", "-")
         env = "SCHEMAHEAL_" + name.upper()
         parser.add_argument(
-            flag,
+            _flag_of(name),
             dest=name,
             type=_flag_type(field.annotation),
             default=None,
@@ -311,8 +315,19 @@ def settings_from(args: Any, model: type[S]) -> S:
     }
     try:
         return model(**given)
-    except ValueError as exc:
-        raise ConfigurationError(f"settings: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigurationError("settings: " + _problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> str:
+    """``database_proxy (--database-proxy, SCHEMAHEAL_DATABASE_PROXY): Input should be …``;
+    never the value given, which may be a secret."""
+    out = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        where = f"{name} ({_flag_of(name)}, SCHEMAHEAL_{name.upper()})" if name else ""
+        out.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
+    return "; ".join(out)
 
 
 def markdown_table(model: type[BaseSettings] = WorkerSettings, *, only_own: bool = False) -> str:
@@ -322,7 +337,7 @@ def markdown_table(model: type[BaseSettings] = WorkerSettings, *, only_own: bool
     for name, field in model.model_fields.items():
         if only_own and name in GateSettings.model_fields:
             continue
-        flag = "--database ALIAS=DSN" if name == "databases" else "--" + name.replace("_", "-")
+        flag = _flag_of(name) + (" ALIAS=DSN" if name == "databases" else "")
         default = "" if field.default_factory is not None else field.default
         shown = f"`{default}`" if default not in ("", None) else ""
         rows.append(f"| `{flag}` | `SCHEMAHEAL_{name.upper()}` | {shown} | {field.description} |")
