@@ -74,7 +74,8 @@ def test_json_log_lines_carry_trace_and_span_ids() -> None:
 
 def test_faststream_lines_are_json_lines_too(capsys: pytest.CaptureFixture[str]) -> None:
     """FastStream's loggers bring a plain-text handler and stop propagation; the worker's
-    logging takes them over, so its warnings are JSON lines and its INFO chatter is dropped."""
+    logging takes them over, so their lines are JSON lines: the app's lifecycle at INFO, the
+    broker's and aiokafka's chatter only from WARNING up."""
     from worker.observability.logs import configure_logging
     from worker.service.app import build_app
     from worker.settings import WorkerSettings
@@ -85,13 +86,14 @@ def test_faststream_lines_are_json_lines_too(capsys: pytest.CaptureFixture[str])
         broker_logger = broker.config.logger.params_storage.get_logger(context=None)
         broker_logger.info("callback for Task-1 is being executed...")
         broker_logger.warning("subscriber raised an exception, retrying")
-        logging.getLogger("faststream").warning("app warning")
+        logging.getLogger("faststream").info("FastStream app starting...")
+        logging.getLogger("aiokafka").info("Discovered coordinator")
     finally:
         logging.getLogger().handlers.clear()
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    assert [(line["logger"], line["event"]) for line in lines] == [
-        ("faststream.schemaheal", "subscriber raised an exception, retrying"),
-        ("faststream", "app warning"),
+    assert [(line["logger"], line["level"], line["event"]) for line in lines] == [
+        ("faststream.broker", "warning", "subscriber raised an exception, retrying"),
+        ("faststream", "info", "FastStream app starting..."),
     ]
 
 

@@ -32,7 +32,7 @@ async def worker_command(settings: WorkerSettings) -> int:
     configure_tracing()
     metrics.set_meter_provider(meter_provider())
     app, _ = build_app(settings)
-    await app.run(log_level=logging.WARNING)
+    await app.run(log_level=logging.INFO)
     return 0
 
 

@@ -35,6 +35,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+#: The logger the worker gives FastStream's broker (its subscribers and consumers).
+BROKER_LOGGER = "faststream.broker"
+_LIBRARY_LEVELS = {
+    "aiokafka": logging.WARNING,  # its INFO lines are about connections, not heals
+    "faststream": logging.INFO,  # the app's few lines: starting, started, shutting down
+    BROKER_LOGGER: logging.WARNING,  # per-task and per-partition chatter below that
+}
+
+
 def configure_logging(*, json_lines: bool, level: int = logging.INFO) -> None:
     """JSON lines on stderr, or rich's readable console handler."""
     handler: logging.Handler
@@ -50,11 +59,11 @@ def configure_logging(*, json_lines: bool, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "faststream"):  # their INFO lines are about connections, not heals
-        logger = logging.getLogger(noisy)
-        logger.setLevel(logging.WARNING)
+    for name, threshold in _LIBRARY_LEVELS.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(threshold)
         # FastStream gives its logger a plain-text handler of its own when it is first
-        # imported (hence the import above) and stops propagation: its warnings would bypass
+        # imported (hence the import above) and stops propagation: its lines would bypass
         # the JSON lines (and their trace ids) without this.
         logger.handlers.clear()
         logger.propagate = True

@@ -30,6 +30,7 @@ from contracts.events import REPLY_TYPE, SchemaHealed, ServiceStarting, event_he
 from contracts.kafka_auth import KafkaAuth
 from worker.engine.connection import DATABASE_ERRORS, connect
 from worker.observability.health import HealthServer
+from worker.observability.logs import BROKER_LOGGER
 from worker.observability.tracing import headers_from_context, messaging_attributes, tracer
 from worker.service.gate import Gate, check_databases
 from worker.service.replies import dead_letter_headers
@@ -202,8 +203,8 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
         graceful_timeout=settings.max_heal_s,  # let an in-flight heal finish on shutdown
         log_level=logging.DEBUG,  # its per-message "Received"/"Processed" lines; errors stay
         # through our handlers (JSON lines with trace ids, or rich in `dev`), not its own stdout
-        # handler; under "faststream", whose level configure_logging sets
-        logger=logging.getLogger("faststream.schemaheal"),
+        # handler; configure_logging sets its level
+        logger=logging.getLogger(BROKER_LOGGER),
     )
     sink = KafkaSink(settings)
     gate = Gate(settings, sink)
