@@ -1,5 +1,5 @@
-"""SASL/SCRAM over TLS on a real Apache Kafka: the worker, the boot client and ``await-schema``
-authenticate and verify the broker; wrong credentials and an untrusted CA are refused with a
+"""SASL/SCRAM over TLS on a real Apache Kafka: the worker, the boot client, ``await-schema`` and
+``replay`` authenticate and verify the broker; wrong credentials and an untrusted CA are refused with a
 message that says what to check."""
 
 from __future__ import annotations
@@ -81,6 +81,17 @@ async def test_worker_client_and_await_schema_authenticate_over_tls(
     assert waiter.returncode == 0, err.decode()
     assert json.loads(out)["outcome"] == "unchanged"
     assert USERS["orchestrator"].encode() not in out + err  # a secret is never printed
+    # replay reads the same history over SASL_SSL, and finds it agrees with the ledger
+    replay = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker.cli", "replay", "--since", "1h", "--format", "json",
+        "--database", f"nexus={database.dsn}", "--replay-fetch-max-wait-ms", "50",
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(replay.communicate(), 120)
+    assert replay.returncode == 0, (out + err).decode()
+    boots = [line for line in map(json.loads, out.splitlines()) if line["type"] == "boot"]
+    assert [b["outcome"] for b in boots] == ["healed", "unchanged"]
+    assert USERS["orchestrator"].encode() not in out + err
 
 
 async def test_wrong_credentials_are_refused_with_what_to_check(
