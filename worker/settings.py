@@ -124,11 +124,12 @@ class KafkaSettings(BaseSettings):
 
 
 def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        return str(first.get("msg", exc)).removeprefix("Value error, ")
-    return str(exc)
+    return _message(exc.errors()[0]) if isinstance(exc, ValidationError) else str(exc)
+
+
+def _message(error: Any) -> str:
+    """One pydantic error's message, without the "Value error, " our validators get."""
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 class HealSettings(BaseSettings):
@@ -326,7 +327,7 @@ def _problems(exc: ValidationError) -> str:
     for error in exc.errors():
         name = str(error["loc"][0]) if error["loc"] else ""
         where = f"{name} ({_flag_of(name)}, SCHEMAHEAL_{name.upper()})" if name else ""
-        out.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
+        out.append(f"{where}: {_message(error)}")
     return "; ".join(out)
 
 

@@ -46,11 +46,10 @@ async def replay_command(
     if window.until_ms <= window.since_ms:
         output.stderr.print(f"[red]--until {until!r} is not after --since {since!r}[/]")
         return EXIT_ERROR
-    grace_ms = int(settings.replay_reply_grace_s * 1000)
     with tracer().start_as_current_span("schemaheal replay") as span:
         span.set_attributes({"schemaheal.replay.since": window.since_ms,
                              "schemaheal.replay.until": window.until_ms})  # fmt: skip
-        records = await _read(settings, window, grace_ms, show_progress)
+        records = await _read(settings, window, show_progress)
         found = await _audit(settings, window, records, service)
         if reapply_unsatisfied:
             found = await _reapply(settings, window, records, service, found)
@@ -68,17 +67,19 @@ async def replay_command(
 
 async def audit_window(settings: ReplaySettings, window: Window) -> audit_mod.Audit:
     """The audit of ``window``, read-only (for callers other than the command line)."""
-    grace_ms = int(settings.replay_reply_grace_s * 1000)
-    records = await _read(settings, window, grace_ms, show_progress=False)
+    records = await _read(settings, window, show_progress=False)
     return await _audit(settings, window, records, None)
 
 
 async def _read(
-    settings: ReplaySettings, window: Window, grace_ms: int, show_progress: bool
+    settings: ReplaySettings, window: Window, show_progress: bool
 ) -> list[HistoryRecord]:
     windows = {
         settings.request_topic: window,
-        settings.reply_topic: Window(window.since_ms, window.until_ms + grace_ms),
+        # replies to requests near the end of the window may come a little after it
+        settings.reply_topic: Window(
+            window.since_ms, window.until_ms + int(settings.replay_reply_grace_s * 1000)
+        ),
         settings.dead_letter_topic: window,
     }
     bar = Progress(
