@@ -251,6 +251,17 @@ class WorkerSettings(GateSettings):
     health_port: int = Field(
         8080, ge=0, le=65535, description="port of /livez, /readyz, /metrics, /asyncapi (0: off)"
     )
+    allowed_reply_topics: Annotated[frozenset[str], NoDecode] = Field(
+        default_factory=frozenset,
+        description="topics a request may name for its reply (reply_to, kafka_replyTopic), "
+        "comma separated; the reply topic always may",
+    )
+
+    @field_validator("allowed_reply_topics", mode="before")
+    @classmethod
+    def _topics(cls, value: Any) -> frozenset[str]:
+        items = value if isinstance(value, (list, tuple, set, frozenset)) else str(value).split(",")
+        return frozenset(t for t in (str(i).strip() for i in items) if t)
 
     @property
     def max_poll_interval_ms(self) -> int:

@@ -17,6 +17,7 @@ from worker.errors import ConfigurationError
 from worker.service.access import AccessPolicy, Grant, parse_policy
 from worker.service.gate import Gate
 from worker.service.requests import Rejection
+from worker.service.routing import Route
 from worker.settings import WorkerSettings
 
 POLICY = {"services": {
@@ -74,7 +75,9 @@ class Sink:
         self.replies: list[SchemaHealed] = []
         self.dead: list[Rejection] = []
 
-    async def reply(self, reply: SchemaHealed, headers: dict[str, str], key: bytes | None) -> None:
+    async def reply(
+        self, reply: SchemaHealed, headers: dict[str, str], key: bytes | None, route: Route
+    ) -> None:
         self.replies.append(reply)
 
     async def dead_letter(self, rejection: Rejection) -> None:

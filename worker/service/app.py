@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -35,10 +35,12 @@ from worker.observability.tracing import headers_from_context, messaging_attribu
 from worker.service.gate import Gate, check_databases
 from worker.service.replies import dead_letter_headers
 from worker.service.requests import TRACE_HEADERS, Rejection
+from worker.service.routing import Destination, Route, refused_headers
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("schemaheal.worker")
 REDELIVERY_PAUSE_S = 5.0
+METADATA_WAIT_S = 10.0  # for a reply topic a request names
 
 
 class KafkaSink:
@@ -71,9 +73,11 @@ class KafkaSink:
             self._producer = None
 
     async def reply(
-        self, reply: SchemaHealed, request_headers: dict[str, str], key: bytes | None
-    ) -> None:
-        topic = self.settings.reply_topic
+        self, reply: SchemaHealed, request_headers: dict[str, str], key: bytes | None,
+        route: Route,
+    ) -> None:  # fmt: skip
+        route = await self._deliverable(route)
+        topic = route.destinations[0].topic
         attributes = messaging_attributes("send", topic, message_id=reply.request_id, key=key)
         with tracer().start_as_current_span(f"send {topic}", kind=SpanKind.PRODUCER,
                                             attributes=attributes):  # fmt: skip
@@ -86,11 +90,36 @@ class KafkaSink:
                 event_type=REPLY_TYPE,
                 source="/schemaheal/worker",
                 subject=reply.request_id,
-                extra={"correlation_id": reply.request_id, **trace_headers},
+                extra=trace_headers,
+            ) + list(route.correlation + refused_headers(route.refused))
+            for destination in route.destinations:
+                await self.producer.send(
+                    destination.topic, reply.model_dump_json().encode(), key=key,
+                    partition=destination.partition, headers=headers,
+                )  # fmt: skip
+
+    async def _deliverable(self, route: Route) -> Route:
+        """``route``, unless the topic it names does not exist or lacks the partition it names:
+        then the reply goes to the standard topic, saying why (only the broker knows)."""
+        requested = route.destinations[0]
+        if requested.topic == self.settings.reply_topic and requested.partition is None:
+            return route
+        try:
+            partitions = await asyncio.wait_for(
+                self.producer.partitions_for(requested.topic), METADATA_WAIT_S
             )
-            await self.producer.send(
-                topic, reply.model_dump_json().encode(), key=key, headers=headers
-            )
+        except (TimeoutError, KafkaError):
+            partitions = None
+        if partitions and (requested.partition is None or requested.partition in partitions):
+            return route
+        why = (
+            f"reply topic {requested.topic} has no partition {requested.partition}"
+            if partitions
+            else f"reply topic {requested.topic} does not exist: ask the operators to create it"
+        )
+        log.warning("reply destination refused", extra={"reason": why})
+        standard = Destination(topic=self.settings.reply_topic)
+        return replace(route, destinations=(standard,), refused=why)
 
     async def dead_letter(self, rejection: Rejection) -> None:
         record = rejection.record
@@ -126,6 +155,9 @@ async def ensure_topics(settings: WorkerSettings) -> None:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
                 await admin.create_topics(missing)
             log.info("created topics", extra={"topics": [t.name for t in missing]})
+        absent = sorted(settings.allowed_reply_topics - existing - {settings.reply_topic})
+        if absent:
+            log.warning("allowed reply topics do not exist yet", extra={"topics": absent})
     finally:
         await admin.close()
 

@@ -30,9 +30,10 @@ from worker.engine.pooler import require_direct
 from worker.errors import RetryableError, SchemahealError
 from worker.observability.metrics import make_instruments
 from worker.observability.tracing import context_from_headers, messaging_attributes, tracer
-from worker.service import replies
+from worker.service import replies, routing
 from worker.service.access import PolicyFile
 from worker.service.requests import Rejection, Request, parse_record
+from worker.service.routing import Route
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("schemaheal.gate")
@@ -43,8 +44,9 @@ class Sink(Protocol):
     """Where replies and dead letters go (the Kafka producer, or a list in tests)."""
 
     async def reply(
-        self, reply: SchemaHealed, request_headers: dict[str, str], key: bytes | None
-    ) -> None: ...
+        self, reply: SchemaHealed, request_headers: dict[str, str], key: bytes | None,
+        route: Route,
+    ) -> None: ...  # fmt: skip
     async def dead_letter(self, rejection: Rejection) -> None: ...
 
 
@@ -72,6 +74,8 @@ class Gate:
                 record, max_bytes=self.settings.max_request_bytes, aliases=aliases
             )
             if isinstance(parsed, Request):
+                parsed = self._check_route(parsed)
+            if isinstance(parsed, Request):
                 parsed = self._authorize(parsed)
             if isinstance(parsed, Rejection):
                 await self._reject(parsed)
@@ -81,6 +85,21 @@ class Gate:
             *(self._serve_database(alias, requests) for alias, requests in by_alias.items())
         )
         return all(o.answered for o in outcomes)
+
+    def _route(self, record: Any, request_id: str) -> Route:
+        """Where the reply to ``record`` goes, and how its requester recognises it."""
+        return routing.route(
+            record.headers or (),
+            request_id=request_id,
+            reply_topic=self.settings.reply_topic,
+            allowed=self.settings.allowed_reply_topics,
+        )
+
+    def _check_route(self, request: Request) -> Request | Rejection:
+        """A request naming a reply destination the worker may not use is refused (answered
+        on the standard reply topic), before any database is touched."""
+        refused = self._route(request.record, request.request_id).refused
+        return request if refused is None else _refusal(request, "reply-refused", refused)
 
     def _authorize(self, request: Request) -> Request | Rejection:
         """The access policy's word on a valid request, before any database is touched."""
@@ -114,7 +133,8 @@ class Gate:
             if rejection.request_id is not None:
                 self.metrics.requests.add(1, {"outcome": "rejected"})
                 reply = replies.from_rejection(rejection)
-                await self.sink.reply(reply, rejection.headers, rejection.record.key)
+                route = self._route(rejection.record, rejection.request_id)
+                await self.sink.reply(reply, rejection.headers, rejection.record.key, route)
             await self.sink.dead_letter(rejection)
 
     async def _serve_database(self, alias: str, requests: list[Request]) -> _Outcome:
@@ -288,7 +308,8 @@ class Gate:
                 "coalesced": reply.coalesced,
             },
         )
-        await self.sink.reply(reply, request.headers, request.record.key)
+        route = self._route(request.record, request.request_id)
+        await self.sink.reply(reply, request.headers, request.record.key, route)
 
 
 def _refusal(request: Request, code: str, message: str) -> Rejection:
