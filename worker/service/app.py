@@ -261,6 +261,9 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_poll_interval_ms=settings.max_poll_interval_ms,
+        # FastStream would publish the handler's return value (nothing) to any topic a request
+        # names in reply_to; replies are KafkaSink's, to the topics the operator allows.
+        no_reply=True,
         parser=_tolerant_parser(),
         decoder=_raw_bodies,
         title="service.starting",
