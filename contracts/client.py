@@ -4,7 +4,9 @@ It publishes ``service.starting`` and waits for the ``schema.healed`` reply that
 request. FastStream's ``broker.request()`` relies on a reply-to topic per request, which a real
 Kafka cluster does not give us, so the client reads the shared reply topic itself: it assigns
 every partition, seeks to the end and *waits until the positions are resolved* before sending —
-a reply that comes back fast can never be missed.
+a reply that comes back fast can never be missed. Its ``correlation_id`` header is its
+``ce_id``, which the worker's reply echoes, and it names no reply topic: the shared one is
+where every answer is.
 """
 
 from __future__ import annotations

@@ -8,7 +8,10 @@ database alias, so one database's requests stay in order on one partition.
     schema.healed         reply     SchemaHealed      key = database alias
     service.starting.dlq  dead letters: the original record, with x-schemaheal-error-* headers
 
-A reply's ``ce_subject`` and ``correlation_id`` header repeat the request's ``ce_id``; W3C
+A reply's ``ce_subject`` repeats the request's ``ce_id``; its ``correlation_id`` header repeats
+the request's ``correlation_id`` (else its ``ce_id``), and Spring Kafka's ``kafka_correlationId``
+comes back byte for byte. A request may name its reply topic (``reply_to``, or Spring Kafka's
+``kafka_replyTopic`` / ``kafka_replyPartition``) among those the worker's operator allows. W3C
 ``traceparent`` / ``tracestate`` headers are carried from request to reply.
 """
 

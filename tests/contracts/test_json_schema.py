@@ -71,3 +71,20 @@ def test_the_docs_page_offers_no_try_it_out_publishing() -> None:
     page = html()
     assert "AsyncApiStandalone" in page or "asyncapi" in page.lower()
     assert "try" not in page.lower().replace("entry", "")
+
+
+def test_asyncapi_names_the_correlation_and_reply_headers_the_worker_reads() -> None:
+    from worker.service import routing
+
+    document = json.loads((SCHEMA_DIR / "asyncapi.json").read_text(encoding="utf-8"))
+    messages = document["components"]["messages"]
+    request = messages["service.starting:SubscribeMessage"]["headers"]["properties"]
+    reply = messages["schema.healed:Message"]["headers"]["properties"]
+    assert {routing.CORRELATION_ID, routing.REPLY_TO, routing.SPRING_REPLY_TOPIC,
+            routing.SPRING_REPLY_PARTITION, routing.SPRING_CORRELATION_ID} <= set(request)  # fmt: skip
+    assert {routing.CORRELATION_ID, routing.SPRING_CORRELATION_ID, routing.REFUSED_HEADER} <= set(
+        reply
+    )
+    answer = document["operations"]["service.starting"]["reply"]
+    assert answer["address"]["location"] == f"$message.header#/{routing.REPLY_TO}"
+    assert answer["channel"] == {"$ref": "#/channels/schema.healed"}

@@ -290,7 +290,9 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
         settings.reply_topic,
         schema=SchemaHealed,
         title="schema.healed",
-        description="The worker's answer; key = database alias; correlation_id = request ce_id.",
+        description="The worker's answer; key = database alias; correlation_id = the request's "
+        "correlation_id, else its ce_id. Every answer is here, also those sent to a reply topic "
+        "the request named (reply_to, kafka_replyTopic) and the operator allows.",
     )
     broker.publisher(
         settings.dead_letter_topic,

@@ -24,14 +24,58 @@ _CE = {
     "ce_time": {"type": "string", "format": "date-time"},
     "ce_subject": {"type": "string"},
     "content-type": {"type": "string", "const": "application/json"},
-    "correlation_id": {"type": "string", "description": "the request's ce_id, on replies"},
     "traceparent": {"type": "string", "description": "W3C trace context, request to reply"},
     "tracestate": {"type": "string"},
 }
+_BYTES = "raw bytes (a Kafka header value, not necessarily UTF-8)"
+_REQUEST = {
+    "correlation_id": {
+        "type": "string",
+        "description": "the requester's own correlation id (FastStream, most Kafka RPC "
+        "helpers), echoed byte for byte on the reply; without it the reply carries the ce_id",
+    },
+    "reply_to": {
+        "type": "string",
+        "description": "FastStream: the topic the reply should go to; honoured only for topics "
+        "the operator allows (--allowed-reply-topics), else the request is rejected",
+    },
+    "kafka_replyTopic": {
+        "type": "string",
+        "description": "Spring Kafka: the reply topic (UTF-8), allowed like reply_to",
+    },
+    "kafka_replyPartition": {
+        "type": "string",
+        "description": f"Spring Kafka: the reply partition, a 4-byte big-endian int; {_BYTES}",
+    },
+    "kafka_correlationId": {
+        "type": "string",
+        "description": f"Spring Kafka: the correlation id, echoed byte for byte; {_BYTES}",
+    },
+}
+_REPLY = {
+    "correlation_id": {
+        "type": "string",
+        "description": "the request's correlation_id header, byte for byte; else its ce_id",
+    },
+    "kafka_correlationId": {
+        "type": "string",
+        "description": f"the request's kafka_correlationId, when it had one; {_BYTES}",
+    },
+    "x-schemaheal-reply-refused": {
+        "type": "string",
+        "description": "why the reply is not where the request asked (a topic not allowed, "
+        "a malformed header, a partition the topic lacks)",
+    },
+}
+_REPLY_ADDRESS = {
+    "location": "$message.header#/reply_to",
+    "description": "or kafka_replyTopic (+ kafka_replyPartition), for allowed topics only; the "
+    "reply is then also published on schema.healed, which holds every answer",
+}
 
 
-def _headers(event_type: str) -> dict[str, Any]:
-    properties = {**_CE, "ce_type": {"type": "string", "const": event_type}}
+def _headers(event_type: str, own: dict[str, Any]) -> dict[str, Any]:
+    properties = {**_CE, **own, "ce_type": {"type": "string", "const": event_type}}
     required = ["ce_specversion", "ce_id", "ce_source", "ce_type", "content-type"]
     return {"type": "object", "properties": properties, "required": required}
 
@@ -40,14 +84,20 @@ def document() -> dict[str, Any]:
     """The AsyncAPI document for default settings (servers shown as the default bootstrap).
 
     The subscriber takes raw records (the gate validates and rejects them itself, so FastStream
-    never casts them); the document states their real payload and CloudEvents headers."""
+    never casts them); the document states their real payload and CloudEvents headers, and
+    the reply each request gets (where, and by which correlation id)."""
     app, _ = build_app(WorkerSettings(bootstrap_servers="kafka:9092", health_port=0))
     data: dict[str, Any] = app.schema.to_specification().to_jsonable()
     messages = data["components"]["messages"]
     request = messages["service.starting:SubscribeMessage"]
     request["payload"] = {"$ref": "#/components/schemas/ServiceStarting"}
-    request["headers"] = _headers(REQUEST_TYPE)
-    messages["schema.healed:Message"]["headers"] = _headers(REPLY_TYPE)
+    request["headers"] = _headers(REQUEST_TYPE, _REQUEST)
+    messages["schema.healed:Message"]["headers"] = _headers(REPLY_TYPE, _REPLY)
+    data["operations"]["service.starting"]["reply"] = {
+        "address": _REPLY_ADDRESS,
+        "channel": {"$ref": "#/channels/schema.healed"},
+        "messages": [{"$ref": "#/channels/schema.healed/messages/Message"}],
+    }
     data["components"]["schemas"].pop("EmptyPayload", None)
     return data
 
