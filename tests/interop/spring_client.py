@@ -3,7 +3,9 @@
 ``mvn -q -B package`` runs in a scratch copy of the project, with the local repository under
 ``~/.cache/schemaheal/m2``; the jar and its runtime classpath are kept in
 ``~/.cache/schemaheal/interop-java-<hash of the sources>``, so a changed source builds anew.
-A cold build (empty local repository) takes about 20 s on our machines, most of it downloads.
+Measured on a shared 2-core machine: a cold build (empty local repository, 61 MB from Maven
+Central) 19-29 s; with the repository cached, 18 s (Maven and javac themselves); with the jar
+cached, nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def classpath() -> str:
 
 
 def _build(target: Path) -> None:
+    """Build in a scratch copy; move the result into place in one rename (a concurrent
+    build of the same sources keeps its own, equal result)."""
     with tempfile.TemporaryDirectory(prefix="schemaheal-java-") as scratch:
         project = Path(scratch) / "java"
         shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("target"))
@@ -45,8 +49,13 @@ def _build(target: Path) -> None:
         )  # fmt: skip
         if done.returncode != 0:
             raise RuntimeError(f"building {PROJECT} failed:\n{done.stdout[-3000:]}{done.stderr}")
+        built = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=CACHE))
+        shutil.copy2(project / "target" / "interop.jar", built / "interop.jar")
+        shutil.copytree(project / "target" / "lib", built / "lib")
+        (built / ".complete").touch()
+    if not (target / ".complete").exists():  # an unfinished one, from an interrupted run
         shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        shutil.copy2(project / "target" / "interop.jar", target / "interop.jar")
-        shutil.copytree(project / "target" / "lib", target / "lib")
-    (target / ".complete").touch()
+    try:
+        built.rename(target)
+    except OSError:  # another build got there first
+        shutil.rmtree(built, ignore_errors=True)
