@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
 from worker.embedded.broker import LocalBroker
@@ -20,3 +21,10 @@ def start_kafka(kind: str) -> KafkaServer:
 
         return ApacheKafka().start()
     return LocalBroker().start()
+
+
+def serving(kind: str) -> Iterator[KafkaServer]:
+    """A fixture's body: a started broker of ``kind``, stopped afterwards."""
+    server = start_kafka(kind)
+    yield server
+    server.stop()

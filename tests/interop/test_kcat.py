@@ -25,7 +25,7 @@ import pytest
 
 from tests.conftest import BROKERS, FreshDatabase
 from tests.interop.helpers import NEXUS, assert_healed, create_topic, drifted
-from tests.kafka import KafkaServer, start_kafka
+from tests.kafka import KafkaServer, serving
 from tests.service.conftest import running_worker, worker_settings
 from worker.embedded.broker import LocalBroker
 
@@ -48,9 +48,7 @@ KCAT_READS_TANSU = librdkafka_version() >= (2, 2, 0)
 @pytest.fixture(params=[b for b in BROKERS if b != "tansu" or KCAT_READS_TANSU])
 def broker(request: pytest.FixtureRequest) -> Iterator[KafkaServer]:
     """The selected brokers kcat can talk to."""
-    server = start_kafka(request.param)
-    yield server
-    server.stop()
+    yield from serving(request.param)
 
 
 def python_free_path(root: Path) -> str:

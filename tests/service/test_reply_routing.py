@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+
+import pytest
 
 from contracts.events import REQUEST_TYPE, decode_headers, event_headers
-from tests.conftest import FreshDatabase
+from tests.conftest import BROKERS, FreshDatabase
 from tests.interop.helpers import create_topic, records_in
-from tests.kafka import KafkaServer
+from tests.kafka import KafkaServer, serving
 from tests.service.conftest import produce, read_topic, running_worker, worker_settings
 from tests.service.records import request_body
 
@@ -59,3 +62,23 @@ async def test_a_partition_the_reply_topic_lacks_is_answered_on_the_standard_top
     refused = decode_headers(reply.headers)["x-schemaheal-reply-refused"]
     assert refused == "reply topic spring.replies has no partition 7"
     assert await records_in(kafka, "spring.replies") == 0
+
+
+@pytest.fixture(params=[b for b in BROKERS if b != "tansu"])
+def strict_broker(request: pytest.FixtureRequest) -> Iterator[KafkaServer]:
+    """A broker that does not create a topic when a client asks for its metadata (Tansu does)."""
+    yield from serving(request.param)
+
+
+async def test_an_allowed_reply_topic_that_does_not_exist_is_answered_on_the_standard_topic(
+    strict_broker: KafkaServer, database: FreshDatabase
+) -> None:
+    kafka = strict_broker
+    settings = worker_settings(kafka, database, allowed_reply_topics="nobody.made.this")
+    async with running_worker(settings):
+        headers = request_headers("r-missing", correlation_id=b"mine", reply_to=b"nobody.made.this")
+        await produce(kafka, "service.starting", json.dumps(request_body()).encode(), headers)
+        [reply] = await read_topic(kafka, "schema.healed", 1, timeout_s=60)
+    assert json.loads(reply.value)["outcome"] == "healed"
+    refused = decode_headers(reply.headers)["x-schemaheal-reply-refused"]
+    assert refused.startswith("reply topic nobody.made.this does not exist")
