@@ -107,19 +107,17 @@ def _correlation(
 
 def _requested(first: dict[str, bytes]) -> Destination | str | None:
     """The destination the request names, None when it names none, or why it is unusable."""
-    raw = {name: first[name] for name in (REPLY_TO, SPRING_REPLY_TOPIC) if name in first}
-    topics = {name: _text(value) for name, value in raw.items()}
-    if any(not topic for topic in topics.values()):
-        bad = ", ".join(name for name, topic in topics.items() if not topic)
-        return f"header {bad} must name a topic in UTF-8 text"
-    named = set(topics.values())
+    given = [name for name in (REPLY_TO, SPRING_REPLY_TOPIC) if name in first]
+    bad = [name for name in given if _text(first[name]) is None]
+    if bad:
+        return f"header {', '.join(bad)} must name a topic in UTF-8 text"
+    named = {_text(first[name]) or "" for name in given}
     if len(named) > 1:
         return "reply_to and kafka_replyTopic name different topics: send one of them"
     partition = first.get(SPRING_REPLY_PARTITION)
     if not named:
         return None if partition is None else "kafka_replyPartition comes without kafka_replyTopic"
     topic = named.pop()
-    assert topic is not None
     if partition is None:
         return Destination(topic=topic)
     if len(partition) != 4 or partition[0] & 0x80:
