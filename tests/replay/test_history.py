@@ -11,6 +11,7 @@ import time
 
 from aiokafka import AIOKafkaProducer
 
+from tests.apache_kafka import ApacheKafka
 from tests.kafka import KafkaServer
 from tests.replay.builders import HOUR_MS
 from worker.replay.history import Window, read_history
@@ -35,18 +36,25 @@ async def test_a_window_holds_exactly_the_records_inside_it(kafka: KafkaServer) 
         await asyncio.gather(*sent)  # a few batches of several records each
     finally:
         await producer.stop()
-    settings = ReplaySettings(bootstrap_servers=kafka.bootstrap_servers,
-                              replay_fetch_max_wait_ms=50)  # fmt: skip
+    # Apache Kafka is read both ways: from the time index (trusted) and from offset 0
+    for trusted in (False, True) if isinstance(kafka, ApacheKafka) else (False,):
+        settings = ReplaySettings(bootstrap_servers=kafka.bootstrap_servers,
+                                  replay_fetch_max_wait_ms=50, replay_trust_offsets=trusted)  # fmt: skip
+        await _read_windows(settings, base)
+
+
+async def _read_windows(settings: ReplaySettings, base: int) -> None:
     seen: list[tuple[int, int]] = []
-    records = await read_history(
+    history = await read_history(
         settings,
         {"service.starting": Window(base + 2 * HOUR_MS, base + 5 * HOUR_MS)},
         progress=lambda done, total: seen.append((done, total)),
     )
-    assert sorted(int(r.value or b"") for r in records) == [2, 2, 3, 3, 4, 4]
-    assert all(base + 2 * HOUR_MS <= r.timestamp_ms < base + 5 * HOUR_MS for r in records)
+    assert sorted(int(r.value or b"") for r in history.records) == [2, 2, 3, 3, 4, 4]
+    assert all(base + 2 * HOUR_MS <= r.timestamp_ms < base + 5 * HOUR_MS for r in history.records)
+    assert history.gaps == ()
     assert seen and seen[-1][0] == seen[-1][1]  # the progress reached its total
     empty = await read_history(settings, {"service.starting": Window(base - HOUR_MS, base)})
-    assert empty == []
+    assert empty.records == () and empty.gaps == ()
     missing = await read_history(settings, {"no.such.topic": Window(base, base + HOUR_MS)})
-    assert missing == []
+    assert missing.records == () and missing.gaps == ()
