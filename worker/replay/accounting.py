@@ -40,6 +40,14 @@ class Accounting:
         parts = (self.requests, self.nearby, self.without_id, self.replies, self.dead_letters)
         return sum(map(len, parts)) + len(self.unreadable) - self.gaps
 
+    def counts(self) -> tuple[tuple[str, int], ...]:
+        """How many records of each class (offsets that could not be read apart)."""
+        return (("records", self.read), ("requests", len(self.requests)),
+                ("requests near the window", len(self.nearby)),
+                ("requests without ce_id", len(self.without_id)),
+                ("replies", len(self.replies)), ("dead letters", len(self.dead_letters)),
+                ("unreadable", len(self.unreadable)))  # fmt: skip
+
     @property
     def request_ids(self) -> frozenset[str]:
         """Ids of every request read (never a reply's: a reply is no proof of a request)."""

@@ -88,7 +88,8 @@ def reconstruct(
     kept.sort(key=lambda m: (m.time_ms, m.kind.value, m.subject))
     reapplied = [row for row in reapplied if service is None or row.service == service]
     return Audit(window=window, boots=tuple(boots), mismatches=tuple(kept),
-                 databases=tuple(sorted(ledger)), reapplied=tuple(reapplied))  # fmt: skip
+                 databases=tuple(sorted(ledger)), reapplied=tuple(reapplied),
+                 read=accounting.counts())  # fmt: skip
 
 
 def _first_requests(

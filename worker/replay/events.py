@@ -164,6 +164,7 @@ class Audit:
     databases: tuple[str, ...] = ()  # aliases whose ledger was read
     reapplied: tuple[LedgerRow, ...] = ()  # heals an earlier ``replay --reapply`` ran
     notes: tuple[str, ...] = field(default=())
+    read: tuple[tuple[str, int], ...] = ()  # records read, by class (the accounting)
 
 
 def trace_id_of(traceparent: str | None) -> str | None:
