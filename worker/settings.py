@@ -266,6 +266,18 @@ class WorkerSettings(GateSettings):
     health_port: int = Field(
         8080, ge=0, le=65535, description="port of /livez, /readyz, /metrics, /asyncapi (0: off)"
     )
+    offset_guard: bool = Field(
+        False,
+        description="serve a partition's requests only in unbroken offset order, fetching again "
+        "from a hole until it is written: needed on Tansu (schemaheal dev turns it on), whose "
+        "fetches can skip a batch written late; Apache Kafka never does",
+    )
+    offset_gap_wait_s: float = Field(
+        30.0,
+        gt=0,
+        description="with offset_guard: how long a hole may stay unwritten before the "
+        "worker logs it as lost and serves on",
+    )
 
     @property
     def max_poll_interval_ms(self) -> int:
