@@ -100,6 +100,7 @@ class TansuLikeConsumer:
     positions: dict[TopicPartition, int] = field(default_factory=dict)
     highwaters: dict[TopicPartition, int] = field(default_factory=dict)
     paused: set[TopicPartition] = field(default_factory=set)
+    commits: dict[TopicPartition, int] = field(default_factory=dict)
     _client: _Client = field(default_factory=_Client)
 
     def _tick(self) -> None:
@@ -122,6 +123,13 @@ class TansuLikeConsumer:
 
     def resume(self, *tps: TopicPartition) -> None:
         self.paused.difference_update(tps)
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return self.commits.get(tp)
+
+    async def commit(self) -> None:
+        """As aiokafka commits after a served batch: every assigned partition's position."""
+        self.commits.update(self.positions)
 
     async def position(self, tp: TopicPartition) -> int:
         return self.positions[tp]

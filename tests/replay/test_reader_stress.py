@@ -1,7 +1,7 @@
 """The reader on the real embedded broker, with concurrent producers: every record, every round.
 
 Tansu hands out a batch's offsets before it writes the batch, so producers at once can get their
-batches written out of offset order (measured: about 1 round in 40 with eight producers), and
+batches written out of offset order (measured: 1 to 3 rounds in 100 with eight producers), and
 its offset answers follow the write order. Each round, eight producers send a batch each at once
 while a reader reads along (what it reads must have no hole), then a reader reads the round's
 topic and must find every record. The reader before issue 13 lost offset 0 here."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
@@ -56,12 +55,10 @@ class OffsetGuard:
     async def _admit_partition(
         self, consumer: GuardedConsumer, tp: TopicPartition, got: list[Any]
     ) -> frozenset[int]:
-        committed = await consumer.committed(tp)
-        cursor = self._cursors.get(tp) or reading.start(committed or 0)
-        if cursor.next_offset != (committed or 0):  # served elsewhere, or by us: start there
-            cursor = reading.start(committed or 0)
+        offsets = tuple(sorted(r.offset for r in got))
+        cursor = _resume(self._cursors.get(tp), await consumer.committed(tp), offsets)
         fetched = reading.Fetched(
-            offsets=tuple(sorted(r.offset for r in got)),
+            offsets=offsets,
             highwater=consumer.highwater(tp),
             position=await consumer.position(tp),
             now_ms=int(time.monotonic() * 1000),
@@ -72,6 +69,18 @@ class OffsetGuard:
             log.error("offsets never written: serving on past them", extra=where)
         if step.seek is not None:
             consumer.seek(tp, step.seek)
-        # The next batch starts from the commit that follows serving this one.
-        self._cursors[tp] = replace(step.cursor, start=step.cursor.next_offset)
+        self._cursors[tp] = step.cursor
         return step.keep
+
+
+def _resume(
+    cursor: reading.Cursor | None, committed: int | None, offsets: tuple[int, ...]
+) -> reading.Cursor:
+    """Where serving a partition stands: where it stood, unless the group committed past it
+    (another worker served on), or the batch starts before it (redelivered after a nack or a
+    rebalance: serve again from there)."""
+    if cursor is None or (committed is not None and committed > cursor.next_offset):
+        cursor = reading.start(committed or 0)
+    if offsets and offsets[0] < cursor.next_offset:
+        cursor = reading.start(offsets[0])
+    return cursor
