@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -175,14 +175,16 @@ async def read(
                 gaps.append(Gap(topic=tp.topic, partition=tp.partition, first=step.gap[0],
                                 end=step.gap[1]))  # fmt: skip
             cursors[tp] = step.cursor
-            if step.cursor.done:
-                consumer.pause(tp)
-        if progress is not None:
-            values = cursors.values()
-            progress(sum(c.read for c in values), sum(c.to_read for c in values))
+        _report(progress, cursors.values())
         await asyncio.sleep(0)
     records.sort(key=lambda r: (r.topic, r.partition, r.offset))
     return History(records=tuple(records), gaps=tuple(gaps))
+
+
+def _report(progress: Progress | None, cursors: Iterable[reading.Cursor]) -> None:
+    if progress is not None:
+        values = list(cursors)
+        progress(sum(c.read for c in values), sum(c.to_read for c in values))
 
 
 async def _starts(
@@ -217,6 +219,8 @@ async def _advance(
                            gap_wait_ms=options.gap_wait_ms)  # fmt: skip
     if step.seek is not None:
         consumer.seek(tp, step.seek)
+    if step.cursor.done:
+        consumer.pause(tp)  # its fetches would only fill memory
     return step
 
 
