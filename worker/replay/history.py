@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import OffsetOutOfRangeError
 
 from contracts.events import decode_headers
 from worker.errors import ConfigurationError
@@ -116,6 +117,7 @@ class Consumer(Protocol):
     async def position(self, partition: TopicPartition) -> int: ...
     async def offsets_for_times(self, timestamps: Any) -> Any: ...
     async def end_offsets(self, partitions: Any) -> Any: ...
+    async def beginning_offsets(self, partitions: Any) -> Any: ...
     async def getmany(self, *partitions: TopicPartition, timeout_ms: int = ...,
                       max_records: int | None = ...) -> Any: ...  # fmt: skip
 
@@ -132,7 +134,7 @@ async def read_history(
         bootstrap_servers=settings.bootstrap_servers,
         group_id=settings.replay_group_id,  # its own; partitions are assigned, never committed
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset="none",  # an offset out of range is handled by _fetch, not hidden
         fetch_max_wait_ms=settings.replay_fetch_max_wait_ms,
         max_partition_fetch_bytes=8 * 1024 * 1024,
         **auth,
@@ -164,8 +166,7 @@ async def read(
     records: list[HistoryRecord] = []
     gaps: list[Gap] = []
     while pending := [tp for tp, c in cursors.items() if not c.done]:
-        batches = await consumer.getmany(*pending, timeout_ms=options.fetch_timeout_ms,
-                                         max_records=5000)  # fmt: skip
+        batches = await _fetch(consumer, pending, cursors, options)
         for tp in pending:
             got = batches.get(tp, [])
             step = await _advance(consumer, tp, cursors[tp], got, options)
@@ -185,6 +186,26 @@ def _report(progress: Progress | None, cursors: Iterable[reading.Cursor]) -> Non
     if progress is not None:
         values = list(cursors)
         progress(sum(c.read for c in values), sum(c.to_read for c in values))
+
+
+async def _fetch(
+    consumer: Consumer,
+    pending: list[TopicPartition],
+    cursors: dict[TopicPartition, reading.Cursor],
+    options: ReadOptions,
+) -> Any:
+    """One fetch of the pending partitions. A broker that says an offset is out of range has
+    removed it (retention, ``kafka-delete-records``): those records are gone for everyone, so the
+    partition starts again where the broker's log starts now (Tansu never says so)."""
+    try:
+        return await consumer.getmany(*pending, timeout_ms=options.fetch_timeout_ms,
+                                      max_records=5000)  # fmt: skip
+    except OffsetOutOfRangeError as exc:
+        removed = list(exc.args[0]) if exc.args and isinstance(exc.args[0], dict) else pending
+        for tp, start in (await consumer.beginning_offsets(removed)).items():
+            consumer.seek(tp, start)
+            cursors[tp] = reading.start(start)
+        return {}
 
 
 async def _starts(
