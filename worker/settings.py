@@ -222,9 +222,24 @@ class ReplaySettings(GateSettings):
         "schemaheal-replay", description="replay's own consumer group (never commits offsets)"
     )
     replay_reply_grace_s: float = Field(
-        900.0, ge=0, description="how long after --until replies are still looked for"
+        900.0,
+        ge=0,
+        description="how long after --until replies are still looked for (requests are read "
+        "this long around the window too, to match replies and ledger rows)",
     )
     replay_fetch_max_wait_ms: int = Field(100, ge=1, description="longest wait of one fetch")
+    replay_trust_offsets: bool = Field(
+        False,
+        description="the broker's offsets are in order, as on Apache Kafka (its lookup by time "
+        "is exact and it never serves past an unwritten offset): start each partition at the "
+        "window instead of offset 0. Leave off for Tansu and for brokers you have not checked",
+    )
+    replay_gap_wait_s: float = Field(
+        30.0,
+        gt=0,
+        description="how long offsets may stay unreadable before replay reports "
+        "them as an unreadable-record mismatch and reads on",
+    )
 
 
 class WorkerSettings(GateSettings):
@@ -262,6 +277,19 @@ class WorkerSettings(GateSettings):
     def _topics(cls, value: Any) -> frozenset[str]:
         items = value if isinstance(value, (list, tuple, set, frozenset)) else str(value).split(",")
         return frozenset(t for t in (str(i).strip() for i in items) if t)
+
+    offset_guard: bool = Field(
+        False,
+        description="serve a partition's requests only in unbroken offset order, fetching again "
+        "from a hole until it is written: needed on Tansu (schemaheal dev turns it on), whose "
+        "fetches can skip a batch written late; Apache Kafka never does",
+    )
+    offset_gap_wait_s: float = Field(
+        30.0,
+        gt=0,
+        description="with offset_guard: how long a hole may stay unwritten before the "
+        "worker logs it as lost and serves on",
+    )
 
     @property
     def max_poll_interval_ms(self) -> int:

@@ -29,12 +29,13 @@ from worker.replay.audit import (
     LedgerRow,
     MismatchKind,
     Replan,
+    Topics,
+    account,
     latest_accepted,
-    parse_reply,
     parse_request,
     reconstruct,
 )
-from worker.replay.history import HistoryRecord, Window, parse_time
+from worker.replay.history import History, HistoryRecord, Window, parse_time
 from worker.replay.manifest_changes import manifest_changes
 from worker.replay.report import html_report, json_lines, terminal
 
@@ -57,10 +58,9 @@ def boot_records(n: int, outcome: str = "healed", document: dict[str, Any] | Non
 def audit_of(
     records: Sequence[HistoryRecord], rows: Sequence[LedgerRow] = (), **extra: Any
 ) -> Audit:
-    requests = [e for r in records if r.topic == "service.starting" if (e := parse_request(r))]
-    replies = [e for r in records if r.topic == "schema.healed" if (e := parse_reply(r))]
-    return reconstruct(window=WINDOW, requests=requests, replies=replies,
-                       ledger={"nexus": list(rows)}, **extra)  # fmt: skip
+    accounting = account(History(records=tuple(records)), Topics(), WINDOW)
+    return reconstruct(window=WINDOW, accounting=accounting, ledger={"nexus": list(rows)},
+                       **extra)  # fmt: skip
 
 
 def kinds(audit: Audit) -> list[str]:
@@ -143,7 +143,7 @@ def test_dead_letters_are_reported_with_their_reason() -> None:
     dead = history("service.starting.dlq", 0, DAY0 + HOUR_MS, b"{not json",
                    [("ce_id", b"bad-1"), ("x-schemaheal-error-code", b"bad-json"),
                     ("x-schemaheal-error-message", b"the body is not JSON")])  # fmt: skip
-    audit = audit_of([], [], dead_letters=[dead])
+    audit = audit_of([dead], [])
     [mismatch] = audit.mismatches
     assert mismatch.kind is MismatchKind.DEAD_LETTERED
     assert mismatch.subject == "bad-1" and "bad-json" in mismatch.detail
@@ -192,9 +192,8 @@ def test_unreadable_requests_are_boots_that_say_why() -> None:
     record = history("service.starting", 0, DAY0 + HOUR_MS, b'{"service": 1}',
                      request_headers("bad", "orchestrator", 0))  # fmt: skip
     event = parse_request(record)
-    assert event is not None and event.problem is not None
+    assert event.problem is not None
     assert event.problem.startswith("unreadable body")
-    assert parse_request(history("service.starting", 1, DAY0, b"{}", [])) is None  # no ce_id
 
 
 def test_the_re_plan_checks_the_latest_manifest_the_worker_let_start() -> None:
@@ -209,12 +208,10 @@ def test_the_re_plan_checks_the_latest_manifest_the_worker_let_start() -> None:
 
 def test_the_service_filter_keeps_one_service() -> None:
     other = small_manifest(service="billing")
-    audit = reconstruct(
-        window=WINDOW,
-        requests=[e for r in [*boot_records(1), *boot_records(2, document=other)]
-                  if r.topic == "service.starting" if (e := parse_request(r))],
-        replies=[], ledger={}, service="billing",
-    )  # fmt: skip
+    records = [r for r in [*boot_records(1), *boot_records(2, document=other)]
+               if r.topic == "service.starting"]  # fmt: skip
+    accounting = account(History(records=tuple(records)), Topics(), WINDOW)
+    audit = reconstruct(window=WINDOW, accounting=accounting, ledger={}, service="billing")
     assert [b.request.service for b in audit.boots] == ["billing"]
     assert [m.subject for m in audit.mismatches] == ["r2"]
 

@@ -1,16 +1,17 @@
 """Reading a window of a topic by time, on both broker tiers: exactly the records inside it.
-Apache Kafka finds the start by its time index; Tansu ignores the timestamp in that lookup, which
-the reader detects, reading the topic from the beginning and filtering. Records are produced in
-batches: Tansu's end offset counts batches, not records, so a reader that stopped there would
-lose the tail of a partition."""
+By default every partition is read from offset 0 to the high watermark of the reader's own
+fetches, filtering each record by its timestamp; Apache Kafka is also read from its time index
+(``replay_trust_offsets``), and with records removed from the start of a partition (retention)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
+from tests.apache_kafka import ApacheKafka
 from tests.kafka import KafkaServer
 from tests.replay.builders import HOUR_MS
 from worker.replay.history import Window, read_history
@@ -35,18 +36,47 @@ async def test_a_window_holds_exactly_the_records_inside_it(kafka: KafkaServer) 
         await asyncio.gather(*sent)  # a few batches of several records each
     finally:
         await producer.stop()
-    settings = ReplaySettings(bootstrap_servers=kafka.bootstrap_servers,
-                              replay_fetch_max_wait_ms=50)  # fmt: skip
+    # Apache Kafka is read both ways: from the time index (trusted) and from offset 0
+    for trusted in (False, True) if isinstance(kafka, ApacheKafka) else (False,):
+        settings = ReplaySettings(bootstrap_servers=kafka.bootstrap_servers,
+                                  replay_fetch_max_wait_ms=50, replay_trust_offsets=trusted)  # fmt: skip
+        await _read_windows(settings, base)
+    if isinstance(kafka, ApacheKafka):
+        await _records_removed_by_retention(kafka, base)
+
+
+async def _read_windows(settings: ReplaySettings, base: int) -> None:
     seen: list[tuple[int, int]] = []
-    records = await read_history(
+    history = await read_history(
         settings,
         {"service.starting": Window(base + 2 * HOUR_MS, base + 5 * HOUR_MS)},
         progress=lambda done, total: seen.append((done, total)),
     )
-    assert sorted(int(r.value or b"") for r in records) == [2, 2, 3, 3, 4, 4]
-    assert all(base + 2 * HOUR_MS <= r.timestamp_ms < base + 5 * HOUR_MS for r in records)
+    assert sorted(int(r.value or b"") for r in history.records) == [2, 2, 3, 3, 4, 4]
+    assert all(base + 2 * HOUR_MS <= r.timestamp_ms < base + 5 * HOUR_MS for r in history.records)
+    assert history.gaps == ()
     assert seen and seen[-1][0] == seen[-1][1]  # the progress reached its total
     empty = await read_history(settings, {"service.starting": Window(base - HOUR_MS, base)})
-    assert empty == []
+    assert empty.records == () and empty.gaps == ()
     missing = await read_history(settings, {"no.such.topic": Window(base, base + HOUR_MS)})
-    assert missing == []
+    assert missing.records == () and missing.gaps == ()
+
+
+async def _records_removed_by_retention(kafka: KafkaServer, base: int) -> None:
+    """Offsets the broker removed are out of range: the reader starts where the log starts now,
+    with no gap to report (those records are gone for everyone)."""
+    settings = ReplaySettings(bootstrap_servers=kafka.bootstrap_servers,
+                              replay_fetch_max_wait_ms=50, replay_gap_wait_s=60)  # fmt: skip
+    everything = {"service.starting": Window(base, base + 9 * HOUR_MS)}
+    before = [(r.partition, r.offset) for r in (await read_history(settings, everything)).records]
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition("service.starting", 0): RecordsToDelete(3)})
+    finally:
+        await admin.close()
+    history = await read_history(settings, everything)
+    assert history.gaps == ()
+    assert len(before) == 16 and (0, 0) in before
+    kept = [(p, o) for p, o in before if (p, o) >= (0, 3)]
+    assert [(r.partition, r.offset) for r in history.records] == kept

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from tests.conftest import FreshDatabase
 from tests.kafka import KafkaServer
+from worker.embedded.broker import LocalBroker
 from worker.service.app import build_app
 from worker.settings import WorkerSettings
 
@@ -26,6 +27,7 @@ def worker_settings(kafka: KafkaServer, database: FreshDatabase, **extra: Any) -
         "topic_partitions": 3,
         "max_heal_s": 60,
         "health_port": 0,
+        "offset_guard": isinstance(kafka, LocalBroker),  # as `schemaheal dev` runs on Tansu
         **extra,
     }
     return WorkerSettings(**values)

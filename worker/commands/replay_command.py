@@ -20,7 +20,7 @@ from worker.engine.pooler import require_direct
 from worker.observability.tracing import configure_tracing, tracer
 from worker.replay import audit as audit_mod
 from worker.replay.database import read_ddl_log, read_ledger, reapply, replan
-from worker.replay.history import HistoryRecord, Window, parse_time, read_history
+from worker.replay.history import History, Window, parse_time, read_history
 from worker.replay.report import html_report, json_lines, terminal
 from worker.settings import ReplaySettings
 
@@ -49,10 +49,10 @@ async def replay_command(
     with tracer().start_as_current_span("schemaheal replay") as span:
         span.set_attributes({"schemaheal.replay.since": window.since_ms,
                              "schemaheal.replay.until": window.until_ms})  # fmt: skip
-        records = await _read(settings, window, show_progress)
-        found = await _audit(settings, window, records, service)
+        history = await _read(settings, window, show_progress)
+        found = await _audit(settings, window, history, service)
         if reapply_unsatisfied:
-            found = await _reapply(settings, window, records, service, found)
+            found = await _reapply(settings, window, history, service, found)
         span.set_attribute("schemaheal.replay.boots", len(found.boots))
         span.set_attribute("schemaheal.replay.mismatches", len(found.mismatches))
     _write(found, fmt, output_path)
@@ -67,21 +67,29 @@ async def replay_command(
 
 async def audit_window(settings: ReplaySettings, window: Window) -> audit_mod.Audit:
     """The audit of ``window``, read-only (for callers other than the command line)."""
-    records = await _read(settings, window, show_progress=False)
-    return await _audit(settings, window, records, None)
+    history = await _read(settings, window, show_progress=False)
+    return await _audit(settings, window, history, None)
 
 
-async def _read(
-    settings: ReplaySettings, window: Window, show_progress: bool
-) -> list[HistoryRecord]:
-    windows = {
-        settings.request_topic: window,
-        # replies to requests near the end of the window may come a little after it
-        settings.reply_topic: Window(
-            window.since_ms, window.until_ms + int(settings.replay_reply_grace_s * 1000)
-        ),
+def topics(settings: ReplaySettings) -> audit_mod.Topics:
+    return audit_mod.Topics(request=settings.request_topic, reply=settings.reply_topic,
+                            dead_letter=settings.dead_letter_topic)  # fmt: skip
+
+
+def _windows(settings: ReplaySettings, window: Window) -> dict[str, Window]:
+    """Replies to requests near the end of the window may come a little after it; requests are
+    read a grace around the window too, so that a reply or a ledger row of a request just
+    outside it is not taken for one without a request (those requests are no boots)."""
+    grace = int(settings.replay_reply_grace_s * 1000)
+    return {
+        settings.request_topic: Window(window.since_ms - grace, window.until_ms + grace),
+        settings.reply_topic: Window(window.since_ms, window.until_ms + grace),
         settings.dead_letter_topic: window,
     }
+
+
+async def _read(settings: ReplaySettings, window: Window, show_progress: bool) -> History:
+    windows = _windows(settings, window)
     bar = Progress(
         TextColumn("reading history"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=Console(stderr=True), transient=True,
@@ -97,25 +105,15 @@ async def _read(
 
 
 async def _audit(
-    settings: ReplaySettings, window: Window, records: list[HistoryRecord], service: str | None
+    settings: ReplaySettings, window: Window, history: History, service: str | None
 ) -> audit_mod.Audit:
-    requests = [
-        event
-        for r in records
-        if r.topic == settings.request_topic and (event := audit_mod.parse_request(r)) is not None
-        and r.timestamp_ms in window
-    ]  # fmt: skip
-    replies = [
-        answer
-        for r in records
-        if r.topic == settings.reply_topic and (answer := audit_mod.parse_reply(r)) is not None
-    ]
-    dead = [r for r in records if r.topic == settings.dead_letter_topic]
+    accounting = audit_mod.account(history, topics(settings), window)  # everything read
+    requests = [*accounting.requests, *accounting.nearby]
     ledger: dict[str, list[audit_mod.LedgerRow]] = {}
     ddl: list[audit_mod.DdlEvent] = []
     notes: list[str] = []
     replans: list[audit_mod.Replan] = []
-    draft = audit_mod.reconstruct(window=window, requests=requests, replies=replies, ledger={},
+    draft = audit_mod.reconstruct(window=window, accounting=accounting, ledger={},
                                   service=service)  # fmt: skip
     plan_settings = settings.plan_settings()
     for alias in sorted(settings.databases):
@@ -134,19 +132,25 @@ async def _audit(
                          "(install deploy/ddl-audit.sql to record every change)")  # fmt: skip
         else:
             ddl += log
-    unread = sorted({e.database for e in requests if e.database} - set(settings.databases))
+    unread = sorted({e.database for e in accounting.requests if e.database}
+                    - set(settings.databases))  # fmt: skip
     if unread:
         notes.append("ledgers not read (give --database ALIAS=DSN): " + ", ".join(unread))
-    found = audit_mod.reconstruct(window=window, requests=requests, replies=replies,
-                                  ledger=ledger, ddl=ddl, replans=replans, dead_letters=dead,
-                                  service=service)  # fmt: skip
+    found = audit_mod.reconstruct(
+        window=window,
+        accounting=accounting,
+        ledger=ledger,
+        ddl=ddl,
+        replans=replans,
+        service=service,
+    )  # everything matched
     return replace(found, notes=tuple(notes))
 
 
 async def _reapply(
     settings: ReplaySettings,
     window: Window,
-    records: list[HistoryRecord],
+    history: History,
     service: str | None,
     found: audit_mod.Audit,
 ) -> audit_mod.Audit:
@@ -174,7 +178,7 @@ async def _reapply(
             f"{len(result.applied)} statement(s), ledger #{result.ledger_id}"
             + (f" — {result.error_message}" if result.error_message else "")
         )
-    after = await _audit(settings, window, records, service)
+    after = await _audit(settings, window, history, service)
     return replace(after, notes=(*notes, *after.notes[len(found.notes) :]))
 
 

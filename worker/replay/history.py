@@ -1,26 +1,40 @@
-"""Reading the gate's topics by time, without disturbing anyone.
+"""Reading the gate's topics, every record, without disturbing anyone.
 
-Start offsets come from the broker's offset lookup by timestamp; every record is then filtered by
-its own timestamp, so the window is exact even when producers' clocks disagree. A broker whose
-lookup ignores the timestamp (Tansu answers offset 0, with an older record's time) is read from
-the beginning instead: slower, still exact. The reader takes partitions by assignment under its
-own group id and never commits: the worker's consumer group and its offsets are never touched.
+Two kinds of broker (``replay_trust_offsets``, see :mod:`worker.replay.reading`):
+
+- **trusted** (Apache Kafka): its offset lookup by time finds the first record at or after
+  ``since`` and its high watermark covers written records only, so each partition is read from
+  that lookup's answer to the high watermark.
+- **untrusted** (the default; Tansu): Tansu answers every offset lookup (by time, earliest,
+  latest) from the time a batch was *written*, and concurrent producers get batches written out
+  of offset order; a fetch can return batch 5 while batch 0 is still unwritten. Every partition is
+  then read from offset 0, keeping only records without a hole before them, until the high
+  watermark its own fetches report.
+
+Either way there is no early stop on a timestamp (producer clocks are not ordered within a
+partition): every record up to the high watermark is read and filtered by its own timestamp. The
+reader takes partitions by assignment under its own group id and never commits: the worker's
+consumer group and its offsets are never touched.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import OffsetOutOfRangeError
 
 from contracts.events import decode_headers
 from worker.errors import ConfigurationError
+from worker.replay import reading
+from worker.replay.reading import Gap
 from worker.settings import ReplaySettings
 
-CLOCK_SKEW_MS = 5 * 60 * 1000
 Progress = Callable[[int, int], None]  # (records read so far, records to read)
 
 
@@ -76,90 +90,159 @@ class HistoryRecord:
         return f"{self.topic}:{self.partition}:{self.offset}"
 
 
+@dataclass(frozen=True, slots=True)
+class History:
+    """Every record read (in (topic, partition, offset) order), and what could not be read."""
+
+    records: tuple[HistoryRecord, ...] = ()
+    gaps: tuple[Gap, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadOptions:
+    trusted: bool = False  # the broker's offsets are in order (Apache Kafka)
+    gap_wait_ms: int = 30_000  # how long a hole may stay unwritten before it is reported
+    fetch_timeout_ms: int = 1000
+
+
+class Consumer(Protocol):
+    """The part of AIOKafkaConsumer the reader uses (the seam the fake broker of the tests
+    fills)."""
+
+    def partitions_for_topic(self, topic: str) -> Any: ...
+    def assign(self, partitions: Any) -> None: ...
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+    def pause(self, *partitions: TopicPartition) -> None: ...
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+    async def position(self, partition: TopicPartition) -> int: ...
+    async def offsets_for_times(self, timestamps: Any) -> Any: ...
+    async def end_offsets(self, partitions: Any) -> Any: ...
+    async def beginning_offsets(self, partitions: Any) -> Any: ...
+    async def getmany(self, *partitions: TopicPartition, timeout_ms: int = ...,
+                      max_records: int | None = ...) -> Any: ...  # fmt: skip
+
+
 async def read_history(
     settings: ReplaySettings,
     windows: Mapping[str, Window],
     progress: Progress | None = None,
-) -> list[HistoryRecord]:
-    """Every record of each topic in ``windows`` whose timestamp is inside its window, in
-    (topic, partition, offset) order. A missing topic has no records."""
+) -> History:
+    """Every record of each topic in ``windows`` whose timestamp is inside its window, and the
+    offsets that could not be read. A missing topic has no records."""
     auth = settings.kafka_auth().aiokafka_options()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         group_id=settings.replay_group_id,  # its own; partitions are assigned, never committed
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset="none",  # an offset out of range is handled by _fetch, not hidden
         fetch_max_wait_ms=settings.replay_fetch_max_wait_ms,
         max_partition_fetch_bytes=8 * 1024 * 1024,
         **auth,
     )
     await settings.start_client(consumer)
+    options = ReadOptions(trusted=settings.replay_trust_offsets,
+                          gap_wait_ms=int(settings.replay_gap_wait_s * 1000))  # fmt: skip
     try:
-        return await _read(consumer, windows, progress)
+        await consumer._client.force_metadata_update()  # topics may be new
+        return await read(consumer, windows, options, progress)
     finally:
         await consumer.stop()
 
 
-async def _read(
-    consumer: AIOKafkaConsumer, windows: Mapping[str, Window], progress: Progress | None
-) -> list[HistoryRecord]:
-    await consumer._client.force_metadata_update()  # topics may be new
-    tps = [
-        TopicPartition(topic, p)
-        for topic in windows
-        for p in sorted(consumer.partitions_for_topic(topic) or ())
-    ]
+async def read(
+    consumer: Consumer,
+    windows: Mapping[str, Window],
+    options: ReadOptions,
+    progress: Progress | None = None,
+) -> History:
+    """The reading loop: fetch, let :func:`reading.advance` decide, until every partition is
+    done."""
+    tps = [TopicPartition(topic, p) for topic in windows
+           for p in sorted(consumer.partitions_for_topic(topic) or ())]  # fmt: skip
     if not tps:
-        return []
+        return History()
     consumer.assign(tps)
-    starts = await consumer.offsets_for_times({tp: windows[tp.topic].since_ms for tp in tps})
-    beginnings = await consumer.beginning_offsets(tps)
-    # Only a lower bound: Tansu's end offset counts record batches, not records. A partition is
-    # done when it catches up with the high watermark of its own fetches, which is exact.
-    ends = await consumer.end_offsets(tps)
-    ranges: dict[TopicPartition, tuple[int, int]] = {}
-    for tp in tps:
-        found = starts[tp]
-        if found is None:  # no record at or after `since`
-            continue
-        # A broker that ignores the timestamp answers with an older record: start at the
-        # beginning then (Tansu answers offset 0 anyway); the exact filter below decides.
-        start = found.offset if found.timestamp >= windows[tp.topic].since_ms else beginnings[tp]
-        if start < ends[tp]:
-            ranges[tp] = (start, ends[tp])
-            consumer.seek(tp, start)
-    out: list[HistoryRecord] = []
-    counts = {tp: (0, stop - start) for tp, (start, stop) in ranges.items()}  # (read, to read)
-    pending = set(ranges)
-    past_until: set[TopicPartition] = set()
-    consumer.pause(*(tp for tp in tps if tp not in pending))
-    while pending:
-        batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=5000)
-        for tp, records in batches.items():
+    cursors = await _starts(consumer, tps, windows, options.trusted)
+    records: list[HistoryRecord] = []
+    gaps: list[Gap] = []
+    while pending := [tp for tp, c in cursors.items() if not c.done]:
+        batches = await _fetch(consumer, pending, cursors, options)
+        for tp in pending:
+            got = batches.get(tp, [])
+            step = await _advance(consumer, tp, cursors[tp], got, options)
             window = windows[tp.topic]
-            for record in records:
-                # Timestamps are producers' clocks: the first record CLOCK_SKEW_MS past `until`
-                # ends the partition (what an offset lookup of that time would answer, computed
-                # here so that brokers which ignore timestamps work too).
-                if record.timestamp >= window.until_ms + CLOCK_SKEW_MS:
-                    past_until.add(tp)
-                    break
-                if record.timestamp in window:
-                    out.append(_record(record))
-        for tp in list(pending):
-            start, stop = ranges[tp]
-            end = max(stop, consumer.highwater(tp) or 0)
-            position = await consumer.position(tp)
-            if tp in past_until or position >= end:
-                pending.discard(tp)
-                consumer.pause(tp)
-                position = end
-            counts[tp] = (position - start, end - start)
-        if progress is not None:
-            progress(sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values()))
+            records += [_record(r) for r in got if r.offset in step.keep and r.timestamp in window]
+            if step.gap is not None:
+                gaps.append(Gap(topic=tp.topic, partition=tp.partition, first=step.gap[0],
+                                end=step.gap[1]))  # fmt: skip
+            cursors[tp] = step.cursor
+        _report(progress, cursors.values())
         await asyncio.sleep(0)
-    out.sort(key=lambda r: (r.topic, r.partition, r.offset))
-    return out
+    records.sort(key=lambda r: (r.topic, r.partition, r.offset))
+    return History(records=tuple(records), gaps=tuple(gaps))
+
+
+def _report(progress: Progress | None, cursors: Iterable[reading.Cursor]) -> None:
+    if progress is not None:
+        values = list(cursors)
+        progress(sum(c.read for c in values), sum(c.to_read for c in values))
+
+
+async def _fetch(
+    consumer: Consumer,
+    pending: list[TopicPartition],
+    cursors: dict[TopicPartition, reading.Cursor],
+    options: ReadOptions,
+) -> Any:
+    """One fetch of the pending partitions. A broker that says an offset is out of range has
+    removed it (retention, ``kafka-delete-records``): those records are gone for everyone, so the
+    partition starts again where the broker's log starts now (Tansu never says so)."""
+    try:
+        return await consumer.getmany(*pending, timeout_ms=options.fetch_timeout_ms,
+                                      max_records=5000)  # fmt: skip
+    except OffsetOutOfRangeError as exc:
+        removed = list(exc.args[0]) if exc.args and isinstance(exc.args[0], dict) else pending
+        for tp, start in (await consumer.beginning_offsets(removed)).items():
+            consumer.seek(tp, start)
+            cursors[tp] = reading.start(start)
+        return {}
+
+
+async def _starts(
+    consumer: Consumer, tps: list[TopicPartition], windows: Mapping[str, Window], trusted: bool
+) -> dict[TopicPartition, reading.Cursor]:
+    """Offset 0 everywhere, unless the broker is trusted: then its lookup by time (or its end,
+    when no record is at or after ``since``)."""
+    starts = dict.fromkeys(tps, 0)
+    if trusted:
+        found = await consumer.offsets_for_times({tp: windows[tp.topic].since_ms for tp in tps})
+        ends = await consumer.end_offsets(tps)
+        starts = {tp: found[tp].offset if found[tp] is not None else ends[tp] for tp in tps}
+    for tp, offset in starts.items():
+        consumer.seek(tp, offset)
+    return {tp: reading.start(offset) for tp, offset in starts.items()}
+
+
+async def _advance(
+    consumer: Consumer,
+    tp: TopicPartition,
+    cursor: reading.Cursor,
+    got: list[Any],
+    options: ReadOptions,
+) -> reading.Step:
+    fetched = reading.Fetched(
+        offsets=tuple(r.offset for r in got),
+        highwater=consumer.highwater(tp),
+        position=await consumer.position(tp),
+        now_ms=int(time.monotonic() * 1000),
+    )
+    step = reading.advance(cursor, fetched, trusted=options.trusted,
+                           gap_wait_ms=options.gap_wait_ms)  # fmt: skip
+    if step.seek is not None:
+        consumer.seek(tp, step.seek)
+    if step.cursor.done:
+        consumer.pause(tp)  # its fetches would only fill memory
+    return step
 
 
 def _record(record: ConsumerRecord[bytes, bytes]) -> HistoryRecord:

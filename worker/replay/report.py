@@ -99,6 +99,7 @@ def summary_json(audit: Audit) -> dict[str, Any]:
         "mismatches": kinds,
         "ledgers_read": list(audit.databases),
         "reapplied_by_replay": len(audit.reapplied),
+        "read": dict(audit.read),
         "notes": list(audit.notes),
     }
 
@@ -148,7 +149,9 @@ def terminal(audit: Audit) -> RenderableType:
         f"{summary['boots']} boot(s); "
         + (", ".join(f"{v} {k}" for k, v in sorted(summary["outcomes"].items())) or "none")
         + f"; {len(audit.mismatches)} mismatch(es)"
-    )
+        + (f"; {dict(audit.read)['records']} record(s) read, every one accounted for"
+           if audit.read else "")
+    )  # fmt: skip
     parts.append(Text(line, style="bold red" if audit.mismatches else "bold green"))
     parts += [Text(f"note: {note}", style="yellow") for note in audit.notes]
     return Group(*parts)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -33,6 +33,7 @@ from worker.observability.health import HealthServer
 from worker.observability.logs import BROKER_LOGGER
 from worker.observability.tracing import headers_from_context, messaging_attributes, tracer
 from worker.service.gate import Gate, check_databases
+from worker.service.offsets import GuardedConsumer, OffsetGuard
 from worker.service.replies import dead_letter_headers
 from worker.service.requests import TRACE_HEADERS, Rejection
 from worker.service.routing import Destination, Route, refused_headers
@@ -240,6 +241,7 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
     )
     sink = KafkaSink(settings)
     gate = Gate(settings, sink)
+    guard = OffsetGuard(settings.offset_gap_wait_s) if settings.offset_guard else None
     spec = AsyncAPI(
         broker,
         title="schemaheal worker",
@@ -275,8 +277,14 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
         bodies: Annotated[list[ServiceStarting], NoCastField()],
         message: KafkaMessage,
     ) -> None:
-        records = message.raw_message
-        answered = await gate.handle(records if isinstance(records, tuple) else (records,))
+        raw = message.raw_message
+        records = raw if isinstance(raw, tuple) else (raw,)
+        if guard is not None:  # Tansu: never serve past a batch written late
+            records = await guard.admit(cast(GuardedConsumer, message.consumer), records)
+            message.raw_message = records  # a nack rewinds to these, never past a hole
+            if not records:
+                return  # nothing to serve yet: the partition is fetched again from the hole
+        answered = await gate.handle(records)
         await sink.flush()
         if answered:
             await message.ack()
