@@ -251,6 +251,12 @@ class WorkerSettings(GateSettings):
     health_port: int = Field(
         8080, ge=0, le=65535, description="port of /livez, /readyz, /metrics, /asyncapi (0: off)"
     )
+    health_host: str = Field(
+        "0.0.0.0",  # a container's probes and scrapes come from outside the pod
+        min_length=1,
+        description="address the health port binds (0.0.0.0: every interface, as a container "
+        "needs; 127.0.0.1: this host only; :: for IPv6)",
+    )
 
     @property
     def max_poll_interval_ms(self) -> int:
