@@ -23,6 +23,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.params.no_cast import NoCastField
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from faststream.specification import AsyncAPI
+from opentelemetry import metrics
 from opentelemetry.trace import SpanKind
 
 from contracts.events import REPLY_TYPE, SchemaHealed, ServiceStarting, event_headers
@@ -30,6 +31,7 @@ from contracts.kafka_auth import KafkaAuth
 from worker.engine.connection import DATABASE_ERRORS, connect
 from worker.observability.health import HealthServer, health_app
 from worker.observability.logs import BROKER_LOGGER
+from worker.observability.metrics import observe_consumers
 from worker.observability.tracing import headers_from_context, messaging_attributes, tracer
 from worker.service.gate import Gate, check_databases
 from worker.service.replies import dead_letter_headers
@@ -263,6 +265,10 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
     )
 
     health = _health_server(settings, broker, spec) if settings.health_port else None
+    observe_consumers(
+        metrics.get_meter("schemaheal"),
+        lambda: [c for s in broker.subscribers if (c := getattr(s, "consumer", None)) is not None],
+    )
 
     @app.on_startup
     async def _start() -> None:
