@@ -10,6 +10,8 @@ import asyncio
 import http.client
 import json
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -65,37 +67,65 @@ def _get(port: int, path: str) -> tuple[int, str]:
         conn.close()
 
 
-async def scrape_after_traffic(kafka: KafkaServer, database: FreshDatabase) -> str:
-    """``/metrics`` of a worker process after it answered the batch of :func:`_one_batch`."""
-    await database.execute((NEXUS / "old_shape.sql").read_text())
-    await _one_batch(kafka, database)
+async def scrape(port: int) -> str:
+    status, text = await asyncio.to_thread(_get, port, "/metrics")
+    assert status == 200
+    return text
+
+
+@asynccontextmanager
+async def worker_process(
+    kafka: KafkaServer, database: FreshDatabase, *extra: str
+) -> AsyncIterator[int]:
+    """``schemaheal worker`` as deployed, its health port on loopback; yields that port."""
     port = free_port()
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "worker.cli", "worker",
         "--bootstrap-servers", kafka.bootstrap_servers, "--database", f"nexus={database.dsn}",
         "--session-timeout-ms", "6000", "--heartbeat-interval-ms", "1000",
         "--fetch-max-wait-ms", "50", "--topic-partitions", "3",
-        "--health-host", "127.0.0.1", "--health-port", str(port),
+        "--health-host", "127.0.0.1", "--health-port", str(port), *extra,
         cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        replies = await read_topic(kafka, "schema.healed", 4, timeout_s=90)
-        outcomes = sorted(json.loads(r.value)["outcome"] for r in replies)
-        assert outcomes == ["blocked", "healed", "healed", "rejected"], outcomes
-        return await asyncio.to_thread(_scrape_when_fetched, port)
+        await _until_listening(port, worker)
+        yield port
     finally:
         worker.terminate()
         await asyncio.wait_for(worker.wait(), 60)
 
 
-def _scrape_when_fetched(port: int) -> str:
-    """The scrape, once the consumer's fetch-age gauge has a value (after its first fetch)."""
-    import time
+async def _until_listening(port: int, worker: asyncio.subprocess.Process) -> None:
+    """The health server starts after the databases are checked and the topics exist."""
+    for _ in range(600):
+        assert worker.returncode is None, f"the worker exited with {worker.returncode}"
+        try:
+            if (await asyncio.to_thread(_get, port, "/livez"))[0] == 200:
+                return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise AssertionError("the worker's health server did not start within a minute")
 
-    for _ in range(100):
-        status, text = _get(port, "/metrics")
-        assert status == 200
-        if "schemaheal_consumer_fetch_age" in text:
-            return text
-        time.sleep(0.1)
-    return text
+
+async def gauge(port: int, name: str) -> float | None:
+    """The value of a gauge without labels other than OpenTelemetry's scope, or None."""
+    for family in text_string_to_metric_families(await scrape(port)):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
+    return None
+
+
+async def scrape_after_traffic(kafka: KafkaServer, database: FreshDatabase) -> str:
+    """``/metrics`` of a worker process after it answered the batch of :func:`_one_batch`."""
+    await database.execute((NEXUS / "old_shape.sql").read_text())
+    await _one_batch(kafka, database)
+    async with worker_process(kafka, database) as port:
+        replies = await read_topic(kafka, "schema.healed", 4, timeout_s=90)
+        outcomes = sorted(json.loads(r.value)["outcome"] for r in replies)
+        assert outcomes == ["blocked", "healed", "healed", "rejected"], outcomes
+        for _ in range(100):  # the fetch-age gauge has a value after the consumer's first fetch
+            if await gauge(port, "schemaheal_consumer_fetch_age_seconds") is not None:
+                break
+            await asyncio.sleep(0.1)
+        return await scrape(port)

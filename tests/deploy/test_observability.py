@@ -6,18 +6,22 @@ look for them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
 import subprocess
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import yaml
 
+from contracts import request_schema
 from tests.conftest import FreshDatabase
-from tests.deploy.scrape import metric_samples, scrape_after_traffic
+from tests.deploy.scrape import NEXUS, gauge, metric_samples, scrape_after_traffic, worker_process
 from tests.deploy.test_compose_database import _mounts
 from tests.deploy.test_packaging import compose
 from tests.kafka import KafkaServer
@@ -164,3 +168,58 @@ def _yaml(path: Path) -> Any:
 def test_compose_monitoring_images_are_pinned(name: str) -> None:
     image = compose()["services"][name]["image"]
     assert re.fullmatch(r"[a-z/]+:v?\d+\.\d+\.\d+", image), image
+
+
+async def test_the_fetch_age_grows_only_while_fetched_requests_wait(
+    kafka: KafkaServer, database: FreshDatabase
+) -> None:
+    """What SchemahealWorkerNotConsuming relies on: while a heal is held up (another session
+    holds a table lock) and nobody else asks, the worker keeps fetching and the age stays
+    small; once a second request is fetched and waits behind the heal, the age grows; when the
+    lock goes, both are answered and the age falls again."""
+    await database.execute((NEXUS / "old_shape.sql").read_text())
+    holder = await asyncpg.connect(database.dsn)
+    await holder.execute("BEGIN; SELECT * FROM tenants")  # the heal will wait at tenants
+    manifest = (NEXUS / "manifest.json").read_bytes()
+    age = "schemaheal_consumer_fetch_age_seconds"
+    try:
+        async with worker_process(kafka, database, "--lock-timeout-ms", "200",
+                                  "--retry-budget-s", "300") as port:  # fmt: skip
+            await until(lambda: gauge(port, age), lambda v: v is not None)
+            first = asyncio.create_task(_ask(kafka, manifest, "pod-a"))
+            await until(lambda: _stuck_at_tenants(database), bool)
+            await asyncio.sleep(WAITING_S + 1)
+            assert (await gauge(port, age) or 0) < WAITING_S  # still fetching: nobody waits
+            second = asyncio.create_task(_ask(kafka, manifest, "pod-b"))
+            await until(lambda: gauge(port, age), lambda v: v is not None and v > WAITING_S)
+            await holder.execute("COMMIT")
+            replies = await asyncio.gather(first, second)
+            assert sorted(r.outcome for r in replies) == ["healed", "unchanged"]
+            await until(lambda: gauge(port, age), lambda v: v is not None and v < WAITING_S)
+    finally:
+        await holder.close()
+
+
+WAITING_S = 3.0
+
+
+async def _ask(kafka: KafkaServer, manifest: bytes, instance: str) -> Any:
+    return await request_schema(manifest, bootstrap_servers=kafka.bootstrap_servers,
+                                instance=instance, timeout_s=120)  # fmt: skip
+
+
+async def _stuck_at_tenants(database: FreshDatabase) -> bool:
+    """The heal got as far as the table the other session holds."""
+    return bool(await database.fetch(
+        "SELECT 1 FROM information_schema.columns WHERE table_name = 'credentials' "
+        "AND column_name = 'category'"
+    ))  # fmt: skip
+
+
+async def until(
+    read: Callable[[], Awaitable[Any]], done: Callable[[Any], bool], timeout_s: float = 90
+) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not done(value := await read()):
+        assert asyncio.get_running_loop().time() < deadline, f"timed out; last value {value!r}"
+        await asyncio.sleep(0.2)
