@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from contracts import load_manifest
+from tests.deploy import chart_schema
 from tests.deploy.helm import helm
 from worker.cli import build_parser
 from worker.service.access import parse_policy
@@ -234,3 +235,34 @@ def test_the_orchestrator_example_fits_the_schemas_and_awaits_its_manifest() -> 
     assert kafka.bootstrap_servers == "kafka.kafka:9092"
     assert init["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_values_schema_is_generated_from_the_settings_model() -> None:
+    assert chart_schema.SCHEMA.read_text() == chart_schema.rendered(), (
+        "values.schema.json is stale: python -m tests.deploy.chart_schema --write"
+    )
+    assert set(yaml.safe_load((CHART / "values.yaml").read_text())) <= set(
+        chart_schema.values_schema()["properties"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        ("settings: {lock_wiat_s: 3}", "additional properties 'lock_wiat_s' not allowed"),
+        ("settings: {max_heal_s: -3}", "/settings/max_heal_s"),
+        ("settings: {database_proxy: transaction}", "/settings/database_proxy"),
+        ("settings: {kafka_sasl_password: hunter2}", "'kafka_sasl_password' not allowed"),
+        ("kafka: {securityProtocol: TLS}", "/kafka/securityProtocol"),
+        ("replicas: 3", "additional properties 'replicas' not allowed"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_or_invalid_value_is_refused_before_any_pod_starts(
+    values: str, says: str, tmp_path: Path
+) -> None:
+    """The worker ignores unknown SCHEMAHEAL_* variables; the chart's schema does not."""
+    given = tmp_path / "values.yaml"
+    given.write_text(values + "\n")
+    done = run_helm("lint", "--strict", str(CHART), "-f", str(given))
+    assert done.returncode != 0
+    assert says in done.stdout + done.stderr
