@@ -21,12 +21,12 @@ import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
 
 import uvicorn
 from faststream.asgi import AsgiResponse, get
 from faststream.asgi.factories import make_asyncapi_asgi
 from faststream.asgi.types import ASGIApp, Receive, Scope, Send
+from faststream.specification.base import SpecificationFactory
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from worker.errors import ConfigurationError
@@ -35,13 +35,15 @@ Check = Callable[[], Awaitable[dict[str, str]]]  # name -> problem, empty when a
 KEEP_ALIVE_S = 75  # longer than Prometheus' scrape interval, so scrapes reuse the connection
 
 
-def health_app(readiness: Check, spec: Any) -> ASGIApp:
+def health_app(readiness: Check, spec: SpecificationFactory | None) -> ASGIApp:
     """The ASGI application of the four routes; ``spec`` is the worker's AsyncAPI factory."""
     routes: dict[str, ASGIApp] = {
         "/livez": _livez,
         "/readyz": _readyz(readiness),
         "/metrics": _metrics,
-        "/asyncapi": make_asyncapi_asgi(spec, include_in_schema=False, try_it_out_path=None),
+        "/asyncapi": make_asyncapi_asgi(spec, include_in_schema=False, try_it_out_path=None)
+        if spec is not None
+        else _not_found,
     }
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
