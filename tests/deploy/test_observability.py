@@ -223,3 +223,16 @@ async def until(
     while not done(value := await read()):
         assert asyncio.get_running_loop().time() < deadline, f"timed out; last value {value!r}"
         await asyncio.sleep(0.2)
+
+
+def test_the_dashboard_panels_have_unique_ids_and_do_not_overlap() -> None:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    cells: set[tuple[int, int]] = set()
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        mine = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
+                for y in range(grid["y"], grid["y"] + grid["h"])}  # fmt: skip
+        assert not mine & cells, f"{panel['title']} overlaps another panel"
+        cells |= mine
