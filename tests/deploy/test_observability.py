@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import request_schema
 from tests.conftest import FreshDatabase
@@ -93,8 +94,9 @@ async def test_every_metric_a_panel_or_rule_queries_is_exported_after_a_heal(
 ) -> None:
     """Metric names as the Prometheus exporter writes them (``_total``, ``_seconds``,
     ``_bucket``) and the labels each query groups or filters by, against a real scrape."""
-    exposed = metric_samples(await scrape_after_traffic(kafka, database))
-    problems = []
+    text = await scrape_after_traffic(kafka, database)
+    exposed = metric_samples(text)
+    problems = _bucket_bounds_missing(text)
     for where, expr in expressions().items():
         metrics, labels = queried(expr)
         assert metrics, f"{where} queries no schemaheal metric: {expr}"
@@ -115,6 +117,22 @@ async def test_every_metric_a_panel_or_rule_queries_is_exported_after_a_heal(
         if name.startswith("schemaheal_")
     }
     assert {f for f in families if not any(m.startswith(f) for m in queried_anywhere)} == set()
+
+
+def _bucket_bounds_missing(text: str) -> list[str]:
+    """A rule on ``le="30"`` silently never fires when 30 s is not a bucket boundary."""
+    bounds: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if "le" in sample.labels:
+                bounds.setdefault(sample.name, set()).add(sample.labels["le"])
+    problems = []
+    for where, expr in expressions().items():
+        for metric, pattern in re.findall(r'(schemaheal_\w+_bucket)\{[^}]*le=~?"([^"]+)"', expr):
+            wanted = pattern.replace("\\\\", "\\")  # PromQL string escapes
+            if not any(re.fullmatch(wanted, le) for le in bounds.get(metric, ())):
+                problems.append(f"{where}: {metric} has no bucket le={pattern}")
+    return problems
 
 
 def test_compose_prometheus_configuration_passes_promtool(tmp_path: Path) -> None:
