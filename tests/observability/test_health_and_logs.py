@@ -197,3 +197,23 @@ async def test_every_applied_statement_is_one_structured_log_event(
     assert line["statement_ordinal"] == 3 and line["statement_total"] == 10
     assert line["change"] == result.applied[2].change and line["retries"] == 0
     assert isinstance(line["hazards"], list) and line["duration_ms"] >= 0
+
+
+async def test_a_readiness_check_that_raises_is_answered_500_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def readiness() -> dict[str, str]:
+        raise RuntimeError("the check itself broke")
+
+    server = HealthServer(health_app(readiness, None), host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        with caplog.at_level(logging.ERROR, logger="schemaheal.health"):
+            ((status, _, _), (livez, _, _)) = await exchanges(
+                server.port, ("GET", "/readyz"), ("GET", "/livez")
+            )
+    finally:
+        await server.stop()
+    assert (status, livez) == (500, 200)
+    (record,) = [r for r in caplog.records if r.name == "schemaheal.health"]
+    assert record.exc_info is not None and "the check itself broke" in str(record.exc_info[1])

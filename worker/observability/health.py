@@ -23,7 +23,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
-from faststream.asgi import AsgiResponse, get
+from faststream.asgi import AsgiResponse, HttpHandler, get
 from faststream.asgi.factories import make_asyncapi_asgi
 from faststream.asgi.types import ASGIApp, Receive, Scope, Send
 from faststream.specification.base import SpecificationFactory
@@ -31,6 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from worker.errors import ConfigurationError
 
+log = logging.getLogger("schemaheal.health")
 Check = Callable[[], Awaitable[dict[str, str]]]  # name -> problem, empty when all is well
 KEEP_ALIVE_S = 75  # longer than Prometheus' scrape interval, so scrapes reuse the connection
 
@@ -45,6 +46,10 @@ def health_app(readiness: Check, spec: SpecificationFactory | None) -> ASGIApp:
         if spec is not None
         else _not_found,
     }
+
+    for route in routes.values():
+        if isinstance(route, HttpHandler):  # a failing route is logged, then answered 500
+            route.set_logger(log)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":  # uvicorn runs without lifespan; websockets are refused
