@@ -93,6 +93,7 @@ async def worker_process(
     finally:
         worker.terminate()
         await asyncio.wait_for(worker.wait(), 60)
+    assert worker.returncode == 0, "SIGTERM must stop the worker cleanly"
 
 
 async def _until_listening(port: int, worker: asyncio.subprocess.Process) -> None:
