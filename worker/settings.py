@@ -266,6 +266,13 @@ class WorkerSettings(GateSettings):
     health_port: int = Field(
         8080, ge=0, le=65535, description="port of /livez, /readyz, /metrics, /asyncapi (0: off)"
     )
+    health_host: str = Field(
+        "0.0.0.0",  # a container's probes and scrapes come from outside the pod
+        min_length=1,
+        description="address the health port binds (0.0.0.0: every interface, as a container "
+        "needs; 127.0.0.1: this host only; :: for IPv6)",
+    )
+
     allowed_reply_topics: Annotated[frozenset[str], NoDecode] = Field(
         default_factory=frozenset,
         description="topics a request may name for its reply (reply_to, kafka_replyTopic), "

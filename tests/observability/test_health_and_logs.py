@@ -3,31 +3,63 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import logging
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import FreshDatabase
-from worker.embedded.postgres import free_port
-from worker.observability.health import HealthServer
+from worker.errors import ConfigurationError
+from worker.observability.health import HealthServer, health_app
 from worker.observability.logs import JsonFormatter
 from worker.observability.metrics import SECONDS, make_instruments, meter_provider
+from worker.settings import WorkerSettings
 
 
-async def get(port: int, path: str) -> tuple[int, str]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.0\r\n\r\n".encode())
-    await writer.drain()
-    data = (await reader.read()).decode()
-    writer.close()
-    status = int(data.split()[1])
-    return status, data.split("\r\n\r\n", 1)[1]
+def _exchange(
+    conn: http.client.HTTPConnection, method: str, path: str
+) -> tuple[int, dict[str, str], bytes]:
+    conn.request(method, path)
+    response = conn.getresponse()
+    return response.status, dict(response.getheaders()), response.read()
 
 
-async def test_health_endpoints() -> None:
+async def exchanges(
+    port: int, *requests: tuple[str, str]
+) -> list[tuple[int, dict[str, str], bytes]]:
+    """The requests in order on ONE HTTP/1.1 connection (it fails if the server closes it)."""
+
+    def run() -> list[tuple[int, dict[str, str], bytes]]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.connect()
+            first = conn.sock
+            out = [_exchange(conn, method, path) for method, path in requests]
+            assert conn.sock is first, "the connection was not kept alive"
+            return out
+        finally:
+            conn.close()
+
+    return await asyncio.to_thread(run)
+
+
+def _asyncapi_spec() -> Any:
+    from worker.service.app import build_app
+    from worker.settings import WorkerSettings
+
+    app, _ = build_app(WorkerSettings(bootstrap_servers="127.0.0.1:9", health_port=0))
+    return app.schema
+
+
+async def test_health_endpoints_keep_alive_head_and_a_prometheus_parser() -> None:
+    """Every route on one kept-alive connection; HEAD answers the headers without a body;
+    /readyz gives its reasons; /metrics parses with prometheus_client's own parser."""
     provider = meter_provider()  # Prometheus reader + second buckets, as the worker sets it up
     instruments = make_instruments(provider.get_meter("test"))
     instruments.heal_duration.record(0.03, {"outcome": "healed", "database": "nexus"})
@@ -36,28 +68,70 @@ async def test_health_endpoints() -> None:
     async def readiness() -> dict[str, str]:
         return problems
 
-    port = free_port()
-    server = HealthServer(port, readiness, lambda: "<html>AsyncApiStandalone</html>")
+    server = HealthServer(health_app(readiness, _asyncapi_spec()), host="127.0.0.1", port=0)
     await server.start()
     try:
-        assert await get(port, "/livez") == (200, "ok\n")
-        status, body = await get(port, "/readyz")
-        assert (status, json.loads(body)["ready"]) == (200, True)
+        (livez, head, ready, metrics, docs, nope, post) = await exchanges(
+            server.port, ("GET", "/livez"), ("HEAD", "/livez"), ("GET", "/readyz"),
+            ("GET", "/metrics"), ("GET", "/asyncapi"), ("GET", "/nope"), ("POST", "/readyz"),
+        )  # fmt: skip
+        assert (livez[0], livez[2]) == (200, b"ok\n")
+        assert (head[0], head[2], head[1]["content-length"]) == (200, b"", "3")
+        assert (ready[0], json.loads(ready[2])) == (200, {"ready": True, "problems": {}})
+        assert metrics[0] == 200 and metrics[1]["content-type"].startswith("text/plain")
+        assert docs[0] == 200 and b"AsyncApiStandalone" in docs[2] and b"schemaheal" in docs[2]
+        assert nope[0] == 404
+        assert (post[0], post[1]["allow"]) == (405, "GET, HEAD")
         problems["database nexus"] = "TimeoutError"
-        status, body = await get(port, "/readyz")
-        assert status == 503
-        assert json.loads(body)["problems"] == {"database nexus": "TimeoutError"}
-        status, text = await get(port, "/metrics")
-        assert status == 200
-        assert "schemaheal_heal_duration_seconds_bucket" in text
-        assert 'le="0.005"' in text
-        assert 'le="300"' in text or 'le="300.0"' in text
-        assert (await get(port, "/asyncapi"))[0] == 200
-        assert (await get(port, "/nope"))[0] == 404
+        (ready,) = await exchanges(server.port, ("GET", "/readyz"))
+        assert ready[0] == 503
+        assert json.loads(ready[2])["problems"] == {"database nexus": "TimeoutError"}
     finally:
         await server.stop()
         provider.shutdown()
+    families = {f.name: f for f in text_string_to_metric_families(metrics[2].decode())}
+    heal = families["schemaheal_heal_duration_seconds"]
+    assert heal.type == "histogram"
+    bounds = [s.labels["le"] for s in heal.samples if s.name.endswith("_bucket")]
+    assert bounds[0] == "0.005" and float(bounds[-2]) == 300 and bounds[-1] == "+Inf"
     assert SECONDS[-1] == 300
+
+
+async def test_the_health_server_binds_the_configured_address_only() -> None:
+    """``--health-host 127.0.0.1`` answers on loopback and nowhere else; a taken port is a
+    ConfigurationError that says which settings to change."""
+
+    async def readiness() -> dict[str, str]:
+        return {}
+
+    server = HealthServer(health_app(readiness, _asyncapi_spec()), host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        assert (await exchanges(server.port, ("GET", "/livez")))[0][0] == 200
+        outside = _non_loopback_address()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((outside, server.port), timeout=2).close()
+        taken = HealthServer(health_app(readiness, None), host="127.0.0.1", port=server.port)
+        with pytest.raises(ConfigurationError, match="SCHEMAHEAL_HEALTH_HOST"):
+            await taken.start()
+    finally:
+        await server.stop()
+    assert WorkerSettings().health_host == "0.0.0.0"  # what a container's probes need
+
+
+def _non_loopback_address() -> str:
+    """An address of this host other than loopback: the one a route to the outside uses, or
+    else the one the host name resolves to."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent by a UDP connect
+        address: str = probe.getsockname()[0]
+    except OSError:  # no route out: a sandbox
+        address = socket.gethostbyname(socket.gethostname())
+    finally:
+        probe.close()
+    assert not address.startswith("127."), f"this host has no address besides {address}"
+    return address
 
 
 def test_json_log_lines_carry_trace_and_span_ids() -> None:
@@ -123,3 +197,23 @@ async def test_every_applied_statement_is_one_structured_log_event(
     assert line["statement_ordinal"] == 3 and line["statement_total"] == 10
     assert line["change"] == result.applied[2].change and line["retries"] == 0
     assert isinstance(line["hazards"], list) and line["duration_ms"] >= 0
+
+
+async def test_a_readiness_check_that_raises_is_answered_500_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def readiness() -> dict[str, str]:
+        raise RuntimeError("the check itself broke")
+
+    server = HealthServer(health_app(readiness, None), host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        with caplog.at_level(logging.ERROR, logger="schemaheal.health"):
+            ((status, _, _), (livez, _, _)) = await exchanges(
+                server.port, ("GET", "/readyz"), ("GET", "/livez")
+            )
+    finally:
+        await server.stop()
+    assert (status, livez) == (500, 200)
+    (record,) = [r for r in caplog.records if r.name == "schemaheal.health"]
+    assert record.exc_info is not None and "the check itself broke" in str(record.exc_info[1])

@@ -6,10 +6,14 @@ finds nothing) to 5 minutes (an index build on a large table).
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
@@ -54,6 +58,44 @@ def make_instruments(meter: Meter) -> Instruments:
             "schemaheal.dead_letters", unit="{record}", description="records dead-lettered, by code"
         ),
     )  # fmt: skip
+
+
+def observe_consumers(meter: Meter, consumers: Callable[[], Iterable[Any]]) -> None:
+    """Two gauges, read at each scrape from the request topic's aiokafka consumers: the
+    partitions each holds, and the seconds since its least recently fetched partition was
+    last fetched. aiokafka fetches every assigned partition continuously, idle or not, except
+    one whose fetched records wait for the handler: a growing age means requests are waiting
+    that this worker does not take (our own stand-in for consumer lag, which needs no broker
+    exporter)."""
+
+    def partitions(_options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(len(c.assignment())) for c in consumers()]
+
+    def fetch_age(_options: CallbackOptions) -> Iterable[Observation]:
+        now_ms = time.time() * 1000
+        ages = [now_ms - stamp for c in consumers() for stamp in _fetch_stamps(c)]
+        return [Observation(max(ages) / 1000)] if ages else []
+
+    meter.create_observable_gauge(
+        "schemaheal.consumer.partitions",
+        [partitions],
+        unit="{partition}",
+        description="partitions of the request topic assigned to this worker",
+    )
+    meter.create_observable_gauge(
+        "schemaheal.consumer.fetch_age", [fetch_age], unit="s",
+        description="seconds since the least recently fetched assigned partition was fetched",
+    )  # fmt: skip
+
+
+def _fetch_stamps(consumer: Any) -> list[int]:
+    stamps = []
+    for partition in consumer.assignment():
+        with contextlib.suppress(AssertionError):  # revoked by a rebalance meanwhile
+            stamp = consumer.last_poll_timestamp(partition)
+            if stamp is not None:  # not fetched yet since it was assigned
+                stamps.append(stamp)
+    return stamps
 
 
 def meter_provider() -> MeterProvider:

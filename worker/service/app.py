@@ -23,14 +23,15 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.params.no_cast import NoCastField
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from faststream.specification import AsyncAPI
-from faststream.specification.asyncapi import get_asyncapi_html
+from opentelemetry import metrics
 from opentelemetry.trace import SpanKind
 
 from contracts.events import REPLY_TYPE, SchemaHealed, ServiceStarting, event_headers
 from contracts.kafka_auth import KafkaAuth
 from worker.engine.connection import DATABASE_ERRORS, connect
-from worker.observability.health import HealthServer
+from worker.observability.health import HealthServer, health_app
 from worker.observability.logs import BROKER_LOGGER
+from worker.observability.metrics import observe_consumers
 from worker.observability.tracing import headers_from_context, messaging_attributes, tracer
 from worker.service.gate import Gate, check_databases
 from worker.service.offsets import GuardedConsumer, OffsetGuard
@@ -208,10 +209,9 @@ def _health_server(settings: WorkerSettings, broker: KafkaBroker, spec: AsyncAPI
                 problems[f"database {alias}"] = type(exc).__name__  # never the DSN: it is secret
         return problems
 
-    def docs() -> str:
-        return get_asyncapi_html(spec.to_specification(), try_it_out_path=None)
-
-    return HealthServer(settings.health_port, readiness, docs)
+    return HealthServer(
+        health_app(readiness, spec), host=settings.health_host, port=settings.health_port
+    )
 
 
 def broker_security(auth: KafkaAuth) -> BaseSecurity | None:
@@ -310,6 +310,10 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
     )
 
     health = _health_server(settings, broker, spec) if settings.health_port else None
+    observe_consumers(
+        metrics.get_meter("schemaheal"),
+        lambda: [c for s in broker.subscribers if (c := getattr(s, "consumer", None)) is not None],
+    )
 
     @app.on_startup
     async def _start() -> None:
