@@ -43,7 +43,7 @@ class Request:
     received: float = field(default_factory=time.monotonic)
     hazards: frozenset[Hazard] = frozenset()  # approved for this request by the access policy
     signed: bool = False  # its service must sign, and this request's signature was checked
-    replayed: bool = False
+    answered: bool = False  # its reply was handed to the sink
 
     @property
     def alias(self) -> str:
