@@ -11,12 +11,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from contracts.events import REQUEST_TYPE, event_headers
+from contracts.events import REQUEST_TYPE, SchemaHealed, event_headers
 from contracts.signing import sign
 from tests.conftest import FreshDatabase
 from tests.contracts.builders import column, manifest, pk, table
 from tests.faults.sink import RecordingSink
 from tests.service.records import Record, request_body, request_record
+from worker.errors import KafkaUnavailable
 from worker.service.gate import Gate
 from worker.settings import WorkerSettings
 
@@ -114,3 +115,34 @@ async def test_a_table_comment_on_an_existing_table_is_healed_and_neighbours_ser
         "col_description('tenants'::regclass, 2) AS c"
     )
     assert tuple(comments[0]) == ("who pays", "secret; never logged")
+
+
+class RefusingSink(RecordingSink):
+    """A broker that refuses the reply to one request (as a full or unreachable broker does)."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    async def reply(self, reply: SchemaHealed, headers: dict[str, str], key: bytes | None) -> None:
+        if reply.request_id == self.refused:
+            raise KafkaUnavailable("publishing to schema.healed: the broker is down")
+        await super().reply(reply, headers, key)
+
+
+async def test_a_reply_that_cannot_be_published_brings_the_batch_back(
+    database: FreshDatabase,
+) -> None:
+    """The batch must not be committed (handle is False) — and the other records are served."""
+    sink = RefusingSink("unlucky")
+    gate = Gate(WorkerSettings(databases={"nexus": database.dsn}), sink)
+    junk = request_record(request_id="junk", raw=b"\xff")
+    try:
+        batch = [billing("first", 1), request_record(request_id="unlucky"), junk]
+        assert await gate.handle(batch) is False
+        assert sink.outcomes() == {"first": ["healed"], "junk": ["rejected not-json"]}
+        sink.refused = ""
+        assert await gate.handle(batch) is True  # redelivered: answered, from the ledger
+        assert sink.outcomes()["unlucky"] == ["healed"]
+    finally:
+        await gate.close()

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -29,11 +30,12 @@ from opentelemetry.trace import SpanKind
 from contracts.events import REPLY_TYPE, SchemaHealed, ServiceStarting, event_headers
 from contracts.kafka_auth import KafkaAuth
 from worker.engine.connection import DATABASE_ERRORS, connect
+from worker.errors import KafkaUnavailable
 from worker.observability.health import HealthServer
 from worker.observability.logs import BROKER_LOGGER
 from worker.observability.tracing import headers_from_context, messaging_attributes, tracer
 from worker.service.gate import Gate, check_databases
-from worker.service.replies import dead_letter_headers
+from worker.service.replies import dead_letter
 from worker.service.requests import TRACE_HEADERS, Rejection
 from worker.settings import WorkerSettings
 
@@ -41,13 +43,27 @@ log = logging.getLogger("schemaheal.worker")
 REDELIVERY_PAUSE_S = 5.0
 
 
+HEADERS_ROOM = 1024 * 1024  # what a request record may carry besides its body
+
+
+def record_limit(settings: WorkerSettings) -> int:
+    """The largest record the worker publishes, and the topics it creates accept: the
+    largest body it accepts plus room for headers (a dead letter is the request, plus why)."""
+    return settings.max_request_bytes + HEADERS_ROOM
+
+
 class KafkaSink:
     """Publishes replies and dead letters with one producer (acks=all, not idempotent: Tansu
-    rejects the idempotent producer, and replies are idempotent for the client anyway)."""
+    rejects the idempotent producer, and replies are idempotent for the client anyway).
+
+    A send is confirmed only by :meth:`flush`, which waits for the broker's acknowledgement of
+    every record sent since the last flush and raises KafkaUnavailable if one was refused or
+    timed out: the batch is then redelivered, never committed past an unpublished reply."""
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         self._producer: AIOKafkaProducer | None = None
+        self._pending: list[asyncio.Future[Any]] = []
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -61,6 +77,7 @@ class KafkaSink:
             acks="all",
             enable_idempotence=False,
             linger_ms=5,
+            max_request_size=record_limit(self.settings),  # the client's 1 MiB is too small
             **self.settings.kafka_auth().aiokafka_options(),
         )
         await self.settings.start_client(self._producer)
@@ -88,21 +105,31 @@ class KafkaSink:
                 subject=reply.request_id,
                 extra={"correlation_id": reply.request_id, **trace_headers},
             )
-            await self.producer.send(
-                topic, reply.model_dump_json().encode(), key=key, headers=headers
-            )
+            await self._send(topic, reply.model_dump_json().encode(), key=key, headers=headers)
 
     async def dead_letter(self, rejection: Rejection) -> None:
-        record = rejection.record
-        await self.producer.send(
-            self.settings.dead_letter_topic,
-            record.value,
-            key=record.key,
-            headers=dead_letter_headers(rejection),
-        )
+        """The record, whole when it fits the record limit, else truncated (see replies)."""
+        key, value, headers = dead_letter(rejection, record_limit(self.settings))
+        await self._send(self.settings.dead_letter_topic, value, key=key, headers=headers)
+
+    async def _send(self, topic: str, value: bytes | None, *, key: bytes | None,
+                    headers: Sequence[tuple[str, bytes | None]]) -> None:  # fmt: skip
+        try:
+            self._pending.append(await self.producer.send(topic, value, key=key, headers=headers))
+        except KafkaError as exc:
+            raise KafkaUnavailable(f"publishing to {topic}: {type(exc).__name__}: {exc}") from exc
 
     async def flush(self) -> None:
-        await self.producer.flush()
+        """Wait until the broker acknowledged every record sent since the last flush."""
+        pending, self._pending = self._pending, []
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise KafkaUnavailable(
+                f"{len(failed)} of {len(results)} replies and dead letters were not "
+                f"acknowledged by the broker ({type(failed[0]).__name__}: {failed[0]}); "
+                "the batch is redelivered"
+            )
 
 
 async def ensure_topics(settings: WorkerSettings) -> None:
@@ -114,7 +141,8 @@ async def ensure_topics(settings: WorkerSettings) -> None:
         existing = set(await admin.list_topics())
         # time-based retention, never compaction: replay needs every request, not the last
         retention_ms = int(settings.topic_retention_days * 86_400_000)
-        retention = {"cleanup.policy": "delete", "retention.ms": str(retention_ms)}
+        retention = {"cleanup.policy": "delete", "retention.ms": str(retention_ms),
+                     "max.message.bytes": str(record_limit(settings))}  # fmt: skip
         missing = [
             NewTopic(
                 name, settings.topic_partitions, settings.topic_replication, topic_configs=retention
@@ -241,8 +269,12 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
         message: KafkaMessage,
     ) -> None:
         records = message.raw_message
-        answered = await gate.handle(records if isinstance(records, tuple) else (records,))
-        await sink.flush()
+        try:
+            answered = await gate.handle(records if isinstance(records, tuple) else (records,))
+            await sink.flush()  # every reply and dead letter acknowledged by the broker
+        except Exception:  # the gate never raises; a refused or lost send does
+            log.exception("publishing the batch's replies failed; it will be redelivered")
+            answered = False
         if answered:
             await message.ack()
         else:
