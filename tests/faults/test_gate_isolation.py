@@ -146,3 +146,15 @@ async def test_a_reply_that_cannot_be_published_brings_the_batch_back(
         assert sink.outcomes()["unlucky"] == ["healed"]
     finally:
         await gate.close()
+
+
+async def test_an_empty_comment_is_no_comment_not_a_failed_verification(
+    database: FreshDatabase,
+) -> None:
+    """Found by test_fuzzed_records: ``COMMENT ON … IS ''`` removes the comment, so a
+    manifest's empty comment was planned again after applying: ``failed verify-failed``."""
+    body = request_body()
+    body["manifest"]["tables"][0]["comment"] = ""
+    body["manifest"]["tables"][0]["columns"][0]["comment"] = ""
+    sink = await serve(database, None, [request_record(body, request_id="empty")])
+    assert sink.outcomes() == {"empty": ["healed"]}
