@@ -7,13 +7,9 @@ and the whole worker are in test_malformed_flood.py."""
 
 from __future__ import annotations
 
-import base64
 import json
-from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,12 +17,11 @@ from contracts.events import REQUEST_TYPE, event_headers
 from contracts.signing import sign
 from tests.conftest import FreshDatabase
 from tests.faults.sink import RecordingSink
-from tests.faults.test_gate_isolation import billing
+from tests.faults.test_gate_isolation import KEY, billing, signing_policy
 from tests.service.records import Record, request_body
 from worker.service.gate import Gate
 from worker.settings import WorkerSettings
 
-KEY = Ed25519PrivateKey.generate()
 READ_HEADERS = (
     "ce_specversion", "ce_id", "ce_type", "ce_source", "ce_subject", "ce_time", "content-type",
     "traceparent", "tracestate", "x-schemaheal-key-id", "x-schemaheal-timestamp",
@@ -95,16 +90,6 @@ def fuzzed_records(draw: st.DrawFn) -> Record:
     return Record(value=value, headers=draw(st.permutations(headers)), key=key, offset=2)
 
 
-def policy_file(tmp_path: Path) -> Path:
-    public = base64.b64encode(KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
-    path = tmp_path / "access.json"
-    path.write_text(json.dumps({"services": {
-        "orchestrator": {"databases": {"nexus": {"schemas": ["public"]}},
-                         "keys": {"k1": public.decode()}},
-        "billing": {"databases": {"nexus": {"schemas": ["public"]}}}}}))  # fmt: skip
-    return path
-
-
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
 @given(record=fuzzed_records())
@@ -112,7 +97,7 @@ async def test_any_record_is_answered_or_dead_lettered_and_its_neighbours_served
     database: FreshDatabase, tmp_path_factory: Any, record: Record
 ) -> None:
     sink = RecordingSink()
-    policy = policy_file(tmp_path_factory.mktemp("policy"))
+    policy = signing_policy(tmp_path_factory.mktemp("policy"))
     gate = Gate(WorkerSettings(databases={"nexus": database.dsn}, access_policy=policy), sink)
     before, after = billing("before", 1), billing("after", 3)
     try:
