@@ -60,8 +60,9 @@ class KafkaSink:
     every record sent since the last flush and raises KafkaUnavailable if one was refused or
     timed out: the batch is then redelivered, never committed past an unpublished reply."""
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, *, request_timeout_ms: int = 40_000) -> None:
         self.settings = settings
+        self.request_timeout_ms = request_timeout_ms  # a send not acknowledged by then fails
         self._producer: AIOKafkaProducer | None = None
         self._pending: list[asyncio.Future[Any]] = []
 
@@ -78,6 +79,7 @@ class KafkaSink:
             enable_idempotence=False,
             linger_ms=5,
             max_request_size=record_limit(self.settings),  # the client's 1 MiB is too small
+            request_timeout_ms=self.request_timeout_ms,
             **self.settings.kafka_auth().aiokafka_options(),
         )
         await self.settings.start_client(self._producer)
