@@ -14,6 +14,7 @@ from tests.contracts.builders import column, manifest, pk, table
 from worker.engine.apply import AppliedStatement, RetryPolicy
 from worker.engine.connection import connect, translate
 from worker.engine.heal import HealOptions, Outcome, heal
+from worker.engine.plan import PlanSettings
 from worker.errors import DatabaseUnavailable, RetryableError
 
 WANT = load_manifest(json.dumps(manifest(table("tenants", column("id", "integer", nullable=False), column("name"),
@@ -72,7 +73,9 @@ async def test_inspection_behind_an_exclusive_lock_is_retried_then_reported(
         "tenants", column("id", "integer", nullable=False), column("plan", "text", nullable=False),
         primary_key=pk("id")))))  # fmt: skip
     holder = await asyncpg.connect(database.dsn)
-    conn = await connect(database.dsn, lock_timeout_ms=200, statement_timeout_ms=5000)
+    conn = await connect(
+        database.dsn, timeouts=PlanSettings(lock_timeout_ms=200, statement_timeout_ms=5000)
+    )
     try:
         tx = holder.transaction()
         await tx.start()
@@ -92,7 +95,9 @@ async def test_inspection_behind_an_exclusive_lock_is_retried_then_reported(
 async def test_catalog_queries_run_with_lock_and_statement_timeouts(
     database: FreshDatabase,
 ) -> None:
-    conn = await connect(database.dsn, lock_timeout_ms=1500, statement_timeout_ms=20_000)
+    conn = await connect(
+        database.dsn, timeouts=PlanSettings(lock_timeout_ms=1500, statement_timeout_ms=20_000)
+    )
     try:
         assert await conn.fetchval("SHOW lock_timeout") == "1500ms"
         assert await conn.fetchval("SHOW statement_timeout") == "20s"

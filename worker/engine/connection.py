@@ -40,6 +40,15 @@ SESSION_SETTINGS = {
 }
 
 
+class Timeouts(Protocol):
+    """Where the session's timeouts come from: ``PlanSettings`` or the worker's settings."""
+
+    @property
+    def lock_timeout_ms(self) -> int: ...
+    @property
+    def statement_timeout_ms(self) -> int: ...
+
+
 class Connection(Protocol):
     """The part of ``asyncpg.Connection`` the engine uses."""
 
@@ -55,12 +64,12 @@ async def connect(
     *,
     application_name: str = "schemaheal",
     read_only: bool = False,
-    lock_timeout_ms: int = 2_000,
-    statement_timeout_ms: int = 60_000,
+    timeouts: Timeouts | None = None,
 ) -> asyncpg.Connection:
     """A direct connection with the engine's session settings; ``read_only``: PostgreSQL itself
     refuses any write on it (``default_transaction_read_only``). Its queries wait at most
-    ``lock_timeout_ms`` for a lock and run at most ``statement_timeout_ms``."""
+    ``timeouts.lock_timeout_ms`` for a lock and run at most ``timeouts.statement_timeout_ms``
+    (the statements' settings; 2 s and 60 s by default)."""
     settings = {**SESSION_SETTINGS, "application_name": application_name}
     if read_only:
         settings["default_transaction_read_only"] = "on"
@@ -70,9 +79,11 @@ async def connect(
     # SET, not startup parameters: PgBouncer in session mode refuses startup parameters it
     # does not know unless its operators list them.
     try:
+        lock_ms, statement_ms = (
+            (timeouts.lock_timeout_ms, timeouts.statement_timeout_ms) if timeouts else (2000, 60000)
+        )
         await conn.execute(
-            f"SET lock_timeout = {int(lock_timeout_ms)}; "
-            f"SET statement_timeout = {int(statement_timeout_ms)}"
+            f"SET lock_timeout = {int(lock_ms)}; SET statement_timeout = {int(statement_ms)}"
         )
     except BaseException:
         conn.terminate()

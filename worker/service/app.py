@@ -17,7 +17,12 @@ from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAlreadyExistsError,
+)
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -44,6 +49,8 @@ REDELIVERY_PAUSE_S = 5.0
 
 
 HEADERS_ROOM = 1024 * 1024  # what a request record may carry besides its body
+SMALL_DEAD_LETTER = 512 * 1024  # fits a topic left at a broker's default (1 MB)
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
 def record_limit(settings: WorkerSettings) -> int:
@@ -64,7 +71,8 @@ class KafkaSink:
         self.settings = settings
         self.request_timeout_ms = request_timeout_ms  # a send not acknowledged by then fails
         self._producer: AIOKafkaProducer | None = None
-        self._pending: list[asyncio.Future[Any]] = []
+        # sent, not yet confirmed; with the rejection of a dead letter, to cut it if too large
+        self._pending: list[tuple[asyncio.Future[Any], Rejection | None]] = []
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -111,21 +119,40 @@ class KafkaSink:
 
     async def dead_letter(self, rejection: Rejection) -> None:
         """The record, whole when it fits the record limit, else truncated (see replies)."""
-        key, value, headers = dead_letter(rejection, record_limit(self.settings))
-        await self._send(self.settings.dead_letter_topic, value, key=key, headers=headers)
+        await self._dead_letter(rejection, record_limit(self.settings), rejection)
+
+    async def _dead_letter(
+        self, rejection: Rejection, limit: int, retry: Rejection | None = None
+    ) -> None:
+        key, value, headers = dead_letter(rejection, limit)
+        topic = self.settings.dead_letter_topic
+        await self._send(topic, value, key=key, headers=headers, retry=retry)
 
     async def _send(self, topic: str, value: bytes | None, *, key: bytes | None,
-                    headers: Sequence[tuple[str, bytes | None]]) -> None:  # fmt: skip
+                    headers: Sequence[tuple[str, bytes | None]],
+                    retry: Rejection | None = None) -> None:  # fmt: skip
         try:
-            self._pending.append(await self.producer.send(topic, value, key=key, headers=headers))
+            sent = await self.producer.send(topic, value, key=key, headers=headers)
         except KafkaError as exc:
             raise KafkaUnavailable(f"publishing to {topic}: {type(exc).__name__}: {exc}") from exc
+        self._pending.append((sent, retry))
 
     async def flush(self) -> None:
-        """Wait until the broker acknowledged every record sent since the last flush."""
+        """Wait until the broker acknowledged every record sent since the last flush. A dead
+        letter the topic refuses as too large (its ``max.message.bytes`` is below the worker's
+        limit) is sent again cut to ``SMALL_DEAD_LETTER`` bytes: it never holds the batch back."""
         pending, self._pending = self._pending, []
-        results = await asyncio.gather(*pending, return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
+        results = await asyncio.gather(*(sent for sent, _ in pending), return_exceptions=True)
+        failed = []
+        for (_, retry), result in zip(pending, results, strict=True):
+            if retry is not None and isinstance(result, TOO_LARGE):
+                log.warning("the dead-letter topic refused %s; sending it cut to %d bytes",
+                            type(result).__name__, SMALL_DEAD_LETTER)  # fmt: skip
+                await self._dead_letter(retry, SMALL_DEAD_LETTER)
+            elif isinstance(result, BaseException):
+                failed.append(result)
+        if self._pending and not failed:
+            await self.flush()  # the dead letters sent again (without a second retry)
         if failed:
             raise KafkaUnavailable(
                 f"{len(failed)} of {len(results)} replies and dead letters were not "

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
 from opentelemetry import metrics
 from opentelemetry.trace import Link, SpanKind
 
-from contracts.events import SchemaHealed, decode_headers
+from contracts.events import SchemaHealed
 from worker.engine import ledger
 from worker.engine.connection import DATABASE_ERRORS, connect, translate
 from worker.engine.heal import HealResult, RequestInfo, heal
@@ -32,7 +32,7 @@ from worker.observability.metrics import make_instruments
 from worker.observability.tracing import context_from_headers, messaging_attributes, tracer
 from worker.service import replies
 from worker.service.access import PolicyFile
-from worker.service.requests import Rejection, Request, parse_record
+from worker.service.requests import Rejection, Request, crashed, parse_record, position, replayed
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("schemaheal.gate")
@@ -103,12 +103,16 @@ class Gate:
             message = f"{doing}: {type(exc).__name__}: {exc}"[:2000] + (
                 "; an error in the worker, please report it; the request can be sent again"
             )
+            unanswered = [r for r in requests if not r.answered]
             try:
-                for request in (r for r in requests if not r.answered):
-                    await self._send(request, replies.from_failure(request, "internal", message))
+                return await self._fail(unanswered, "internal", message)
             except NotDelivered:
                 return False
-            return True
+
+    async def _fail(self, requests: list[Request], code: str, message: str) -> bool:
+        for request in requests:
+            await self._send(request, replies.from_failure(request, code, message))
+        return True
 
     def _authorize(self, request: Request) -> Request | Rejection:
         """The access policy's word on a valid request, before any database is touched."""
@@ -156,9 +160,7 @@ class Gate:
             return False
         except Exception as exc:  # e.g. authentication failed: retrying will not help
             code = exc.code if isinstance(exc, SchemahealError) else "internal"
-            failures = (replies.from_failure(r, code, str(exc)) for r in requests)
-            sent = (self._send(r, f) for r, f in zip(requests, failures, strict=True))
-            return all([await self._isolated([], "answering", _all(sent))])
+            return await self._isolated([], "answering", self._fail(requests, code, str(exc)))
         try:
             return await self._serve_on(alias, conn, requests)
         finally:
@@ -226,7 +228,7 @@ class Gate:
             healed_by = span.get_span_context()
             if result.ledger_id is not None and followers:
                 served = [
-                    (f.request_id, f.body.service, f.body.instance, _info(f).trace_id, _position(f))
+                    (f.request_id, f.body.service, f.body.instance, _info(f).trace_id, position(f))
                     for f in followers
                 ]
                 try:
@@ -340,48 +342,10 @@ async def _publish(sending: Awaitable[None]) -> None:
         raise NotDelivered(f"{type(exc).__name__}: {exc}") from exc
 
 
-async def _all(sending: Iterator[Awaitable[None]]) -> bool:
-    for send in sending:
-        await send
-    return True
-
-
-def replayed(requests: list[Request], done: dict[str, dict[str, Any]]) -> list[Request]:
-    """Signed requests served before from another record — in an earlier batch (the ledger
-    says where) or earlier in this one — rather than redelivered from the same record."""
-    first: dict[str, str] = {}
-    replays = []
-    for request in (r for r in requests if r.signed):
-        position = _position(request)
-        seen = done.get(request.request_id)
-        earlier = seen.get("record_position") if seen else first.get(request.request_id)
-        if earlier not in (None, position):
-            replays.append(request)
-        first.setdefault(request.request_id, position)
-    return replays
-
-
-def crashed(record: Any, exc: Exception) -> Rejection:
-    """A record whose checking raised (a bug): rejected, answered if it has an id."""
-    try:
-        headers = decode_headers(record.headers)
-    except Exception:  # headers that are not even (key, bytes) pairs
-        headers = {}
-    message = f"checking the record failed ({type(exc).__name__}: {exc})"[:2000]
-    return Rejection(code="internal", message=message + "; an error in the worker, please "
-                     "report it", record=record, headers=headers,
-                     request_id=headers.get("ce_id") or None)  # fmt: skip
-
-
 def _refusal(request: Request, code: str, message: str) -> Rejection:
     """A valid request that may not be served, as a rejection (answered and dead-lettered)."""
     return Rejection(code=code, message=message, record=request.record, headers=request.headers,
                      request_id=request.request_id, body=request.body.model_dump())  # fmt: skip
-
-
-def _position(request: Request) -> str:
-    record = request.record
-    return f"{record.topic}:{record.partition}:{record.offset}"
 
 
 def _info(request: Request) -> RequestInfo:
@@ -393,7 +357,7 @@ def _info(request: Request) -> RequestInfo:
         instance=request.body.instance,
         database_alias=request.alias,
         trace_id=parts[1] if len(parts) == 4 else None,
-        record_position=_position(request),
+        record_position=position(request),
     )
 
 
@@ -401,7 +365,8 @@ async def open_checked(settings: WorkerSettings, alias: str) -> Any:
     """A worker connection to ``alias`` that can hold session advisory locks (no
     transaction-pooling proxy in between: UnsafeConnectionError says why otherwise)."""
     try:
-        conn = await connect(settings.dsn(alias), application_name="schemaheal worker")
+        conn = await connect(settings.dsn(alias), application_name="schemaheal worker",
+                             timeouts=settings)  # fmt: skip
     except DATABASE_ERRORS as exc:
         raise translate(exc, f"connecting to database {alias}") from exc
     try:
