@@ -5,5 +5,6 @@ set -eu
 for topic in service.starting schema.healed service.starting.dlq; do
   /opt/kafka/bin/kafka-topics.sh --bootstrap-server kafka:9092 --create --if-not-exists \
     --topic "$topic" --partitions 6 --replication-factor 1 \
-    --config cleanup.policy=delete --config retention.ms=31536000000
+    --config cleanup.policy=delete --config retention.ms=31536000000 \
+    --config max.message.bytes=9437184  # the worker's 8 MiB bodies plus 1 MiB of headers
 done

@@ -90,3 +90,28 @@ async def test_the_worker_serves_a_boot_as_the_least_privilege_role(
         reply.request_id,
     )
     assert [tuple(r) for r in rows] == [("healed", "schemaheal")]
+
+
+async def test_comments_on_existing_tables_as_the_least_privilege_role(
+    database: FreshDatabase, least_privilege: str
+) -> None:
+    """Issue 15.2: a table comment on an existing table crashed the heal; here on a table
+    another role owns, which ``schemaheal`` may comment on through its membership."""
+    import json
+
+    document = json.loads((ROOT / "examples" / "nexus" / "manifest.json").read_text())
+    [tenants] = [t for t in document["tables"] if t["name"] == "tenants"]
+    tenants["comment"] = "one row per customer"
+    tenants["columns"][0]["comment"] = "the tenant's key"
+    conn = await connect(least_privilege)
+    try:
+        result = await heal(conn, load_manifest(json.dumps(document)))
+    finally:
+        await conn.close()
+    assert result.outcome is Outcome.HEALED, result.error_message
+    comments = await database.fetch(
+        "SELECT obj_description('public.tenants'::regclass, 'pg_class') AS t, "
+        "col_description('public.tenants'::regclass, 1) AS c"
+    )
+    assert tuple(comments[0]) == ("one row per customer", "the tenant's key")
+    assert "SetComment public.tenants" in [s.change for s in result.applied]

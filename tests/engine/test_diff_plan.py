@@ -238,3 +238,12 @@ def test_measured_sizes_override_the_catalogs_estimate() -> None:
     assert [b.hazard for b in review(plan, Policy(), {"public.t": 64 * 1024 * 1024})] == [
         Hazard.TABLE_REWRITE
     ]
+
+
+def test_comment_changes_are_described_on_tables_and_columns() -> None:
+    """Issue 15.2: a SetComment's column is a string (or None for the table's own comment);
+    describing it raised AttributeError, which took the gate's whole batch down."""
+    tenants = table("tenants", ID)
+    assert [
+        ch.describe(ch.SetComment(table=tenants, column=name, comment="c")) for name in (None, "id")
+    ] == ["SetComment public.tenants", "SetComment public.tenants.id"]

@@ -3,7 +3,8 @@ worker running in-process against it and a fresh database."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -62,16 +63,22 @@ async def read_topic(
     kafka: KafkaServer, topic: str, count: int, timeout_s: float = 30
 ) -> list[Any]:
     """The first ``count`` records of ``topic`` (from the beginning)."""
+    return await read_until(kafka, topic, lambda records: len(records) >= count, timeout_s)
+
+
+async def read_until(
+    kafka: KafkaServer, topic: str, done: Callable[[list[Any]], bool], timeout_s: float = 30
+) -> list[Any]:
+    """Every record of ``topic`` from the beginning, once ``done(records)`` holds."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers,
                                 auto_offset_reset="earliest", enable_auto_commit=False,
                                 fetch_max_wait_ms=50, group_id=None)  # fmt: skip
     await consumer.start()
     records: list[Any] = []
     try:
-        import asyncio
 
         async def collect() -> None:
-            while len(records) < count:
+            while not done(records):
                 for batch in (await consumer.getmany(timeout_ms=500)).values():
                     records.extend(batch)
 

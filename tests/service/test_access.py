@@ -9,15 +9,13 @@ from typing import Any
 
 import pytest
 
-from contracts.events import SchemaHealed
 from tests.conftest import FreshDatabase
+from tests.faults.sink import RecordingSink
 from tests.service.records import request_body, request_record
 from worker.engine.hazards import Hazard
 from worker.errors import ConfigurationError
 from worker.service.access import AccessPolicy, Grant, parse_policy
 from worker.service.gate import Gate
-from worker.service.requests import Rejection
-from worker.service.routing import Route
 from worker.settings import WorkerSettings
 
 POLICY = {"services": {
@@ -70,18 +68,7 @@ def test_bad_policies_say_what_and_where(document: Any, says: str) -> None:
         parse_policy(document)
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.replies: list[SchemaHealed] = []
-        self.dead: list[Rejection] = []
-
-    async def reply(
-        self, reply: SchemaHealed, headers: dict[str, str], key: bytes | None, route: Route
-    ) -> None:
-        self.replies.append(reply)
-
-    async def dead_letter(self, rejection: Rejection) -> None:
-        self.dead.append(rejection)
+Sink = RecordingSink
 
 
 def write(path: Path, document: dict[str, Any], mtime: float) -> None:

@@ -28,7 +28,7 @@ async def plan_command(dsn: str, manifest_path: str, fmt: str, settings: PlanSet
     """Print what a heal would do; change nothing. Exit 0 nothing to do, 2 pending, 1 error."""
     manifest = read_manifest(manifest_path)
     try:
-        conn = await connect(dsn, application_name="schemaheal plan")
+        conn = await connect(dsn, application_name="schemaheal plan", timeouts=settings)
     except DATABASE_ERRORS as exc:
         raise translate(exc, "connecting to the database") from exc
     try:
@@ -62,7 +62,7 @@ async def heal_command(
     allowed = frozenset(Hazard(name) for name in allow)
     policy = replace(options.policy, allow=allowed | options.policy.allow)
     try:
-        conn = await connect(dsn, application_name="schemaheal heal")
+        conn = await connect(dsn, application_name="schemaheal heal", timeouts=options.plan)
     except DATABASE_ERRORS as exc:
         raise translate(exc, "connecting to the database") from exc
     try:

@@ -109,6 +109,10 @@ class LocalPostgres:
             "--locale=C",
             "--no-sync",
         )
+        return self.restart()
+
+    def restart(self) -> LocalPostgres:
+        """Start the server on the cluster made by :meth:`start` (again, after :meth:`crash`)."""
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
@@ -132,6 +136,10 @@ class LocalPostgres:
             log = self.logfile.read_text() if self.logfile.exists() else "(no log)"
             raise RuntimeError(f"PostgreSQL did not start; its log:\n{log}") from None
         return self
+
+    def crash(self) -> None:
+        """Stop the server as a crash does (``-m immediate``), keeping its files."""
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and delete its files."""

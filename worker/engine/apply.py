@@ -16,15 +16,16 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 from opentelemetry.trace import SpanKind
 
 from worker.engine import guard
 from worker.engine.changes import describe
-from worker.engine.connection import Connection
+from worker.engine.connection import DATABASE_ERRORS, Connection, connection_lost
 from worker.engine.hazards import Hazard
 from worker.engine.plan import Plan, Statement
 from worker.engine.render import group_commands
@@ -33,6 +34,7 @@ from worker.observability.tracing import tracer
 
 _RETRYABLE = (asyncpg.exceptions.LockNotAvailableError, asyncpg.exceptions.DeadlockDetectedError)
 log = logging.getLogger("schemaheal.apply")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,12 +68,18 @@ async def apply(
     *,
     retry: RetryPolicy | None = None,
     observe: Observer | None = None,
+    deadline: float | None = None,
 ) -> list[AppliedStatement]:
-    """Run every statement of ``plan`` in order; return what ran."""
+    """Run every statement of ``plan`` in order; return what ran. Lock timeouts are retried
+    until ``deadline`` (``time.monotonic()``; default: the retry budget from now)."""
     retry = retry or RetryPolicy()
-    deadline = time.monotonic() + retry.budget_s
+    deadline = deadline or time.monotonic() + retry.budget_s
     applied: list[AppliedStatement] = []
     total = len(plan.statements)
+    if not plan.statements:
+        return applied
+    # the session's own timeouts (those of catalog and ledger queries), put back afterwards
+    session = await conn.fetchrow(_SESSION_TIMEOUTS)
     try:
         for group in plan.groups():
             for done in await _run_group(conn, group, len(applied), total, deadline, retry):
@@ -80,9 +88,50 @@ async def apply(
                 if observe is not None:
                     observe(done)
     finally:
-        if plan.statements and not getattr(conn, "is_closed", lambda: False)():
-            await conn.execute("RESET lock_timeout; RESET statement_timeout")
+        if not getattr(conn, "is_closed", lambda: False)():
+            with contextlib.suppress(*DATABASE_ERRORS):  # a broken connection is dropped anyway
+                await conn.fetchrow(_RESTORE_TIMEOUTS, session["lock"], session["statement"])
     return applied
+
+
+_SESSION_TIMEOUTS = (
+    "SELECT current_setting('lock_timeout') AS lock, "
+    "current_setting('statement_timeout') AS statement"
+)
+_RESTORE_TIMEOUTS = (
+    "SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)"
+)
+
+
+async def retrying_lock_waits(
+    work: Callable[[], Awaitable[T]],
+    *,
+    doing: str,
+    deadline: float,
+    retry: RetryPolicy,
+    extra: Mapping[str, object] | None = None,
+) -> T:
+    """``work()`` (reads outside a transaction, such as the catalog inspection), retried after
+    a jittered, growing wait when a lock is not granted within ``lock_timeout``, until
+    ``deadline``; then LockBudgetExhausted says what was waiting."""
+    wait, attempts = retry.first_wait_s, 0
+    while True:
+        try:
+            return await work()
+        except _RETRYABLE as exc:
+            attempts += 1
+            if time.monotonic() + wait > deadline:
+                raise LockBudgetExhausted(
+                    f"{doing}: still waiting for a table lock after {attempts} attempts "
+                    f"({type(exc).__name__}); find the long transaction holding it "
+                    "(pg_stat_activity) or raise the retry budget"
+                ) from exc
+            pause = random.uniform(wait / 2, wait)
+            log.warning("%s: %s; retrying in %.2f s", doing, type(exc).__name__, pause,
+                        extra={**(extra or {}), "error": type(exc).__name__,
+                               "retry_in_s": round(pause, 3)})  # fmt: skip
+            await asyncio.sleep(pause)
+            wait = min(wait * 2, retry.max_wait_s)
 
 
 async def _run_group(
@@ -93,36 +142,31 @@ async def _run_group(
     deadline: float,
     retry: RetryPolicy,
 ) -> list[AppliedStatement]:
-    retries = 0
-    wait = retry.first_wait_s
-    while True:
+    where = _where(group[0], offset, total)
+    attempts = 0
+
+    async def attempt() -> list[AppliedStatement]:
+        nonlocal attempts
+        attempts += 1
         try:
-            return await _attempt(conn, group, offset, retries)
-        except _RETRYABLE as exc:
+            return await _attempt(conn, group, offset, attempts - 1)
+        except _RETRYABLE:
             await _cleanup(conn, group)
-            if time.monotonic() + wait > deadline:
-                raise LockBudgetExhausted(
-                    f"{_where(group[0], offset, total)}: still waiting for a table lock after "
-                    f"{retries + 1} attempts ({type(exc).__name__}); find the long transaction "
-                    "holding it (pg_stat_activity) or raise the retry budget"
+            raise
+        except DATABASE_ERRORS as exc:
+            if connection_lost(exc):  # checked first: AdminShutdownError is a PostgresError too
+                raise DatabaseUnavailable(
+                    f"{where}: the connection was lost ({type(exc).__name__}: {exc}); "
+                    "the request is retried"
                 ) from exc
-            pause = random.uniform(wait / 2, wait)
-            log.warning(
-                "%s: %s; retrying in %.2f s", _where(group[0], offset, total),
-                type(exc).__name__, pause,
-                extra={"statement_ordinal": offset + 1, "statement_total": total,
-                       "error": type(exc).__name__, "retry_in_s": round(pause, 3)},
-            )  # fmt: skip
-            await asyncio.sleep(pause)
-            wait = min(wait * 2, retry.max_wait_s)
-            retries += 1
-        except (asyncpg.exceptions.ConnectionDoesNotExistError, OSError) as exc:
-            raise DatabaseUnavailable(f"{_where(group[0], offset, total)}: {exc}") from exc
-        except asyncpg.PostgresError as exc:
+            if not isinstance(exc, asyncpg.PostgresError):
+                raise
             await _cleanup(conn, group)
-            raise StatementFailed(
-                f"{_where(group[0], offset, total)}: {exc.__class__.__name__}: {exc}"
-            ) from exc
+            raise StatementFailed(f"{where}: {exc.__class__.__name__}: {exc}") from exc
+
+    extra = {"statement_ordinal": offset + 1, "statement_total": total}
+    return await retrying_lock_waits(attempt, doing=where, deadline=deadline, retry=retry,
+                                     extra=extra)  # fmt: skip
 
 
 async def _attempt(

@@ -154,17 +154,19 @@ Change = (
 )
 
 
+_PARTS = ("column", "index", "constraint", "foreign_key", "check")
+
+
 def describe(change: Change) -> str:
     """A short human name: ``AddColumn public.tenants.openai_api_key``."""
     kind = type(change).__name__
     target = getattr(change, "table", None)
     if isinstance(target, m.Table):
+        # a part with a name (a Column, an Index…), else a plain name: SetComment's column is
+        # a string, or None for the table's own comment
+        names = (getattr(getattr(change, a, None), "name", None) for a in _PARTS)
         detail = next(
-            (
-                getattr(change, a).name
-                for a in ("column", "index", "constraint", "foreign_key", "check")
-                if hasattr(change, a)
-            ),
+            (name for name in names if isinstance(name, str)),
             getattr(change, "name", None) or getattr(change, "column", None),
         )
         return f"{kind} {target.qualified}" + (f".{detail}" if detail else "")

@@ -5,6 +5,9 @@ asyncpg connections. Every connection is opened with ``search_path = pg_catalog`
 user created can shadow a function or operator we call, and ``format_type`` qualifies user
 types), ``standard_conforming_strings = on`` (so the literals we render mean what they say) and
 an ``idle_in_transaction_session_timeout`` so a stuck worker can never hold locks forever.
+Every query outside a planned statement (catalog reads, ledger reads and writes) runs under the
+session's ``lock_timeout`` and ``statement_timeout``, set once at connect; a planned statement
+sets its own and :func:`~worker.engine.apply.apply` restores these after it.
 """
 
 from __future__ import annotations
@@ -15,13 +18,19 @@ import asyncpg
 
 from worker.errors import (
     DatabaseUnavailable,
+    LockBudgetExhausted,
     PermanentError,
     SchemahealError,
     UnsafeConnectionError,
 )
 
 #: What a database call can raise that is not ours: translated at the engine's boundary.
-DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+DATABASE_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # e.g. ProtocolError on a stream cut mid-message
+    OSError,  # ConnectionResetError, ConnectionRefusedError, TimeoutError, …
+)
 
 SESSION_SETTINGS = {
     "search_path": "pg_catalog",
@@ -29,6 +38,15 @@ SESSION_SETTINGS = {
     "idle_in_transaction_session_timeout": "60000",
     "application_name": "schemaheal",
 }
+
+
+class Timeouts(Protocol):
+    """Where the session's timeouts come from: ``PlanSettings`` or the worker's settings."""
+
+    @property
+    def lock_timeout_ms(self) -> int: ...
+    @property
+    def statement_timeout_ms(self) -> int: ...
 
 
 class Connection(Protocol):
@@ -42,43 +60,79 @@ class Connection(Protocol):
 
 
 async def connect(
-    dsn: str, *, application_name: str = "schemaheal", read_only: bool = False
+    dsn: str,
+    *,
+    application_name: str = "schemaheal",
+    read_only: bool = False,
+    timeouts: Timeouts | None = None,
 ) -> asyncpg.Connection:
     """A direct connection with the engine's session settings; ``read_only``: PostgreSQL itself
-    refuses any write on it (``default_transaction_read_only``)."""
+    refuses any write on it (``default_transaction_read_only``). Its queries wait at most
+    ``timeouts.lock_timeout_ms`` for a lock and run at most ``timeouts.statement_timeout_ms``
+    (the statements' settings; 2 s and 60 s by default)."""
     settings = {**SESSION_SETTINGS, "application_name": application_name}
     if read_only:
         settings["default_transaction_read_only"] = "on"
     # The statement cache stays on: the catalog queries are the same every time, and a cached
     # statement saves a round trip each. asyncpg re-prepares on its own if DDL invalidates one.
-    return await asyncpg.connect(dsn, server_settings=settings)
+    conn = await asyncpg.connect(dsn, server_settings=settings)
+    # SET, not startup parameters: PgBouncer in session mode refuses startup parameters it
+    # does not know unless its operators list them.
+    try:
+        lock_ms, statement_ms = (
+            (timeouts.lock_timeout_ms, timeouts.statement_timeout_ms) if timeouts else (2000, 60000)
+        )
+        await conn.execute(
+            f"SET lock_timeout = {int(lock_ms)}; SET statement_timeout = {int(statement_ms)}"
+        )
+    except BaseException:
+        conn.terminate()
+        raise
+    return conn
 
 
-#: Errors that mean the connection is gone, as opposed to a mistake in what we sent.
+#: Errors that mean the connection is gone, never opened, or is already closed ("connection is
+#: closed"), or the server cannot take it now — as opposed to a mistake in what we sent.
 CONNECTION_LOST = (
     OSError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.PostgresConnectionError,  # class 08, ConnectionDoesNotExistError among them
+    asyncpg.exceptions.OperatorInterventionError,  # 57P01-57P05: shutdown, crash, starting up
+    asyncpg.exceptions.TooManyConnectionsError,
 )
+#: InterfaceErrors about what we sent, not about the connection.
+_CLIENT_MISTAKES = (
+    asyncpg.exceptions.DataError,
+    asyncpg.exceptions.ClientConfigurationError,
+    asyncpg.exceptions.UnsupportedClientFeatureError,
+    asyncpg.exceptions.UnsupportedServerFeatureError,
+)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True when ``exc`` says the connection is unusable, so a later attempt may succeed."""
+    if isinstance(exc, asyncpg.exceptions.QueryCanceledError):  # 57014 is a statement_timeout
+        return False
+    return isinstance(exc, CONNECTION_LOST) and not isinstance(exc, _CLIENT_MISTAKES)
 
 
 def translate(exc: BaseException, doing: str) -> SchemahealError:
     """A database exception as one of ours, with what we were doing (a gerund phrase)."""
-    # a lost connection, one that never opened, or one already closed ("connection is closed")
-    unreachable = (
-        *CONNECTION_LOST,
-        asyncpg.InterfaceError,
-        asyncpg.exceptions.CannotConnectNowError,
-    )
-    if isinstance(exc, unreachable):
-        return DatabaseUnavailable(
-            f"{doing}: the database is unreachable ({exc}); check the DSN and that it is up"
-        )
     if "unsupported startup parameter" in str(exc):
         return UnsafeConnectionError(
             f"{doing}: a connection pooler refused the session settings ({exc}); point the DSN "
             "at PostgreSQL itself: session advisory locks need a direct connection"
+        )
+    if connection_lost(exc):
+        return DatabaseUnavailable(
+            f"{doing}: the database is unreachable ({type(exc).__name__}: {exc}); "
+            "check the DSN and that it is up"
+        )
+    if isinstance(exc, asyncpg.exceptions.LockNotAvailableError):
+        return LockBudgetExhausted(
+            f"{doing}: a table lock was not granted within lock_timeout ({exc}); find the long "
+            "transaction holding it (pg_stat_activity)"
         )
     if isinstance(exc, asyncpg.exceptions.InsufficientPrivilegeError):
         return PermanentError(

@@ -56,7 +56,7 @@ def _table(table: c.Table) -> m.Table:
             m.CheckConstraint(name=k.name or "", expression=k.expression) for k in table.checks
         ),
         indexes=tuple(_index(ix) for ix in table.indexes),
-        comment=table.comment,
+        comment=table.comment or None,  # PostgreSQL stores an empty comment as none at all
     )
 
 
@@ -73,7 +73,7 @@ def _column(col: c.Column) -> m.Column:
         default=col.default,
         identity=identity,
         generated=col.generated,
-        comment=col.comment,
+        comment=col.comment or None,  # as for tables: '' is no comment
     )
 
 

@@ -11,18 +11,19 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import TypeVar
 
 from opentelemetry import trace
 
 import contracts
 from worker.engine import ledger
-from worker.engine.apply import AppliedStatement, RetryPolicy, apply
+from worker.engine.apply import AppliedStatement, RetryPolicy, apply, retrying_lock_waits
 from worker.engine.changes import Drift
-from worker.engine.connection import CONNECTION_LOST, DATABASE_ERRORS, Connection, translate
+from worker.engine.connection import DATABASE_ERRORS, Connection, connection_lost, translate
 from worker.engine.desired import desired_state
 from worker.engine.diff import diff, tables_to_probe
 from worker.engine.inspect import inspect, probe_rows, table_sizes
@@ -30,10 +31,11 @@ from worker.engine.lock import advisory_locks
 from worker.engine.model import Realm
 from worker.engine.plan import Plan, PlanSettings, make_plan
 from worker.engine.policy import Blocked, Policy, review, rewritten_tables
-from worker.errors import SchemahealError
+from worker.errors import DatabaseUnavailable, SchemahealError
 from worker.observability.tracing import tracer
 
 log = logging.getLogger("schemaheal.heal")
+T = TypeVar("T")
 
 
 class Outcome(StrEnum):
@@ -155,11 +157,11 @@ async def _heal(
 ) -> HealResult:
     started, clock = time.time(), time.perf_counter()
     desired = desired_state(manifest)
-    database = await conn.fetchval("SELECT current_database()")
     result = HealResult(
         outcome=Outcome.FAILED, manifest_hash=manifest_hash, plan=Plan(statements=())
     )
     try:
+        database = await conn.fetchval("SELECT current_database()")
         if options.record:
             await ledger.ensure_ledger(conn, database, options.ledger_schema)
         async with advisory_locks(
@@ -171,7 +173,7 @@ async def _heal(
     except DATABASE_ERRORS as exc:
         result = _failed(result, translate(exc, "healing"))
     result = replace(result, duration_s=time.perf_counter() - clock)
-    if options.record:
+    if options.record and result.error_code != DatabaseUnavailable.code:
         with tracer().start_as_current_span("schemaheal ledger write"):
             ledger_id = await _record(conn, result, request, options, started, desired)
         result = replace(result, ledger_id=ledger_id)
@@ -190,8 +192,16 @@ async def _locked(
     now = time.time_ns()
     tracer().start_span("schemaheal lock wait", start_time=now - int(waited * 1e9)).end(now)
     mark = time.perf_counter()
+    # one lock budget for the whole heal: inspection, sizes, statements and verification
+    deadline = time.monotonic() + options.retry.budget_s
+
+    def bounded(doing: str, work: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        return retrying_lock_waits(work, doing=doing, deadline=deadline, retry=options.retry)
+
     with tracer().start_as_current_span("schemaheal inspect and plan") as planning:
-        plan = await current_plan(conn, desired, options.plan)
+        plan = await bounded(
+            "inspecting the catalog", lambda: current_plan(conn, desired, options.plan)
+        )
         planning.set_attribute("schemaheal.statements.count", len(plan.statements))
     timings["inspect_plan"] = time.perf_counter() - mark
     base = HealResult(
@@ -201,7 +211,10 @@ async def _locked(
         lock_wait_s=waited,
         timings=timings,
     )
-    blocked = review(plan, options.policy, await table_sizes(conn, rewritten_tables(plan)))
+    sizes = await bounded(
+        "measuring tables to rewrite", lambda: table_sizes(conn, rewritten_tables(plan))
+    )
+    blocked = review(plan, options.policy, sizes)
     if blocked:
         return replace(
             base,
@@ -214,9 +227,9 @@ async def _locked(
     try:
         mark = time.perf_counter()
         with tracer().start_as_current_span("schemaheal apply"):
-            applied = await apply(
-                conn, plan, retry=options.retry, observe=_collect(applied, observe)
-            )
+            observer = _collect(applied, observe)
+            applied = await apply(conn, plan, retry=options.retry, observe=observer,
+                                  deadline=deadline)  # fmt: skip
         timings["apply"] = time.perf_counter() - mark
     except SchemahealError as exc:
         return _failed(replace(base, applied=tuple(applied)), exc)
@@ -224,7 +237,9 @@ async def _locked(
     # Verify by inspecting again — unless nothing ran: then the plan just made is the proof.
     if applied:
         with tracer().start_as_current_span("schemaheal verify"):
-            remaining = await current_plan(conn, desired, options.plan)
+            remaining = await bounded(
+                "verifying", lambda: current_plan(conn, desired, options.plan)
+            )
     else:
         remaining = plan
     timings["verify"] = time.perf_counter() - mark
@@ -299,6 +314,8 @@ async def _record(
     )
     try:
         return await ledger.record(conn, entry, options.ledger_schema)
-    except CONNECTION_LOST as exc:  # a lost connection must not hide the heal's own result
+    except DATABASE_ERRORS as exc:  # a lost connection must not hide the heal's own result
+        if not connection_lost(exc):
+            raise
         log.error("recording the heal in the ledger failed: %s", exc)
         return None

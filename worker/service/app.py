@@ -11,12 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Annotated, Any, cast
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAlreadyExistsError,
+)
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -29,13 +35,14 @@ from opentelemetry.trace import SpanKind
 from contracts.events import REPLY_TYPE, SchemaHealed, ServiceStarting, event_headers
 from contracts.kafka_auth import KafkaAuth
 from worker.engine.connection import DATABASE_ERRORS, connect
+from worker.errors import KafkaUnavailable
 from worker.observability.health import HealthServer, health_app
 from worker.observability.logs import BROKER_LOGGER
 from worker.observability.metrics import observe_consumers
 from worker.observability.tracing import headers_from_context, messaging_attributes, tracer
 from worker.service.gate import Gate, check_databases
 from worker.service.offsets import GuardedConsumer, OffsetGuard
-from worker.service.replies import dead_letter_headers
+from worker.service.replies import dead_letter
 from worker.service.requests import TRACE_HEADERS, Rejection
 from worker.service.routing import Destination, Route, refused_headers
 from worker.settings import WorkerSettings
@@ -45,13 +52,31 @@ REDELIVERY_PAUSE_S = 5.0
 METADATA_WAIT_S = 10.0  # for a reply topic a request names
 
 
+HEADERS_ROOM = 1024 * 1024  # what a request record may carry besides its body
+SMALL_DEAD_LETTER = 512 * 1024  # fits a topic left at a broker's default (1 MB)
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
+
+
+def record_limit(settings: WorkerSettings) -> int:
+    """The largest record the worker publishes, and the topics it creates accept: the
+    largest body it accepts plus room for headers (a dead letter is the request, plus why)."""
+    return settings.max_request_bytes + HEADERS_ROOM
+
+
 class KafkaSink:
     """Publishes replies and dead letters with one producer (acks=all, not idempotent: Tansu
-    rejects the idempotent producer, and replies are idempotent for the client anyway)."""
+    rejects the idempotent producer, and replies are idempotent for the client anyway).
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    A send is confirmed only by :meth:`flush`, which waits for the broker's acknowledgement of
+    every record sent since the last flush and raises KafkaUnavailable if one was refused or
+    timed out: the batch is then redelivered, never committed past an unpublished reply."""
+
+    def __init__(self, settings: WorkerSettings, *, request_timeout_ms: int = 40_000) -> None:
         self.settings = settings
+        self.request_timeout_ms = request_timeout_ms  # a send not acknowledged by then fails
         self._producer: AIOKafkaProducer | None = None
+        # sent, not yet confirmed; with the rejection of a dead letter, to cut it if too large
+        self._pending: list[tuple[asyncio.Future[Any], Rejection | None]] = []
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -65,6 +90,8 @@ class KafkaSink:
             acks="all",
             enable_idempotence=False,
             linger_ms=5,
+            max_request_size=record_limit(self.settings),  # the client's 1 MiB is too small
+            request_timeout_ms=self.request_timeout_ms,
             **self.settings.kafka_auth().aiokafka_options(),
         )
         await self.settings.start_client(self._producer)
@@ -95,7 +122,7 @@ class KafkaSink:
                 extra=trace_headers,
             ) + list(route.correlation + refused_headers(route.refused))
             for destination in route.destinations:
-                await self.producer.send(
+                await self._send(
                     destination.topic, reply.model_dump_json().encode(), key=key,
                     partition=destination.partition, headers=headers,
                 )  # fmt: skip
@@ -124,16 +151,49 @@ class KafkaSink:
         return replace(route, destinations=(standard,), refused=why)
 
     async def dead_letter(self, rejection: Rejection) -> None:
-        record = rejection.record
-        await self.producer.send(
-            self.settings.dead_letter_topic,
-            record.value,
-            key=record.key,
-            headers=dead_letter_headers(rejection),
-        )
+        """The record, whole when it fits the record limit, else truncated (see replies)."""
+        await self._dead_letter(rejection, record_limit(self.settings), rejection)
+
+    async def _dead_letter(
+        self, rejection: Rejection, limit: int, retry: Rejection | None = None
+    ) -> None:
+        key, value, headers = dead_letter(rejection, limit)
+        topic = self.settings.dead_letter_topic
+        await self._send(topic, value, key=key, headers=headers, retry=retry)
+
+    async def _send(self, topic: str, value: bytes | None, *, key: bytes | None,
+                    headers: Sequence[tuple[str, bytes | None]], partition: int | None = None,
+                    retry: Rejection | None = None) -> None:  # fmt: skip
+        try:
+            sent = await self.producer.send(
+                topic, value, key=key, partition=partition, headers=headers
+            )
+        except KafkaError as exc:
+            raise KafkaUnavailable(f"publishing to {topic}: {type(exc).__name__}: {exc}") from exc
+        self._pending.append((sent, retry))
 
     async def flush(self) -> None:
-        await self.producer.flush()
+        """Wait until the broker acknowledged every record sent since the last flush. A dead
+        letter the topic refuses as too large (its ``max.message.bytes`` is below the worker's
+        limit) is sent again cut to ``SMALL_DEAD_LETTER`` bytes: it never holds the batch back."""
+        pending, self._pending = self._pending, []
+        results = await asyncio.gather(*(sent for sent, _ in pending), return_exceptions=True)
+        failed = []
+        for (_, retry), result in zip(pending, results, strict=True):
+            if retry is not None and isinstance(result, TOO_LARGE):
+                log.warning("the dead-letter topic refused %s; sending it cut to %d bytes",
+                            type(result).__name__, SMALL_DEAD_LETTER)  # fmt: skip
+                await self._dead_letter(retry, SMALL_DEAD_LETTER)
+            elif isinstance(result, BaseException):
+                failed.append(result)
+        if self._pending and not failed:
+            await self.flush()  # the dead letters sent again (without a second retry)
+        if failed:
+            raise KafkaUnavailable(
+                f"{len(failed)} of {len(results)} replies and dead letters were not "
+                f"acknowledged by the broker ({type(failed[0]).__name__}: {failed[0]}); "
+                "the batch is redelivered"
+            )
 
 
 async def ensure_topics(settings: WorkerSettings) -> None:
@@ -145,7 +205,8 @@ async def ensure_topics(settings: WorkerSettings) -> None:
         existing = set(await admin.list_topics())
         # time-based retention, never compaction: replay needs every request, not the last
         retention_ms = int(settings.topic_retention_days * 86_400_000)
-        retention = {"cleanup.policy": "delete", "retention.ms": str(retention_ms)}
+        retention = {"cleanup.policy": "delete", "retention.ms": str(retention_ms),
+                     "max.message.bytes": str(record_limit(settings))}  # fmt: skip
         missing = [
             NewTopic(
                 name, settings.topic_partitions, settings.topic_replication, topic_configs=retention
@@ -284,8 +345,12 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
             message.raw_message = records  # a nack rewinds to these, never past a hole
             if not records:
                 return  # nothing to serve yet: the partition is fetched again from the hole
-        answered = await gate.handle(records)
-        await sink.flush()
+        try:
+            answered = await gate.handle(records)
+            await sink.flush()  # every reply and dead letter acknowledged by the broker
+        except Exception:  # the gate never raises; a refused or lost send does
+            log.exception("publishing the batch's replies failed; it will be redelivered")
+            answered = False
         if answered:
             await message.ack()
         else:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from opentelemetry import metrics
@@ -32,7 +32,7 @@ from worker.observability.metrics import make_instruments
 from worker.observability.tracing import context_from_headers, messaging_attributes, tracer
 from worker.service import replies, routing
 from worker.service.access import PolicyFile
-from worker.service.requests import Rejection, Request, parse_record
+from worker.service.requests import Rejection, Request, crashed, parse_record, position, replayed
 from worker.service.routing import Route
 from worker.settings import WorkerSettings
 
@@ -50,11 +50,6 @@ class Sink(Protocol):
     async def dead_letter(self, rejection: Rejection) -> None: ...
 
 
-@dataclass(slots=True)
-class _Outcome:
-    answered: bool = True
-
-
 class Gate:
     def __init__(self, settings: WorkerSettings, sink: Sink) -> None:
         self.settings = settings
@@ -66,25 +61,62 @@ class Gate:
         self.access.current()  # a broken policy file stops the worker at start-up
 
     async def handle(self, records: Sequence[Any]) -> bool:
-        """Serve a batch; True when every record got its answer (commit), False to redeliver."""
+        """Serve a batch; True when every record got its answer (commit), False to redeliver.
+        Never raises: one record's failure is that record's answer or dead letter."""
         aliases = frozenset(self.settings.databases)
         by_alias: dict[str, list[Request]] = {}
+        delivered = True
         for record in records:
+            parsed = self._admit(record, aliases)
+            if isinstance(parsed, Rejection):
+                delivered &= await self._isolated([], "rejecting a record", self._reject(parsed))
+            else:
+                by_alias.setdefault(parsed.alias, []).append(parsed)
+        outcomes = await asyncio.gather(
+            *(self._serve_database(alias, requests) for alias, requests in by_alias.items()),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):  # a bug: the batch comes back, nothing lost
+                log.error("serving a database failed", exc_info=outcome)
+        return delivered and all(o is True for o in outcomes)
+
+    def _admit(self, record: Any, aliases: frozenset[str]) -> Request | Rejection:
+        """The record as a request the policy allows, or a rejection; never raises."""
+        try:
             parsed = parse_record(
                 record, max_bytes=self.settings.max_request_bytes, aliases=aliases
             )
             if isinstance(parsed, Request):
                 parsed = self._check_route(parsed)
-            if isinstance(parsed, Request):
-                parsed = self._authorize(parsed)
-            if isinstance(parsed, Rejection):
-                await self._reject(parsed)
-            else:
-                by_alias.setdefault(parsed.alias, []).append(parsed)
-        outcomes = await asyncio.gather(
-            *(self._serve_database(alias, requests) for alias, requests in by_alias.items())
-        )
-        return all(o.answered for o in outcomes)
+            return self._authorize(parsed) if isinstance(parsed, Request) else parsed
+        except Exception as exc:  # a bug in validation must not take the batch down
+            log.exception("checking a record failed", extra={"error": type(exc).__name__})
+            return crashed(record, exc)
+
+    async def _isolated(self, requests: list[Request], doing: str, work: Awaitable[bool]) -> bool:
+        """Run ``work`` for ``requests``: a failure to publish means False (the batch comes
+        back); any other exception answers those still unanswered with ``failed``."""
+        try:
+            return await work
+        except NotDelivered as exc:
+            log.error("publishing failed; the batch will be redelivered", extra={"error": str(exc)})
+            return False
+        except Exception as exc:
+            log.exception("%s failed", doing, extra={"error": type(exc).__name__})
+            message = f"{doing}: {type(exc).__name__}: {exc}"[:2000] + (
+                "; an error in the worker, please report it; the request can be sent again"
+            )
+            unanswered = [r for r in requests if not r.answered]
+            try:
+                return await self._fail(unanswered, "internal", message)
+            except NotDelivered:
+                return False
+
+    async def _fail(self, requests: list[Request], code: str, message: str) -> bool:
+        for request in requests:
+            await self._send(request, replies.from_failure(request, code, message))
+        return True
 
     def _route(self, record: Any, request_id: str) -> Route:
         """Where the reply to ``record`` goes, and how its requester recognises it."""
@@ -117,12 +149,12 @@ class Gate:
         return replace(request, hazards=decision.hazards,
                        signed=policy.requires_signature(request.body.service))  # fmt: skip
 
-    async def _reject(self, rejection: Rejection) -> None:
+    async def _reject(self, rejection: Rejection) -> bool:
         log.warning(
             "rejected record",
             extra={
                 "code": rejection.code,
-                "reason": rejection.message,
+                "reason": rejection.message[:2000],
                 "request_id": rejection.request_id,
             },
         )
@@ -134,69 +166,78 @@ class Gate:
                 self.metrics.requests.add(1, {"outcome": "rejected"})
                 reply = replies.from_rejection(rejection)
                 route = self._route(rejection.record, rejection.request_id)
-                await self.sink.reply(reply, rejection.headers, rejection.record.key, route)
-            await self.sink.dead_letter(rejection)
+                await _publish(
+                    self.sink.reply(reply, rejection.headers, rejection.record.key, route)
+                )
+            await _publish(self.sink.dead_letter(rejection))
+        return True
 
-    async def _serve_database(self, alias: str, requests: list[Request]) -> _Outcome:
-        """Heal one database's requests in order, coalescing equal manifests."""
-        outcome = _Outcome()
+    async def _serve_database(self, alias: str, requests: list[Request]) -> bool:
+        """Heal one database's requests in order, coalescing equal manifests; False when some
+        could not be answered (the batch comes back)."""
         try:
             conn = await self._connection(alias)
         except RetryableError as exc:
             log.error("database unavailable", extra={"database": alias, "error": str(exc)})
-            return _Outcome(answered=False)
-        except SchemahealError as exc:  # e.g. authentication failed: retrying will not help
-            for request in requests:
-                await self._send(request, replies.from_failure(request, exc.code, str(exc)))
-            return outcome
+            return False
+        except Exception as exc:  # e.g. authentication failed: retrying will not help
+            code = exc.code if isinstance(exc, SchemahealError) else "internal"
+            return await self._isolated([], "answering", self._fail(requests, code, str(exc)))
+        try:
+            return await self._serve_on(alias, conn, requests)
+        finally:
+            kept = self._connections.get(alias)
+            if kept is not None and kept.is_closed():
+                self._connections.pop(alias, None)
+
+    async def _serve_on(self, alias: str, conn: Any, requests: list[Request]) -> bool:
         try:
             ids = [r.request_id for r in requests]
-            try:
-                done = await ledger.find_many(conn, ids, self.settings.ledger_schema)
-            except DATABASE_ERRORS as exc:
-                log.error("reading the ledger failed", extra={"database": alias, "error": str(exc)})
-                return _Outcome(answered=False)
-            for request in requests:
-                seen = done.get(request.request_id)
-                if (
-                    seen is not None
-                    and request.signed
-                    and seen.get("record_position")
-                    not in (
-                        None,
-                        _position(request),
-                    )
-                ):  # re-published, not redelivered: a replay of a signed request
-                    done.pop(request.request_id)
-                    message = "this signed request was served before, from another record"
-                    await self._reject(_refusal(request, "replayed-request", message))
-                    request.replayed = True
-            requests = [r for r in requests if not r.replayed]
-            for request in requests:
-                if request.request_id in done:
-                    with self._process_span(request.headers, request.request_id, request.record):
-                        reply = replies.from_ledger(request, done[request.request_id])
-                        await self._send(request, reply)
-            groups: dict[tuple[str, str], list[Request]] = {}
-            for request in requests:  # one heal per manifest, and per service (its own grants)
-                if request.request_id not in done:
-                    key = (request.manifest_hash, request.body.service)
-                    groups.setdefault(key, []).append(request)
-            for group in groups.values():
-                conn, answered = await self._serve_group(alias, conn, group)
-                outcome.answered &= answered
-        finally:
-            if conn.is_closed():
-                self._connections.pop(alias, None)
-        return outcome
+            done = await ledger.find_many(conn, ids, self.settings.ledger_schema)
+        except DATABASE_ERRORS as exc:
+            log.error("reading the ledger failed", extra={"database": alias, "error": str(exc)})
+            return False
+        answered = True
+        replays = replayed(requests, done)
+        for request in replays:
+            message = "this signed request was served before, from another record"
+            answered &= await self._isolated(
+                [request], "refusing a replay",
+                self._reject(_refusal(request, "replayed-request", message)),
+            )  # fmt: skip
+        requests = [r for r in requests if r not in replays]
+        for request in requests:
+            if request.request_id in done:
+                answered &= await self._isolated(
+                    [request], "answering from the ledger",
+                    self._answer_from_ledger(request, done[request.request_id]),
+                )  # fmt: skip
+        groups: dict[tuple[str, str], list[Request]] = {}
+        for request in requests:  # one heal per manifest, and per service (its own grants)
+            if request.request_id not in done:
+                key = (request.manifest_hash, request.body.service)
+                groups.setdefault(key, []).append(request)
+        for group in groups.values():
+            answered &= await self._isolated(group, "healing", self._serve_group(alias, group))
+        return answered
 
-    async def _serve_group(self, alias: str, conn: Any, group: list[Request]) -> tuple[Any, bool]:
+    async def _answer_from_ledger(self, request: Request, row: dict[str, Any]) -> bool:
+        with self._process_span(request.headers, request.request_id, request.record):
+            await self._send(request, replies.from_ledger(request, row))
+        return True
+
+    async def _serve_group(self, alias: str, group: list[Request]) -> bool:
         leader, followers = group[0], group[1:]
+        try:
+            conn = await self._connection(alias)  # the kept one, or a new one if it broke
+        except RetryableError as exc:
+            log.error("database unavailable", extra={"database": alias, "error": str(exc)})
+            return False
         with self._process_span(leader.headers, leader.request_id, leader.record) as span:
             conn, result = await self._heal_with_retries(alias, conn, leader)
             if result.error_code in RETRYABLE_CODES:
                 span.set_attribute("error.type", result.error_code or "retryable")
-                return conn, False  # redelivered later; nobody in this group has been answered
+                return False  # redelivered later; nobody in this group has been answered
             self._record_metrics(alias, result)
             span.set_attributes({
                 "schemaheal.outcome": result.outcome.value,
@@ -209,7 +250,7 @@ class Gate:
             healed_by = span.get_span_context()
             if result.ledger_id is not None and followers:
                 served = [
-                    (f.request_id, f.body.service, f.body.instance, _info(f).trace_id, _position(f))
+                    (f.request_id, f.body.service, f.body.instance, _info(f).trace_id, position(f))
                     for f in followers
                 ]
                 try:
@@ -225,7 +266,7 @@ class Gate:
                 span.set_attribute("schemaheal.outcome", result.outcome.value)
                 self.metrics.coalesced.add(1, {"database": alias})
                 await self._send(follower, replies.from_result(follower, result, leader=leader))
-        return conn, True
+        return True
 
     async def _heal_with_retries(
         self, alias: str, conn: Any, leader: Request
@@ -309,18 +350,25 @@ class Gate:
             },
         )
         route = self._route(request.record, request.request_id)
-        await self.sink.reply(reply, request.headers, request.record.key, route)
+        await _publish(self.sink.reply(reply, request.headers, request.record.key, route))
+        request.answered = True
+
+
+class NotDelivered(Exception):
+    """The sink could not publish a reply or dead letter: the batch must come back."""
+
+
+async def _publish(sending: Awaitable[None]) -> None:
+    try:
+        await sending
+    except Exception as exc:
+        raise NotDelivered(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _refusal(request: Request, code: str, message: str) -> Rejection:
     """A valid request that may not be served, as a rejection (answered and dead-lettered)."""
     return Rejection(code=code, message=message, record=request.record, headers=request.headers,
                      request_id=request.request_id, body=request.body.model_dump())  # fmt: skip
-
-
-def _position(request: Request) -> str:
-    record = request.record
-    return f"{record.topic}:{record.partition}:{record.offset}"
 
 
 def _info(request: Request) -> RequestInfo:
@@ -332,7 +380,7 @@ def _info(request: Request) -> RequestInfo:
         instance=request.body.instance,
         database_alias=request.alias,
         trace_id=parts[1] if len(parts) == 4 else None,
-        record_position=_position(request),
+        record_position=position(request),
     )
 
 
@@ -340,7 +388,8 @@ async def open_checked(settings: WorkerSettings, alias: str) -> Any:
     """A worker connection to ``alias`` that can hold session advisory locks (no
     transaction-pooling proxy in between: UnsafeConnectionError says why otherwise)."""
     try:
-        conn = await connect(settings.dsn(alias), application_name="schemaheal worker")
+        conn = await connect(settings.dsn(alias), application_name="schemaheal worker",
+                             timeouts=settings)  # fmt: skip
     except DATABASE_ERRORS as exc:
         raise translate(exc, f"connecting to database {alias}") from exc
     try:

@@ -18,6 +18,8 @@ from worker.commands.output import result_json
 from worker.engine.heal import HealResult
 from worker.service.requests import Rejection, Request
 
+MAX_MESSAGE = 4000  # an error message in a reply; the rest is in the worker's log
+
 
 def from_result(
     request: Request, result: HealResult, *, leader: Request | None = None
@@ -101,7 +103,7 @@ def from_rejection(rejection: Rejection) -> SchemaHealed:
         service=_text(body.get("service")),
         instance=_text(body.get("instance")),
         database=_text(body.get("database")),
-        error=ErrorInfo(code=rejection.code, message=rejection.message),
+        error=ErrorInfo(code=rejection.code, message=rejection.message[:MAX_MESSAGE]),
     )
 
 
@@ -114,21 +116,55 @@ def from_failure(request: Request, code: str, message: str) -> SchemaHealed:
         instance=request.body.instance,
         database=request.alias,
         manifest_hash=request.manifest_hash,
-        error=ErrorInfo(code=code, message=message),
+        error=ErrorInfo(code=code, message=message[:MAX_MESSAGE]),
     )
 
 
-def dead_letter_headers(rejection: Rejection) -> list[tuple[str, bytes]]:
+def dead_letter_headers(rejection: Rejection) -> list[tuple[str, bytes | None]]:
     """The original headers, byte for byte, plus why the record was dead-lettered."""
     original = list(rejection.record.headers or ())  # null and non-UTF-8 values kept as they are
+    return [*original, *_why(rejection)]
+
+
+def _why(rejection: Rejection) -> list[tuple[str, bytes | None]]:
+    """Why and from where a record was dead-lettered: its error and position."""
     return [
-        *original,
         ("x-schemaheal-error-code", rejection.code.encode()),
         ("x-schemaheal-error-message", rejection.message[:4000].encode()),
         ("x-schemaheal-original-topic", str(rejection.record.topic).encode()),
         ("x-schemaheal-original-partition", str(rejection.record.partition).encode()),
         ("x-schemaheal-original-offset", str(rejection.record.offset).encode()),
     ]
+
+
+DeadLetter = tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]
+
+
+def dead_letter(rejection: Rejection, limit: int) -> DeadLetter:
+    """The dead letter of ``rejection`` as (key, value, headers), whole when it fits in
+    ``limit`` bytes (the producer's record limit); else truncated: the original headers are
+    dropped when they alone are too large, the value is cut to what fits, and
+    ``x-schemaheal-truncated`` says what was cut and how large the original was."""
+    record = rejection.record
+    key, value, headers = record.key, record.value, dead_letter_headers(rejection)
+    if record_size(key, value, headers) <= limit:
+        return key, value, headers
+    value = value or b""
+    if record_size(key, None, headers) > limit // 2:  # headers too large to keep: ours only
+        headers = _why(rejection)
+        key = key if record_size(key, None, headers) <= limit // 2 else None
+    note = f"value {len(value)} bytes, headers {len(record.headers or ())}; cut to fit {limit}"
+    headers = [*headers, ("x-schemaheal-truncated", note.encode())]
+    room = limit - record_size(key, b"", headers)
+    return key, value[: max(room, 0)], headers
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: list[Any]) -> int:
+    """An upper bound of a record's size in a produce request: the record batch's own 61
+    bytes, the record's framing (varints of at most 5 bytes each) and its contents."""
+    framing = 61 + 5 * 7 + 10 * len(headers)
+    contents = sum(len(k.encode()) + len(v or b"") for k, v in headers)
+    return framing + len(key or b"") + len(value or b"") + contents
 
 
 def _text(value: object) -> str | None:

@@ -43,7 +43,7 @@ class Request:
     received: float = field(default_factory=time.monotonic)
     hazards: frozenset[Hazard] = frozenset()  # approved for this request by the access policy
     signed: bool = False  # its service must sign, and this request's signature was checked
-    replayed: bool = False
+    answered: bool = False  # its reply was handed to the sink
 
     @property
     def alias(self) -> str:
@@ -139,3 +139,36 @@ def parse_record(record: Any, *, max_bytes: int, aliases: frozenset[str]) -> Req
         headers=headers,
         record=record,
     )
+
+
+def position(request: Request) -> str:
+    """Where the request's record is: ``topic:partition:offset`` (a redelivery has the same)."""
+    record = request.record
+    return f"{record.topic}:{record.partition}:{record.offset}"
+
+
+def replayed(requests: list[Request], done: dict[str, dict[str, Any]]) -> list[Request]:
+    """Signed requests served before from another record — in an earlier batch (the ledger
+    says where) or earlier in this one — rather than redelivered from the same record."""
+    first: dict[str, str] = {}
+    replays = []
+    for request in (r for r in requests if r.signed):
+        here = position(request)
+        seen = done.get(request.request_id)
+        earlier = seen.get("record_position") if seen else first.get(request.request_id)
+        if earlier not in (None, here):
+            replays.append(request)
+        first.setdefault(request.request_id, here)
+    return replays
+
+
+def crashed(record: Any, exc: Exception) -> Rejection:
+    """A record whose checking raised (a bug): rejected, answered if it has an id."""
+    try:
+        headers = decode_headers(record.headers)
+    except Exception:  # headers that are not even (key, bytes) pairs
+        headers = {}
+    message = f"checking the record failed ({type(exc).__name__}: {exc})"[:2000]
+    return Rejection(code="internal", message=message + "; an error in the worker, please "
+                     "report it", record=record, headers=headers,
+                     request_id=headers.get("ce_id") or None)  # fmt: skip

@@ -1,0 +1,110 @@
+"""The engine under faults on a real PostgreSQL: a connection lost mid-heal and a table held
+by another session. Every fault ends in a result the gate can act on, never an exception."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+
+from contracts import load_manifest
+from tests.conftest import FreshDatabase
+from tests.contracts.builders import column, manifest, pk, table
+from worker.engine.apply import AppliedStatement, RetryPolicy
+from worker.engine.connection import connect, translate
+from worker.engine.heal import HealOptions, Outcome, heal
+from worker.engine.plan import PlanSettings
+from worker.errors import DatabaseUnavailable, RetryableError
+
+WANT = load_manifest(json.dumps(manifest(table("tenants", column("id", "integer", nullable=False), column("name"),
+                      primary_key=pk("id")))))  # fmt: skip
+
+
+async def test_a_connection_closed_mid_heal_is_a_retryable_result_not_an_exception(
+    database: FreshDatabase,
+) -> None:
+    """The issue's "PostgreSQL restarted mid-heal": recording the heal on the dead connection
+    raised ``InterfaceError: connection is closed`` out of ``heal``, losing the batch."""
+    conn = await connect(database.dsn)
+
+    def lose_connection(_: AppliedStatement) -> None:
+        conn.terminate()  # the connection dies right after the first statement committed
+
+    result = await heal(conn, WANT, observe=lose_connection)
+    assert result.outcome is Outcome.FAILED
+    assert result.error_code == "database-unavailable", result.error_message
+    assert result.ledger_id is None
+    conn = await connect(database.dsn)
+    try:  # the next attempt finishes the heal from what the catalog shows
+        again = await heal(conn, WANT)
+    finally:
+        await conn.close()
+    assert again.satisfied, again.error_message
+
+
+def test_every_lost_connection_error_is_retryable() -> None:
+    lost = [
+        asyncpg.InterfaceError("connection is closed"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle"),
+        asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator"),
+        asyncpg.exceptions.CrashShutdownError("terminating connection because of crash"),
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+        asyncpg.exceptions.TooManyConnectionsError("too many clients"),
+        asyncpg.exceptions.ProtocolError("unexpected message"),
+        ConnectionResetError("reset by peer"),
+        ConnectionRefusedError("refused"),
+        TimeoutError("timed out"),
+        OSError("network unreachable"),
+    ]
+    for exc in lost:
+        assert isinstance(translate(exc, "doing"), DatabaseUnavailable), exc
+
+
+async def test_inspection_behind_an_exclusive_lock_is_retried_then_reported(
+    database: FreshDatabase,
+) -> None:
+    """Another session holds ACCESS EXCLUSIVE on the table: the heal's catalog reads wait at
+    most ``lock_timeout`` each, are retried within the budget, and the heal ends with a
+    retryable ``lock-budget-exhausted`` naming what it was doing, instead of stalling."""
+    await database.execute("CREATE TABLE tenants (id integer PRIMARY KEY); "
+                           "INSERT INTO tenants VALUES (1)")  # fmt: skip
+    wanted = load_manifest(json.dumps(manifest(table(
+        "tenants", column("id", "integer", nullable=False), column("plan", "text", nullable=False),
+        primary_key=pk("id")))))  # fmt: skip
+    holder = await asyncpg.connect(database.dsn)
+    conn = await connect(
+        database.dsn, timeouts=PlanSettings(lock_timeout_ms=200, statement_timeout_ms=5000)
+    )
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("LOCK TABLE tenants IN ACCESS EXCLUSIVE MODE")
+        options = HealOptions(retry=RetryPolicy(budget_s=1.5, first_wait_s=0.05, max_wait_s=0.2))
+        result = await asyncio.wait_for(heal(conn, wanted, options=options), 30)
+        assert result.error_code == "lock-budget-exhausted", result.error_message
+        assert "inspecting" in (result.error_message or "")
+        await tx.rollback()
+        again = await heal(conn, wanted, options=options)  # the lock is gone: the same heal runs
+        assert again.outcome is Outcome.BLOCKED or again.satisfied, again.error_message
+    finally:
+        await holder.close()
+        await conn.close()
+
+
+async def test_catalog_queries_run_with_lock_and_statement_timeouts(
+    database: FreshDatabase,
+) -> None:
+    conn = await connect(
+        database.dsn, timeouts=PlanSettings(lock_timeout_ms=1500, statement_timeout_ms=20_000)
+    )
+    try:
+        assert await conn.fetchval("SHOW lock_timeout") == "1500ms"
+        assert await conn.fetchval("SHOW statement_timeout") == "20s"
+        result = await heal(conn, WANT)  # apply sets its own timeouts, then restores these
+        assert result.outcome is Outcome.HEALED
+        assert await conn.fetchval("SHOW lock_timeout") == "1500ms"
+        assert await conn.fetchval("SHOW statement_timeout") == "20s"
+    finally:
+        await conn.close()
+    assert issubclass(DatabaseUnavailable, RetryableError)
