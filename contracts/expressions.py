@@ -20,7 +20,7 @@ from pglast import ast
 from pglast.stream import RawStream
 
 from contracts._select import select_target
-from contracts.identifiers import check_identifier
+from contracts.identifiers import check_identifier, split_qualified
 from contracts.types import _from_ast
 
 __all__ = ["ALLOWED_FUNCTIONS", "Expression", "parse_expression"]
@@ -236,7 +236,10 @@ def _sequence_argument(node: ast.FuncCall, what: str) -> str:
     value = getattr(getattr(arg, "val", None), "sval", None)
     if not isinstance(value, str):
         raise ValueError(f"{what}: nextval() takes one sequence name in quotes, like nextval('s')")
-    parts = value.split(".")
+    try:
+        parts = split_qualified(value)
+    except ValueError as exc:
+        raise ValueError(f"{what}: nextval(): {exc}") from None
     if len(parts) > 2:
         raise ValueError(f"{what}: nextval({value!r}) must name schema.sequence or sequence")
     try:

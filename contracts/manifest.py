@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from contracts.expressions import parse_expression
-from contracts.identifiers import check_identifier
+from contracts.identifiers import IDENTIFIER_PATTERN, check_identifier
 from contracts.types import parse_type
 
 __all__ = [
@@ -35,15 +35,15 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-_IDENT_PATTERN = r"^[a-z_][a-z0-9_$]*$"
 
 Identifier = Annotated[
     str,
     # The pattern is published in the JSON Schema; validation itself is check_identifier, whose
     # messages say what to change (pydantic's own "should match pattern" does not).
     Field(
-        description="a plain PostgreSQL identifier of at most 63 bytes",
-        json_schema_extra={"pattern": _IDENT_PATTERN, "maxLength": 63},
+        description="a PostgreSQL identifier of at most 63 bytes, written quoted in SQL when it "
+        "is not plain; no quotes, ';', backslashes, control, invisible or look-alike characters",
+        json_schema_extra={"pattern": IDENTIFIER_PATTERN, "maxLength": 63},
     ),
     AfterValidator(check_identifier),
 ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from contracts.errors import Problem
 from contracts.expressions import ALLOWED_FUNCTIONS, parse_expression
+from contracts.identifiers import qualified, split_qualified
 from contracts.manifest import Column, ForeignKey, Index, Manifest, Table
 from contracts.naming import unique_name
 from contracts.types import BUILTIN_TYPES, EXTENSION_TYPES, parse_type
@@ -174,13 +175,14 @@ def _qualify_sequences(ctx: _Context, path: str, table: Table, default: str) -> 
     expr = parse_expression(default, what="default")
     result = default
     for written in expr.sequences:
-        schema, _, name = written.rpartition(".")
+        *qualifier, name = split_qualified(written)
+        schema = qualifier[0] if qualifier else ""
         candidates = [schema] if schema else [table.schema_, *ctx.manifest.schemas]
         found = next((s for s in candidates if (s, name) in ctx.sequences), None)
         if found is None:
             ctx.report(path, f"nextval({written!r}): declare the sequence under 'sequences'")
         elif not schema:
-            result = result.replace(f"'{written}'", f"'{found}.{name}'")
+            result = result.replace(f"'{written}'", f"'{qualified(found, name)}'")
     return parse_expression(result, what="default").sql
 
 

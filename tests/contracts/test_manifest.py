@@ -33,7 +33,7 @@ def test_the_seeds_legacy_rule_uuid_reference_to_integer_key_is_refused() -> Non
 @pytest.mark.parametrize(
     ("data", "path", "says"),
     [
-        (manifest(table("T", column("a"))), "$.tables[0].name", "plain"),
+        (manifest(table("T;", column("a"))), "$.tables[0].name", "SEMICOLON"),
         (manifest(table("t", column("a", "int; drop"))), "$.tables[0].columns[0].type", "type"),
         (manifest(table("t", column("a", bogus=1))), "$.tables[0].columns[0].bogus", "unknown"),
         (manifest(table("t", column("a", "mood"))), "$.tables[0].columns[0].type", "enums"),
