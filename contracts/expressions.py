@@ -129,11 +129,18 @@ class Expression:
     columns: tuple[str, ...]  # every column reference, in order, repeats kept
     functions: frozenset[str]
     sequences: frozenset[str]  # arguments of nextval(), as written ('seq' or 'schema.seq')
+    session_values: bool = False  # CURRENT_TIMESTAMP, CURRENT_USER, …: stable, not immutable
 
     @property
     def volatile(self) -> bool:
         """True when PostgreSQL would evaluate it per row (rewriting a table it is added to)."""
         return any(ALLOWED_FUNCTIONS[f] == "v" for f in self.functions)
+
+    @property
+    def immutable(self) -> bool:
+        """True for a constant: the same value wherever and whenever it is evaluated."""
+        pure = all(ALLOWED_FUNCTIONS[f] == "i" for f in self.functions)
+        return pure and not (self.columns or self.sequences or self.session_values)
 
 
 def parse_expression(text: str, *, what: str = "expression") -> Expression:
@@ -147,6 +154,7 @@ def _parse_expression(text: str, what: str) -> Expression:
     columns: list[str] = []
     functions: set[str] = set()
     sequences: set[str] = set()
+    session_values = False
     for node in _walk(root):
         if isinstance(node, ast.ColumnRef):
             columns.append(_column(node, what))
@@ -161,6 +169,8 @@ def _parse_expression(text: str, what: str) -> Expression:
             _operator(node, what)
         elif isinstance(node, ast.CollateClause):
             _collation(node, what)
+        elif isinstance(node, ast.SQLValueFunction):
+            session_values = True
         elif not isinstance(node, _LEAVES + _BRANCHES):
             raise ValueError(
                 f"{what}: {type(node).__name__} is not allowed in a manifest expression"
@@ -171,6 +181,7 @@ def _parse_expression(text: str, what: str) -> Expression:
         columns=tuple(columns),
         functions=frozenset(functions),
         sequences=frozenset(sequences),
+        session_values=session_values,
     )
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from contracts._select import MAX_TEXT
 from contracts.expressions import parse_expression
 from contracts.identifiers import IDENTIFIER_PATTERN, check_identifier
 from contracts.types import parse_type
@@ -58,11 +59,11 @@ def _expression(what: str) -> Any:
     return AfterValidator(lambda text: parse_expression(text, what=what).sql)
 
 
-DefaultExpr = Annotated[str, Field(max_length=4096), _expression("default")]
-CheckExpr = Annotated[str, Field(max_length=4096), _expression("check")]
-GeneratedExpr = Annotated[str, Field(max_length=4096), _expression("generated expression")]
-IndexExpr = Annotated[str, Field(max_length=4096), _expression("index expression")]
-PredicateExpr = Annotated[str, Field(max_length=4096), _expression("index predicate")]
+DefaultExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("default")]
+CheckExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("check")]
+GeneratedExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("generated expression")]
+IndexExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("index expression")]
+PredicateExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("index predicate")]
 Comment = Annotated[str, Field(max_length=8192, pattern=r"^[^\x00]*$")]
 Names = Annotated[tuple[Identifier, ...], Field(min_length=1, max_length=32)]
 Action = Annotated[

@@ -16,6 +16,7 @@ from contracts.expressions import ALLOWED_FUNCTIONS, parse_expression
 from contracts.identifiers import qualified, split_qualified
 from contracts.manifest import Column, ForeignKey, Index, Manifest, Table
 from contracts.naming import unique_name
+from contracts.references import can_reference
 from contracts.types import BUILTIN_TYPES, EXTENSION_TYPES, parse_type
 
 __all__ = ["resolve"]
@@ -207,7 +208,8 @@ def _resolve_table(ctx: _Context, i: int, table: Table) -> Table:
         taken.add(given)
         return given
 
-    updates: dict[str, object] = {}
+    table = _fold_into_primary_key(table)
+    updates: dict[str, object] = {"unique": table.unique}
     if table.primary_key is not None:
         pk = table.primary_key
         need(f"{path}.primary_key.columns", pk.columns)
@@ -246,6 +248,25 @@ def _resolve_table(ctx: _Context, i: int, table: Table) -> Table:
     updates["checks"] = tuple(sorted(checks, key=lambda c: c.name or ""))
     updates["indexes"] = tuple(sorted(indexes, key=lambda c: c.name or ""))
     return table.model_copy(update=updates)
+
+
+def _fold_into_primary_key(table: Table) -> Table:
+    """Do what PostgreSQL's CREATE TABLE does with a UNIQUE that repeats the primary key (same
+    columns in the same order): drop it, and when the key has no name, give it the first such
+    constraint's name. So a manifest never plans a redundant constraint, and the key of a table
+    create_all() built carries the name the manifest expects."""
+    pk = table.primary_key
+    if pk is None:
+        return table
+    name, kept = pk.name, []
+    for unique in table.unique:
+        if unique.columns != pk.columns or unique.nulls_not_distinct:
+            kept.append(unique)
+        elif name is None:
+            name = unique.name
+    return table.model_copy(
+        update={"unique": tuple(kept), "primary_key": pk.model_copy(update={"name": name})}
+    )
 
 
 def _index_columns(index: Index) -> list[str]:
@@ -297,10 +318,11 @@ def _check_reference(ctx: _Context, path: str, table: Table, fk: ForeignKey) -> 
             if remote not in target_columns:
                 ctx.report(f"{path}.references.columns", f"{ref.table}.{remote} does not exist")
             continue
-        if own[local].type != target_columns[remote].type:
+        local_type, remote_type = own[local].type, target_columns[remote].type
+        if not can_reference(local_type, remote_type):
             ctx.report(
                 f"{path}.columns",
-                f"{table.name}.{local} is {own[local].type} but references "
-                f"{ref.table}.{remote} of type {target_columns[remote].type}: a reference must "
-                f"have the referenced key's type; make {local} {target_columns[remote].type}",
+                f"{table.name}.{local} is {local_type} but references {ref.table}.{remote} of "
+                f"type {remote_type}, and PostgreSQL has no equality between the two: make "
+                f"{local} {remote_type}",
             )
