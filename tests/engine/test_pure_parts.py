@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.engine.builders import column, realm, table
 from worker.engine.apply import command_of
+from worker.engine.defaults import adopt_defaults, default_questions
 from worker.engine.inspect import build_realm
 from worker.engine.lock import advisory_key
 from worker.engine.render import literal
@@ -89,3 +91,40 @@ def test_build_realm_from_catalog_rows() -> None:
 )  # fmt: skip
 def test_the_command_of_a_statement_names_its_spans_and_log_events(sql: str, command: str) -> None:
     assert command_of(sql) == command
+
+
+def test_only_constant_defaults_spelt_differently_are_asked_of_postgresql() -> None:
+    """'0' vs false on a boolean is a question; now() vs a constant, or a default that is the
+    same in comparison form, or one PostgreSQL would have to look up (a sequence) is not."""
+    current = realm(
+        table(
+            "t",
+            column("a", "boolean", default="false"),
+            column("b", "boolean", default="false"),
+            column("c", "timestamp with time zone", default="now()"),
+            column("d", "integer", default="nextval('public.s'::regclass)"),
+            column("e", "text", default="'x'::text"),
+            column("f", "integer", default="0"),
+        )
+    )
+    desired = realm(
+        table(
+            "t",
+            column("a", "boolean", default="'0'"),
+            column("b", "integer", default="'0'"),  # another type: type drift, not a question
+            column("c", "timestamp with time zone", default="'2020-01-01'"),
+            column("d", "integer", default="7"),
+            column("e", "text", default="'x'"),
+            column("f", "integer", default="'0'"),
+        )
+    )
+    questions = default_questions(current, desired)
+    assert [(q.column, q.current, q.desired) for q in questions] == [
+        ("a", "FALSE", "'0'"),  # both re-written from their parse trees
+        ("f", "0", "'0'"),
+    ]
+    assert questions[0].sql == "('0')::boolean IS NOT DISTINCT FROM (FALSE)::boolean"
+    adopted = adopt_defaults(desired, frozenset(questions[:1]))
+    [t] = adopted.tables
+    assert [c.default for c in t.columns[:2]] == ["FALSE", "'0'"]
+    assert adopted.table("public", "t") is t
