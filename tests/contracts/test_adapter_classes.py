@@ -6,14 +6,18 @@ and compares the catalog with create_all()'s.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from contracts import Manifest, ManifestError, Table
+from contracts import Manifest, ManifestError, Table, canonical_json
 from contracts.from_sqlalchemy import manifest_from_metadata
 from tests.contracts import adapter_models as models
 
@@ -183,3 +187,36 @@ def test_extension_types_bring_their_extension_and_more_can_be_named() -> None:
     manifest = build(models.vector_column(), extensions=["pg_trgm"])
     assert [e.name for e in manifest.extensions] == ["pg_trgm", "vector"]
     assert table_of(manifest, "embeddings").columns[1].type == "public.vector(3)"
+
+
+def test_sqlmodel_models_are_a_first_class_input() -> None:
+    from tests.contracts.sqlmodel_app import Base
+
+    manifest = build(Base.metadata)
+    hero, team = table_of(manifest, "hero"), table_of(manifest, "team")
+    columns = {c.name: c for c in hero.columns}
+    assert (columns["age"].type, columns["age"].nullable) == ("integer", True)  # Optional[int]
+    assert (columns["name"].type, columns["name"].nullable) == ("character varying(100)", False)
+    assert (columns["created"].default, columns["created"].nullable) == ("now()", False)
+    assert (columns["powers"].type, columns["powers"].default) == ("jsonb", "'{}'")  # sa_column=
+    assert columns["notes"].type == "json"  # sa_type=JSON
+    assert columns["role"].type == "public.role"
+    assert [fk.on_delete for fk in hero.foreign_keys] == ["CASCADE"]
+    assert [(i.name, i.unique) for i in team.indexes] == [("ix_team_name", True)]
+    assert team.columns[0].default == "nextval('public.team_id_seq')"  # Optional[int] key
+
+
+def test_manifest_command_takes_sqlmodel_itself_and_extensions() -> None:
+    """``--from-sqlalchemy app.models:SQLModel``, run as a user runs it (in its own process)."""
+    from tests.contracts.sqlmodel_app import Base
+
+    out = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "manifest", "--service", "s", "--database", "d",
+         "--from-sqlalchemy", "tests.contracts.sqlmodel_global:SQLModel",
+         "--extension", "pg_trgm"],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    written = json.loads(out.stdout)
+    assert [e["name"] for e in written["extensions"]] == ["pg_trgm"]
+    in_process = json.loads(canonical_json(build(Base.metadata)))
+    assert written["tables"] == in_process["tables"]

@@ -64,7 +64,13 @@ async def alembic_differences(db: FreshDatabase, metadata: sa.MetaData) -> list[
     return list(diffs)
 
 
-MODELS = [nexus_metadata, rich_metadata, *CLASSES]
+def sqlmodel_metadata() -> sa.MetaData:
+    from tests.contracts.sqlmodel_app import Base
+
+    return Base.metadata  # type: ignore[no-any-return]
+
+
+MODELS = [nexus_metadata, rich_metadata, *CLASSES, sqlmodel_metadata]
 
 
 @pytest.mark.parametrize("make_metadata", MODELS, ids=[f.__name__ for f in MODELS])
