@@ -28,7 +28,8 @@ __all__ = ["DefaultQuestion", "adopt_defaults", "ask", "default_questions"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DefaultQuestion:
-    """Are ``current`` and ``desired`` the same value of ``type``? Both are canonical SQL."""
+    """Are ``current`` and ``desired`` the same value of ``type``? Both are canonical SQL;
+    ``stored`` is the current default as the catalog prints it."""
 
     schema: str
     table: str
@@ -36,6 +37,7 @@ class DefaultQuestion:
     type: str
     current: str
     desired: str
+    stored: str
 
     @property
     def sql(self) -> str:
@@ -66,6 +68,7 @@ def default_questions(current: m.Realm, desired: m.Realm) -> tuple[DefaultQuesti
                         type=column.type,
                         current=pair[0],
                         desired=pair[1],
+                        stored=have.default,
                     )
                 )
     return tuple(questions)
@@ -105,18 +108,24 @@ async def _ask(conn: Connection, questions: tuple[DefaultQuestion, ...]) -> list
 
 
 def adopt_defaults(desired: m.Realm, settled: frozenset[DefaultQuestion]) -> m.Realm:
-    """``desired`` with each settled column's default spelt as the database spells it."""
+    """``desired`` with each settled column's default spelt as the database spells it (so the
+    diff finds the two columns equal at its first comparison)."""
     if not settled:
         return desired
-    spelling = {(q.schema, q.table, q.column): q.current for q in settled}
+    spelling: dict[tuple[str, str], dict[str, str]] = {}
+    for q in settled:
+        spelling.setdefault((q.schema, q.table), {})[q.column] = q.stored
     tables = tuple(
-        replace(
-            table,
-            columns=tuple(
-                replace(c, default=spelling.get((table.schema, table.name, c.name), c.default))
-                for c in table.columns
-            ),
-        )
+        _respelt(table, spelling[(table.schema, table.name)])
+        if (table.schema, table.name) in spelling
+        else table
         for table in desired.tables
     )
     return replace(desired, tables=tables, _by_name={})
+
+
+def _respelt(table: m.Table, defaults: dict[str, str]) -> m.Table:
+    columns = tuple(
+        replace(c, default=defaults[c.name]) if c.name in defaults else c for c in table.columns
+    )
+    return replace(table, columns=columns)
