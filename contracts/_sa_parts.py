@@ -19,6 +19,7 @@ from contracts.compiled_sql import index_elements, unqualify
 from contracts.errors import Problem
 from contracts.expressions import parse_expression
 from contracts.identifiers import MAX_IDENTIFIER_BYTES
+from contracts.types import EXTENSION_METHODS, EXTENSION_OPCLASSES
 
 __all__ = [
     "DIALECT",
@@ -145,9 +146,10 @@ def _nulls_not_distinct(constraint: sa.UniqueConstraint) -> dict[str, Any]:
     return {"nulls_not_distinct": True} if value else {}
 
 
-def index(ix: sa.Index, schema: str, where: str, problems: list[Problem]) -> dict[str, Any] | None:
-    """The manifest form of ``ix``; None (and a problem) when any part of it has none."""
-    here = f"{where}.index {ix.name}"
+def index(ix: sa.Index, schema: str, where: str, found: Collected) -> dict[str, Any] | None:
+    """The manifest form of ``ix``; None (and a problem) when any part of it has none. The
+    extensions its access method and operator classes come from are added to ``found``."""
+    here, problems = f"{where}.index {ix.name}", found.problems
     before = len(problems)
     options = ix.dialect_options["postgresql"]
     for unsupported in ("with", "tablespace", "concurrently"):
@@ -180,6 +182,10 @@ def index(ix: sa.Index, schema: str, where: str, problems: list[Problem]) -> dic
             out["where"] = context.expression(sql(options["where"]), "index predicate")
         except ValueError as exc:
             problems.append(Problem(here, str(exc)))
+    for name in (out["method"], *(e.get("opclass") for e in elements)):
+        extension = EXTENSION_METHODS.get(name or "") or EXTENSION_OPCLASSES.get(name or "")
+        if extension is not None:
+            found.extensions.add(extension)
     return out if len(problems) == before else None
 
 

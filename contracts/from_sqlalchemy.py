@@ -70,7 +70,7 @@ def _table(table: sa.Table, found: Collected) -> dict[str, Any]:
     _refuse_table_options(table, where, found.problems)
     _refuse_other_constraints(table, where, found.problems)
     columns = [_column(table, c, schema, found) for c in table.columns]
-    indexes = [index(ix, schema, where, found.problems) for ix in for_postgresql(table.indexes)]
+    indexes = [index(ix, schema, where, found) for ix in for_postgresql(table.indexes)]
     return {
         "schema": schema,
         "name": table.name,

@@ -265,7 +265,9 @@ class IndexElement(_Model):
 class Index(_Model):
     name: Identifier | None = None
     unique: bool = False
-    method: Literal["btree", "gin", "gist", "hash", "brin"] = "btree"
+    method: Literal["btree", "gin", "gist", "hash", "brin", "hnsw", "ivfflat"] = Field(
+        default="btree", description="hnsw and ivfflat need the vector extension"
+    )
     elements: Annotated[tuple[IndexElement, ...], Field(min_length=1, max_length=32)]
     include: Annotated[tuple[Identifier, ...], Field(max_length=32)] = ()
     where: PredicateExpr | None = None

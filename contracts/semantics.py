@@ -14,9 +14,15 @@ from dataclasses import dataclass, field
 from contracts.errors import Problem
 from contracts.expressions import ALLOWED_FUNCTIONS, parse_expression
 from contracts.identifiers import qualified, split_qualified
-from contracts.manifest import Column, ForeignKey, Index, Manifest, Table
+from contracts.manifest import Column, ForeignKey, Manifest, Table
 from contracts.naming import unique_name
 from contracts.references import can_reference
+from contracts.table_rules import (
+    fold_into_primary_key,
+    index_columns,
+    index_extensions,
+    index_name_parts,
+)
 from contracts.types import BUILTIN_TYPES, EXTENSION_TYPES, parse_type
 
 __all__ = ["resolve"]
@@ -208,7 +214,7 @@ def _resolve_table(ctx: _Context, i: int, table: Table) -> Table:
         taken.add(given)
         return given
 
-    table = _fold_into_primary_key(table)
+    table = fold_into_primary_key(table)
     updates: dict[str, object] = {"unique": table.unique}
     if table.primary_key is not None:
         pk = table.primary_key
@@ -239,57 +245,17 @@ def _resolve_table(ctx: _Context, i: int, table: Table) -> Table:
         checks.append(ck.model_copy(update={"name": ck_name}))
     indexes = []
     for j, ix in enumerate(table.indexes):
-        keys = _index_columns(ix)
+        keys = index_columns(ix)
         need(f"{path}.indexes[{j}]", keys)
-        ix_name = named(f"{path}.indexes[{j}].name", ix.name, _index_name_parts(ix), "idx")
+        ix_name = named(f"{path}.indexes[{j}].name", ix.name, index_name_parts(ix), "idx")
         indexes.append(ix.model_copy(update={"name": ix_name}))
+        for where, message in index_extensions(f"{path}.indexes[{j}]", ix, ctx.extension_schema):
+            ctx.report(where, message)
     updates["unique"] = tuple(sorted(uniques, key=lambda c: c.name or ""))
     updates["foreign_keys"] = tuple(sorted(fks, key=lambda c: c.name or ""))
     updates["checks"] = tuple(sorted(checks, key=lambda c: c.name or ""))
     updates["indexes"] = tuple(sorted(indexes, key=lambda c: c.name or ""))
     return table.model_copy(update=updates)
-
-
-def _fold_into_primary_key(table: Table) -> Table:
-    """Do what PostgreSQL's CREATE TABLE does with a UNIQUE that repeats the primary key (same
-    columns in the same order): drop it, and when the key has no name, give it the first such
-    constraint's name. So a manifest never plans a redundant constraint, and the key of a table
-    create_all() built carries the name the manifest expects."""
-    pk = table.primary_key
-    if pk is None:
-        return table
-    name, kept = pk.name, []
-    for unique in table.unique:
-        if unique.columns != pk.columns or unique.nulls_not_distinct:
-            kept.append(unique)
-        elif name is None:
-            name = unique.name
-    return table.model_copy(
-        update={"unique": tuple(kept), "primary_key": pk.model_copy(update={"name": name})}
-    )
-
-
-def _index_columns(index: Index) -> list[str]:
-    names = [e.column for e in index.elements if e.column is not None]
-    for element in index.elements:
-        if element.expression is not None:
-            names.extend(parse_expression(element.expression).columns)
-    names.extend(index.include)
-    if index.where is not None:
-        names.extend(parse_expression(index.where).columns)
-    return names
-
-
-def _index_name_parts(index: Index) -> tuple[str, ...]:
-    """PostgreSQL names an expression key after its function, else ``expr``."""
-    parts = []
-    for element in index.elements:
-        if element.column is not None:
-            parts.append(element.column)
-        else:
-            functions = parse_expression(element.expression or "").functions
-            parts.append(min(functions) if len(functions) == 1 else "expr")
-    return tuple(parts)
 
 
 def _check_reference(ctx: _Context, path: str, table: Table, fk: ForeignKey) -> None:

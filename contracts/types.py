@@ -17,7 +17,14 @@ from pglast import ast
 from contracts._select import select_target
 from contracts.identifiers import check_identifier, qualified
 
-__all__ = ["BUILTIN_TYPES", "EXTENSION_TYPES", "TypeName", "parse_type"]
+__all__ = [
+    "BUILTIN_TYPES",
+    "EXTENSION_METHODS",
+    "EXTENSION_OPCLASSES",
+    "EXTENSION_TYPES",
+    "TypeName",
+    "parse_type",
+]
 
 # internal name -> (format_type name, how many typmods it takes, template with typmods)
 _BUILTINS: dict[str, tuple[str, int]] = {
@@ -80,6 +87,25 @@ EXTENSION_TYPES: dict[str, str] = {
     "ltree": "ltree",
     "cube": "cube",
     "vector": "vector",
+}
+#: Index access methods and operator classes that an extension provides, and which extension.
+EXTENSION_METHODS: dict[str, str] = {"hnsw": "vector", "ivfflat": "vector"}
+EXTENSION_OPCLASSES: dict[str, str] = {
+    "gin_trgm_ops": "pg_trgm",
+    "gist_trgm_ops": "pg_trgm",
+    "gin__int_ops": "intarray",
+    "gist__int_ops": "intarray",
+    "gist__intbig_ops": "intarray",
+    "gist_ltree_ops": "ltree",
+    "gist_hstore_ops": "hstore",
+    "gin_hstore_ops": "hstore",
+    **{
+        f"{kind}_{distance}_ops": "vector"
+        for kind in ("vector", "halfvec", "sparsevec")
+        for distance in ("l2", "ip", "cosine", "l1")
+    },
+    "bit_hamming_ops": "vector",
+    "bit_jaccard_ops": "vector",
 }
 _SERIALS = {"serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"}
 

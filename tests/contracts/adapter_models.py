@@ -214,7 +214,8 @@ def wide_serials() -> sa.MetaData:
 
 
 def vector_column() -> sa.MetaData:
-    """pgvector's ``Vector``: the manifest lists the extension the type comes from."""
+    """pgvector's ``Vector`` with an HNSW index, and a trigram index: the manifest lists the
+    extensions the type, the access method and the operator classes come from."""
     from pgvector.sqlalchemy import Vector
 
     md = sa.MetaData()
@@ -223,6 +224,19 @@ def vector_column() -> sa.MetaData:
         md,
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("embedding", Vector(3)),
+        sa.Column("title", sa.Text),
+        sa.Index(
+            "ix_embeddings_embedding",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+        sa.Index(
+            "ix_embeddings_title_trgm",
+            "title",
+            postgresql_using="gin",
+            postgresql_ops={"title": "gin_trgm_ops"},
+        ),
     )
     return md
 

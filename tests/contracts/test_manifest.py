@@ -170,3 +170,19 @@ def test_hash_changes_with_the_schema_not_with_the_service() -> None:
     spelled = load_manifest(manifest(table("t", column("a", "int4", default="1+  1"))))
     same = load_manifest(manifest(table("t", column("a", "integer", default="1 + 1"))))
     assert manifest_hash(spelled) == manifest_hash(same)
+
+
+def test_index_methods_and_operator_classes_of_extensions_need_them_listed() -> None:
+    index = {"method": "hnsw", "elements": [{"column": "v", "opclass": "vector_l2_ops"}]}
+    trigram = {"method": "gin", "elements": [{"column": "t", "opclass": "gin_trgm_ops"}]}
+    data = manifest(table("t", column("v"), column("t"), indexes=[index, trigram]))
+    assert sorted(problems_of(data)) == [
+        "$.tables[0].indexes[0].elements[0].opclass: operator class vector_l2_ops needs the "
+        "vector extension: list it under 'extensions'",
+        "$.tables[0].indexes[0].method: hnsw indexes need the vector extension: list it under "
+        "'extensions'",
+        "$.tables[0].indexes[1].elements[0].opclass: operator class gin_trgm_ops needs the "
+        "pg_trgm extension: list it under 'extensions'",
+    ]
+    listed = {**data, "extensions": [{"name": "vector"}, {"name": "pg_trgm"}]}
+    assert len(load_manifest(listed).tables[0].indexes) == 2

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contracts as c
+from contracts.types import EXTENSION_OPCLASSES
 from worker.engine import model as m
 
 
 def desired_state(manifest: c.Manifest) -> m.Realm:
     """Translate a canonical manifest (from ``contracts.load_manifest``) into a :class:`Realm`."""
+    extension_schemas: dict[str, str] = {
+        e.name: e.schema_ or manifest.schemas[0] for e in manifest.extensions
+    }
     return m.Realm(
         schemas=frozenset(manifest.schemas),
         extensions=tuple(
@@ -18,7 +22,7 @@ def desired_state(manifest: c.Manifest) -> m.Realm:
             m.EnumType(schema=e.schema_, name=e.name, labels=e.labels) for e in manifest.enums
         ),
         sequences=tuple(_sequence(s) for s in manifest.sequences),
-        tables=tuple(_table(t) for t in manifest.tables),
+        tables=tuple(_table(t, extension_schemas) for t in manifest.tables),
     )
 
 
@@ -38,7 +42,7 @@ def _sequence(seq: c.Sequence) -> m.Sequence:
     )
 
 
-def _table(table: c.Table) -> m.Table:
+def _table(table: c.Table, extension_schemas: dict[str, str]) -> m.Table:
     pk = table.primary_key
     return m.Table(
         schema=table.schema_,
@@ -55,7 +59,7 @@ def _table(table: c.Table) -> m.Table:
         checks=tuple(
             m.CheckConstraint(name=k.name or "", expression=k.expression) for k in table.checks
         ),
-        indexes=tuple(_index(ix) for ix in table.indexes),
+        indexes=tuple(_index(ix, extension_schemas) for ix in table.indexes),
         comment=table.comment,
     )
 
@@ -91,7 +95,7 @@ def _foreign_key(fk: c.ForeignKey) -> m.ForeignKey:
     )
 
 
-def _index(ix: c.Index) -> m.Index:
+def _index(ix: c.Index, extension_schemas: dict[str, str]) -> m.Index:
     return m.Index(
         name=ix.name or "",
         unique=ix.unique,
@@ -101,6 +105,7 @@ def _index(ix: c.Index) -> m.Index:
                 column=e.column,
                 expression=e.expression,
                 opclass=e.opclass,
+                opclass_schema=extension_schemas.get(EXTENSION_OPCLASSES.get(e.opclass or "", "")),
                 descending=e.order == "desc",
                 nulls_first=e.nulls == "first",
             )

@@ -107,7 +107,9 @@ def create_index(
 
 def _element(element: m.IndexElement, method: str) -> str:
     text = quote_ident(element.column) if element.column else f"({element.expression})"
-    if element.opclass:
+    if element.opclass and element.opclass_schema:
+        text += f" {qualified(element.opclass_schema, element.opclass)}"
+    elif element.opclass:
         text += f" {quote_ident(element.opclass)}"
     if method == "btree":
         if element.descending:
