@@ -75,6 +75,10 @@ def _pg_truncate(name: str) -> str:
 
 
 def unique_constraints(table: sa.Table, where: str, problems: list[Problem]) -> list[Any]:
+    for c in table.constraints:
+        if isinstance(c, sa.UniqueConstraint) and (c.deferrable or c.initially):
+            message = f"unique constraint {c.name}: DEFERRABLE has no manifest form; remove it"
+            problems.append(Problem(where, message))
     return [
         {
             "name": constraint_name(c, where, problems),
@@ -123,6 +127,9 @@ def foreign_key(
     fk: sa.ForeignKeyConstraint, schema: str, where: str, problems: list[Problem]
 ) -> dict[str, Any]:
     target = fk.referred_table
+    if fk.match:
+        message = f"foreign key MATCH {fk.match} has no manifest form; remove match="
+        problems.append(Problem(where, message))
     out: dict[str, Any] = {
         "name": constraint_name(fk, where, problems),
         "columns": [c.name for c in fk.columns],
@@ -152,7 +159,9 @@ def index(ix: sa.Index, schema: str, where: str, found: Collected) -> dict[str, 
     here, problems = f"{where}.index {ix.name}", found.problems
     before = len(problems)
     options = ix.dialect_options["postgresql"]
-    for unsupported in ("with", "tablespace", "concurrently"):
+    # postgresql_concurrently says how create_all() builds it, not what it is: accepted (a heal
+    # builds every index on an existing table concurrently anyway)
+    for unsupported in ("with", "tablespace"):
         if options.get(unsupported):
             message = f"postgresql_{unsupported} has no manifest form; remove it"
             problems.append(Problem(here, message))

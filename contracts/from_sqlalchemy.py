@@ -97,10 +97,7 @@ def _column(
     where = f"{table.name}.{column.name}"
     serial = _serial_type(table, column)
     if column.identity is not None:
-        ident = column.identity
-        out["identity"] = {"always": bool(ident.always), "start": ident.start}
-        if ident.increment is not None:
-            out["identity"]["increment"] = ident.increment
+        out["identity"] = _identity(column.identity, where, found.problems)
     elif serial is not None:  # as in SQLAlchemy, SERIAL wins over any server default
         seq_name = f"{table.name}_{column.name}_seq"
         found.sequences.append(
@@ -125,6 +122,18 @@ def _column(
         default = _server_default(column, where, found.problems)
         if default is not None:
             out["default"] = default
+    return out
+
+
+def _identity(ident: sa.Identity, where: str, problems: list[Problem]) -> dict[str, Any]:
+    out: dict[str, Any] = {"always": bool(ident.always), "start": ident.start}
+    if ident.increment is not None:
+        out["increment"] = ident.increment
+    options = ("minvalue", "maxvalue", "nominvalue", "nomaxvalue", "cycle", "cache", "order")
+    other = [name for name in options if getattr(ident, name, None) not in (None, False)]
+    if other:
+        message = f"Identity({', '.join(other)}=…) has no manifest form: keep start and increment"
+        problems.append(Problem(where, message))
     return out
 
 

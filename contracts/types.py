@@ -64,6 +64,15 @@ _BUILTINS: dict[str, tuple[str, int]] = {
     "tstzrange": ("tstzrange", 0),
     "daterange": ("daterange", 0),
     "point": ("point", 0),
+    "tsrange": ("tsrange", 0),
+    "macaddr8": ("macaddr8", 0),
+    "jsonpath": ("jsonpath", 0),
+    "box": ("box", 0),
+    "circle": ("circle", 0),
+    "line": ("line", 0),
+    "lseg": ("lseg", 0),
+    "path": ("path", 0),
+    "polygon": ("polygon", 0),
 }
 # Names a user may also write for the same types (pglast already maps the SQL-standard spellings
 # like "character varying" to their internal names).

@@ -221,3 +221,36 @@ def test_manifest_command_takes_sqlmodel_itself_and_extensions() -> None:
     assert [e["name"] for e in written["extensions"]] == ["pg_trgm"]
     in_process = json.loads(canonical_json(build(Base.metadata)))
     assert written["tables"] == in_process["tables"]
+
+
+def test_options_without_a_manifest_form_are_refused_not_dropped() -> None:
+    md = sa.MetaData()
+    sa.Table("p", md, sa.Column("a", sa.Integer, primary_key=True))
+    sa.Table(
+        "t",
+        md,
+        sa.Column("id", sa.Integer, sa.Identity(start=1, cycle=True, cache=5), primary_key=True),
+        sa.Column("a", sa.Integer, sa.ForeignKey("p.a", match="FULL")),
+        sa.UniqueConstraint("a", name="t_a_key", deferrable=True),
+    )
+    with pytest.raises(ManifestError) as caught:
+        build(md)
+    text = str(caught.value)
+    assert "Identity(cycle, cache=…) has no manifest form" in text
+    assert "MATCH FULL has no manifest form" in text
+    assert "t_a_key: DEFERRABLE has no manifest form" in text
+
+
+def test_concurrently_built_indexes_and_more_builtin_types_are_accepted() -> None:
+    md = sa.MetaData()
+    sa.Table(
+        "t",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("during", pg.TSRANGE),
+        sa.Column("mac", pg.MACADDR8),
+        sa.Index("ix_t_during", "during", postgresql_using="gist", postgresql_concurrently=True),
+    )
+    t = build(md).tables[0]
+    assert [c.type for c in t.columns[1:]] == ["tsrange", "macaddr8"]
+    assert [i.name for i in t.indexes] == ["ix_t_during"]
