@@ -161,7 +161,7 @@ def index(ix: sa.Index, schema: str, where: str, found: Collected) -> dict[str, 
     options = ix.dialect_options["postgresql"]
     # postgresql_concurrently says how create_all() builds it, not what it is: accepted (a heal
     # builds every index on an existing table concurrently anyway)
-    for unsupported in ("with", "tablespace"):
+    for unsupported in ("tablespace",):
         if options.get(unsupported):
             message = f"postgresql_{unsupported} has no manifest form; remove it"
             problems.append(Problem(here, message))
@@ -184,6 +184,8 @@ def index(ix: sa.Index, schema: str, where: str, found: Collected) -> dict[str, 
         "elements": elements,
         "method": options.get("using") or "btree",
     }
+    if options.get("with"):
+        out["storage"] = dict(options["with"])
     if options.get("include"):
         out["include"] = [getattr(c, "name", c) for c in options["include"]]
     if options.get("where") is not None:

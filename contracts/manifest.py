@@ -8,6 +8,7 @@ always load manifests through :func:`contracts.load_manifest`, which runs both.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -89,6 +90,24 @@ def _nonzero(value: int) -> int:
 
 
 Increment = Annotated[int, AfterValidator(_nonzero)]
+
+
+def _storage_value(value: object) -> str:
+    """Spell a storage parameter's value as PostgreSQL stores it (``True`` → ``true``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", text):
+        raise ValueError(f"storage parameter value {text[:20]!r} must be a number or a word")
+    return text if re.fullmatch(r"[0-9.+-]+", text) else text.lower()
+
+
+StorageName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+StorageValue = Annotated[
+    str,
+    BeforeValidator(lambda v: _storage_value(v) if isinstance(v, (bool, int, float)) else v),
+    AfterValidator(_storage_value),
+]
 EnumLabel = Annotated[str, Field(min_length=1, max_length=63), AfterValidator(_label)]
 ExtensionName = Literal[
     "pgcrypto",
@@ -271,6 +290,11 @@ class Index(_Model):
     elements: Annotated[tuple[IndexElement, ...], Field(min_length=1, max_length=32)]
     include: Annotated[tuple[Identifier, ...], Field(max_length=32)] = ()
     where: PredicateExpr | None = None
+    storage: Annotated[
+        dict[StorageName, StorageValue],
+        Field(max_length=20, description="storage parameters: WITH (fillfactor = 70, m = 16)"),
+    ] = Field(default_factory=dict, exclude_if=lambda storage: not storage)
+    # (left out of the canonical JSON when empty: manifests without it keep their hash)
 
     @model_validator(mode="after")
     def _method_rules(self) -> Index:

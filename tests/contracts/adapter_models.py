@@ -33,7 +33,8 @@ def qualified_expressions() -> sa.MetaData:
 
 
 def text_index_elements() -> sa.MetaData:
-    """Index elements written as text with their ordering, NULLS order and operator class."""
+    """Index elements written as text with their ordering, NULLS order and operator class (and
+    an index with a storage parameter)."""
     md = sa.MetaData()
     sa.Table(
         "events",
@@ -45,6 +46,7 @@ def text_index_elements() -> sa.MetaData:
         sa.Index("ix_events_name_first", sa.text("name ASC NULLS FIRST")),
         sa.Index("ix_events_name_pattern", sa.text("name text_pattern_ops")),
         sa.Index("ix_events_lower", sa.text("lower(name) DESC")),
+        sa.Index("ix_events_dense", "created", postgresql_with={"fillfactor": 70}),
     )
     return md
 
@@ -230,6 +232,7 @@ def vector_column() -> sa.MetaData:
             "embedding",
             postgresql_using="hnsw",
             postgresql_ops={"embedding": "vector_cosine_ops"},
+            postgresql_with={"m": 16, "ef_construction": 64},
         ),
         sa.Index(
             "ix_embeddings_title_trgm",

@@ -186,7 +186,9 @@ def test_big_and_small_integer_keys_get_sequences_of_their_width() -> None:
 def test_extension_types_bring_their_extension_and_more_can_be_named() -> None:
     manifest = build(models.vector_column(), extensions=["pgcrypto"])
     assert [e.name for e in manifest.extensions] == ["pg_trgm", "pgcrypto", "vector"]
-    assert {i.method for i in table_of(manifest, "embeddings").indexes} == {"hnsw", "gin"}
+    indexes = {i.method: i for i in table_of(manifest, "embeddings").indexes}
+    assert set(indexes) == {"hnsw", "gin"}
+    assert indexes["hnsw"].storage == {"ef_construction": "64", "m": "16"}
     assert table_of(manifest, "embeddings").columns[1].type == "public.vector(3)"
 
 

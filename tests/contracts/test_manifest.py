@@ -186,3 +186,20 @@ def test_index_methods_and_operator_classes_of_extensions_need_them_listed() -> 
     ]
     listed = {**data, "extensions": [{"name": "vector"}, {"name": "pg_trgm"}]}
     assert len(load_manifest(listed).tables[0].indexes) == 2
+
+
+def test_index_storage_parameters_are_spelt_as_postgresql_stores_them() -> None:
+    storage = {"fillfactor": 70, "deduplicate_items": False, "buffering": "On"}
+    data = manifest(table("t", column("a"), indexes=[{"elements": ["a"], "storage": storage}]))
+    [index] = load_manifest(data).tables[0].indexes
+    assert index.storage == {"fillfactor": "70", "deduplicate_items": "false", "buffering": "on"}
+
+
+@pytest.mark.parametrize(
+    ("storage", "says"),
+    [({"fillfactor": "70); DROP TABLE t; --"}, "a number or a word"), ({"Fill": 1}, "pattern")],
+)
+def test_hostile_storage_parameters_are_refused(storage: dict[str, object], says: str) -> None:
+    data = manifest(table("t", column("a"), indexes=[{"elements": ["a"], "storage": storage}]))
+    [problem] = problems_of(data)
+    assert problem.startswith("$.tables[0].indexes[0].storage") and says in problem

@@ -49,10 +49,11 @@ def rows(**extra: object) -> dict[str, object]:
         "indexes": [
             {"rel": 1, "name": "t_pkey", "unique": True, "valid": True, "method": "btree",
              "key_count": 1, "nulls_not_distinct": False, "keys": [1], "options": [0],
-             "opclasses": [1978], "predicate": None, "key_texts": None},
+             "opclasses": [1978], "predicate": None, "key_texts": None, "storage": None},
             {"rel": 1, "name": "t_g_idx", "unique": False, "valid": False, "method": "btree",
              "key_count": 1, "nulls_not_distinct": False, "keys": [2, 1], "options": [3],
-             "opclasses": [9999], "predicate": "(g > 0)", "key_texts": None},
+             "opclasses": [9999], "predicate": "(g > 0)", "key_texts": None,
+             "storage": ["fillfactor=70", "deduplicate_items=false"]},
         ],
         "opclasses": [{"oid": 9999, "name": "int4_special_ops"}],
     }  # fmt: skip
@@ -73,6 +74,7 @@ def test_build_realm_from_catalog_rows() -> None:
     assert (g_idx.valid, g_idx.where, g_idx.constraint) == (False, "(g > 0)", None)
     assert (g_idx.elements[0].descending, g_idx.elements[0].nulls_first) == (True, True)
     assert g_idx.elements[0].opclass == "int4_special_ops"  # named: not the type's default
+    assert g_idx.storage == (("fillfactor", "70"), ("deduplicate_items", "false"))
     assert pkey.elements[0].opclass is None
     assert g_idx.include == ("id",)
     assert realm.enums[0].labels == ("sad", "ok")

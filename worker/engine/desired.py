@@ -112,5 +112,6 @@ def _index(ix: c.Index, extension_schemas: dict[str, str]) -> m.Index:
             for e in ix.elements
         ),
         include=ix.include,
+        storage=tuple(ix.storage.items()),
         where=ix.where,
     )

@@ -122,6 +122,7 @@ class Index:
     method: str = "btree"
     include: tuple[str, ...] = ()
     where: str | None = None
+    storage: tuple[tuple[str, str], ...] = ()  # WITH (name = value), in the order written
     valid: bool = True
     constraint: str | None = None  # the PRIMARY KEY / UNIQUE constraint it backs, if any
 

@@ -100,6 +100,8 @@ def create_index(
         sql += f" INCLUDE ({names(index.include)})"
     if nulls_not_distinct:
         sql += " NULLS NOT DISTINCT"
+    if index.storage:  # names and values were checked to be plain words and numbers
+        sql += " WITH (" + ", ".join(f"{k} = {v}" for k, v in index.storage) + ")"
     if index.where is not None:
         sql += f" WHERE {index.where}"
     return sql
