@@ -48,6 +48,7 @@ def manifest_from_metadata(
     """
     found = Collected(extensions=set(extensions))
     tables = [_table(table, found) for table in metadata.sorted_tables]
+    _metadata_sequences(metadata, found)
     schemas = {t["schema"] for t in tables} | {key[0] for key in found.enums}
     if found.problems:
         raise ManifestError(found.problems)
@@ -139,6 +140,17 @@ def _identity(ident: sa.Identity, where: str, problems: list[Problem]) -> dict[s
 
 def _quoted_regclass(schema: str, name: str) -> str:
     return "'" + qualified(schema, name) + "'"
+
+
+def _metadata_sequences(metadata: sa.MetaData, found: Collected) -> None:
+    """Sequences declared on the MetaData alone (``Sequence(..., metadata=md)``, used by a
+    ``nextval`` server default): create_all() makes them too. (SQLAlchemy keeps them in
+    ``MetaData._sequences``; it has no public accessor.)"""
+    known = {(s["schema"], s["name"]) for s in found.sequences}
+    for seq in metadata._sequences.values():
+        schema = seq.schema or "public"
+        if seq.column is None and not seq.optional and (schema, seq.name) not in known:
+            found.sequences.append(_sequence(seq, schema))
 
 
 def _explicit_sequence(column: sa.Column[Any], schema: str, found: Collected) -> None:

@@ -207,6 +207,20 @@ def fetched_value() -> sa.MetaData:
     return md
 
 
+def metadata_sequence() -> sa.MetaData:
+    """A sequence declared on the MetaData alone, used by a ``nextval`` server default."""
+    md = sa.MetaData()
+    numbers = sa.Sequence("order_numbers", start=100, metadata=md)
+    sa.Table(
+        "orders",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("number", sa.BigInteger, server_default=numbers.next_value(), nullable=False),
+        sa.Column("other", sa.BigInteger, server_default=sa.text("nextval('order_numbers')")),
+    )
+    return md
+
+
 def wide_serials() -> sa.MetaData:
     """Autoincrement keys of BigInteger and SmallInteger: BIGSERIAL and SMALLSERIAL."""
     md = sa.MetaData()
@@ -255,6 +269,7 @@ CLASSES = [
     unique_on_primary_key,
     normalised_defaults,
     fetched_value,
+    metadata_sequence,
     wide_serials,
     vector_column,
 ]

@@ -256,3 +256,11 @@ def test_concurrently_built_indexes_and_more_builtin_types_are_accepted() -> Non
     t = build(md).tables[0]
     assert [c.type for c in t.columns[1:]] == ["tsrange", "macaddr8"]
     assert [i.name for i in t.indexes] == ["ix_t_during"]
+
+
+def test_sequences_declared_on_the_metadata_alone_are_declared() -> None:
+    manifest = build(models.metadata_sequence())
+    sequences = {(s.name, s.start) for s in manifest.sequences}
+    assert sequences == {("order_numbers", 100), ("orders_id_seq", None)}
+    columns = table_of(manifest, "orders").columns
+    assert [c.default for c in columns[1:]] == ["nextval('public.order_numbers')"] * 2
