@@ -30,9 +30,10 @@ from contracts._sa_parts import (
     unique_constraints,
 )
 from contracts.errors import ManifestError, Problem
+from contracts.expressions import parse_expression
 from contracts.identifiers import qualified
 from contracts.manifest import Manifest
-from contracts.types import EXTENSION_TYPES
+from contracts.types import EXTENSION_FUNCTIONS, EXTENSION_TYPES
 from contracts.validation import load_manifest
 
 __all__ = ["manifest_from_metadata"]
@@ -123,6 +124,7 @@ def _column(
         default = _server_default(column, where, found.problems)
         if default is not None:
             out["default"] = default
+            found.extensions.update(_function_extensions(default))
     return out
 
 
@@ -136,6 +138,15 @@ def _identity(ident: sa.Identity, where: str, problems: list[Problem]) -> dict[s
         message = f"Identity({', '.join(other)}=…) has no manifest form: keep start and increment"
         problems.append(Problem(where, message))
     return out
+
+
+def _function_extensions(default: str) -> set[str]:
+    """The extensions whose functions ``default`` calls (``uuid_generate_v4()``: uuid-ossp)."""
+    try:
+        functions = parse_expression(default, what="default").functions
+    except ValueError:
+        return set()  # reported with its JSON path when the manifest is loaded
+    return {EXTENSION_FUNCTIONS[f] for f in functions if f in EXTENSION_FUNCTIONS}
 
 
 def _quoted_regclass(schema: str, name: str) -> str:

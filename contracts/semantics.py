@@ -23,7 +23,7 @@ from contracts.table_rules import (
     index_extensions,
     index_name_parts,
 )
-from contracts.types import BUILTIN_TYPES, EXTENSION_TYPES, parse_type
+from contracts.types import BUILTIN_TYPES, EXTENSION_FUNCTIONS, EXTENSION_TYPES, parse_type
 
 __all__ = ["resolve"]
 
@@ -141,6 +141,13 @@ def _resolve_column(ctx: _Context, path: str, table: Table, column: Column) -> C
         expr = parse_expression(column.default, what="default")
         if expr.columns:
             ctx.report(f"{path}.default", "a default may not refer to columns; use 'generated'")
+        for function in sorted(expr.functions):
+            extension = EXTENSION_FUNCTIONS.get(function)
+            if extension is not None and extension not in ctx.extension_schema:
+                message = (
+                    f"{function}() needs the {extension} extension: list it under 'extensions'"
+                )
+                ctx.report(f"{path}.default", message)
         updates["default"] = _qualify_sequences(ctx, f"{path}.default", table, column.default)
     if column.generated is not None:
         expr = parse_expression(column.generated, what="generated expression")

@@ -19,6 +19,7 @@ from contracts.identifiers import check_identifier, qualified
 
 __all__ = [
     "BUILTIN_TYPES",
+    "EXTENSION_FUNCTIONS",
     "EXTENSION_METHODS",
     "EXTENSION_OPCLASSES",
     "EXTENSION_TYPES",
@@ -97,6 +98,8 @@ EXTENSION_TYPES: dict[str, str] = {
     "cube": "cube",
     "vector": "vector",
 }
+#: Functions (of the allowlist) that an extension provides, and which extension.
+EXTENSION_FUNCTIONS: dict[str, str] = {"uuid_generate_v4": "uuid-ossp"}
 #: Index access methods and operator classes that an extension provides, and which extension.
 EXTENSION_METHODS: dict[str, str] = {"hnsw": "vector", "ivfflat": "vector"}
 EXTENSION_OPCLASSES: dict[str, str] = {

@@ -258,6 +258,17 @@ def vector_column() -> sa.MetaData:
     return md
 
 
+def extension_function() -> sa.MetaData:
+    """A server default calling an extension's function: ``uuid_generate_v4()`` (uuid-ossp)."""
+    md = sa.MetaData()
+    sa.Table(
+        "tickets",
+        md,
+        sa.Column("id", sa.Uuid, primary_key=True, server_default=sa.text("uuid_generate_v4()")),
+    )
+    return md
+
+
 CLASSES = [
     qualified_expressions,
     text_index_elements,
@@ -272,4 +283,5 @@ CLASSES = [
     metadata_sequence,
     wide_serials,
     vector_column,
+    extension_function,
 ]

@@ -264,3 +264,9 @@ def test_sequences_declared_on_the_metadata_alone_are_declared() -> None:
     assert sequences == {("order_numbers", 100), ("orders_id_seq", None)}
     columns = table_of(manifest, "orders").columns
     assert [c.default for c in columns[1:]] == ["nextval('public.order_numbers')"] * 2
+
+
+def test_a_default_calling_an_extension_function_brings_the_extension() -> None:
+    manifest = build(models.extension_function())
+    assert [e.name for e in manifest.extensions] == ["uuid-ossp"]
+    assert manifest.tables[0].columns[0].default == "uuid_generate_v4()"

@@ -9,6 +9,7 @@ from worker.engine.apply import command_of
 from worker.engine.defaults import adopt_defaults, default_questions
 from worker.engine.inspect import build_realm
 from worker.engine.lock import advisory_key
+from worker.engine.normalize import qualify_extension_functions
 from worker.engine.render import literal
 
 
@@ -130,3 +131,13 @@ def test_only_constant_defaults_spelt_differently_are_asked_of_postgresql() -> N
     [t] = adopted.tables
     assert [c.default for c in t.columns[:2]] == ["false", "'0'"]  # as the catalog prints it
     assert adopted.table("public", "t") is t
+
+
+def test_extension_functions_are_written_with_their_schema() -> None:
+    schemas = {"uuid-ossp": "ext"}
+    assert qualify_extension_functions("uuid_generate_v4()", schemas) == "ext.uuid_generate_v4()"
+    assert qualify_extension_functions("lower(uuid_generate_v4()::text)", {}) == (
+        "lower(uuid_generate_v4()::text)"  # the extension is not listed: left as it is
+    )
+    assert qualify_extension_functions("now()", schemas) == "now()"
+    assert qualify_extension_functions(None, schemas) is None

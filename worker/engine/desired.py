@@ -5,6 +5,7 @@ from __future__ import annotations
 import contracts as c
 from contracts.types import EXTENSION_OPCLASSES
 from worker.engine import model as m
+from worker.engine.normalize import qualify_extension_functions
 
 
 def desired_state(manifest: c.Manifest) -> m.Realm:
@@ -47,7 +48,7 @@ def _table(table: c.Table, extension_schemas: dict[str, str]) -> m.Table:
     return m.Table(
         schema=table.schema_,
         name=table.name,
-        columns=tuple(_column(col) for col in table.columns),
+        columns=tuple(_column(col, extension_schemas) for col in table.columns),
         primary_key=m.PrimaryKey(name=pk.name or "", columns=pk.columns) if pk else None,
         unique=tuple(
             m.UniqueConstraint(
@@ -64,7 +65,7 @@ def _table(table: c.Table, extension_schemas: dict[str, str]) -> m.Table:
     )
 
 
-def _column(col: c.Column) -> m.Column:
+def _column(col: c.Column, extension_schemas: dict[str, str]) -> m.Column:
     identity = None
     if col.identity is not None:
         identity = m.Identity(
@@ -74,7 +75,7 @@ def _column(col: c.Column) -> m.Column:
         name=col.name,
         type=col.type,
         nullable=col.nullable,
-        default=col.default,
+        default=qualify_extension_functions(col.default, extension_schemas),
         identity=identity,
         generated=col.generated,
         comment=col.comment,
