@@ -130,6 +130,7 @@ class Expression:
     functions: frozenset[str]
     sequences: frozenset[str]  # arguments of nextval(), as written ('seq' or 'schema.seq')
     session_values: bool = False  # CURRENT_TIMESTAMP, CURRENT_USER, …: stable, not immutable
+    qualified: bool = False  # some column is written table.column: see contracts.compiled_sql
 
     @property
     def volatile(self) -> bool:
@@ -154,10 +155,11 @@ def _parse_expression(text: str, what: str) -> Expression:
     columns: list[str] = []
     functions: set[str] = set()
     sequences: set[str] = set()
-    session_values = False
+    session_values = qualified = False
     for node in _walk(root):
         if isinstance(node, ast.ColumnRef):
             columns.append(_column(node, what))
+            qualified = qualified or len(node.fields or ()) > 1
         elif isinstance(node, ast.FuncCall):
             name = _function(node, what)
             functions.add(name)
@@ -182,6 +184,7 @@ def _parse_expression(text: str, what: str) -> Expression:
         functions=frozenset(functions),
         sequences=frozenset(sequences),
         session_values=session_values,
+        qualified=qualified,
     )
 
 
@@ -213,11 +216,15 @@ def _walk(node: object) -> Iterator[ast.Node]:
 
 
 def _column(node: ast.ColumnRef, what: str) -> str:
+    """The column's name; ``table.column`` and ``schema.table.column`` are read as PostgreSQL
+    reads them, and the semantic check drops a qualifier naming the expression's own table."""
     fields = node.fields or ()
-    if len(fields) != 1 or not isinstance(fields[0], ast.String):
-        raise ValueError(f"{what}: refer to columns by their bare name (no table prefix, no '*')")
+    if not 1 <= len(fields) <= 3 or not all(isinstance(f, ast.String) for f in fields):
+        raise ValueError(f"{what}: refer to columns by their name (no '*')")
     try:
-        return check_identifier(fields[0].sval or "")
+        for field in fields[:-1]:
+            check_identifier(field.sval or "")
+        return check_identifier(fields[-1].sval or "")
     except ValueError as exc:
         raise ValueError(f"{what}: {exc}") from None
 

@@ -18,10 +18,12 @@ from contracts.manifest import Column, ForeignKey, Manifest, Table
 from contracts.naming import unique_name
 from contracts.references import can_reference
 from contracts.table_rules import (
+    bare_columns,
     fold_into_primary_key,
     index_columns,
     index_extensions,
     index_name_parts,
+    own_columns,
 )
 from contracts.types import BUILTIN_TYPES, EXTENSION_FUNCTIONS, EXTENSION_TYPES, parse_type
 
@@ -150,7 +152,12 @@ def _resolve_column(ctx: _Context, path: str, table: Table, column: Column) -> C
                 ctx.report(f"{path}.default", message)
         updates["default"] = _qualify_sequences(ctx, f"{path}.default", table, column.default)
     if column.generated is not None:
-        expr = parse_expression(column.generated, what="generated expression")
+        text, problems = bare_columns(
+            f"{path}.generated", column.generated, "generated expression", table
+        )
+        ctx.problems.extend(problems)
+        updates["generated"] = text
+        expr = parse_expression(text, what="generated expression")
         generated = {c.name for c in table.columns if c.generated is not None}
         for name in expr.columns:
             if name not in {c.name for c in table.columns}:
@@ -205,6 +212,8 @@ def _qualify_sequences(ctx: _Context, path: str, table: Table, default: str) -> 
 
 def _resolve_table(ctx: _Context, i: int, table: Table) -> Table:
     path = f"$.tables[{i}]"
+    table, problems = own_columns(path, table)
+    ctx.problems.extend(problems)
     columns = {c.name: c for c in table.columns}
     taken = ctx.relation_names.setdefault(table.schema_, set())
 

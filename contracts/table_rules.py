@@ -1,14 +1,23 @@
-"""Rules of one table's keys and indexes, used by :mod:`contracts.semantics`."""
+"""Rules of one table's keys, indexes and expressions, used by :mod:`contracts.semantics`."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
+from contracts.compiled_sql import unqualify
+from contracts.errors import Problem
 from contracts.expressions import parse_expression
 from contracts.manifest import Index, Table
 from contracts.types import EXTENSION_METHODS, EXTENSION_OPCLASSES
 
-__all__ = ["fold_into_primary_key", "index_columns", "index_extensions", "index_name_parts"]
+__all__ = [
+    "bare_columns",
+    "fold_into_primary_key",
+    "index_columns",
+    "index_extensions",
+    "index_name_parts",
+    "own_columns",
+]
 
 
 def fold_into_primary_key(table: Table) -> Table:
@@ -68,3 +77,44 @@ def index_name_parts(index: Index) -> tuple[str, ...]:
             functions = parse_expression(element.expression or "").functions
             parts.append(min(functions) if len(functions) == 1 else "expr")
     return tuple(parts)
+
+
+def own_columns(path: str, table: Table) -> tuple[Table, list[Problem]]:
+    """Checks and index expressions with ``table.column`` written ``column``, as PostgreSQL stores
+    them; a column of another table is a problem at its path."""
+    problems: list[Problem] = []
+
+    def bare(where: str, text: str | None, what: str) -> str | None:
+        if text is None:
+            return None
+        plain, found = bare_columns(where, text, what, table)
+        problems.extend(found)
+        return plain
+
+    checks = tuple(
+        c.model_copy(update={"expression": bare(f"{path}.checks[{j}].expression",
+                                                c.expression, "check")})
+        for j, c in enumerate(table.checks)
+    )  # fmt: skip
+    indexes = []
+    for j, ix in enumerate(table.indexes):
+        here = f"{path}.indexes[{j}]"
+        elements = tuple(
+            e.model_copy(update={"expression": bare(f"{here}.elements[{k}].expression",
+                                                    e.expression, "index expression")})
+            for k, e in enumerate(ix.elements)
+        )  # fmt: skip
+        where = bare(f"{here}.where", ix.where, "index predicate")
+        indexes.append(ix.model_copy(update={"elements": elements, "where": where}))
+    return table.model_copy(update={"checks": checks, "indexes": tuple(indexes)}), problems
+
+
+def bare_columns(where: str, text: str, what: str, table: Table) -> tuple[str, list[Problem]]:
+    """``text`` without its own table's qualifiers; a problem when it names another table."""
+    if not parse_expression(text, what=what).qualified:
+        return text, []
+    try:
+        plain = unqualify(text, table=table.name, schema=table.schema_, what=what)
+    except ValueError as exc:
+        return text, [Problem(where, str(exc))]
+    return parse_expression(plain, what=what).sql, []

@@ -203,3 +203,28 @@ def test_hostile_storage_parameters_are_refused(storage: dict[str, object], says
     data = manifest(table("t", column("a"), indexes=[{"elements": ["a"], "storage": storage}]))
     [problem] = problems_of(data)
     assert problem.startswith("$.tables[0].indexes[0].storage") and says in problem
+
+
+def test_a_qualifier_naming_the_own_table_is_dropped_as_postgresql_drops_it() -> None:
+    data = manifest(
+        table(
+            "t",
+            column("a", "int"),
+            column("b"),
+            column("c", "int", generated="t.a + 1"),
+            checks=[{"expression": "t.a > 0"}],
+            indexes=[{"elements": [{"expression": "lower(t.b)"}], "where": "public.t.a > 0"}],
+        )
+    )
+    [t] = load_manifest(data).tables
+    assert t.columns[2].generated == "a + 1"
+    assert [(c.name, c.expression) for c in t.checks] == [("t_a_check", "a > 0")]
+    [index] = t.indexes
+    assert (index.elements[0].expression, index.where) == ("lower(b)", "a > 0")
+
+
+def test_a_column_of_another_table_is_an_error_at_its_path() -> None:
+    data = manifest(table("t", column("a", "int"), checks=[{"expression": "u.a > 0"}]))
+    [problem] = problems_of(data)
+    assert problem.startswith("$.tables[0].checks[0].expression: check 'u.a > 0' refers to u.a")
+    assert "a column of another table" in problem
