@@ -20,7 +20,7 @@ from pglast import ast
 from pglast.stream import RawStream
 
 from contracts._select import select_target
-from contracts.identifiers import check_identifier
+from contracts.identifiers import check_identifier, split_qualified
 from contracts.types import _from_ast
 
 __all__ = ["ALLOWED_FUNCTIONS", "Expression", "parse_expression"]
@@ -129,11 +129,19 @@ class Expression:
     columns: tuple[str, ...]  # every column reference, in order, repeats kept
     functions: frozenset[str]
     sequences: frozenset[str]  # arguments of nextval(), as written ('seq' or 'schema.seq')
+    session_values: bool = False  # CURRENT_TIMESTAMP, CURRENT_USER, …: stable, not immutable
+    qualified: bool = False  # some column is written table.column: see contracts.compiled_sql
 
     @property
     def volatile(self) -> bool:
         """True when PostgreSQL would evaluate it per row (rewriting a table it is added to)."""
         return any(ALLOWED_FUNCTIONS[f] == "v" for f in self.functions)
+
+    @property
+    def immutable(self) -> bool:
+        """True for a constant: the same value wherever and whenever it is evaluated."""
+        pure = all(ALLOWED_FUNCTIONS[f] == "i" for f in self.functions)
+        return pure and not (self.columns or self.sequences or self.session_values)
 
 
 def parse_expression(text: str, *, what: str = "expression") -> Expression:
@@ -147,9 +155,11 @@ def _parse_expression(text: str, what: str) -> Expression:
     columns: list[str] = []
     functions: set[str] = set()
     sequences: set[str] = set()
+    session_values = qualified = False
     for node in _walk(root):
         if isinstance(node, ast.ColumnRef):
             columns.append(_column(node, what))
+            qualified = qualified or len(node.fields or ()) > 1
         elif isinstance(node, ast.FuncCall):
             name = _function(node, what)
             functions.add(name)
@@ -161,6 +171,8 @@ def _parse_expression(text: str, what: str) -> Expression:
             _operator(node, what)
         elif isinstance(node, ast.CollateClause):
             _collation(node, what)
+        elif isinstance(node, ast.SQLValueFunction):
+            session_values = True
         elif not isinstance(node, _LEAVES + _BRANCHES):
             raise ValueError(
                 f"{what}: {type(node).__name__} is not allowed in a manifest expression"
@@ -171,6 +183,8 @@ def _parse_expression(text: str, what: str) -> Expression:
         columns=tuple(columns),
         functions=frozenset(functions),
         sequences=frozenset(sequences),
+        session_values=session_values,
+        qualified=qualified,
     )
 
 
@@ -202,11 +216,15 @@ def _walk(node: object) -> Iterator[ast.Node]:
 
 
 def _column(node: ast.ColumnRef, what: str) -> str:
+    """The column's name; ``table.column`` and ``schema.table.column`` are read as PostgreSQL
+    reads them, and the semantic check drops a qualifier naming the expression's own table."""
     fields = node.fields or ()
-    if len(fields) != 1 or not isinstance(fields[0], ast.String):
-        raise ValueError(f"{what}: refer to columns by their bare name (no table prefix, no '*')")
+    if not 1 <= len(fields) <= 3 or not all(isinstance(f, ast.String) for f in fields):
+        raise ValueError(f"{what}: refer to columns by their name (no '*')")
     try:
-        return check_identifier(fields[0].sval or "")
+        for field in fields[:-1]:
+            check_identifier(field.sval or "")
+        return check_identifier(fields[-1].sval or "")
     except ValueError as exc:
         raise ValueError(f"{what}: {exc}") from None
 
@@ -236,7 +254,10 @@ def _sequence_argument(node: ast.FuncCall, what: str) -> str:
     value = getattr(getattr(arg, "val", None), "sval", None)
     if not isinstance(value, str):
         raise ValueError(f"{what}: nextval() takes one sequence name in quotes, like nextval('s')")
-    parts = value.split(".")
+    try:
+        parts = split_qualified(value)
+    except ValueError as exc:
+        raise ValueError(f"{what}: nextval(): {exc}") from None
     if len(parts) > 2:
         raise ValueError(f"{what}: nextval({value!r}) must name schema.sequence or sequence")
     try:

@@ -1,27 +1,43 @@
 """PostgreSQL identifiers: what a manifest may name, and how such a name is written in SQL.
 
-A manifest names schemas, tables, columns, constraints, indexes, types and sequences. Every such
-name must be a *plain* PostgreSQL identifier: it starts with a lowercase letter or underscore and
-continues with lowercase letters, digits, underscores or ``$``, and fits in 63 bytes (NAMEDATALEN
-- 1). PostgreSQL silently truncates longer names; we refuse them, so a service never believes it
-has a column that the database calls something else.
-
-Restricting names to the plain form (no quoted identifiers with spaces, capitals or punctuation)
-costs real applications almost nothing and closes a whole family of injection and look-alike
-attacks: a name is safe to write in SQL exactly when it matches this pattern.
+A manifest names schemas, tables, columns, constraints, indexes, types and sequences. It may use
+every name a real schema uses — ``users``, ``UserAccount``, ``parent.parent_id``, ``order-items``,
+``Größe`` — because safety comes from *always quoting* a name that is not plain (``quote_ident``),
+never from pasting it into SQL. What no real schema needs is refused, because it only serves to
+confuse a reader or a tool: quotes, ``;``, backslashes, control and invisible characters (NUL,
+zero-width joiners, bidi overrides, the BOM), punctuation and symbols beyond ASCII (the minus
+sign that looks like ``-``, emoji), leading or trailing spaces, characters that Unicode
+folds into other ones (fullwidth letters), and words that mix Latin letters with Greek or
+Cyrillic look-alikes (``table`` spelt with a Cyrillic ``a``). Every name fits in 63 bytes
+(NAMEDATALEN - 1): PostgreSQL silently truncates longer ones, and a service must never believe
+it has a column that the database calls something else.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 from pglast import keywords
 
-__all__ = ["MAX_IDENTIFIER_BYTES", "check_identifier", "qualified", "quote_ident"]
+__all__ = [
+    "IDENTIFIER_PATTERN",
+    "MAX_IDENTIFIER_BYTES",
+    "check_identifier",
+    "qualified",
+    "quote_ident",
+    "split_qualified",
+]
 
 MAX_IDENTIFIER_BYTES = 63
+#: The ASCII part of the rule, published in the JSON Schema (the Unicode part is checked here).
+IDENTIFIER_PATTERN = r"""^[^"';\\\x00-\x1f\x7f]+$"""
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _PLAIN = re.compile(r"[a-z_][a-z0-9_$]*\Z")
+_REFUSED = frozenset("\"';\\")
+# Letters of these scripts look alike; a name may use one of them, not a mix.
+_CONFUSABLE_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
 # Keywords that cannot be used as bare column names must be quoted; PostgreSQL's
 # quote_identifier() quotes every keyword except the unreserved ones, and so do we.
 _NEEDS_QUOTES = (
@@ -32,7 +48,7 @@ _NEEDS_QUOTES = (
 
 
 def check_identifier(name: str) -> str:
-    """Return ``name`` if it is a plain identifier of at most 63 bytes; raise ValueError otherwise.
+    """Return ``name`` if a manifest may use it; raise ValueError saying what to change.
 
     The message says what to change, because it reaches the author of a manifest.
     """
@@ -47,11 +63,47 @@ def check_identifier(name: str) -> str:
             "silently truncate it: choose a shorter name"
         )
     if not _PLAIN.match(name):
-        raise ValueError(
-            f"identifier {name!r} is not a plain PostgreSQL name: use lowercase ASCII letters, "
-            "digits, '_' and '$', starting with a letter or '_'"
-        )
+        _check_unusual(name)
     return name
+
+
+@lru_cache(maxsize=16384)
+def _check_unusual(name: str) -> None:
+    bad = next((ch for ch in name if ch in _REFUSED or not _visible(ch)), None)
+    if bad is not None:
+        raise ValueError(
+            f"identifier {name!r} contains {unicodedata.name(bad, repr(bad))}: names may not "
+            "contain quotes, ';', backslashes, control or invisible characters, or punctuation and "
+            "symbols beyond ASCII; rename it"
+        )
+    if name != name.strip():
+        raise ValueError(f"identifier {name!r} starts or ends with a space: remove it")
+    if unicodedata.normalize("NFKC", name) != name:
+        raise ValueError(
+            f"identifier {name!r} has characters Unicode treats as look-alikes of others "
+            f"(it folds to {unicodedata.normalize('NFKC', name)!r}): write that instead"
+        )
+    scripts = {_script(ch) for ch in name if ch.isalpha()} & set(_CONFUSABLE_SCRIPTS)
+    if len(scripts) > 1:
+        raise ValueError(
+            f"identifier {name!r} mixes {' and '.join(sorted(scripts)).lower()} letters, which "
+            "look alike: write it in one alphabet"
+        )
+
+
+def _visible(ch: str) -> bool:
+    """Printable ASCII, and letters, marks and digits beyond it.
+
+    Punctuation and symbols outside ASCII are where the look-alikes of ASCII ones live (the
+    minus sign, the one-dot leader, the full stop of other scripts), so they are refused.
+    """
+    if ch.isascii():
+        return " " <= ch <= "~"
+    return unicodedata.category(ch)[0] in "LMN"
+
+
+def _script(ch: str) -> str:
+    return unicodedata.name(ch, "?").split(" ", 1)[0]
 
 
 @lru_cache(maxsize=65536)  # called for every identifier of every plan: names repeat a lot
@@ -69,3 +121,29 @@ def quote_ident(name: str) -> str:
 def qualified(schema: str, name: str) -> str:
     """``schema.name``, each part quoted as PostgreSQL would."""
     return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
+def split_qualified(text: str) -> list[str]:
+    """``'a."B.c"'`` → ``['a', 'B.c']``: a dotted name as PostgreSQL reads it (regclass text).
+
+    Unquoted parts are folded to lower case, quoted ones kept; raise ValueError if malformed.
+    """
+    parts: list[str] = []
+    rest = text
+    while True:
+        if rest.startswith('"'):
+            match = re.match(r'"((?:[^"]|"")+)"', rest)
+            if match is None:
+                raise ValueError(f"{text!r} is not a well-formed name")
+            parts.append(match.group(1).replace('""', '"'))
+        else:
+            match = re.match(r"[^.\"]+", rest)
+            if match is None:
+                raise ValueError(f"{text!r} is not a well-formed name")
+            parts.append(match.group(0).strip().translate(_ASCII_LOWER))
+        rest = rest[match.end() :]
+        if not rest:
+            return parts
+        if not rest.startswith("."):
+            raise ValueError(f"{text!r} is not a well-formed name")
+        rest = rest[1:]

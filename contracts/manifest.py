@@ -12,8 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from contracts._fields import EnumLabel, Increment, StorageName, StorageValue
+from contracts._select import MAX_TEXT
 from contracts.expressions import parse_expression
-from contracts.identifiers import check_identifier
+from contracts.identifiers import IDENTIFIER_PATTERN, check_identifier
 from contracts.types import parse_type
 
 __all__ = [
@@ -35,15 +37,15 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-_IDENT_PATTERN = r"^[a-z_][a-z0-9_$]*$"
 
 Identifier = Annotated[
     str,
     # The pattern is published in the JSON Schema; validation itself is check_identifier, whose
     # messages say what to change (pydantic's own "should match pattern" does not).
     Field(
-        description="a plain PostgreSQL identifier of at most 63 bytes",
-        json_schema_extra={"pattern": _IDENT_PATTERN, "maxLength": 63},
+        description="a PostgreSQL identifier of at most 63 bytes, written quoted in SQL when it "
+        "is not plain; no quotes, ';', backslashes, control, invisible or look-alike characters",
+        json_schema_extra={"pattern": IDENTIFIER_PATTERN, "maxLength": 63},
     ),
     AfterValidator(check_identifier),
 ]
@@ -58,11 +60,11 @@ def _expression(what: str) -> Any:
     return AfterValidator(lambda text: parse_expression(text, what=what).sql)
 
 
-DefaultExpr = Annotated[str, Field(max_length=4096), _expression("default")]
-CheckExpr = Annotated[str, Field(max_length=4096), _expression("check")]
-GeneratedExpr = Annotated[str, Field(max_length=4096), _expression("generated expression")]
-IndexExpr = Annotated[str, Field(max_length=4096), _expression("index expression")]
-PredicateExpr = Annotated[str, Field(max_length=4096), _expression("index predicate")]
+DefaultExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("default")]
+CheckExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("check")]
+GeneratedExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("generated expression")]
+IndexExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("index expression")]
+PredicateExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("index predicate")]
 Comment = Annotated[str, Field(max_length=8192, pattern=r"^[^\x00]*$")]
 Names = Annotated[tuple[Identifier, ...], Field(min_length=1, max_length=32)]
 Action = Annotated[
@@ -71,24 +73,6 @@ Action = Annotated[
 ]
 
 
-def _label(text: str) -> str:
-    if len(text.encode("utf-8")) > 63:
-        raise ValueError(f"enum label {text[:20]!r}… is longer than 63 bytes")
-    if any(ch in text for ch in "'\\") or not text.isprintable():
-        raise ValueError(
-            f"enum label {text!r} may not contain quotes, backslashes or control characters"
-        )
-    return text
-
-
-def _nonzero(value: int) -> int:
-    if value == 0:
-        raise ValueError("an increment may not be 0")
-    return value
-
-
-Increment = Annotated[int, AfterValidator(_nonzero)]
-EnumLabel = Annotated[str, Field(min_length=1, max_length=63), AfterValidator(_label)]
 ExtensionName = Literal[
     "pgcrypto",
     "uuid-ossp",
@@ -264,10 +248,17 @@ class IndexElement(_Model):
 class Index(_Model):
     name: Identifier | None = None
     unique: bool = False
-    method: Literal["btree", "gin", "gist", "hash", "brin"] = "btree"
+    method: Literal["btree", "gin", "gist", "hash", "brin", "hnsw", "ivfflat"] = Field(
+        default="btree", description="hnsw and ivfflat need the vector extension"
+    )
     elements: Annotated[tuple[IndexElement, ...], Field(min_length=1, max_length=32)]
     include: Annotated[tuple[Identifier, ...], Field(max_length=32)] = ()
     where: PredicateExpr | None = None
+    storage: Annotated[
+        dict[StorageName, StorageValue],
+        Field(max_length=20, description="storage parameters: WITH (fillfactor = 70, m = 16)"),
+    ] = Field(default_factory=dict, exclude_if=lambda storage: not storage)
+    # (left out of the canonical JSON when empty: manifests without it keep their hash)
 
     @model_validator(mode="after")
     def _method_rules(self) -> Index:

@@ -13,9 +13,19 @@ from dataclasses import dataclass, field
 
 from contracts.errors import Problem
 from contracts.expressions import ALLOWED_FUNCTIONS, parse_expression
-from contracts.manifest import Column, ForeignKey, Index, Manifest, Table
+from contracts.identifiers import qualified, split_qualified
+from contracts.manifest import Column, ForeignKey, Manifest, Table
 from contracts.naming import unique_name
-from contracts.types import BUILTIN_TYPES, EXTENSION_TYPES, parse_type
+from contracts.references import can_reference
+from contracts.table_rules import (
+    bare_columns,
+    fold_into_primary_key,
+    index_columns,
+    index_extensions,
+    index_name_parts,
+    own_columns,
+)
+from contracts.types import BUILTIN_TYPES, EXTENSION_FUNCTIONS, EXTENSION_TYPES, parse_type
 
 __all__ = ["resolve"]
 
@@ -133,9 +143,21 @@ def _resolve_column(ctx: _Context, path: str, table: Table, column: Column) -> C
         expr = parse_expression(column.default, what="default")
         if expr.columns:
             ctx.report(f"{path}.default", "a default may not refer to columns; use 'generated'")
+        for function in sorted(expr.functions):
+            extension = EXTENSION_FUNCTIONS.get(function)
+            if extension is not None and extension not in ctx.extension_schema:
+                message = (
+                    f"{function}() needs the {extension} extension: list it under 'extensions'"
+                )
+                ctx.report(f"{path}.default", message)
         updates["default"] = _qualify_sequences(ctx, f"{path}.default", table, column.default)
     if column.generated is not None:
-        expr = parse_expression(column.generated, what="generated expression")
+        text, problems = bare_columns(
+            f"{path}.generated", column.generated, "generated expression", table
+        )
+        ctx.problems.extend(problems)
+        updates["generated"] = text
+        expr = parse_expression(text, what="generated expression")
         generated = {c.name for c in table.columns if c.generated is not None}
         for name in expr.columns:
             if name not in {c.name for c in table.columns}:
@@ -174,13 +196,14 @@ def _qualify_sequences(ctx: _Context, path: str, table: Table, default: str) -> 
     expr = parse_expression(default, what="default")
     result = default
     for written in expr.sequences:
-        schema, _, name = written.rpartition(".")
+        *qualifier, name = split_qualified(written)
+        schema = qualifier[0] if qualifier else ""
         candidates = [schema] if schema else [table.schema_, *ctx.manifest.schemas]
         found = next((s for s in candidates if (s, name) in ctx.sequences), None)
         if found is None:
             ctx.report(path, f"nextval({written!r}): declare the sequence under 'sequences'")
         elif not schema:
-            result = result.replace(f"'{written}'", f"'{found}.{name}'")
+            result = result.replace(f"'{written}'", f"'{qualified(found, name)}'")
     return parse_expression(result, what="default").sql
 
 
@@ -189,6 +212,8 @@ def _qualify_sequences(ctx: _Context, path: str, table: Table, default: str) -> 
 
 def _resolve_table(ctx: _Context, i: int, table: Table) -> Table:
     path = f"$.tables[{i}]"
+    table, problems = own_columns(path, table)
+    ctx.problems.extend(problems)
     columns = {c.name: c for c in table.columns}
     taken = ctx.relation_names.setdefault(table.schema_, set())
 
@@ -205,7 +230,8 @@ def _resolve_table(ctx: _Context, i: int, table: Table) -> Table:
         taken.add(given)
         return given
 
-    updates: dict[str, object] = {}
+    table = fold_into_primary_key(table)
+    updates: dict[str, object] = {"unique": table.unique}
     if table.primary_key is not None:
         pk = table.primary_key
         need(f"{path}.primary_key.columns", pk.columns)
@@ -235,38 +261,17 @@ def _resolve_table(ctx: _Context, i: int, table: Table) -> Table:
         checks.append(ck.model_copy(update={"name": ck_name}))
     indexes = []
     for j, ix in enumerate(table.indexes):
-        keys = _index_columns(ix)
+        keys = index_columns(ix)
         need(f"{path}.indexes[{j}]", keys)
-        ix_name = named(f"{path}.indexes[{j}].name", ix.name, _index_name_parts(ix), "idx")
+        ix_name = named(f"{path}.indexes[{j}].name", ix.name, index_name_parts(ix), "idx")
         indexes.append(ix.model_copy(update={"name": ix_name}))
+        for where, message in index_extensions(f"{path}.indexes[{j}]", ix, ctx.extension_schema):
+            ctx.report(where, message)
     updates["unique"] = tuple(sorted(uniques, key=lambda c: c.name or ""))
     updates["foreign_keys"] = tuple(sorted(fks, key=lambda c: c.name or ""))
     updates["checks"] = tuple(sorted(checks, key=lambda c: c.name or ""))
     updates["indexes"] = tuple(sorted(indexes, key=lambda c: c.name or ""))
     return table.model_copy(update=updates)
-
-
-def _index_columns(index: Index) -> list[str]:
-    names = [e.column for e in index.elements if e.column is not None]
-    for element in index.elements:
-        if element.expression is not None:
-            names.extend(parse_expression(element.expression).columns)
-    names.extend(index.include)
-    if index.where is not None:
-        names.extend(parse_expression(index.where).columns)
-    return names
-
-
-def _index_name_parts(index: Index) -> tuple[str, ...]:
-    """PostgreSQL names an expression key after its function, else ``expr``."""
-    parts = []
-    for element in index.elements:
-        if element.column is not None:
-            parts.append(element.column)
-        else:
-            functions = parse_expression(element.expression or "").functions
-            parts.append(min(functions) if len(functions) == 1 else "expr")
-    return tuple(parts)
 
 
 def _check_reference(ctx: _Context, path: str, table: Table, fk: ForeignKey) -> None:
@@ -295,10 +300,11 @@ def _check_reference(ctx: _Context, path: str, table: Table, fk: ForeignKey) -> 
             if remote not in target_columns:
                 ctx.report(f"{path}.references.columns", f"{ref.table}.{remote} does not exist")
             continue
-        if own[local].type != target_columns[remote].type:
+        local_type, remote_type = own[local].type, target_columns[remote].type
+        if not can_reference(local_type, remote_type):
             ctx.report(
                 f"{path}.columns",
-                f"{table.name}.{local} is {own[local].type} but references "
-                f"{ref.table}.{remote} of type {target_columns[remote].type}: a reference must "
-                f"have the referenced key's type; make {local} {target_columns[remote].type}",
+                f"{table.name}.{local} is {local_type} but references {ref.table}.{remote} of "
+                f"type {remote_type}, and PostgreSQL has no equality between the two: make "
+                f"{local} {remote_type}",
             )

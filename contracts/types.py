@@ -17,7 +17,15 @@ from pglast import ast
 from contracts._select import select_target
 from contracts.identifiers import check_identifier, qualified
 
-__all__ = ["BUILTIN_TYPES", "EXTENSION_TYPES", "TypeName", "parse_type"]
+__all__ = [
+    "BUILTIN_TYPES",
+    "EXTENSION_FUNCTIONS",
+    "EXTENSION_METHODS",
+    "EXTENSION_OPCLASSES",
+    "EXTENSION_TYPES",
+    "TypeName",
+    "parse_type",
+]
 
 # internal name -> (format_type name, how many typmods it takes, template with typmods)
 _BUILTINS: dict[str, tuple[str, int]] = {
@@ -57,6 +65,15 @@ _BUILTINS: dict[str, tuple[str, int]] = {
     "tstzrange": ("tstzrange", 0),
     "daterange": ("daterange", 0),
     "point": ("point", 0),
+    "tsrange": ("tsrange", 0),
+    "macaddr8": ("macaddr8", 0),
+    "jsonpath": ("jsonpath", 0),
+    "box": ("box", 0),
+    "circle": ("circle", 0),
+    "line": ("line", 0),
+    "lseg": ("lseg", 0),
+    "path": ("path", 0),
+    "polygon": ("polygon", 0),
 }
 # Names a user may also write for the same types (pglast already maps the SQL-standard spellings
 # like "character varying" to their internal names).
@@ -80,6 +97,27 @@ EXTENSION_TYPES: dict[str, str] = {
     "ltree": "ltree",
     "cube": "cube",
     "vector": "vector",
+}
+#: Functions (of the allowlist) that an extension provides, and which extension.
+EXTENSION_FUNCTIONS: dict[str, str] = {"uuid_generate_v4": "uuid-ossp"}
+#: Index access methods and operator classes that an extension provides, and which extension.
+EXTENSION_METHODS: dict[str, str] = {"hnsw": "vector", "ivfflat": "vector"}
+EXTENSION_OPCLASSES: dict[str, str] = {
+    "gin_trgm_ops": "pg_trgm",
+    "gist_trgm_ops": "pg_trgm",
+    "gin__int_ops": "intarray",
+    "gist__int_ops": "intarray",
+    "gist__intbig_ops": "intarray",
+    "gist_ltree_ops": "ltree",
+    "gist_hstore_ops": "hstore",
+    "gin_hstore_ops": "hstore",
+    **{
+        f"{kind}_{distance}_ops": "vector"
+        for kind in ("vector", "halfvec", "sparsevec")
+        for distance in ("l2", "ip", "cosine", "l1")
+    },
+    "bit_hamming_ops": "vector",
+    "bit_jaccard_ops": "vector",
 }
 _SERIALS = {"serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"}
 

@@ -32,12 +32,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    manifest = commands.add_parser("manifest", help="write a manifest from SQLAlchemy models")
+    manifest = commands.add_parser(
+        "manifest", help="write a manifest from SQLAlchemy or SQLModel models"
+    )
     manifest.add_argument(
         "--from-sqlalchemy",
         required=True,
         metavar="MODULE:ATTR",
-        help="a MetaData or declarative base, e.g. app.models:Base",
+        help="a MetaData, a declarative base or SQLModel, e.g. app.models:Base, "
+        "app.models:SQLModel",
+    )
+    manifest.add_argument(
+        "--extension",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an extension the schema needs besides those its column types imply (repeatable)",
     )
     manifest.add_argument("--service", required=True, help="the service that owns the schema")
     manifest.add_argument("--database", required=True, help="the database alias")
@@ -109,7 +119,13 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "manifest":
         from worker.commands.manifest_command import manifest_command
 
-        return manifest_command(args.from_sqlalchemy, args.service, args.database, args.output)
+        return manifest_command(
+            args.from_sqlalchemy,
+            args.service,
+            args.database,
+            args.output,
+            extensions=tuple(args.extension),
+        )
     if args.command == "worker":
         from worker.commands.service_commands import worker_command
 

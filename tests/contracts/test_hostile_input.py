@@ -1,20 +1,24 @@
 """Property-based: thousands of random and hostile manifests thrown at the validator.
 
 Two properties. Nothing raises anything but :class:`ManifestError`. And nothing hostile passes:
-every manifest that *is* accepted contains only plain names, canonical types and expressions that
-re-parse to themselves — so no quote, semicolon, comment or subquery can reach the database.
+every manifest that *is* accepted contains only safe names (no quote, ``;``, backslash, control,
+invisible or look-alike character; quoted, each reads back as exactly itself), canonical types
+and expressions that re-parse to themselves — so no quote, semicolon, comment or subquery can
+reach the database.
 """
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pglast import parse_sql
 
 from contracts import Manifest, ManifestError, load_manifest
 from contracts.expressions import parse_expression
+from contracts.identifiers import quote_ident
 from contracts.types import parse_type
 
 HOSTILE = [
@@ -73,7 +77,23 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(pieces, children, max_size=4),
     max_leaves=20,
 )
-_NAME = re.compile(r"[a-z_][a-z0-9_$]{0,62}\Z")
+_LOOK_ALIKES = frozenset("аｔａｂｌ\u202e\ufeff")
+
+
+class _Name:
+    """``_NAME.match(name)``: true only for a name that is safe however it is written in SQL."""
+
+    @staticmethod
+    def match(name: str) -> bool:
+        if not name or len(name.encode()) > 63 or set(name) & (set("\"';\\") | _LOOK_ALIKES):
+            return False
+        if not name.isprintable() or unicodedata.normalize("NFKC", name) != name:
+            return False
+        [statement] = parse_sql(f"SELECT 1 AS {quote_ident(name)}")
+        return bool(statement.stmt.targetList[0].name == name)  # type: ignore[attr-defined]
+
+
+_NAME = _Name()
 
 
 def assert_safe(manifest: Manifest) -> None:

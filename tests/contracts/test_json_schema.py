@@ -37,7 +37,7 @@ def test_valid_examples_pass(data: dict[str, Any]) -> None:
     "data",
     [
         {"service": "s"},
-        manifest(table("Bad Name", column("a"))),
+        manifest(table("bad;name", column("a"))),
         manifest(table("t", column("a", bogus=True))),
         manifest(table("t")),
         {**manifest(), "format_version": 2},

@@ -33,7 +33,7 @@ def test_the_seeds_legacy_rule_uuid_reference_to_integer_key_is_refused() -> Non
 @pytest.mark.parametrize(
     ("data", "path", "says"),
     [
-        (manifest(table("T", column("a"))), "$.tables[0].name", "plain"),
+        (manifest(table("T;", column("a"))), "$.tables[0].name", "SEMICOLON"),
         (manifest(table("t", column("a", "int; drop"))), "$.tables[0].columns[0].type", "type"),
         (manifest(table("t", column("a", bogus=1))), "$.tables[0].columns[0].bogus", "unknown"),
         (manifest(table("t", column("a", "mood"))), "$.tables[0].columns[0].type", "enums"),
@@ -170,3 +170,61 @@ def test_hash_changes_with_the_schema_not_with_the_service() -> None:
     spelled = load_manifest(manifest(table("t", column("a", "int4", default="1+  1"))))
     same = load_manifest(manifest(table("t", column("a", "integer", default="1 + 1"))))
     assert manifest_hash(spelled) == manifest_hash(same)
+
+
+def test_index_methods_and_operator_classes_of_extensions_need_them_listed() -> None:
+    index = {"method": "hnsw", "elements": [{"column": "v", "opclass": "vector_l2_ops"}]}
+    trigram = {"method": "gin", "elements": [{"column": "t", "opclass": "gin_trgm_ops"}]}
+    data = manifest(table("t", column("v"), column("t"), indexes=[index, trigram]))
+    assert sorted(problems_of(data)) == [
+        "$.tables[0].indexes[0].elements[0].opclass: operator class vector_l2_ops needs the "
+        "vector extension: list it under 'extensions'",
+        "$.tables[0].indexes[0].method: hnsw indexes need the vector extension: list it under "
+        "'extensions'",
+        "$.tables[0].indexes[1].elements[0].opclass: operator class gin_trgm_ops needs the "
+        "pg_trgm extension: list it under 'extensions'",
+    ]
+    listed = {**data, "extensions": [{"name": "vector"}, {"name": "pg_trgm"}]}
+    assert len(load_manifest(listed).tables[0].indexes) == 2
+
+
+def test_index_storage_parameters_are_spelt_as_postgresql_stores_them() -> None:
+    storage = {"fillfactor": 70, "deduplicate_items": False, "buffering": "On"}
+    data = manifest(table("t", column("a"), indexes=[{"elements": ["a"], "storage": storage}]))
+    [index] = load_manifest(data).tables[0].indexes
+    assert index.storage == {"fillfactor": "70", "deduplicate_items": "false", "buffering": "on"}
+
+
+@pytest.mark.parametrize(
+    ("storage", "says"),
+    [({"fillfactor": "70); DROP TABLE t; --"}, "a number or a word"), ({"Fill": 1}, "pattern")],
+)
+def test_hostile_storage_parameters_are_refused(storage: dict[str, object], says: str) -> None:
+    data = manifest(table("t", column("a"), indexes=[{"elements": ["a"], "storage": storage}]))
+    [problem] = problems_of(data)
+    assert problem.startswith("$.tables[0].indexes[0].storage") and says in problem
+
+
+def test_a_qualifier_naming_the_own_table_is_dropped_as_postgresql_drops_it() -> None:
+    data = manifest(
+        table(
+            "t",
+            column("a", "int"),
+            column("b"),
+            column("c", "int", generated="t.a + 1"),
+            checks=[{"expression": "t.a > 0"}],
+            indexes=[{"elements": [{"expression": "lower(t.b)"}], "where": "public.t.a > 0"}],
+        )
+    )
+    [t] = load_manifest(data).tables
+    assert t.columns[2].generated == "a + 1"
+    assert [(c.name, c.expression) for c in t.checks] == [("t_a_check", "a > 0")]
+    [index] = t.indexes
+    assert (index.elements[0].expression, index.where) == ("lower(b)", "a > 0")
+
+
+def test_a_column_of_another_table_is_an_error_at_its_path() -> None:
+    data = manifest(table("t", column("a", "int"), checks=[{"expression": "u.a > 0"}]))
+    [problem] = problems_of(data)
+    assert problem.startswith("$.tables[0].checks[0].expression: check 'u.a > 0' refers to u.a")
+    assert "a column of another table" in problem

@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pglast import ast, parse_sql
 
+from contracts import load_manifest
+from worker.engine import model as m
+from worker.engine.desired import desired_state
+from worker.engine.diff import diff
 from worker.engine.guard import UnsafeStatementError, check
+from worker.engine.plan import make_plan
 
 CASES = Path(__file__).parent.parent / "cases"
 
@@ -47,3 +53,62 @@ def test_every_golden_statement_passes() -> None:
                 check(command.rstrip(";"))
                 count += 1
     assert count > 100
+
+
+UNUSUAL = ["x--y", "a/*b", "c*/", "$$d", "e)f", "g(h", "i,j", "k l", "Mixed", "select", "m.n", "%s"]
+
+
+def test_unusual_names_are_always_quoted_and_read_back_as_themselves() -> None:
+    """Names a manifest now accepts that would end a comment, a list or a statement if pasted
+    into SQL: every statement of their plan passes the guard and names exactly them."""
+    columns = [{"name": n, "type": "integer"} for n in UNUSUAL]
+    manifest = load_manifest(
+        {
+            "service": "s",
+            "database": "d",
+            "schemas": ["Odd Schema"],
+            "tables": [
+                {
+                    "schema": "Odd Schema",
+                    "name": "t--1",
+                    "columns": columns,
+                    "unique": [{"name": "u/*", "columns": ["x--y"]}],
+                    "indexes": [{"elements": UNUSUAL[:4]}],
+                    "checks": [{"expression": '"e)f" > 0'}],
+                }
+            ],
+        }
+    )
+    changes, drift = diff(m.Realm(schemas=frozenset()), desired_state(manifest))
+    plan = make_plan(changes, drift)
+    seen: set[str] = set()
+    for statement in plan.statements:
+        check(statement.sql)
+        [parsed] = parse_sql(statement.sql)
+        seen.update(_identifiers(parsed.stmt))
+    assert set(UNUSUAL) | {"Odd Schema", "t--1", "u/*"} <= seen
+
+
+def _identifiers(node: object) -> set[str]:
+    """Every string that names something in a parse tree (column, relation, constraint, …)."""
+    found: set[str] = set()
+    if isinstance(node, (list, tuple)):
+        for item in node:
+            found |= _identifiers(item)
+    elif isinstance(node, ast.Node):
+        for slot in node.__slots__:  # type: ignore[attr-defined]
+            value = getattr(node, slot)
+            if isinstance(value, str) and slot in (
+                "colname",
+                "relname",
+                "schemaname",
+                "conname",
+                "idxname",
+                "name",
+                "sval",
+                "schemaname",
+            ):
+                found.add(value)
+            else:
+                found |= _identifiers(value)
+    return found

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.engine.builders import column, realm, table
 from worker.engine.apply import command_of
+from worker.engine.defaults import adopt_defaults, default_questions
 from worker.engine.inspect import build_realm
 from worker.engine.lock import advisory_key
+from worker.engine.normalize import qualify_extension_functions
 from worker.engine.render import literal
 
 
@@ -47,10 +50,11 @@ def rows(**extra: object) -> dict[str, object]:
         "indexes": [
             {"rel": 1, "name": "t_pkey", "unique": True, "valid": True, "method": "btree",
              "key_count": 1, "nulls_not_distinct": False, "keys": [1], "options": [0],
-             "opclasses": [1978], "predicate": None, "key_texts": None},
+             "opclasses": [1978], "predicate": None, "key_texts": None, "storage": None},
             {"rel": 1, "name": "t_g_idx", "unique": False, "valid": False, "method": "btree",
              "key_count": 1, "nulls_not_distinct": False, "keys": [2, 1], "options": [3],
-             "opclasses": [9999], "predicate": "(g > 0)", "key_texts": None},
+             "opclasses": [9999], "predicate": "(g > 0)", "key_texts": None,
+             "storage": ["fillfactor=70", "deduplicate_items=false"]},
         ],
         "opclasses": [{"oid": 9999, "name": "int4_special_ops"}],
     }  # fmt: skip
@@ -71,6 +75,7 @@ def test_build_realm_from_catalog_rows() -> None:
     assert (g_idx.valid, g_idx.where, g_idx.constraint) == (False, "(g > 0)", None)
     assert (g_idx.elements[0].descending, g_idx.elements[0].nulls_first) == (True, True)
     assert g_idx.elements[0].opclass == "int4_special_ops"  # named: not the type's default
+    assert g_idx.storage == (("fillfactor", "70"), ("deduplicate_items", "false"))
     assert pkey.elements[0].opclass is None
     assert g_idx.include == ("id",)
     assert realm.enums[0].labels == ("sad", "ok")
@@ -89,3 +94,50 @@ def test_build_realm_from_catalog_rows() -> None:
 )  # fmt: skip
 def test_the_command_of_a_statement_names_its_spans_and_log_events(sql: str, command: str) -> None:
     assert command_of(sql) == command
+
+
+def test_only_constant_defaults_spelt_differently_are_asked_of_postgresql() -> None:
+    """'0' vs false on a boolean is a question; now() vs a constant, or a default that is the
+    same in comparison form, or one PostgreSQL would have to look up (a sequence) is not."""
+    current = realm(
+        table(
+            "t",
+            column("a", "boolean", default="false"),
+            column("b", "boolean", default="false"),
+            column("c", "timestamp with time zone", default="now()"),
+            column("d", "integer", default="nextval('public.s'::regclass)"),
+            column("e", "text", default="'x'::text"),
+            column("f", "integer", default="0"),
+        )
+    )
+    desired = realm(
+        table(
+            "t",
+            column("a", "boolean", default="'0'"),
+            column("b", "integer", default="'0'"),  # another type: type drift, not a question
+            column("c", "timestamp with time zone", default="'2020-01-01'"),
+            column("d", "integer", default="7"),
+            column("e", "text", default="'x'"),
+            column("f", "integer", default="'0'"),
+        )
+    )
+    questions = default_questions(current, desired)
+    assert [(q.column, q.current, q.desired) for q in questions] == [
+        ("a", "FALSE", "'0'"),  # both re-written from their parse trees
+        ("f", "0", "'0'"),
+    ]
+    assert questions[0].sql == "('0')::boolean IS NOT DISTINCT FROM (FALSE)::boolean"
+    adopted = adopt_defaults(desired, frozenset(questions[:1]))
+    [t] = adopted.tables
+    assert [c.default for c in t.columns[:2]] == ["false", "'0'"]  # as the catalog prints it
+    assert adopted.table("public", "t") is t
+
+
+def test_extension_functions_are_written_with_their_schema() -> None:
+    schemas = {"uuid-ossp": "ext"}
+    assert qualify_extension_functions("uuid_generate_v4()", schemas) == "ext.uuid_generate_v4()"
+    assert qualify_extension_functions("lower(uuid_generate_v4()::text)", {}) == (
+        "lower(uuid_generate_v4()::text)"  # the extension is not listed: left as it is
+    )
+    assert qualify_extension_functions("now()", schemas) == "now()"
+    assert qualify_extension_functions(None, schemas) is None

@@ -1,4 +1,7 @@
-"""``schemaheal manifest --from-sqlalchemy MODULE:ATTR``: a manifest from SQLAlchemy models."""
+"""``schemaheal manifest --from-sqlalchemy MODULE:ATTR``: a manifest from SQLAlchemy models.
+
+ATTR is a ``MetaData``, a declarative base, SQLModel itself (``app.models:SQLModel``: its
+``metadata`` holds every ``table=True`` model the module imported) or any mapped class."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from worker.errors import ConfigurationError
 
 
 def load_metadata(target: str) -> object:
-    """``package.module:Attr`` → the MetaData (or the declarative base's metadata)."""
+    """``package.module:Attr`` → the MetaData (or the declarative base's, SQLModel's metadata)."""
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise ConfigurationError(f"--from-sqlalchemy wants MODULE:ATTR, got {target!r}")
@@ -27,14 +30,26 @@ def load_metadata(target: str) -> object:
     return getattr(value, "metadata", value)
 
 
-def manifest_command(target: str, service: str, database: str, out: str | None) -> int:
+def manifest_command(
+    target: str,
+    service: str,
+    database: str,
+    out: str | None,
+    *,
+    extensions: tuple[str, ...] = (),
+) -> int:
     """Write the manifest as indented canonical JSON to ``out`` (stdout when None)."""
     import sqlalchemy as sa
 
     metadata = load_metadata(target)
     if not isinstance(metadata, sa.MetaData):
-        raise ConfigurationError(f"{target} is neither a MetaData nor a declarative base")
-    manifest = manifest_from_metadata(metadata, service=service, database=database)
+        raise ConfigurationError(
+            f"{target} is neither a MetaData nor a declarative base (nor SQLModel): name the "
+            "one your models are declared on, e.g. app.models:Base or app.models:SQLModel"
+        )
+    manifest = manifest_from_metadata(
+        metadata, service=service, database=database, extensions=extensions
+    )
     text = json.dumps(json.loads(canonical_json(manifest)), indent=2) + "\n"
     if out is None:
         sys.stdout.write(text)

@@ -85,7 +85,7 @@ SELECT x.indrelid AS rel, i.relname AS name, x.indisunique AS unique,
        x.indisvalid AND x.indisready AS valid, am.amname AS method, x.indnkeyatts AS key_count,
        x.indnullsnotdistinct AS nulls_not_distinct, x.indkey::int2[] AS keys,
        x.indoption::int2[] AS options, x.indclass::oid[] AS opclasses,
-       pg_get_expr(x.indpred, x.indrelid) AS predicate,
+       pg_get_expr(x.indpred, x.indrelid) AS predicate, i.reloptions AS storage,
        CASE WHEN x.indexprs IS NOT NULL THEN
             ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true)
                     FROM generate_series(1, x.indnkeyatts::int) k) END AS key_texts

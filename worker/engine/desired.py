@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import contracts as c
+from contracts.types import EXTENSION_OPCLASSES
 from worker.engine import model as m
+from worker.engine.normalize import qualify_extension_functions
 
 
 def desired_state(manifest: c.Manifest) -> m.Realm:
     """Translate a canonical manifest (from ``contracts.load_manifest``) into a :class:`Realm`."""
+    extension_schemas: dict[str, str] = {
+        e.name: e.schema_ or manifest.schemas[0] for e in manifest.extensions
+    }
     return m.Realm(
         schemas=frozenset(manifest.schemas),
         extensions=tuple(
@@ -18,7 +23,7 @@ def desired_state(manifest: c.Manifest) -> m.Realm:
             m.EnumType(schema=e.schema_, name=e.name, labels=e.labels) for e in manifest.enums
         ),
         sequences=tuple(_sequence(s) for s in manifest.sequences),
-        tables=tuple(_table(t) for t in manifest.tables),
+        tables=tuple(_table(t, extension_schemas) for t in manifest.tables),
     )
 
 
@@ -38,12 +43,12 @@ def _sequence(seq: c.Sequence) -> m.Sequence:
     )
 
 
-def _table(table: c.Table) -> m.Table:
+def _table(table: c.Table, extension_schemas: dict[str, str]) -> m.Table:
     pk = table.primary_key
     return m.Table(
         schema=table.schema_,
         name=table.name,
-        columns=tuple(_column(col) for col in table.columns),
+        columns=tuple(_column(col, extension_schemas) for col in table.columns),
         primary_key=m.PrimaryKey(name=pk.name or "", columns=pk.columns) if pk else None,
         unique=tuple(
             m.UniqueConstraint(
@@ -55,12 +60,12 @@ def _table(table: c.Table) -> m.Table:
         checks=tuple(
             m.CheckConstraint(name=k.name or "", expression=k.expression) for k in table.checks
         ),
-        indexes=tuple(_index(ix) for ix in table.indexes),
+        indexes=tuple(_index(ix, extension_schemas) for ix in table.indexes),
         comment=table.comment or None,  # PostgreSQL stores an empty comment as none at all
     )
 
 
-def _column(col: c.Column) -> m.Column:
+def _column(col: c.Column, extension_schemas: dict[str, str]) -> m.Column:
     identity = None
     if col.identity is not None:
         identity = m.Identity(
@@ -70,7 +75,7 @@ def _column(col: c.Column) -> m.Column:
         name=col.name,
         type=col.type,
         nullable=col.nullable,
-        default=col.default,
+        default=qualify_extension_functions(col.default, extension_schemas),
         identity=identity,
         generated=col.generated,
         comment=col.comment or None,  # as for tables: '' is no comment
@@ -91,7 +96,7 @@ def _foreign_key(fk: c.ForeignKey) -> m.ForeignKey:
     )
 
 
-def _index(ix: c.Index) -> m.Index:
+def _index(ix: c.Index, extension_schemas: dict[str, str]) -> m.Index:
     return m.Index(
         name=ix.name or "",
         unique=ix.unique,
@@ -101,11 +106,13 @@ def _index(ix: c.Index) -> m.Index:
                 column=e.column,
                 expression=e.expression,
                 opclass=e.opclass,
+                opclass_schema=extension_schemas.get(EXTENSION_OPCLASSES.get(e.opclass or "", "")),
                 descending=e.order == "desc",
                 nulls_first=e.nulls == "first",
             )
             for e in ix.elements
         ),
         include=ix.include,
+        storage=tuple(ix.storage.items()),
         where=ix.where,
     )

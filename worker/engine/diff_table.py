@@ -192,11 +192,13 @@ def _indexes(
 
 
 def same_index(current: m.Index, desired: m.Index) -> bool:
-    """Same method, uniqueness, keys (as compared expressions), INCLUDE and predicate."""
-    if (current.method, current.unique, current.include) != (
+    """Same method, uniqueness, keys (as compared expressions), INCLUDE, storage parameters
+    and predicate."""
+    if (current.method, current.unique, current.include, sorted(current.storage)) != (
         desired.method,
         desired.unique,
         desired.include,
+        sorted(desired.storage),
     ):
         return False
     if len(current.elements) != len(desired.elements):

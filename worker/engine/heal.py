@@ -24,6 +24,7 @@ from worker.engine import ledger
 from worker.engine.apply import AppliedStatement, RetryPolicy, apply, retrying_lock_waits
 from worker.engine.changes import Drift
 from worker.engine.connection import DATABASE_ERRORS, Connection, connection_lost, translate
+from worker.engine.defaults import adopt_defaults, ask, default_questions
 from worker.engine.desired import desired_state
 from worker.engine.diff import diff, tables_to_probe
 from worker.engine.inspect import inspect, probe_rows, table_sizes
@@ -102,6 +103,9 @@ async def current_plan(conn: Connection, desired: Realm, settings: PlanSettings)
         probe = tables_to_probe(current, desired)
         if probe:
             current = await probe_rows(conn, current, probe)
+        questions = default_questions(current, desired)
+        if questions:  # defaults spelt differently: PostgreSQL says whether they are the same
+            desired = adopt_defaults(desired, await ask(conn, questions))
         changes, drift = diff(current, desired)
         return make_plan(changes, drift, settings)
 

@@ -256,6 +256,7 @@ def _index(
         method=row["method"],
         include=tuple([by_number[k] for k in keys[count:]]),
         where=row["predicate"],
+        storage=tuple(tuple(o.split("=", 1)) for o in row["storage"] or ()),
         valid=row["valid"],
         constraint=constraint,
     )

@@ -109,6 +109,9 @@ class IndexElement:
     opclass: str | None = None  # None: the type's default operator class
     descending: bool = False
     nulls_first: bool = False
+    # desired side: the schema of an extension's operator class (the engine's search_path is
+    # pg_catalog, so it is written qualified); names alone are compared
+    opclass_schema: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,6 +122,7 @@ class Index:
     method: str = "btree"
     include: tuple[str, ...] = ()
     where: str | None = None
+    storage: tuple[tuple[str, str], ...] = ()  # WITH (name = value), in the order written
     valid: bool = True
     constraint: str | None = None  # the PRIMARY KEY / UNIQUE constraint it backs, if any
 

@@ -20,7 +20,9 @@ from pglast import ast, enums, parse_sql
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 
-__all__ = ["comparable", "same_expression"]
+from contracts.types import EXTENSION_FUNCTIONS
+
+__all__ = ["comparable", "qualify_extension_functions", "same_expression"]
 
 
 @lru_cache(maxsize=4096)
@@ -66,3 +68,33 @@ def _simplify(tree: Any) -> Any:
         if slot != "location":
             setattr(node, slot, _simplify(getattr(node, slot)))
     return node
+
+
+def qualify_extension_functions(sql: str | None, schemas: dict[str, str]) -> str | None:
+    """``sql`` with each call of an extension's function written ``schema.function()``.
+
+    The engine's sessions run with ``search_path = pg_catalog``, where ``uuid_generate_v4()``
+    alone is not found; and the catalog prints it qualified, so both sides then compare equal.
+    """
+    if sql is None or not any(name in sql for name in EXTENSION_FUNCTIONS):
+        return sql
+    node = parse_sql(f"SELECT {sql}")[0].stmt.targetList[0].val  # type: ignore[union-attr]
+    changed = False
+    for call in _function_calls(node):
+        names = [n.sval for n in call.funcname]
+        extension = EXTENSION_FUNCTIONS.get(names[0]) if len(names) == 1 else None
+        if extension in schemas:
+            call.funcname = (ast.String(sval=schemas[extension]), *call.funcname)
+            changed = True
+    return str(RawStream()(node)) if changed else sql
+
+
+def _function_calls(tree: Any) -> list[Any]:
+    if isinstance(tree, tuple):
+        return [call for item in tree for call in _function_calls(item)]
+    if not isinstance(tree, ast.Node):
+        return []
+    found = [tree] if isinstance(tree, ast.FuncCall) else []
+    for slot in tree.__slots__:  # type: ignore[attr-defined]
+        found += _function_calls(getattr(tree, slot))
+    return found

@@ -100,6 +100,8 @@ def create_index(
         sql += f" INCLUDE ({names(index.include)})"
     if nulls_not_distinct:
         sql += " NULLS NOT DISTINCT"
+    if index.storage:  # names and values were checked to be plain words and numbers
+        sql += " WITH (" + ", ".join(f"{k} = {v}" for k, v in index.storage) + ")"
     if index.where is not None:
         sql += f" WHERE {index.where}"
     return sql
@@ -107,7 +109,9 @@ def create_index(
 
 def _element(element: m.IndexElement, method: str) -> str:
     text = quote_ident(element.column) if element.column else f"({element.expression})"
-    if element.opclass:
+    if element.opclass and element.opclass_schema:
+        text += f" {qualified(element.opclass_schema, element.opclass)}"
+    elif element.opclass:
         text += f" {quote_ident(element.opclass)}"
     if method == "btree":
         if element.descending:
