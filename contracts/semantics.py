@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from contracts.calls import calls, index_calls
 from contracts.errors import Problem
-from contracts.expressions import ALLOWED_FUNCTIONS, parse_expression
+from contracts.expressions import parse_expression
 from contracts.identifiers import qualified, split_qualified
 from contracts.manifest import Column, ForeignKey, Manifest, Table
 from contracts.naming import unique_name
@@ -25,7 +26,7 @@ from contracts.table_rules import (
     index_name_parts,
     own_columns,
 )
-from contracts.types import BUILTIN_TYPES, EXTENSION_FUNCTIONS, EXTENSION_TYPES, parse_type
+from contracts.types import BUILTIN_TYPES, EXTENSION_TYPES, parse_type
 
 __all__ = ["resolve"]
 
@@ -143,13 +144,9 @@ def _resolve_column(ctx: _Context, path: str, table: Table, column: Column) -> C
         expr = parse_expression(column.default, what="default")
         if expr.columns:
             ctx.report(f"{path}.default", "a default may not refer to columns; use 'generated'")
-        for function in sorted(expr.functions):
-            extension = EXTENSION_FUNCTIONS.get(function)
-            if extension is not None and extension not in ctx.extension_schema:
-                message = (
-                    f"{function}() needs the {extension} extension: list it under 'extensions'"
-                )
-                ctx.report(f"{path}.default", message)
+        ctx.problems.extend(
+            calls(f"{path}.default", column.default, "default", ctx.extension_schema)
+        )
         updates["default"] = _qualify_sequences(ctx, f"{path}.default", table, column.default)
     if column.generated is not None:
         text, problems = bare_columns(
@@ -164,8 +161,9 @@ def _resolve_column(ctx: _Context, path: str, table: Table, column: Column) -> C
                 ctx.report(f"{path}.generated", f"column {name} does not exist in {table.name}")
             elif name in generated:
                 ctx.report(f"{path}.generated", f"{name} is itself generated; refer to its inputs")
-        if any(ALLOWED_FUNCTIONS[f] != "i" for f in expr.functions):
-            ctx.report(f"{path}.generated", "generated columns may only use immutable functions")
+        ctx.problems.extend(
+            calls(f"{path}.generated", text, "generated expression", ctx.extension_schema)
+        )
     return column.model_copy(update=updates)
 
 
@@ -255,6 +253,8 @@ def _resolve_table(ctx: _Context, i: int, table: Table) -> Table:
     for j, ck in enumerate(table.checks):
         refs = parse_expression(ck.expression, what="check").columns
         need(f"{path}.checks[{j}].expression", refs)
+        where = f"{path}.checks[{j}].expression"
+        ctx.problems.extend(calls(where, ck.expression, "check", ctx.extension_schema))
         ck_name = named(
             f"{path}.checks[{j}].name", ck.name, refs if len(refs) == 1 else (), "check"
         )
@@ -263,6 +263,7 @@ def _resolve_table(ctx: _Context, i: int, table: Table) -> Table:
     for j, ix in enumerate(table.indexes):
         keys = index_columns(ix)
         need(f"{path}.indexes[{j}]", keys)
+        ctx.problems.extend(index_calls(f"{path}.indexes[{j}]", ix, ctx.extension_schema))
         ix_name = named(f"{path}.indexes[{j}].name", ix.name, index_name_parts(ix), "idx")
         indexes.append(ix.model_copy(update={"name": ix_name}))
         for where, message in index_extensions(f"{path}.indexes[{j}]", ix, ctx.extension_schema):

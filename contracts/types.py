@@ -195,12 +195,37 @@ def _from_ast(node: ast.TypeName, text: str) -> TypeName:
         canonical, max_mods = _BUILTINS[internal]
         if len(modifiers) > max_mods:
             raise ValueError(f"type {canonical} takes at most {max_mods} modifier(s)")
+        _check_bounds(canonical, modifiers)
         return TypeName(schema=None, name=canonical, modifiers=modifiers, array=array)
     return TypeName(schema=None, name=check_identifier(raw), modifiers=modifiers, array=array)
 
 
+_MAX_LENGTH = 10_485_760  # characters of varchar/char; bits are 8 times that (MaxAttrSize)
+_PRECISION = ("precision", 0, 6)
+#: Type -> (what, lowest, highest) of each modifier, as PostgreSQL's typmodin functions bound
+#: them (numeric's scale may be negative since 15, which the manifest does not accept).
+_BOUNDS: dict[str, tuple[tuple[str, int, int], ...]] = {
+    "numeric": (("precision", 1, 1000), ("scale", 0, 1000)),
+    "character varying": (("length", 1, _MAX_LENGTH),),
+    "character": (("length", 1, _MAX_LENGTH),),
+    "bit": (("length", 1, 8 * _MAX_LENGTH),),
+    "bit varying": (("length", 1, 8 * _MAX_LENGTH),),
+    "timestamp without time zone": (_PRECISION,),
+    "timestamp with time zone": (_PRECISION,),
+    "time without time zone": (_PRECISION,),
+    "time with time zone": (_PRECISION,),
+}
+
+
+def _check_bounds(canonical: str, modifiers: tuple[int, ...]) -> None:
+    """Refuse here what PostgreSQL would refuse (or silently reduce) when the column is made."""
+    for value, (what, low, high) in zip(modifiers, _BOUNDS.get(canonical, ()), strict=False):
+        if not low <= value <= high:
+            raise ValueError(f"type {canonical}: {what} {value} must be between {low} and {high}")
+
+
 def _modifier(node: object, text: str) -> int:
     value = getattr(getattr(node, "val", None), "ival", None)
-    if not isinstance(value, int) or not 0 <= value <= 10_485_760:
+    if not isinstance(value, int) or not 0 <= value <= 8 * _MAX_LENGTH:
         raise ValueError(f"{text!r}: type modifiers must be small non-negative integers")
     return value

@@ -45,6 +45,15 @@ def test_the_seeds_legacy_rule_uuid_reference_to_integer_key_is_refused() -> Non
         (manifest(table("t", column("a")), table("t", column("b"))), "$.tables[1].name", "twice"),
         (manifest(table("t", column("a"), schema="other")), "$.tables[0].schema", "schemas"),
         (manifest(table("t", column("a", default="nextval('nope')"))), "default", "sequences"),
+        # every expression is checked the same way (issue 15: nextval() of the ledger's own
+        # sequence was accepted in a CHECK, and a table was created depending on it)
+        (manifest(table("t", column("a", "bigint"), checks=[{"expression": "a < nextval('schemaheal.heals_id_seq')"}])), "checks[0].expression", "only in a column default"),
+        (manifest(table("t", column("a", "uuid"), checks=[{"expression": "a <> gen_random_uuid()"}])), "checks[0].expression", "volatile"),
+        (manifest(table("t", column("a", "float8"), indexes=[{"elements": [{"expression": "a * random()"}]}])), "indexes[0].elements[0].expression", "volatile"),
+        (manifest(table("t", column("a", "bigint"), indexes=[{"elements": ["a"], "where": "a > nextval('s')"}])), "indexes[0].where", "only in a column default"),
+        (manifest(table("t", column("a", "bigint"), column("b", "bigint", generated="a + nextval('s')"))), "columns[1].generated", "only in a column default"),
+        (manifest(table("t", column("a", "uuid"), checks=[{"expression": "a <> uuid_generate_v4()"}])), "checks[0].expression", "uuid-ossp"),
+        (manifest(table("t", column("a", "numeric(100000,2)"))), "columns[0].type", "between 1 and 1000"),
         (manifest(table("t", column("a"), foreign_keys=[fk(["a"], "ghost", ["id"])])), "references", "not declared"),
         (manifest(TENANTS, table("t", column("a", "integer"), foreign_keys=[fk(["a"], "tenants", ["name"])])), "references.columns", "unique key"),
         (manifest(table("t", column("a"), indexes=[{"elements": ["zz"]}])), "indexes[0]", "zz does not exist"),

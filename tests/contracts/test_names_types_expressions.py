@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from contracts.expressions import parse_expression
@@ -122,11 +124,30 @@ def test_types_have_one_canonical_spelling(written: str, canonical: str) -> None
         ("a.b.c", "schema.name"),
         ("x" * 300, "short type name"),
         ("", "empty"),
+        # modifiers bounded per type as PostgreSQL bounds them (issue 15: numeric(100000,2)
+        # passed validation and failed only at heal time)
+        ("numeric(100000,2)", "precision 100000 must be between 1 and 1000"),
+        ("numeric(0)", "precision 0 must be between 1 and 1000"),
+        ("numeric(10,1001)", "scale 1001 must be between 0 and 1000"),
+        ("varchar(0)", "length 0 must be between 1 and 10485760"),
+        ("char(10485761)", "length 10485761 must be between 1 and 10485760"),
+        ("timestamptz(7)", "precision 7 must be between 0 and 6"),
+        ("time(9)", "precision 9 must be between 0 and 6"),
+        ("bit(0)", "length 0 must be between 1 and 83886080"),
     ],
 )
 def test_bad_types_are_refused(written: str, says: str) -> None:
-    with pytest.raises(ValueError, match=says):
+    with pytest.raises(ValueError, match=re.escape(says)):
         parse_type(written)
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["numeric(1000,1000)", "numeric(1)", "varchar(10485760)", "char(1)", "timestamp(0)",
+     "timestamptz(6)", "timetz(6)", "bit(83886080)", "varbit(1)"],
+)  # fmt: skip
+def test_modifiers_at_postgresqls_bounds_pass(written: str) -> None:
+    assert parse_type(written).modifiers
 
 
 @pytest.mark.parametrize(
