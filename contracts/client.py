@@ -198,22 +198,7 @@ async def _request(
             await producer.send_and_wait(
                 REQUEST_TOPIC, value, key=loaded.database.encode("utf-8"), headers=headers
             )
-        with _tracer.start_as_current_span(
-            f"receive {REPLY_TOPIC}", kind=SpanKind.CONSUMER,
-            attributes={**attributes, "messaging.operation.name": "receive",
-                        "messaging.operation.type": "receive",
-                        "messaging.destination.name": REPLY_TOPIC},
-        ) as waiting:  # fmt: skip
-            try:
-                reply, reply_headers = await asyncio.wait_for(
-                    _reply_for(replies, request_id), timeout_s
-                )
-            except TimeoutError:
-                waiting.set_attribute("error.type", "timeout")
-                raise
-            _link_to_sender(waiting, reply_headers)
-            waiting.set_attribute("schemaheal.outcome", reply.outcome)
-            return reply
+        return await _receive(replies, request_id, timeout_s, attributes)
     except TimeoutError:
         raise BootGateTimeout(
             f"no {REPLY_TOPIC} reply to request {request_id} within {timeout_s:.0f} s: is the "
@@ -221,6 +206,28 @@ async def _request(
         ) from None
     finally:
         await asyncio.gather(replies.stop(), producer.stop())
+
+
+async def _receive(
+    replies: AIOKafkaConsumer, request_id: str, timeout_s: float, attributes: dict[str, str]
+) -> SchemaHealed:
+    """Wait for the reply to ``request_id`` in a ``receive`` span linked to its sender."""
+    with _tracer.start_as_current_span(
+        f"receive {REPLY_TOPIC}", kind=SpanKind.CONSUMER,
+        attributes={**attributes, "messaging.operation.name": "receive",
+                    "messaging.operation.type": "receive",
+                    "messaging.destination.name": REPLY_TOPIC},
+    ) as waiting:  # fmt: skip
+        try:
+            reply, reply_headers = await asyncio.wait_for(
+                _reply_for(replies, request_id), timeout_s
+            )
+        except TimeoutError:
+            waiting.set_attribute("error.type", "timeout")
+            raise
+        _link_to_sender(waiting, reply_headers)
+        waiting.set_attribute("schemaheal.outcome", reply.outcome)
+        return reply
 
 
 def _link_to_sender(span: trace.Span, reply_headers: Mapping[str, str]) -> None:
