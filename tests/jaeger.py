@@ -76,6 +76,11 @@ def binary() -> Path:
     """The Jaeger binary, built on first use (minutes cold: see the README's Tests section)."""
     if BINARY.exists():
         return BINARY
+    if not GO.exists():
+        raise RuntimeError(
+            f"no Go at {GO} to build Jaeger {VERSION}: install Go 1.24 or later there, or set "
+            "SCHEMAHEAL_GO to its go binary (.ci/run does it)"
+        )
     env = go_environment()
     downloaded = subprocess.run(
         [str(GO), "mod", "download", "-json", f"{MODULE}@{VERSION}"],
