@@ -22,7 +22,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from contracts.errors import (
     BootGateTimeout,
@@ -101,8 +102,51 @@ async def request_schema(
     signing_key: Ed25519PrivateKey | None = None,
     key_id: str | None = None,
 ) -> SchemaHealed:
-    """Like :func:`ensure_schema`, but return any reply instead of raising for its outcome."""
+    """Like :func:`ensure_schema`, but return any reply instead of raising for its outcome.
+
+    The boot is one trace: an ``ensure_schema`` span, a child of the caller's current span (or
+    of the context ``trace_headers`` carries, e.g. a pod's ``TRACEPARENT``), else a new root;
+    under it the request's send span and the wait for the reply."""
     loaded = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)  # fail fast
+    attributes = {"schemaheal.service": loaded.service, "schemaheal.database": loaded.database}
+    with _tracer.start_as_current_span(
+        "ensure_schema", context=_parent(trace_headers), attributes=attributes
+    ) as span:
+        reply = await _request(
+            loaded,
+            bootstrap_servers=bootstrap_servers,
+            instance=instance,
+            timeout_s=timeout_s,
+            trace_headers=trace_headers,
+            options={**(kafka_auth or KafkaAuth()).aiokafka_options(), **(kafka_options or {})},
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            signer=(signing_key, key_id or "default") if signing_key is not None else None,
+        )
+        span.set_attribute("schemaheal.outcome", reply.outcome)
+        if not reply.may_start:
+            span.set_status(Status(StatusCode.ERROR, f"the worker answered {reply.outcome}"))
+        return reply
+
+
+def _parent(trace_headers: Mapping[str, str] | None) -> Context | None:
+    """The context ``trace_headers`` carries, when they carry one; else None (the current)."""
+    if not trace_headers:
+        return None
+    context = propagate.extract(dict(trace_headers))
+    return context if trace.get_current_span(context).get_span_context().is_valid else None
+
+
+async def _request(
+    loaded: Manifest,
+    *,
+    bootstrap_servers: str,
+    instance: str | None,
+    timeout_s: float,
+    trace_headers: Mapping[str, str] | None,
+    options: dict[str, Any],
+    fetch_max_wait_ms: int,
+    signer: tuple[Ed25519PrivateKey, str] | None,
+) -> SchemaHealed:
     request_id = str(uuid.uuid4())
     body = ServiceStarting(
         service=loaded.service,
@@ -110,7 +154,6 @@ async def request_schema(
         database=loaded.database,
         manifest=loaded.model_dump(mode="json", by_alias=True),
     )
-    options = {**(kafka_auth or KafkaAuth()).aiokafka_options(), **(kafka_options or {})}
     replies = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         enable_auto_commit=False,
@@ -140,34 +183,22 @@ async def request_schema(
                         "messaging.operation.type": "send",
                         "messaging.destination.name": REQUEST_TOPIC},
         ):  # fmt: skip
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier)  # the service's boot span → the worker
+            carrier: dict[str, str] = {**(trace_headers or {})}  # kept when tracing is off
+            propagate.inject(carrier)  # the boot's trace → the worker
             value = body.model_dump_json().encode("utf-8")
-            if signing_key is not None:  # over the exact bytes sent, with the ce_id
-                carrier |= sign(signing_key, key_id or "default", request_id, value)
+            if signer is not None:  # over the exact bytes sent, with the ce_id
+                carrier |= sign(signer[0], signer[1], request_id, value)
             headers = event_headers(
                 event_type=REQUEST_TYPE,
                 source=f"/services/{loaded.service}/{body.instance}",
                 subject=loaded.database,
                 event_id=request_id,
-                extra={"correlation_id": request_id, **carrier, **(trace_headers or {})},
+                extra={"correlation_id": request_id, **carrier},
             )
             await producer.send_and_wait(
                 REQUEST_TOPIC, value, key=loaded.database.encode("utf-8"), headers=headers
             )
-        with _tracer.start_as_current_span(
-            f"receive {REPLY_TOPIC}", kind=SpanKind.CONSUMER,
-            attributes={**attributes, "messaging.operation.name": "receive",
-                        "messaging.operation.type": "receive",
-                        "messaging.destination.name": REPLY_TOPIC},
-        ) as waiting:  # fmt: skip
-            try:
-                reply = await asyncio.wait_for(_reply_for(replies, request_id), timeout_s)
-            except TimeoutError:
-                waiting.set_attribute("error.type", "timeout")
-                raise
-            waiting.set_attribute("schemaheal.outcome", reply.outcome)
-            return reply
+        return await _receive(replies, request_id, timeout_s, attributes)
     except TimeoutError:
         raise BootGateTimeout(
             f"no {REPLY_TOPIC} reply to request {request_id} within {timeout_s:.0f} s: is the "
@@ -175,6 +206,36 @@ async def request_schema(
         ) from None
     finally:
         await asyncio.gather(replies.stop(), producer.stop())
+
+
+async def _receive(
+    replies: AIOKafkaConsumer, request_id: str, timeout_s: float, attributes: dict[str, str]
+) -> SchemaHealed:
+    """Wait for the reply to ``request_id`` in a ``receive`` span linked to its sender."""
+    with _tracer.start_as_current_span(
+        f"receive {REPLY_TOPIC}", kind=SpanKind.CONSUMER,
+        attributes={**attributes, "messaging.operation.name": "receive",
+                    "messaging.operation.type": "receive",
+                    "messaging.destination.name": REPLY_TOPIC},
+    ) as waiting:  # fmt: skip
+        try:
+            reply, reply_headers = await asyncio.wait_for(
+                _reply_for(replies, request_id), timeout_s
+            )
+        except TimeoutError:
+            waiting.set_attribute("error.type", "timeout")
+            raise
+        _link_to_sender(waiting, reply_headers)
+        waiting.set_attribute("schemaheal.outcome", reply.outcome)
+        return reply
+
+
+def _link_to_sender(span: trace.Span, reply_headers: Mapping[str, str]) -> None:
+    """Link the wait to the worker's ``send schema.healed`` span, whose context the reply
+    carries: the reply is a message from that span, not a child of the wait."""
+    sender = trace.get_current_span(propagate.extract(dict(reply_headers))).get_span_context()
+    if sender.is_valid:
+        span.add_link(sender)
 
 
 def _consumer(options: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +265,10 @@ async def _position_at_end(consumer: AIOKafkaConsumer) -> None:
         await consumer.position(tp)
 
 
-async def _reply_for(consumer: AIOKafkaConsumer, request_id: str) -> SchemaHealed:
+async def _reply_for(
+    consumer: AIOKafkaConsumer, request_id: str
+) -> tuple[SchemaHealed, dict[str, str]]:
+    """The reply that names ``request_id``, and its headers."""
     while True:
         batches = await consumer.getmany(timeout_ms=1000)
         for records in batches.values():
@@ -215,6 +279,6 @@ async def _reply_for(consumer: AIOKafkaConsumer, request_id: str) -> SchemaHeale
                 if headers.get("ce_type") != REPLY_TYPE:
                     continue
                 try:
-                    return SchemaHealed.model_validate(json.loads(record.value))
+                    return SchemaHealed.model_validate(json.loads(record.value)), headers
                 except (ValueError, TypeError):
                     continue  # not a reply we can read; keep waiting for one we can

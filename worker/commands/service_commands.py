@@ -16,7 +16,11 @@ from worker.commands.engine_commands import read_manifest
 from worker.errors import ConfigurationError
 from worker.observability.logs import configure_logging
 from worker.observability.metrics import meter_provider
-from worker.observability.tracing import configure_tracing
+from worker.observability.tracing import (
+    configure_tracing,
+    environment_trace_headers,
+    tracing_configured,
+)
 from worker.settings import KafkaSettings, WorkerSettings
 
 
@@ -65,15 +69,17 @@ async def await_schema_command(
         if given is not None and given != declared:
             raise ConfigurationError(f"{flag} {given!r} differs from the manifest's {declared!r}")
     try:
-        reply = await request_schema(
-            manifest,
-            bootstrap_servers=kafka.bootstrap_servers,
-            kafka_auth=kafka.kafka_auth(),
-            instance=instance,
-            timeout_s=timeout_s,
-            signing_key=key,
-            key_id=key_id,
-        )
+        with tracing_configured(default_service=manifest.service):  # the booting service's
+            reply = await request_schema(
+                manifest,
+                bootstrap_servers=kafka.bootstrap_servers,
+                kafka_auth=kafka.kafka_auth(),
+                instance=instance,
+                timeout_s=timeout_s,
+                trace_headers=environment_trace_headers(),  # joins the pod's deploy trace
+                signing_key=key,
+                key_id=key_id,
+            )
     except (contracts.BootGateTimeout, contracts.BrokerUnavailable) as exc:
         output.stderr.print(f"[red]not ready:[/] {exc}")
         return 1

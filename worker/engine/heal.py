@@ -85,6 +85,7 @@ class HealResult:
     duration_s: float = 0.0
     ledger_id: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    span: trace.SpanContext | None = None  # the heal's span, for links from requests it served
 
     @property
     def drift(self) -> tuple[Drift, ...]:
@@ -148,7 +149,7 @@ async def heal(
         if result.outcome is Outcome.FAILED:
             span.set_status(trace.Status(trace.StatusCode.ERROR, result.error_message))
             span.set_attribute("error.type", result.error_code or "failed")
-        return result
+        return replace(result, span=span.get_span_context())
 
 
 async def _heal(

@@ -56,7 +56,7 @@ class Gate:
         self.sink = sink
         self.options = settings.heal_options()
         self._connections: dict[str, Any] = {}
-        self.metrics = make_instruments(metrics.get_meter("schemaheal"))
+        self.metrics = make_instruments(metrics.get_meter("schemaheal"), settings.databases)
         self.access = PolicyFile(settings.access_policy)
         self.access.current()  # a broken policy file stops the worker at start-up
 
@@ -247,7 +247,7 @@ class Gate:
                 "schemaheal.drift.count": len(result.drift),
                 "schemaheal.coalesced.count": len(followers),
             })  # fmt: skip
-            healed_by = span.get_span_context()
+            healed_by = result.span or span.get_span_context()  # the heal, else this request
             if result.ledger_id is not None and followers:
                 served = [
                     (f.request_id, f.body.service, f.body.instance, _info(f).trace_id, position(f))

@@ -28,6 +28,13 @@ from contracts.validation import json_path
 from worker.engine.hazards import Hazard
 
 TRACE_HEADERS = ("traceparent", "tracestate")
+# Every code a record can be dead-lettered with: here and the gate's refusals (the metrics
+# start each at 0; tests/observability/test_metrics_zero.py keeps this list complete).
+DEAD_LETTER_CODES = (
+    "too-large", "not-a-cloudevent", "unknown-type", "wrong-content-type", "not-json",
+    "invalid-request", "invalid-manifest", "inconsistent-request", "unknown-database",
+    "reply-refused", "bad-signature", "not-allowed", "replayed-request", "internal",
+)  # fmt: skip
 
 
 @dataclass(slots=True, kw_only=True)
