@@ -3,7 +3,8 @@
 Stdlib only: the driver imports this inside the corpus venv, the tests in ours. Each entry
 imports *only the model modules*. ``bare`` lists packages whose ``__init__`` would import the
 whole application (its server, its UI clients): they are entered without running it, the
-smallest repair that keeps the model modules untouched.
+smallest repair that keeps the model modules untouched. An application that create_all cannot
+build on PostgreSQL at all is repaired in ``driver.REPAIRS``, each repair documented there.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ APPS: tuple[App, ...] = (
         name="prefect", package="prefect",
         modules=("prefect.server.database.orm_models",),
         metadata=("prefect.server.database.orm_models:Base.metadata",),
+        extensions=("pg_trgm",),  # its migrations create it for the trigram indexes
     ),
     App(
         name="zenml", package="zenml",  # SQLModel

@@ -50,9 +50,11 @@ _LOADED: dict[str, sa.MetaData] = {}
 
 
 def load(app: App) -> sa.MetaData:
-    """The application's metadata; several storages sharing one database are merged."""
+    """The application's metadata (repaired where create_all cannot build it on PostgreSQL at
+    all: ``REPAIRS``); several storages sharing one database are merged."""
     if app.name not in _LOADED:
         _LOADED[app.name] = _load(app)
+        REPAIRS.get(app.name, lambda _: None)(_LOADED[app.name])
     return _LOADED[app.name]
 
 
@@ -71,6 +73,73 @@ def _load(app: App) -> sa.MetaData:
             if table.key not in merged.tables:
                 table.to_metadata(merged)
     return merged
+
+
+def _repair_mlflow(metadata: sa.MetaData) -> None:
+    """input_tags.input_uuid references inputs.input_uuid, which has no unique key, so PostgreSQL
+    refuses the foreign key; mlflow's own migration (7f2a7d5fae7d) creates input_tags without
+    it. The repair drops that one foreign key, as the migration does."""
+    table = metadata.tables["input_tags"]
+    for fk in [c for c in table.constraints if isinstance(c, sa.ForeignKeyConstraint)]:
+        if fk.referred_table.name == "inputs":
+            table.constraints.discard(fk)
+            for column in fk.columns:
+                column.foreign_keys.clear()
+            table.foreign_keys.difference_update(fk.elements)
+    # Index("index_trace_tags_request_id") and its trace_request_metadata twin name no column:
+    # create_all emits "ON trace_tags ()". Migration 867495a8f9d4 creates them on request_id.
+    for table in metadata.tables.values():
+        for index in [i for i in table.indexes if not i.expressions]:
+            table.indexes.discard(index)
+            sa.Index(index.name, table.c.request_id)
+
+
+def _repair_prefect(metadata: sa.MetaData) -> None:
+    """Two things create_all cannot build on PostgreSQL. (1) The trigram indexes are declared
+    ``USING gin`` without an operator class, which PostgreSQL refuses for varchar; prefect's
+    migration d60c18774a5d creates them ``(name gin_trgm_ops)`` after CREATE EXTENSION pg_trgm:
+    the repair adds that operator class. (2) ``artifact.key`` has ``index=True`` (named
+    ``ix_artifact__key`` by the convention) and an explicit ``Index("ix_artifact__key", key)``:
+    the same index twice, which the second CREATE INDEX refuses; the repair keeps one."""
+    for table in metadata.tables.values():
+        seen: set[str | None] = set()
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            if index.name in seen:
+                table.indexes.discard(index)
+            seen.add(index.name)
+        for index in table.indexes:
+            if index.name and index.name.startswith("trgm_ix_"):
+                columns = [c.name for c in index.columns]
+                index.dialect_options["postgresql"]["ops"] = dict.fromkeys(columns, "gin_trgm_ops")
+
+
+def _repair_zenml(metadata: sa.MetaData) -> None:
+    """zenml supports MySQL and SQLite, not PostgreSQL: its long text columns are
+    VARCHAR(16777215) (MySQL's MEDIUMTEXT size), over PostgreSQL's varchar limit of 10485760.
+    The repair makes exactly those columns TEXT, what a PostgreSQL port would write."""
+    for table in metadata.tables.values():
+        for column in table.columns:
+            if isinstance(column.type, sa.String) and (column.type.length or 0) > 10485760:
+                column.type = sa.Text()
+    _repair_zenml_names(metadata)
+
+
+def _repair_zenml_names(metadata: sa.MetaData) -> None:
+    """zenml names a foreign key and an index in 64 characters (MySQL's limit); SQLAlchemy
+    refuses an explicit name over PostgreSQL's 63. The repair cuts them to the 63 bytes
+    PostgreSQL keeps."""
+    for table in metadata.tables.values():
+        for constraint in [*table.constraints, *table.indexes]:
+            name = constraint.name
+            if isinstance(name, str) and len(name.encode()) > 63:
+                constraint.name = name.encode()[:63].decode(errors="ignore")
+
+
+REPAIRS: dict[str, Callable[[sa.MetaData], None]] = {
+    "mlflow": _repair_mlflow,
+    "prefect": _repair_prefect,
+    "zenml": _repair_zenml,
+}
 
 
 def sync_url(dsn: str) -> str:
