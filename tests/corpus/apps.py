@@ -26,13 +26,15 @@ class App:
 
 APPS: tuple[App, ...] = (
     App(
-        name="optuna", package="optuna",
+        name="optuna",
+        package="optuna",
         modules=("optuna.storages._rdb.models",),
         metadata=("optuna.storages._rdb.models:BaseModel.metadata",),
         migrations="optuna",
     ),
     App(
-        name="mlflow", package="mlflow-skinny",
+        name="mlflow",
+        package="mlflow-skinny",
         modules=(
             "mlflow.store.tracking.dbmodels.models",
             "mlflow.store.model_registry.dbmodels.models",
@@ -41,31 +43,36 @@ APPS: tuple[App, ...] = (
         migrations="mlflow",
     ),
     App(
-        name="prefect", package="prefect",
+        name="prefect",
+        package="prefect",
         modules=("prefect.server.database.orm_models",),
         metadata=("prefect.server.database.orm_models:Base.metadata",),
         extensions=("pg_trgm",),  # its migrations create it for the trigram indexes
     ),
     App(
-        name="zenml", package="zenml",  # SQLModel
+        name="zenml",
+        package="zenml",  # SQLModel
         modules=("zenml.zen_stores.schemas",),
         metadata=("sqlmodel:SQLModel.metadata",),
     ),
     App(
-        name="langflow", package="langflow-base",  # SQLModel
+        name="langflow",
+        package="langflow-base",  # SQLModel
         modules=("langflow.services.database.models",),
         metadata=("sqlmodel:SQLModel.metadata",),
         bare=("langflow",),
     ),
     App(
-        name="phoenix", package="arize-phoenix",
+        name="phoenix",
+        package="arize-phoenix",
         modules=("phoenix.db.models",),
         metadata=("phoenix.db.models:Base.metadata",),
         bare=("phoenix",),
         migrations="phoenix",
     ),
     App(
-        name="letta", package="letta",  # pgvector
+        name="letta",
+        package="letta",  # pgvector
         modules=("letta.orm",),
         metadata=("letta.orm:Base.metadata",),
         # letta picks its vector column type from its settings: PostgreSQL's when a URI is set
@@ -73,7 +80,8 @@ APPS: tuple[App, ...] = (
         extensions=("vector",),
     ),
     App(
-        name="dagster", package="dagster",
+        name="dagster",
+        package="dagster",
         modules=(
             "dagster._core.storage.runs.schema",
             "dagster._core.storage.event_log.schema",
@@ -87,7 +95,8 @@ APPS: tuple[App, ...] = (
         ),
     ),
     App(
-        name="celery", package="celery",  # the database result backend: explicit sequences
+        name="celery",
+        package="celery",  # the database result backend: explicit sequences
         modules=("celery.backends.database.models",),
         metadata=("celery.backends.database.models:ResultModelBase.metadata",),
     ),

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import time
 import traceback
 import types
 from collections.abc import Callable
@@ -150,18 +151,21 @@ def manifest(app: App, metadata: sa.MetaData) -> dict[str, Any]:
     from contracts import canonical_json
     from contracts.from_sqlalchemy import manifest_from_metadata
 
+    started = time.perf_counter()
     built = manifest_from_metadata(metadata, service=app.name, database="corpus")
-    return {"manifest": canonical_json(built), "tables": len(metadata.tables)}
+    took = time.perf_counter() - started
+    return {"manifest": canonical_json(built), "tables": len(metadata.tables), "seconds": took}
 
 
 def create_all(app: App, metadata: sa.MetaData, dsn: str) -> dict[str, Any]:
+    started = time.perf_counter()
     engine = sa.create_engine(sync_url(dsn))
     with engine.begin() as conn:
         for extension in app.extensions:
             conn.execute(sa.text(f'CREATE EXTENSION IF NOT EXISTS "{extension}"'))
         metadata.create_all(conn)
     engine.dispose()
-    return {}
+    return {"seconds": time.perf_counter() - started}
 
 
 def compare(metadata: sa.MetaData, *dsns: str) -> dict[str, Any]:
@@ -181,8 +185,7 @@ def compare(metadata: sa.MetaData, *dsns: str) -> dict[str, Any]:
 def _migrate_optuna(dsn: str) -> None:
     from alembic import command
     from alembic.config import Config
-
-    import optuna.storages._rdb.models as models
+    from optuna.storages._rdb import models
 
     config = Config()
     config.set_main_option("script_location", str(Path(models.__file__).parent / "alembic"))
@@ -191,17 +194,17 @@ def _migrate_optuna(dsn: str) -> None:
 
 
 def _migrate_mlflow(dsn: str) -> None:
-    from mlflow.store.db.utils import _upgrade_db
+    """What ``mlflow server`` does on a new database: its initial tables, then every migration."""
+    from mlflow.store.db.utils import _initialize_tables
 
     engine = sa.create_engine(sync_url(dsn))
-    _upgrade_db(engine)
+    _initialize_tables(engine)
     engine.dispose()
 
 
 def _migrate_phoenix(dsn: str) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     from phoenix.db.migrate import migrate
+    from sqlalchemy.ext.asyncio import create_async_engine
 
     url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
     migrate(create_async_engine(url, poolclass=sa.pool.NullPool), log_migrations=False)

@@ -38,12 +38,23 @@ COLUMNS = """
     ORDER BY 1, a.attnum"""
 
 SCALARS = {
-    "B": "true", "N": "1", "S": "'x'", "D": "now()", "T": "'1 second'", "A": "'{}'",
-    "U": "NULL", "V": "B'1'",
+    "B": "true",
+    "N": "1",
+    "S": "'x'",
+    "D": "now()",
+    "T": "'1 second'",
+    "A": "'{}'",
+    "U": "NULL",
+    "V": "B'1'",
 }
 BY_TYPE = {
-    "uuid": "gen_random_uuid()", "json": "'{}'", "jsonb": "'{}'", "bytea": "'\\x00'",
-    "inet": "'127.0.0.1'", "cidr": "'127.0.0.0/8'", "time without time zone": "now()",
+    "uuid": "gen_random_uuid()",
+    "json": "'{}'",
+    "jsonb": "'{}'",
+    "bytea": "'\\x00'",
+    "inet": "'127.0.0.1'",
+    "cidr": "'127.0.0.0/8'",
+    "time without time zone": "now()",
     "time with time zone": "now()",
 }
 
@@ -107,15 +118,16 @@ async def fill(dsn: str) -> Filled:
 
 
 async def _try_insert(conn: asyncpg.Connection, table: str, cols: list[Any]) -> str | None:
-    error = ""
+    errors = []
     for nullable_null in (False, True):
         try:
             async with conn.transaction():
                 await conn.execute(_insert(table, cols, nullable_null))
-            return None
         except asyncpg.PostgresError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-    return error
+            errors.append(f"{type(exc).__name__}: {exc}")
+        else:
+            return None
+    return errors[0]
 
 
 async def values(dsn: str) -> dict[str, list[dict[str, Any]]]:
