@@ -20,7 +20,7 @@ from worker.embedded.postgres import LocalPostgres
 from worker.engine.connection import connect
 from worker.engine.heal import HealOptions, HealResult, heal
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).absolute().parents[2]
 
 
 class Driver:

@@ -47,7 +47,10 @@ async def test_heal_of_empty_database_is_create_all(
         on_healed, on_reference = corpus.alembic(
             app, pg_server.dsn_for(healed), pg_server.dsn_for(reference)
         )
-        assert on_healed == on_reference
+        assert on_healed == on_reference, (
+            f"Alembic on the healed database only: {sorted(set(on_healed) - set(on_reference))}"
+            f"\non the create_all database only: {sorted(set(on_reference) - set(on_healed))}"
+        )
     finally:
         await drop_database(pg_server, healed)
         await drop_database(pg_server, reference)
