@@ -62,7 +62,7 @@ async def test_migrated_database_is_planned_and_healed_safely(
     name = await new_database(pg_server)
     dsn = pg_server.dsn_for(name)
     try:
-        migrated = corpus.driver(app).call("migrate", dsn)
+        migrated = corpus.migrate(app, dsn)
         assert migrated["ok"], f"{app}'s migrations: {migrated['error']}"
         manifest = corpus.manifest(app)
         conn = await connect(dsn)
