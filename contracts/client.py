@@ -40,6 +40,7 @@ from contracts.events import (
     ServiceStarting,
     decode_headers,
     event_headers,
+    service_source,
 )
 from contracts.kafka_auth import KafkaAuth, connection_problem
 from contracts.manifest import Manifest
@@ -143,18 +144,17 @@ async def request_schema(
             carrier: dict[str, str] = {}
             propagate.inject(carrier)  # the service's boot span → the worker
             value = body.model_dump_json().encode("utf-8")
-            if signing_key is not None:  # over the exact bytes sent, with the ce_id
-                carrier |= sign(signing_key, key_id or "default", request_id, value)
             headers = event_headers(
                 event_type=REQUEST_TYPE,
-                source=f"/services/{loaded.service}/{body.instance}",
+                source=service_source(loaded.service, body.instance),
                 subject=loaded.database,
                 event_id=request_id,
                 extra={"correlation_id": request_id, **carrier, **(trace_headers or {})},
             )
-            await producer.send_and_wait(
-                REQUEST_TOPIC, value, key=loaded.database.encode("utf-8"), headers=headers
-            )
+            key = loaded.database.encode("utf-8")
+            if signing_key is not None:  # over the exact headers, key and bytes sent
+                headers += sign(signing_key, key_id or "default", headers, key, value)
+            await producer.send_and_wait(REQUEST_TOPIC, value, key=key, headers=headers)
         with _tracer.start_as_current_span(
             f"receive {REPLY_TOPIC}", kind=SpanKind.CONSUMER,
             attributes={**attributes, "messaging.operation.name": "receive",
