@@ -62,7 +62,11 @@ class _Event(BaseModel):
 
 
 class ServiceStarting(_Event):
-    """The request a service publishes before it starts: heal my schemas, then tell me."""
+    """The request a service publishes before it starts: heal my schemas, then tell me.
+
+    Where the worker's access policy lists keys for ``service``, the record must be signed
+    (version 2, in ``x-schemaheal-*`` headers: see the AsyncAPI document) over these exact
+    bytes, its key and its routing headers, and its ``ce_source`` must name ``service``."""
 
     service: Annotated[str, Field(pattern=_NAME)]
     instance: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]

@@ -88,12 +88,15 @@ def sign(
 ) -> list[tuple[str, bytes]]:  # fmt: skip
     """The signature headers to add to a record with these ``headers``, ``key`` and ``value``
     (set every other header first: those in SIGNED_HEADERS cannot change afterwards)."""
+    headers = list(headers)
+    if any(name in SIGNATURE_HEADERS for name, _ in headers):
+        raise ValueError("the record is signed already: sign a record once, after its headers")
     own = [
         (VERSION_HEADER, str(VERSION).encode()),
         (KEY_ID_HEADER, key_id.encode()),
         (TIMESTAMP_HEADER, str(int(time.time()) if timestamp is None else timestamp).encode()),
     ]
-    signature = private_key.sign(signed_bytes([*own, *headers], key, value))
+    signature = private_key.sign(signed_bytes([*headers, *own], key, value))
     return [*own, (SIGNATURE_HEADER, base64.b64encode(signature))]
 
 

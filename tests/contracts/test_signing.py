@@ -115,3 +115,10 @@ def test_the_signed_bytes_are_one_line_per_signed_header_then_the_key_and_body()
         n.encode() + b":" + {"ce_id": b"YQpi", "ce_time": b""}.get(n, b"-") for n in SIGNED_HEADERS
     ]
     assert lines[len(SIGNED_HEADERS) + 1 :] == [b"kafka-key:-", b"{}", b""]
+
+
+def test_the_signatures_own_headers_are_signed_and_a_record_is_signed_once() -> None:
+    moved = setting("x-schemaheal-timestamp", str(int(time.time()) - 1).encode())(request())
+    assert "does not match" in (verify(KEYS, moved, b"nexus", BODY) or "")
+    with pytest.raises(ValueError, match="signed already"):
+        sign(NEW, "2026-06", request(), b"nexus", BODY)
