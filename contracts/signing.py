@@ -39,10 +39,12 @@ __all__ = [
     "SIGNATURE_HEADERS",
     "SIGNED_HEADERS",
     "VERSION",
+    "VERSION_HEADER",
     "load_private_key",
     "load_public_key",
     "sign",
     "signed_bytes",
+    "signed_bytes_v1",
     "verify",
 ]
 
