@@ -34,6 +34,7 @@ schemas: install  ## regenerate the committed JSON Schema and AsyncAPI files
 	$(BIN)/python -m contracts.jsonschema --write
 	$(BIN)/python -c "from worker.service.asyncapi import render; \
 		open('contracts/schemas/asyncapi.json', 'w').write(render())"
+	$(BIN)/python -m tests.contracts.signature_vectors --write
 
 examples: install  ## regenerate examples/nexus/manifest.json from the models
 	$(BIN)/schemaheal manifest --from-sqlalchemy examples.nexus.models:Base \

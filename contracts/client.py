@@ -41,6 +41,7 @@ from contracts.events import (
     ServiceStarting,
     decode_headers,
     event_headers,
+    service_source,
 )
 from contracts.kafka_auth import KafkaAuth, connection_problem
 from contracts.manifest import Manifest
@@ -186,18 +187,17 @@ async def _request(
             carrier: dict[str, str] = {**(trace_headers or {})}  # kept when tracing is off
             propagate.inject(carrier)  # the boot's trace → the worker
             value = body.model_dump_json().encode("utf-8")
-            if signer is not None:  # over the exact bytes sent, with the ce_id
-                carrier |= sign(signer[0], signer[1], request_id, value)
             headers = event_headers(
                 event_type=REQUEST_TYPE,
-                source=f"/services/{loaded.service}/{body.instance}",
+                source=service_source(loaded.service, body.instance),
                 subject=loaded.database,
                 event_id=request_id,
                 extra={"correlation_id": request_id, **carrier},
             )
-            await producer.send_and_wait(
-                REQUEST_TOPIC, value, key=loaded.database.encode("utf-8"), headers=headers
-            )
+            key = loaded.database.encode("utf-8")
+            if signer is not None:  # over the exact headers, key and bytes sent
+                headers += sign(signer[0], signer[1], headers, key, value)
+            await producer.send_and_wait(REQUEST_TOPIC, value, key=key, headers=headers)
         return await _receive(replies, request_id, timeout_s, attributes)
     except TimeoutError:
         raise BootGateTimeout(

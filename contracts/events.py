@@ -40,6 +40,9 @@ __all__ = [
     "ServiceStarting",
     "decode_headers",
     "event_headers",
+    "first_values",
+    "service_source",
+    "source_service",
 ]
 
 REQUEST_TOPIC = "service.starting"
@@ -59,7 +62,11 @@ class _Event(BaseModel):
 
 
 class ServiceStarting(_Event):
-    """The request a service publishes before it starts: heal my schemas, then tell me."""
+    """The request a service publishes before it starts: heal my schemas, then tell me.
+
+    Where the worker's access policy lists keys for ``service``, the record must be signed
+    (version 2, in ``x-schemaheal-*`` headers: see the AsyncAPI document) over these exact
+    bytes, its key and its routing headers, and its ``ce_source`` must name ``service``."""
 
     service: Annotated[str, Field(pattern=_NAME)]
     instance: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
@@ -152,15 +159,37 @@ def event_headers(
     return [(key, value.encode("utf-8")) for key, value in headers.items()]
 
 
-def decode_headers(raw: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
-    """Kafka headers as text. Null values and bytes that are not UTF-8 are skipped, never
-    fatal; a repeated header keeps its first value."""
-    out: dict[str, str] = {}
+def first_values(raw: Iterable[tuple[str, bytes | None]] | None) -> dict[str, bytes]:
+    """Each header's first non-null value, as bytes: the one the worker reads (and the one a
+    signature covers); a repeated header keeps its first."""
+    out: dict[str, bytes] = {}
     for key, value in raw or ():
-        if value is None or key in out:
-            continue
+        if value is not None and key not in out:
+            out[key] = bytes(value)
+    return out
+
+
+def decode_headers(raw: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Kafka headers as text: each one's first non-null value (see :func:`first_values`); a
+    header whose value is not UTF-8 is left out (never fatal, and never replaced by a later
+    value, which a signature would not cover)."""
+    out: dict[str, str] = {}
+    for key, value in first_values(raw).items():
         try:
             out[key] = value.decode("utf-8")
-        except (UnicodeDecodeError, AttributeError):
+        except UnicodeDecodeError:
             continue
     return out
+
+
+def service_source(service: str, instance: str) -> str:
+    """The ``ce_source`` of a request from ``instance`` of ``service``."""
+    return f"/services/{service}/{instance}"
+
+
+def source_service(source: str | None) -> str | None:
+    """The service a ``ce_source`` names: ``/services/NAME`` or ``/services/NAME/ANYTHING``."""
+    parts = (source or "").split("/", 3)
+    if len(parts) < 3 or parts[0] != "" or parts[1] != "services" or not parts[2]:
+        return None
+    return parts[2]

@@ -124,6 +124,7 @@ def test_a_bad_setting_names_its_flag_and_variable_and_never_echoes_the_value(
         in message
     )
     assert (
-        "databases (--database, SCHEMAHEAL_DATABASES): database 'nexus': write ALIAS=DSN" in message
+        "databases (--database, SCHEMAHEAL_DATABASES): the database item at --database number 1 "
+        "is not ALIAS=postgresql://" in message
     )
     assert "hunter2" not in message and "\n" not in message

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import traceback
 from collections.abc import Sequence
 
 from contracts import ManifestError
 from worker.engine.hazards import Hazard
 from worker.errors import SchemahealError
+from worker.secrets import redact
 from worker.settings import (
     HealSettings,
     KafkaSettings,
@@ -194,9 +196,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except (ManifestError, SchemahealError) as exc:  # messages written for the user
-        print(f"schemaheal: {exc}", file=sys.stderr)
+        print(f"schemaheal: {redact(str(exc))}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
+    except Exception:  # a bug: its traceback, with no password the process was given
+        print(redact(traceback.format_exc()), file=sys.stderr, end="")
     return 1
 
 

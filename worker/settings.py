@@ -21,23 +21,24 @@ from worker.engine.plan import PlanSettings
 from worker.engine.policy import Policy
 from worker.engine.pooler import ProxyMode
 from worker.errors import ConfigurationError, KafkaUnavailable
+from worker.secrets import parse_item, split_items
 
 
-def parse_databases(value: Any) -> dict[str, SecretStr]:
-    """``alias=dsn`` items (comma or newline separated, or a list, or a dict) → alias → DSN."""
+def parse_databases(value: Any, where: str = "SCHEMAHEAL_DATABASES") -> dict[str, SecretStr]:
+    """``ALIAS=postgresql://…`` items (lines, or comma separated, or a list, or a dict) → alias
+    → DSN. An item that is not one says where it is, never what it is (it may hold a password)."""
     if isinstance(value, dict):  # a SecretStr stays itself: str() of one is its mask
         return {
             str(k): v if isinstance(v, SecretStr) else SecretStr(str(v)) for k, v in value.items()
         }
-    items = value if isinstance(value, (list, tuple)) else str(value).replace("\n", ",").split(",")
+    if isinstance(value, (list, tuple)):
+        items = [(f"--database number {n}", str(v)) for n, v in enumerate(value, 1)]
+    else:
+        items = split_items(str(value), where)
     out: dict[str, SecretStr] = {}
-    for item in (str(i).strip() for i in items):
-        if not item:
-            continue
-        alias, sep, dsn = item.partition("=")
-        if not sep or not alias.strip() or not dsn.strip():
-            raise ValueError(f"database {alias.strip() or item[:20]!r}: write ALIAS=DSN")
-        out[alias.strip()] = SecretStr(dsn.strip())
+    for position, item in items:
+        parsed = parse_item(item, position)
+        out[parsed.alias] = SecretStr(parsed.dsn)
     return out
 
 
@@ -204,7 +205,8 @@ class GateSettings(HealSettings, KafkaSettings):
     @model_validator(mode="after")
     def _load_file(self) -> Self:
         if self.databases_file is not None:
-            self.databases = {**parse_databases(self.databases_file.read_text()), **self.databases}
+            text = self.databases_file.read_text()
+            self.databases = {**parse_databases(text, str(self.databases_file)), **self.databases}
         return self
 
     def dsn(self, alias: str) -> str:

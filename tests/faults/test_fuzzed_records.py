@@ -25,7 +25,8 @@ from worker.settings import WorkerSettings
 READ_HEADERS = (
     "ce_specversion", "ce_id", "ce_type", "ce_source", "ce_subject", "ce_time", "content-type",
     "traceparent", "tracestate", "x-schemaheal-key-id", "x-schemaheal-timestamp",
-    "x-schemaheal-signature", "correlation_id", "reply_to",
+    "x-schemaheal-signature", "x-schemaheal-signature-version", "correlation_id", "reply_to",
+    "kafka_correlationId", "kafka_replyTopic", "kafka_replyPartition",
 )  # fmt: skip
 #: headers to corrupt; those read last (the signature's) more often, as fewer records reach them
 TARGETS = READ_HEADERS + ("x-schemaheal-timestamp", "x-schemaheal-signature") * 3
@@ -77,8 +78,9 @@ def fuzzed_records(draw: st.DrawFn) -> Record:
     key made arbitrary (few at a time, so that the checks behind the first one are reached)."""
     value = draw(bodies())
     request_id = draw(st.sampled_from(["fuzzed", "é" * 1000, "²"]))
-    valid = dict(event_headers(event_type=REQUEST_TYPE, source="/fuzz", event_id=request_id,
-                               extra=sign(KEY, "k1", request_id, value)))  # fmt: skip
+    unsigned = event_headers(event_type=REQUEST_TYPE, source="/services/orchestrator/fuzz",
+                             event_id=request_id)  # fmt: skip
+    valid = dict(unsigned + sign(KEY, "k1", unsigned, b"nexus", value))
     broken = draw(st.dictionaries(st.sampled_from(TARGETS), corrupted, max_size=2))
     headers = [
         (name, broken.get(name, valid.get(name)))

@@ -7,16 +7,16 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from contracts.events import REQUEST_TYPE, SchemaHealed, event_headers
-from contracts.signing import sign
+from contracts.events import SchemaHealed
 from tests.conftest import FreshDatabase
 from tests.contracts.builders import column, manifest, pk, table
 from tests.faults.sink import RecordingSink
-from tests.service.records import Record, request_body, request_record
+from tests.service.records import Record, request_body, request_record, signed_record, with_header
 from worker.errors import KafkaUnavailable
 from worker.service.gate import Gate
 from worker.service.routing import Route
@@ -36,10 +36,10 @@ def signing_policy(tmp_path: Path) -> Path:
 
 
 def signed(request_id: str, offset: int, **header_changes: str) -> Record:
-    value = json.dumps(request_body()).encode()
-    extra = {**sign(KEY, "k1", request_id, value), **header_changes}
-    headers = event_headers(event_type=REQUEST_TYPE, source="/s", event_id=request_id, extra=extra)
-    return Record(value=value, headers=headers, offset=offset)
+    record = signed_record(KEY, "k1", request_id, offset)
+    for name, value in header_changes.items():
+        record = with_header(record, name, value.encode())
+    return record
 
 
 def billing(request_id: str, offset: int) -> Record:
@@ -51,9 +51,11 @@ def billing(request_id: str, offset: int) -> Record:
     return record
 
 
-async def serve(database: FreshDatabase, policy: Path | None, batch: list[Record]) -> RecordingSink:
+async def serve(
+    database: FreshDatabase, policy: Path | None, batch: list[Record], **settings_: Any
+) -> RecordingSink:
     sink = RecordingSink()
-    settings = WorkerSettings(databases={"nexus": database.dsn}, access_policy=policy)
+    settings = WorkerSettings(databases={"nexus": database.dsn}, access_policy=policy, **settings_)
     gate = Gate(settings, sink)
     try:
         assert await gate.handle(batch)

@@ -41,3 +41,32 @@ def request_record(
         headers = event_headers(event_type=REQUEST_TYPE, source="/services/orchestrator/pod-a",
                                 subject="nexus", event_id=request_id)  # fmt: skip
     return Record(value=value, headers=headers)
+
+
+def signed_record(
+    private_key: Any, key_id: str, request_id: str, offset: int = 0, *,
+    body: Any = None, source: str = "/services/orchestrator/pod-a",
+    extra: dict[str, str] | None = None, binary: tuple[tuple[str, bytes], ...] = (),
+    key: bytes | None = b"nexus",
+) -> Record:  # fmt: skip
+    """A request signed (version 2) by ``private_key`` as the boot client signs one."""
+    from contracts.signing import sign
+
+    value = json.dumps(body if body is not None else request_body()).encode()
+    headers = event_headers(event_type=REQUEST_TYPE, source=source, event_id=request_id,
+                            extra={"correlation_id": request_id, **(extra or {})})  # fmt: skip
+    headers += binary
+    headers += sign(private_key, key_id, headers, key, value)
+    return Record(value=value, headers=list(headers), key=key, offset=offset)
+
+
+def with_header(record: Record, name: str, value: bytes | None) -> Record:
+    """``record`` with header ``name`` set to ``value`` (replaced in place, else added)."""
+    names = [n for n, _ in record.headers]
+    headers = list(record.headers)
+    if name in names:
+        headers[names.index(name)] = (name, value)
+    else:
+        headers.append((name, value))
+    return Record(value=record.value, headers=headers, key=record.key, topic=record.topic,
+                  partition=record.partition, offset=record.offset)  # fmt: skip

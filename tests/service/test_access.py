@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import FreshDatabase
 from tests.faults.sink import RecordingSink
-from tests.service.records import request_body, request_record
+from tests.service.records import request_body, request_record, signed_record
 from worker.engine.hazards import Hazard
 from worker.errors import ConfigurationError
 from worker.service.access import AccessPolicy, Grant, parse_policy
@@ -139,19 +139,6 @@ async def test_hazards_granted_by_the_policy_are_approved_for_that_service(
             await gate.close()
         outcomes.append(sink.replies[-1].outcome)
     assert outcomes == ["blocked", "healed"]
-
-
-def signed_record(
-    key: Any, key_id: str, request_id: str, offset: int, body: dict[str, Any] | None = None
-) -> Any:
-    from contracts.events import REQUEST_TYPE, event_headers
-    from contracts.signing import sign
-    from tests.service.records import Record
-
-    value = json.dumps(body or request_body()).encode()
-    extra = sign(key, key_id, request_id, value)
-    headers = event_headers(event_type=REQUEST_TYPE, source="/s", event_id=request_id, extra=extra)
-    return Record(value=value, headers=headers, offset=offset)
 
 
 async def test_signed_services_must_sign_and_replays_are_refused(

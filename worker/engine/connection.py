@@ -17,12 +17,14 @@ from typing import Any, Protocol
 import asyncpg
 
 from worker.errors import (
+    ConfigurationError,
     DatabaseUnavailable,
     LockBudgetExhausted,
     PermanentError,
     SchemahealError,
     UnsafeConnectionError,
 )
+from worker.secrets import DSN_FORM, remember
 
 #: What a database call can raise that is not ours: translated at the engine's boundary.
 DATABASE_ERRORS = (
@@ -75,7 +77,14 @@ async def connect(
         settings["default_transaction_read_only"] = "on"
     # The statement cache stays on: the catalog queries are the same every time, and a cached
     # statement saves a round trip each. asyncpg re-prepares on its own if DDL invalidates one.
-    conn = await asyncpg.connect(dsn, server_settings=settings)
+    remember(dsn)
+    try:
+        conn = await asyncpg.connect(dsn, server_settings=settings)
+    except (ValueError, TypeError) as exc:  # asyncpg could not parse it, and its words quote it
+        raise ConfigurationError(
+            f"the DSN cannot be parsed ({type(exc).__name__}; the DSN and the parser's message "
+            f"are not shown: they may hold a password): {DSN_FORM}"
+        ) from None
     # SET, not startup parameters: PgBouncer in session mode refuses startup parameters it
     # does not know unless its operators list them.
     try:

@@ -10,6 +10,8 @@ from typing import Any
 
 from opentelemetry import trace
 
+from worker.secrets import RedactingFilter
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
@@ -32,6 +34,8 @@ class JsonFormatter(logging.Formatter):
                 data[key] = value
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # already formatted (and its secrets masked: RedactingFilter)
+            data["exception"] = record.exc_text
         return json.dumps(data, default=str)
 
 
@@ -56,6 +60,7 @@ def configure_logging(*, json_lines: bool, level: int = logging.INFO) -> None:
         handler = RichHandler(show_path=False, rich_tracebacks=True)
     import faststream  # noqa: F401  (installs its own handler on import: take it over below)
 
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

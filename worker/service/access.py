@@ -9,8 +9,10 @@ a restart::
         "billing":      {"databases": {"billing": {"schemas": ["billing"]}}}}}
 
 A service with ``"keys": {"key-id": "<base64 Ed25519 public key>", …}`` must sign every request
-(see :mod:`contracts.signing`); several keys allow rotation. A request is served only when its
-service is listed, its database alias is listed for that
+(see :mod:`contracts.signing`); several keys allow rotation. Its signatures must be of a version
+in ``"signature_versions"`` (default ``[2]``; ``[1, 2]`` accepts the retired version 1 while its
+clients are upgraded), and its requests' ``ce_source`` must name it (``/services/NAME/…``).
+A request is served only when its service is listed, its database alias is listed for that
 service, and every schema its manifest owns is listed for that alias. Anything else is
 ``rejected`` with the reason, and the database is not touched. ``hazards`` are approved for that
 service on that database — the way a service gets a table rewrite on a large table without a
@@ -28,7 +30,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from contracts.signing import load_public_key, verify
+from contracts.events import first_values, source_service
+from contracts.signing import VERSION, VERSION_HEADER, RawHeaders, load_public_key, verify
 from worker.engine.hazards import Hazard
 from worker.errors import ConfigurationError
 
@@ -48,14 +51,31 @@ class AccessPolicy:
     grants: dict[str, dict[str, Grant]] | None = None
     #: service → key id → Ed25519 public key; a service listed here must sign its requests
     keys: dict[str, dict[str, Ed25519PublicKey]] = field(default_factory=dict)
+    #: service → the signature versions accepted from it (default: the current one only)
+    versions: dict[str, frozenset[int]] = field(default_factory=dict)
 
-    def check_signature(self, service: str, headers: dict[str, str], request_id: str,
-                        value: bytes) -> str | None:  # fmt: skip
-        """None when the service needs no signature or the request is correctly signed."""
+    def check_signature(
+        self, service: str, headers: RawHeaders, key: bytes | None, value: bytes
+    ) -> str | None:
+        """None when the service needs no signature or the record is correctly signed."""
         keys = self.keys.get(service)
         if not keys:
             return None
-        return verify(keys, headers, request_id, value)
+        headers = list(headers)
+        versions = self.versions.get(service, frozenset({VERSION}))
+        refused = verify(keys, headers, key, value, versions=versions)
+        if refused is None and VERSION_HEADER not in first_values(headers):
+            log.warning("accepted a version 1 signature: upgrade the service's boot client",
+                        extra={"service": service})  # fmt: skip
+        return refused
+
+    def check_source(self, service: str, source: str | None) -> str | None:
+        """None when ``service`` need not sign or its request's ``ce_source`` names it."""
+        if not self.keys.get(service) or source_service(source) == service:
+            return None
+        shown = (source or "")[:200]
+        return (f"the request's ce_source {shown!r} does not name its body's service {service!r}:"
+                f" a signed request's ce_source must be /services/{service}/INSTANCE")  # fmt: skip
 
     def requires_signature(self, service: str) -> bool:
         return bool(self.keys.get(service))
@@ -82,7 +102,10 @@ def parse_policy(data: Any) -> AccessPolicy:
         raise ConfigurationError('access policy: expected {"services": {NAME: {...}}}')
     grants: dict[str, dict[str, Grant]] = {}
     keys: dict[str, dict[str, Ed25519PublicKey]] = {}
+    versions: dict[str, frozenset[int]] = {}
     for service, rules in data["services"].items():
+        if isinstance(rules, dict) and "signature_versions" in rules:
+            versions[service] = _versions(service, rules["signature_versions"])
         if isinstance(rules, dict) and rules.get("keys"):
             try:
                 keys[service] = {k: load_public_key(v) for k, v in rules["keys"].items()}
@@ -109,7 +132,21 @@ def parse_policy(data: Any) -> AccessPolicy:
                     f"access policy: {where}.hazards: {exc}; known: {known}"
                 ) from None
             grants[service][alias] = Grant(schemas=frozenset(schemas), hazards=hazards)
-    return AccessPolicy(grants=grants, keys=keys)
+    return AccessPolicy(grants=grants, keys=keys, versions=versions)
+
+
+def _versions(service: str, given: Any) -> frozenset[int]:
+    """The signature versions a service's rules accept: a non-empty list of 1 and 2."""
+    if (
+        not isinstance(given, list)
+        or not given
+        or any(v not in (1, 2) or type(v) is not int for v in given)
+    ):
+        raise ConfigurationError(
+            f"access policy: services.{service}.signature_versions must be a non-empty list "
+            f"of 1 and {VERSION} (1 only while that service's clients are upgraded)"
+        )
+    return frozenset(given)
 
 
 @dataclass(slots=True)

@@ -51,6 +51,31 @@ _REQUEST = {
         "type": "string",
         "description": f"Spring Kafka: the correlation id, echoed byte for byte; {_BYTES}",
     },
+    "x-schemaheal-signature-version": {
+        "type": "string",
+        "enum": ["2", "1"],
+        "description": "the signature's version: 2 signs x-schemaheal-signature-version, "
+        "-key-id, -timestamp, ce_id, ce_source, ce_type, ce_time, correlation_id, reply_to, "
+        "kafka_correlationId, kafka_replyTopic, kafka_replyPartition, the Kafka key and the "
+        "body (contracts/signing.py; test vectors in contracts/schemas/signature-v2.vectors."
+        "json). Absent: version 1 (key id, timestamp, ce_id, body), accepted only from "
+        "services whose access policy lists it in signature_versions",
+    },
+    "x-schemaheal-key-id": {
+        "type": "string",
+        "description": "which of the service's keys signed (the access policy's keys)",
+    },
+    "x-schemaheal-timestamp": {
+        "type": "string",
+        "pattern": "^[0-9]{1,18}$",
+        "description": "unix seconds when signed; refused outside the worker's 5-minute window",
+    },
+    "x-schemaheal-signature": {
+        "type": "string",
+        "contentEncoding": "base64",
+        "description": "Ed25519 over the signed bytes; required of services whose access "
+        "policy lists keys, whose ce_source must then be /services/SERVICE[/INSTANCE]",
+    },
 }
 _REPLY = {
     "correlation_id": {

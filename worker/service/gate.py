@@ -136,11 +136,14 @@ class Gate:
     def _authorize(self, request: Request) -> Request | Rejection:
         """The access policy's word on a valid request, before any database is touched."""
         policy = self.access.current()
-        refused = policy.check_signature(
-            request.body.service, request.headers, request.request_id, request.record.value or b""
-        )
+        service, record = request.body.service, request.record
+        refused = policy.check_signature(service, record.headers or (), record.key,
+                                         record.value or b"")  # fmt: skip
         if refused is not None:
             return _refusal(request, "bad-signature", refused)
+        refused = policy.check_source(service, request.headers.get("ce_source"))
+        if refused is not None:
+            return _refusal(request, "not-allowed", refused)
         decision = policy.decide(
             request.body.service, request.alias, frozenset(request.manifest.schemas)
         )

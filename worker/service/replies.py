@@ -16,6 +16,7 @@ from contracts.events import (
 )
 from worker.commands.output import result_json
 from worker.engine.heal import HealResult
+from worker.secrets import redact
 from worker.service.requests import Rejection, Request
 
 MAX_MESSAGE = 4000  # an error message in a reply; the rest is in the worker's log
@@ -37,7 +38,7 @@ def from_result(
         statements=[AppliedStatementInfo(**s) for s in data["applied"]],
         drift=[DriftInfo(**d) for d in data["drift"]],
         blocked=[BlockedStatementInfo(**b) for b in data["blocked"]],
-        error=ErrorInfo(**data["error"]) if data["error"] else None,
+        error=_error(data["error"]["code"], data["error"]["message"]) if data["error"] else None,
         durations=Durations(
             total_ms=round(result.duration_s * 1000, 3),
             lock_wait_ms=round(result.lock_wait_s * 1000, 3),
@@ -82,9 +83,7 @@ def from_ledger(request: Request, row: dict[str, Any]) -> SchemaHealed:
             for d in drift
         ],
         blocked=[BlockedStatementInfo(**b) for b in blocked],
-        error=ErrorInfo(code=row["error_code"], message=row["error_message"] or "")
-        if row["error_code"]
-        else None,
+        error=_error(row["error_code"], row["error_message"] or "") if row["error_code"] else None,
         durations=Durations(
             total_ms=row["duration_ms"] or 0, lock_wait_ms=row["lock_wait_ms"] or 0
         ),
@@ -103,7 +102,7 @@ def from_rejection(rejection: Rejection) -> SchemaHealed:
         service=_text(body.get("service")),
         instance=_text(body.get("instance")),
         database=_text(body.get("database")),
-        error=ErrorInfo(code=rejection.code, message=rejection.message[:MAX_MESSAGE]),
+        error=_error(rejection.code, rejection.message),
     )
 
 
@@ -116,7 +115,7 @@ def from_failure(request: Request, code: str, message: str) -> SchemaHealed:
         instance=request.body.instance,
         database=request.alias,
         manifest_hash=request.manifest_hash,
-        error=ErrorInfo(code=code, message=message[:MAX_MESSAGE]),
+        error=_error(code, message),
     )
 
 
@@ -169,3 +168,8 @@ def record_size(key: bytes | None, value: bytes | None, headers: list[Any]) -> i
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and len(value) <= 200 else None
+
+
+def _error(code: str, message: str) -> ErrorInfo:
+    """A reply's error; no password the worker knows can be in its message."""
+    return ErrorInfo(code=code, message=redact(message)[:MAX_MESSAGE])

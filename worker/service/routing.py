@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from contracts.events import first_values
+
 CORRELATION_ID = "correlation_id"
 REPLY_TO = "reply_to"
 SPRING_CORRELATION_ID = "kafka_correlationId"
@@ -55,7 +57,7 @@ def route(
 ) -> Route:
     """The route of the reply to a request with raw Kafka ``headers`` (values may be null or
     not UTF-8); ``allowed`` are the topics a requester may name besides ``reply_topic``."""
-    first = _first_values(headers)
+    first = first_values(headers)
     correlation, problem = _correlation(first, request_id)
     standard = Destination(topic=reply_topic)
     requested = problem or _requested(first)
@@ -79,15 +81,6 @@ def refused_headers(reason: str | None) -> tuple[tuple[str, bytes], ...]:
     """The header that tells a reader of the standard topic why the destination its request
     named was not used (none when nothing was refused)."""
     return () if reason is None else ((REFUSED_HEADER, reason[:1000].encode("utf-8")),)
-
-
-def _first_values(headers: RawHeaders) -> dict[str, bytes]:
-    """Each header's first non-null value, as bytes (a repeated header keeps its first)."""
-    out: dict[str, bytes] = {}
-    for key, value in headers:
-        if value is not None and key not in out:
-            out[key] = bytes(value)
-    return out
 
 
 def _correlation(
