@@ -14,8 +14,8 @@ from contracts.events import (
     ErrorInfo,
     SchemaHealed,
 )
-from worker.commands.output import result_json
 from worker.engine.heal import HealResult
+from worker.engine.results_json import result_json
 from worker.service.requests import Rejection, Request
 
 MAX_MESSAGE = 4000  # an error message in a reply; the rest is in the worker's log
