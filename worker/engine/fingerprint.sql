@@ -9,64 +9,68 @@
 -- the full inspection runs, which is only slower, never wrong.
 -- $1: the schemas. Returns the fingerprint and the snapshot's xmin (an xid8: the horizon that
 -- tells when 32-bit xmins may have wrapped around).
+-- Sets of oids are arrays, so that each catalog is read through its index (= ANY (array)).
 WITH ns AS (
-    SELECT oid FROM pg_namespace WHERE nspname = ANY ($1::text[])
+    SELECT array_agg(oid) AS oids FROM pg_namespace WHERE nspname = ANY ($1::text[])
 ), rel AS (
-    SELECT oid FROM pg_class WHERE relnamespace IN (SELECT oid FROM ns)
+    SELECT coalesce(array_agg(oid), '{}') AS oids FROM pg_class
+     WHERE relnamespace = ANY ((SELECT oids FROM ns)::oid[])
 ), refrel AS (  -- our relations and those our foreign keys point at
-    SELECT oid FROM rel
-    UNION
-    SELECT confrelid FROM pg_constraint WHERE contype = 'f' AND conrelid IN (SELECT oid FROM rel)
-), obj AS (  -- objects whose expressions are deparsed: defaults, constraints, indexes
-    SELECT 'pg_class'::regclass AS classid, oid FROM rel
-    UNION ALL
-    SELECT 'pg_attrdef'::regclass, oid FROM pg_attrdef WHERE adrelid IN (SELECT oid FROM rel)
-    UNION ALL
-    SELECT 'pg_constraint'::regclass, oid FROM pg_constraint
-     WHERE conrelid IN (SELECT oid FROM rel) OR connamespace IN (SELECT oid FROM ns)
-), dep AS (  -- what they refer to by name: functions, operators, types, collations, sequences
-    SELECT d.refclassid, d.refobjid FROM pg_depend d JOIN obj ON d.classid = obj.classid
-       AND d.objid = obj.oid
-), typ AS (  -- our types, the types of our columns, and their element types
-    SELECT oid FROM pg_type WHERE typnamespace IN (SELECT oid FROM ns)
-    UNION
-    SELECT atttypid FROM pg_attribute WHERE attrelid IN (SELECT oid FROM refrel)
-    UNION
-    SELECT refobjid FROM dep WHERE refclassid = 'pg_type'::regclass
-), alltyp AS (
-    SELECT oid FROM typ
-    UNION
-    SELECT typelem FROM pg_type WHERE oid IN (SELECT oid FROM typ) AND typelem <> 0
+    SELECT (SELECT oids FROM rel) || coalesce(array_agg(confrelid), '{}') AS oids
+      FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY ((SELECT oids FROM rel)::oid[])
+), defs AS (
+    SELECT coalesce(array_agg(oid), '{}') AS oids FROM pg_attrdef
+     WHERE adrelid = ANY ((SELECT oids FROM rel)::oid[])
+), cons AS (
+    SELECT coalesce(array_agg(oid), '{}') AS oids FROM pg_constraint
+     WHERE conrelid = ANY ((SELECT oids FROM rel)::oid[]) OR connamespace = ANY ((SELECT oids FROM ns)::oid[])
+), dep AS (  -- what our objects refer to by name: functions, operators, types, collations, ...
+    SELECT refclassid, refobjid FROM pg_depend
+     WHERE (classid = 'pg_class'::regclass AND objid = ANY ((SELECT oids FROM rel)::oid[]))
+        OR (classid = 'pg_attrdef'::regclass AND objid = ANY ((SELECT oids FROM defs)::oid[]))
+        OR (classid = 'pg_constraint'::regclass AND objid = ANY ((SELECT oids FROM cons)::oid[]))
+), typ AS (  -- our types, the types of our columns, and what they refer to
+    SELECT array_agg(DISTINCT t) AS oids FROM (
+        SELECT oid FROM pg_type WHERE typnamespace = ANY ((SELECT oids FROM ns)::oid[])
+        UNION ALL
+        SELECT atttypid FROM pg_attribute WHERE attrelid = ANY ((SELECT oids FROM refrel)::oid[])
+        UNION ALL
+        SELECT refobjid FROM dep WHERE refclassid = 'pg_type'::regclass) AS x(t)
+), alltyp AS (  -- and their element types
+    SELECT (SELECT oids FROM typ) || coalesce(array_agg(typelem), '{}') AS oids FROM pg_type
+     WHERE oid = ANY ((SELECT oids FROM typ)::oid[]) AND typelem <> 0
 ), tuples(t) AS (
     SELECT 'n' || ctid::text || xmin::text FROM pg_namespace
     UNION ALL
     SELECT 'c' || ctid::text || xmin::text FROM pg_class
-     WHERE oid IN (SELECT oid FROM refrel)
-        OR oid IN (SELECT refobjid FROM dep WHERE refclassid = 'pg_class'::regclass)
+     WHERE oid = ANY ((SELECT oids FROM refrel)::oid[])
+        OR oid = ANY (ARRAY(SELECT refobjid FROM dep WHERE refclassid = 'pg_class'::regclass))
     UNION ALL
     SELECT 'a' || ctid::text || xmin::text FROM pg_attribute
-     WHERE attrelid IN (SELECT oid FROM refrel)
+     WHERE attrelid = ANY ((SELECT oids FROM refrel)::oid[])
     UNION ALL
-    SELECT 'd' || ctid::text || xmin::text FROM pg_attrdef WHERE adrelid IN (SELECT oid FROM rel)
+    SELECT 'd' || ctid::text || xmin::text FROM pg_attrdef WHERE oid = ANY ((SELECT oids FROM defs)::oid[])
     UNION ALL
     SELECT 'k' || ctid::text || xmin::text FROM pg_constraint
-     WHERE oid IN (SELECT oid FROM obj WHERE classid = 'pg_constraint'::regclass)
+     WHERE oid = ANY ((SELECT oids FROM cons)::oid[])
     UNION ALL
-    SELECT 'i' || ctid::text || xmin::text FROM pg_index WHERE indrelid IN (SELECT oid FROM rel)
+    SELECT 'i' || ctid::text || xmin::text FROM pg_index
+     WHERE indrelid = ANY ((SELECT oids FROM rel)::oid[])
     UNION ALL
     SELECT 'm' || ctid::text || xmin::text FROM pg_description
-     WHERE objoid IN (SELECT oid FROM rel) OR objoid IN (SELECT oid FROM alltyp)
+     WHERE objoid = ANY ((SELECT oids FROM rel)::oid[]) OR objoid = ANY ((SELECT oids FROM alltyp)::oid[])
     UNION ALL
-    SELECT 't' || ctid::text || xmin::text FROM pg_type WHERE oid IN (SELECT oid FROM alltyp)
+    SELECT 't' || ctid::text || xmin::text FROM pg_type WHERE oid = ANY ((SELECT oids FROM alltyp)::oid[])
     UNION ALL
     SELECT 'e' || ctid::text || xmin::text FROM pg_enum
-     WHERE enumtypid IN (SELECT oid FROM alltyp)
+     WHERE enumtypid = ANY ((SELECT oids FROM alltyp)::oid[])
     UNION ALL
-    SELECT 's' || ctid::text || xmin::text FROM pg_sequence WHERE seqrelid IN (SELECT oid FROM rel)
+    SELECT 's' || ctid::text || xmin::text FROM pg_sequence
+     WHERE seqrelid = ANY ((SELECT oids FROM rel)::oid[])
     UNION ALL  -- ownership of sequences, identity columns, extension membership
     SELECT 'p' || ctid::text || xmin::text FROM pg_depend
-     WHERE (classid = 'pg_class'::regclass AND objid IN (SELECT oid FROM rel))
-        OR (refclassid = 'pg_class'::regclass AND refobjid IN (SELECT oid FROM rel))
+     WHERE (classid = 'pg_class'::regclass AND objid = ANY ((SELECT oids FROM rel)::oid[]))
+        OR (refclassid = 'pg_class'::regclass AND refobjid = ANY ((SELECT oids FROM rel)::oid[]))
     UNION ALL
     SELECT 'x' || ctid::text || xmin::text FROM pg_extension
     UNION ALL
@@ -75,13 +79,13 @@ WITH ns AS (
     SELECT 'w' || ctid::text || xmin::text FROM pg_am
     UNION ALL
     SELECT 'f' || ctid::text || xmin::text FROM pg_proc
-     WHERE oid IN (SELECT refobjid FROM dep WHERE refclassid = 'pg_proc'::regclass)
+     WHERE oid = ANY (ARRAY(SELECT refobjid FROM dep WHERE refclassid = 'pg_proc'::regclass))
     UNION ALL
     SELECT 'r' || ctid::text || xmin::text FROM pg_operator
-     WHERE oid IN (SELECT refobjid FROM dep WHERE refclassid = 'pg_operator'::regclass)
+     WHERE oid = ANY (ARRAY(SELECT refobjid FROM dep WHERE refclassid = 'pg_operator'::regclass))
     UNION ALL
     SELECT 'l' || ctid::text || xmin::text FROM pg_collation
-     WHERE oid IN (SELECT refobjid FROM dep WHERE refclassid = 'pg_collation'::regclass)
+     WHERE oid = ANY (ARRAY(SELECT refobjid FROM dep WHERE refclassid = 'pg_collation'::regclass))
 )
 SELECT current_setting('server_version_num') || ':' || count(*)::text || ':'
        || coalesce(sum(hashtextextended(t, 0)::numeric), 0)::text AS fingerprint,
