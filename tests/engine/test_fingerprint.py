@@ -62,15 +62,16 @@ BEHIND_THE_BACK = {
     "enum label added": "ALTER TYPE shop.mood ADD VALUE 'angry'",
     "enum label renamed": "ALTER TYPE shop.mood RENAME VALUE 'sad' TO 'blue'",
     "sequence altered": "ALTER SEQUENCE shop.counter INCREMENT BY 5",
+    "sequence owner set": "ALTER SEQUENCE shop.counter OWNED BY shop.items.number",
     "sequence dropped": "ALTER TABLE shop.items ALTER COLUMN number DROP DEFAULT; "
     "DROP SEQUENCE shop.counter",
     "extension moved": "CREATE SCHEMA elsewhere; ALTER EXTENSION citext SET SCHEMA elsewhere",
     "table dropped": "DROP TABLE shop.items",
     "schema renamed": "ALTER SCHEMA shop RENAME TO shop_old",
 }
-#: changes the engine deliberately tolerates (a label appended to an enum): the fast path must
-#: still step aside, but the full inspection finds nothing to say
-TOLERATED = {"enum label added"}
+#: changes the engine tolerates (a label appended to an enum, an owner it was not told about):
+#: the fast path must still step aside, but the full inspection finds nothing to say
+TOLERATED = {"enum label added", "sequence owner set"}
 
 
 def fast(result: HealResult) -> bool:

@@ -21,16 +21,19 @@ WITH ns AS (
 ), defs AS (
     SELECT coalesce(array_agg(oid), '{}') AS oids FROM pg_attrdef
      WHERE adrelid = ANY ((SELECT oids FROM rel)::oid[])
-), cons AS (
-    SELECT coalesce(array_agg(oid), '{}') AS oids FROM pg_constraint
-     WHERE conrelid = ANY ((SELECT oids FROM rel)::oid[]) OR connamespace = ANY ((SELECT oids FROM ns)::oid[])
+), cons AS (  -- of our tables (by index), and of our domains (few namespaces: a cheap scan)
+    SELECT coalesce(array_agg(oid), '{}') AS oids FROM (
+        SELECT oid FROM pg_constraint WHERE conrelid = ANY ((SELECT oids FROM rel)::oid[])
+        UNION ALL
+        SELECT oid FROM pg_constraint
+         WHERE contypid <> 0 AND connamespace = ANY ((SELECT oids FROM ns)::oid[])) AS x
 ), dep AS (  -- what our objects refer to by name: functions, operators, types, collations, ...
-    SELECT refclassid, refobjid FROM pg_depend
+    SELECT classid, refclassid, refobjid FROM pg_depend
      WHERE (classid = 'pg_class'::regclass AND objid = ANY ((SELECT oids FROM rel)::oid[]))
         OR (classid = 'pg_attrdef'::regclass AND objid = ANY ((SELECT oids FROM defs)::oid[]))
         OR (classid = 'pg_constraint'::regclass AND objid = ANY ((SELECT oids FROM cons)::oid[]))
 ), typ AS (  -- our types, the types of our columns, and what they refer to
-    SELECT array_agg(DISTINCT t) AS oids FROM (
+    SELECT array_agg(t) AS oids FROM (
         SELECT oid FROM pg_type WHERE typnamespace = ANY ((SELECT oids FROM ns)::oid[])
         UNION ALL
         SELECT atttypid FROM pg_attribute WHERE attrelid = ANY ((SELECT oids FROM refrel)::oid[])
@@ -44,10 +47,12 @@ WITH ns AS (
     UNION ALL
     SELECT 'c' || ctid::text || xmin::text FROM pg_class
      WHERE oid = ANY ((SELECT oids FROM refrel)::oid[])
-        OR oid = ANY (ARRAY(SELECT refobjid FROM dep WHERE refclassid = 'pg_class'::regclass))
+        OR oid = ANY (ARRAY(SELECT refobjid FROM dep  -- sequences named by defaults
+                             WHERE classid = 'pg_attrdef'::regclass
+                               AND refclassid = 'pg_class'::regclass))
     UNION ALL
-    SELECT 'a' || ctid::text || xmin::text FROM pg_attribute
-     WHERE attrelid = ANY ((SELECT oids FROM refrel)::oid[])
+    SELECT 'a' || ctid::text || xmin::text FROM pg_attribute  -- system columns never change
+     WHERE attrelid = ANY ((SELECT oids FROM refrel)::oid[]) AND attnum > 0
     UNION ALL
     SELECT 'd' || ctid::text || xmin::text FROM pg_attrdef WHERE oid = ANY ((SELECT oids FROM defs)::oid[])
     UNION ALL
@@ -67,10 +72,10 @@ WITH ns AS (
     UNION ALL
     SELECT 's' || ctid::text || xmin::text FROM pg_sequence
      WHERE seqrelid = ANY ((SELECT oids FROM rel)::oid[])
-    UNION ALL  -- ownership of sequences, identity columns, extension membership
+    UNION ALL  -- ownership of sequences (OWNED BY) and identity columns' sequences
     SELECT 'p' || ctid::text || xmin::text FROM pg_depend
-     WHERE (classid = 'pg_class'::regclass AND objid = ANY ((SELECT oids FROM rel)::oid[]))
-        OR (refclassid = 'pg_class'::regclass AND refobjid = ANY ((SELECT oids FROM rel)::oid[]))
+     WHERE classid = 'pg_class'::regclass AND objid = ANY ((SELECT oids FROM rel)::oid[])
+       AND deptype IN ('a', 'i')
     UNION ALL
     SELECT 'x' || ctid::text || xmin::text FROM pg_extension
     UNION ALL
