@@ -1,4 +1,8 @@
-"""Shared parts of the benchmarks: a synthetic 1000-table schema, servers, timing."""
+"""Shared parts of the benchmarks: synthetic schemas of any size, servers, timing.
+
+A manifest holds at most 5000 tables (``contracts``' limit), so 10,000 tables are 10 manifests
+of 1000, one schema each -- ten services of one database -- and the engine's inspection and
+plan of all of them at once run on their desired realms merged into one (:func:`merged`)."""
 
 from __future__ import annotations
 
@@ -11,11 +15,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from contracts import Manifest
 from contracts.from_sqlalchemy import manifest_from_metadata
+from worker.engine.model import Realm
 
 
-def synthetic_metadata(tables: int = 1000) -> sa.MetaData:
+def synthetic_metadata(tables: int = 1000, schema: str | None = None) -> sa.MetaData:
     """``tables`` tables like a real application's: a key, text, a timestamp default, JSONB, a
-    foreign key to the previous table, an index and a unique constraint."""
+    foreign key to the previous table, an index and a unique constraint; in ``schema``."""
     from sqlalchemy.dialects.postgresql import JSONB
 
     md = sa.MetaData()
@@ -34,13 +39,38 @@ def synthetic_metadata(tables: int = 1000) -> sa.MetaData:
             sa.Index(f"ix_t{i:04d}_name", "name"),
         ]
         if i:
-            columns.append(sa.Column("parent_id", sa.Integer, sa.ForeignKey(f"t{i - 1:04d}.id")))
-        sa.Table(f"t{i:04d}", md, *columns)
+            parent = f"{schema}.t{i - 1:04d}.id" if schema else f"t{i - 1:04d}.id"
+            columns.append(sa.Column("parent_id", sa.Integer, sa.ForeignKey(parent)))
+        sa.Table(f"t{i:04d}", md, *columns, schema=schema)
     return md
 
 
-def synthetic_manifest(metadata: sa.MetaData) -> Manifest:
-    return manifest_from_metadata(metadata, service="bench", database="bench")
+def synthetic_manifest(metadata: sa.MetaData, service: str = "bench") -> Manifest:
+    return manifest_from_metadata(metadata, service=service, database="bench")
+
+
+def synthetic_manifests(tables: int, schemas: int) -> list[tuple[sa.MetaData, Manifest]]:
+    """``tables`` tables in ``schemas`` schemas: ``public`` alone, or ``s0``, ``s1``, ... with
+    one manifest (service) each."""
+    if schemas == 1:
+        metadata = synthetic_metadata(tables)
+        return [(metadata, synthetic_manifest(metadata))]
+    out = []
+    for k in range(schemas):
+        metadata = synthetic_metadata(tables // schemas, f"s{k}")
+        out.append((metadata, synthetic_manifest(metadata, f"bench-s{k}")))
+    return out
+
+
+def merged(realms: list[Realm]) -> Realm:
+    """One realm of several manifests' disjoint schemas (the engine is given all at once)."""
+    return Realm(
+        schemas=frozenset().union(*(r.schemas for r in realms)),
+        extensions=tuple(e for r in realms for e in r.extensions),
+        enums=tuple(e for r in realms for e in r.enums),
+        sequences=tuple(s for r in realms for s in r.sequences),
+        tables=tuple(t for r in realms for t in r.tables),
+    )
 
 
 def async_engine(dsn: str) -> sa.ext.asyncio.AsyncEngine:

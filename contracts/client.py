@@ -2,11 +2,14 @@
 
 It publishes ``service.starting`` and waits for the ``schema.healed`` reply that names its
 request. FastStream's ``broker.request()`` relies on a reply-to topic per request, which a real
-Kafka cluster does not give us, so the client reads the shared reply topic itself: it assigns
-every partition, seeks to the end and *waits until the positions are resolved* before sending —
-a reply that comes back fast can never be missed. Its ``correlation_id`` header is its
-``ce_id``, which the worker's reply echoes, and it names no reply topic: the shared one is
-where every answer is.
+Kafka cluster does not give us, so the client reads the shared reply topic itself. A reply is
+keyed by the database alias, like its request, so the client reads only the partition that key
+hashes to (the producers' default partitioner, :func:`reply_partition`): a storm of N replicas
+over many databases no longer moves N² reply records to clients. It takes the end offsets of
+every partition and *waits until they are resolved* before sending, so a reply that comes back
+fast can never be missed, and if the topic's partition count changes while it waits, it reads
+every partition from those offsets. Its ``correlation_id`` header is its ``ce_id``, which the
+worker's reply echoes, and it names no reply topic: the shared one is where every answer is.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
@@ -48,7 +54,9 @@ from contracts.manifest import Manifest
 from contracts.signing import sign
 from contracts.validation import load_manifest
 
-__all__ = ["ensure_schema", "request_schema"]
+__all__ = ["ensure_schema", "reply_partition", "request_schema"]
+
+REPARTITION_CHECK_S = 3.0
 
 _tracer = trace.get_tracer("schemaheal.contracts")
 _ERRORS = {"blocked": SchemaBlocked, "rejected": SchemaRejected, "failed": SchemaFailed}
@@ -175,7 +183,7 @@ async def _request(
             f"cannot use Kafka ({options.get('security_protocol', 'PLAINTEXT')}): {why or exc}"
         ) from None
     try:
-        await _position_at_end(replies)
+        reader = await _position_at_end(replies, loaded.database.encode("utf-8"))
         attributes = {"messaging.system": "kafka", "messaging.message.id": request_id,
                       "messaging.kafka.message.key": loaded.database}  # fmt: skip
         with _tracer.start_as_current_span(
@@ -198,7 +206,7 @@ async def _request(
             if signer is not None:  # over the exact headers, key and bytes sent
                 headers += sign(signer[0], signer[1], headers, key, value)
             await producer.send_and_wait(REQUEST_TOPIC, value, key=key, headers=headers)
-        return await _receive(replies, request_id, timeout_s, attributes)
+        return await _receive(reader, request_id, timeout_s, attributes)
     except TimeoutError:
         raise BootGateTimeout(
             f"no {REPLY_TOPIC} reply to request {request_id} within {timeout_s:.0f} s: is the "
@@ -209,7 +217,7 @@ async def _request(
 
 
 async def _receive(
-    replies: AIOKafkaConsumer, request_id: str, timeout_s: float, attributes: dict[str, str]
+    reader: _ReplyReader, request_id: str, timeout_s: float, attributes: dict[str, str]
 ) -> SchemaHealed:
     """Wait for the reply to ``request_id`` in a ``receive`` span linked to its sender."""
     with _tracer.start_as_current_span(
@@ -219,9 +227,7 @@ async def _receive(
                     "messaging.destination.name": REPLY_TOPIC},
     ) as waiting:  # fmt: skip
         try:
-            reply, reply_headers = await asyncio.wait_for(
-                _reply_for(replies, request_id), timeout_s
-            )
+            reply, reply_headers = await asyncio.wait_for(_reply_for(reader, request_id), timeout_s)
         except TimeoutError:
             waiting.set_attribute("error.type", "timeout")
             raise
@@ -248,7 +254,27 @@ def _consumer(options: dict[str, Any]) -> dict[str, Any]:
     return shared
 
 
-async def _position_at_end(consumer: AIOKafkaConsumer) -> None:
+def reply_partition(key: bytes, partitions: int) -> int:
+    """The partition of the reply topic a reply keyed ``key`` lands on: the producers'
+    default partitioner (murmur2, as the Java client's), which the worker's producer uses."""
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
+@dataclass(slots=True)
+class _ReplyReader:
+    """Where the client reads: only the partition its key hashes to, from the end offsets of
+    *every* partition taken before the request went out, so that if the topic's partition count
+    changes while it waits it can read them all from there without missing a reply."""
+
+    consumer: AIOKafkaConsumer
+    starts: dict[TopicPartition, int]
+    mine: TopicPartition
+    widened: bool = False
+    records_read: int = 0
+    checked: float = field(default_factory=time.monotonic)
+
+
+async def _position_at_end(consumer: AIOKafkaConsumer, key: bytes) -> _ReplyReader:
     partitions = consumer.partitions_for_topic(REPLY_TOPIC)
     for _ in range(50):
         if partitions:
@@ -259,20 +285,41 @@ async def _position_at_end(consumer: AIOKafkaConsumer) -> None:
     if not partitions:
         raise BootGateTimeout(f"topic {REPLY_TOPIC} does not exist: start the schemaheal worker")
     tps = [TopicPartition(REPLY_TOPIC, p) for p in sorted(partitions)]
+    # resolved now, before the request goes out: a reply that comes back fast is never missed
+    starts = await consumer.end_offsets(tps)
+    mine = TopicPartition(REPLY_TOPIC, reply_partition(key, len(tps)))
+    consumer.assign([mine])
+    consumer.seek(mine, starts[mine])
+    return _ReplyReader(consumer=consumer, starts=starts, mine=mine)
+
+
+async def _widen_if_repartitioned(reader: _ReplyReader) -> None:
+    """Every few seconds of waiting, look at the topic's partitions again; when their number
+    changed, the reply may land elsewhere: read every partition from the remembered offsets
+    (new partitions from their beginning: they did not exist when the request went out)."""
+    if reader.widened or time.monotonic() - reader.checked < REPARTITION_CHECK_S:
+        return
+    reader.checked = time.monotonic()
+    consumer = reader.consumer
+    await consumer._client.force_metadata_update()
+    partitions = consumer.partitions_for_topic(REPLY_TOPIC) or set()
+    if len(partitions) == len(reader.starts):
+        return
+    position = await consumer.position(reader.mine)
+    tps = [TopicPartition(REPLY_TOPIC, p) for p in sorted(partitions | {reader.mine.partition})]
     consumer.assign(tps)
-    await consumer.seek_to_end(*tps)
-    for tp in tps:  # resolves the end offsets now, before the request goes out
-        await consumer.position(tp)
+    for tp in tps:
+        consumer.seek(tp, position if tp == reader.mine else reader.starts.get(tp, 0))
+    reader.widened = True
 
 
-async def _reply_for(
-    consumer: AIOKafkaConsumer, request_id: str
-) -> tuple[SchemaHealed, dict[str, str]]:
+async def _reply_for(reader: _ReplyReader, request_id: str) -> tuple[SchemaHealed, dict[str, str]]:
     """The reply that names ``request_id``, and its headers."""
     while True:
-        batches = await consumer.getmany(timeout_ms=1000)
+        batches = await reader.consumer.getmany(timeout_ms=1000)
         for records in batches.values():
             for record in records:
+                reader.records_read += 1
                 headers = decode_headers(record.headers)
                 if headers.get("correlation_id") != request_id:
                     continue
@@ -282,3 +329,4 @@ async def _reply_for(
                     return SchemaHealed.model_validate(json.loads(record.value)), headers
                 except (ValueError, TypeError):
                     continue  # not a reply we can read; keep waiting for one we can
+        await _widen_if_repartitioned(reader)

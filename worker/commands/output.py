@@ -16,68 +16,20 @@ from worker.engine.changes import Drift, describe
 from worker.engine.heal import HealResult
 from worker.engine.plan import Plan
 from worker.engine.render import script
+from worker.engine.results_json import drift_json, plan_json, result_json
+
+__all__ = [
+    "drift_json",
+    "plan_json",
+    "print_json",
+    "print_plan",
+    "print_result",
+    "print_sql",
+    "result_json",
+    "stderr",
+]
 
 stderr = Console(stderr=True, highlight=False)
-
-
-def plan_json(plan: Plan) -> dict[str, Any]:
-    return {
-        "statements": [
-            {
-                "ordinal": i + 1,
-                "change": describe(s.change),
-                "sql": s.sql,
-                "hazards": [h.value for h in s.hazards],
-                "transactional": s.transactional,
-                "group": s.group,
-                "lock_timeout_ms": s.lock_timeout_ms,
-                "statement_timeout_ms": s.statement_timeout_ms,
-            }
-            for i, s in enumerate(plan.statements)
-        ],
-        "drift": [drift_json(d) for d in plan.drift],
-    }
-
-
-def drift_json(drift: Drift) -> dict[str, Any]:
-    return {
-        "kind": drift.kind.value,
-        "target": drift.target,
-        "detail": drift.detail,
-        "blocking": drift.blocking,
-    }
-
-
-def result_json(result: HealResult) -> dict[str, Any]:
-    return {
-        "outcome": result.outcome.value,
-        "manifest_hash": result.manifest_hash,
-        "satisfied": result.satisfied,
-        "error": (
-            {"code": result.error_code, "message": result.error_message}
-            if result.error_code
-            else None
-        ),
-        "applied": [
-            {
-                "ordinal": a.ordinal,
-                "change": a.change,
-                "sql": a.sql,
-                "hazards": [h.value for h in a.hazards],
-                "duration_ms": round(a.duration_s * 1000, 3),
-                "retries": a.retries,
-            }
-            for a in result.applied
-        ],
-        "blocked": [
-            {"sql": b.statement.sql, "hazard": b.hazard.value, "reason": b.reason}
-            for b in result.blocked
-        ],
-        "drift": [drift_json(d) for d in result.drift],
-        "lock_wait_ms": round(result.lock_wait_s * 1000, 3),
-        "duration_ms": round(result.duration_s * 1000, 3),
-        "ledger_id": result.ledger_id,
-    }
 
 
 def print_json(data: dict[str, Any]) -> None:

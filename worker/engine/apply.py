@@ -27,8 +27,8 @@ from worker.engine import guard
 from worker.engine.changes import describe
 from worker.engine.connection import DATABASE_ERRORS, Connection, connection_lost
 from worker.engine.hazards import Hazard
-from worker.engine.plan import Plan, Statement
 from worker.engine.render import group_commands
+from worker.engine.statements import Plan, Statement
 from worker.errors import DatabaseUnavailable, LockBudgetExhausted, StatementFailed
 from worker.observability.tracing import tracer
 

@@ -20,7 +20,7 @@ from typing import TypeVar
 from opentelemetry import trace
 
 import contracts
-from worker.engine import ledger
+from worker.engine import fingerprint, ledger
 from worker.engine.apply import AppliedStatement, RetryPolicy, apply, retrying_lock_waits
 from worker.engine.changes import Drift
 from worker.engine.connection import DATABASE_ERRORS, Connection, connection_lost, translate
@@ -197,6 +197,12 @@ async def _locked(
     now = time.time_ns()
     tracer().start_span("schemaheal lock wait", start_time=now - int(waited * 1e9)).end(now)
     mark = time.perf_counter()
+    known = await _known(conn, desired, manifest_hash, options)
+    if known is not None and fingerprint.trusted(known):  # nothing changed since verified
+        timings["fingerprint"] = time.perf_counter() - mark
+        plan = Plan(statements=(), drift=known.drift)
+        return HealResult(outcome=Outcome.UNCHANGED, manifest_hash=manifest_hash, plan=plan,
+                          lock_wait_s=waited, timings=timings)  # fmt: skip
     # one lock budget for the whole heal: inspection, sizes, statements and verification
     deadline = time.monotonic() + options.retry.budget_s
 
@@ -241,6 +247,7 @@ async def _locked(
     mark = time.perf_counter()
     # Verify by inspecting again — unless nothing ran: then the plan just made is the proof.
     if applied:
+        known = await _known(conn, desired, manifest_hash, options, read_only=True)
         with tracer().start_as_current_span("schemaheal verify"):
             remaining = await bounded(
                 "verifying", lambda: current_plan(conn, desired, options.plan)
@@ -265,7 +272,41 @@ async def _locked(
             error_message=f"{len(remaining.blocking_drift)} difference(s) need a "
             "person: " + "; ".join(f"{d.target}: {d.detail}" for d in remaining.blocking_drift),
         )
+    await _remember(conn, known, manifest_hash, remaining.drift, options)
     return replace(result, outcome=Outcome.HEALED if applied else Outcome.UNCHANGED)
+
+
+async def _known(
+    conn: Connection,
+    desired: Realm,
+    manifest_hash: str,
+    options: HealOptions,
+    *,
+    read_only: bool = False,
+) -> fingerprint.Known | None:
+    """The catalog's fingerprint (with the last verification, unless ``read_only``); None when
+    heals are not recorded: the verification is stored next to the ledger."""
+    if not options.record:
+        return None
+    if read_only:
+        return fingerprint.Known(current=await fingerprint.read(conn, desired.schemas))
+    key = fingerprint.engine_key(manifest_hash)
+    with tracer().start_as_current_span("schemaheal fingerprint"):
+        return await fingerprint.check(conn, desired.schemas, key, options.ledger_schema)
+
+
+async def _remember(
+    conn: Connection,
+    known: fingerprint.Known | None,
+    manifest_hash: str,
+    drift: tuple[Drift, ...],
+    options: HealOptions,
+) -> None:
+    """Store the fingerprint taken before the inspection that proved the manifest satisfied."""
+    if known is not None:
+        await fingerprint.store(conn, key=fingerprint.engine_key(manifest_hash),
+                                manifest_hash=manifest_hash, taken=known.current, drift=drift,
+                                ledger_schema=options.ledger_schema)  # fmt: skip
 
 
 def _collect(

@@ -8,7 +8,7 @@ transaction (``CREATE INDEX CONCURRENTLY``) is a group of its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import assert_never
 
 from contracts.identifiers import qualified, quote_ident
@@ -17,62 +17,9 @@ from worker.engine import changes as ch
 from worker.engine import model as m
 from worker.engine import render as r
 from worker.engine.hazards import Hazard
+from worker.engine.statements import Plan, PlanSettings, Statement
 
 __all__ = ["Plan", "PlanSettings", "Statement", "make_plan"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlanSettings:
-    """Timeouts, in milliseconds. Every lock_timeout is below its statement_timeout."""
-
-    lock_timeout_ms: int = 2_000
-    statement_timeout_ms: int = 60_000
-    long_statement_timeout_ms: int = 3_600_000  # index builds, validations, rewrites
-
-    def __post_init__(self) -> None:
-        if not 0 < self.lock_timeout_ms < self.statement_timeout_ms:
-            raise ValueError("lock_timeout must be positive and below statement_timeout")
-        if self.long_statement_timeout_ms < self.statement_timeout_ms:
-            raise ValueError("long_statement_timeout must be at least statement_timeout")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Statement:
-    sql: str
-    change: ch.Change
-    hazards: tuple[Hazard, ...]
-    transactional: bool
-    group: int
-    lock_timeout_ms: int
-    statement_timeout_ms: int
-    #: run when the statement fails: a failed CREATE INDEX CONCURRENTLY leaves an INVALID index
-    cleanup_sql: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Plan:
-    statements: tuple[Statement, ...]
-    drift: tuple[ch.Drift, ...] = ()
-    changes: tuple[ch.Change, ...] = field(default=())
-
-    @property
-    def empty(self) -> bool:
-        """Nothing to run (drift may remain)."""
-        return not self.statements
-
-    @property
-    def blocking_drift(self) -> tuple[ch.Drift, ...]:
-        return tuple(d for d in self.drift if d.blocking)
-
-    def groups(self) -> list[list[Statement]]:
-        """Statements grouped into the transactions (or lone statements) they run as."""
-        out: list[list[Statement]] = []
-        for statement in self.statements:
-            if out and out[-1][0].group == statement.group:
-                out[-1].append(statement)
-            else:
-                out.append([statement])
-        return out
 
 
 @dataclass(slots=True)

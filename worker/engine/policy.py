@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from worker.engine.hazards import Hazard
 from worker.engine.model import Table
-from worker.engine.plan import Plan, Statement
+from worker.engine.statements import Plan, Statement
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,13 +9,10 @@ forms (already re-written from a parse tree by ``contracts``). ``plan --format s
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from contracts.identifiers import qualified, quote_ident
 from worker.engine import model as m
-
-if TYPE_CHECKING:
-    from worker.engine.plan import Plan, Statement
+from worker.engine.statements import Plan, Statement
 
 
 def literal(text: str) -> str:

@@ -8,7 +8,7 @@ statement, with the reason. Anything else squawk says fails the tests.
 from __future__ import annotations
 
 from worker.engine import changes as ch
-from worker.engine.plan import Statement
+from worker.engine.statements import Statement
 
 _TYPE_CHOICE = (
     "the column types are the service's own choice in its manifest (the seed's legacy INTEGER "

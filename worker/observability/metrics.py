@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +16,6 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
-
-from worker.engine.changes import DriftKind
-from worker.engine.hazards import Hazard
-from worker.engine.heal import Outcome
-from worker.service.requests import DEAD_LETTER_CODES
 
 SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -36,7 +31,20 @@ class Instruments:
     dead_letters: Counter
 
 
-def make_instruments(meter: Meter, databases: Iterable[str] = ()) -> Instruments:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Series:
+    """Every label value a counter can ever be added to with, so each series starts at 0.
+    The service fills it in from the engine's closed sets (this layer does not import them)."""
+
+    databases: tuple[str, ...] = ()
+    outcomes: tuple[str, ...] = ()
+    hazards: tuple[str, ...] = ()  # with "none", for statements without one
+    drift_kinds: tuple[str, ...] = ()
+    dead_letter_codes: tuple[str, ...] = ()
+    rejected: str = "rejected"  # the outcome of a record that names no known database
+
+
+def make_instruments(meter: Meter, series: Series | None = None) -> Instruments:
     """The worker's instruments, every counter series it can ever add to already at 0."""
     instruments = Instruments(
         heal_duration=meter.create_histogram(
@@ -64,24 +72,25 @@ def make_instruments(meter: Meter, databases: Iterable[str] = ()) -> Instruments
             "schemaheal.dead_letters", unit="{record}", description="records dead-lettered, by code"
         ),
     )  # fmt: skip
-    zero_counters(instruments, sorted(databases))
+    if series is not None:
+        zero_counters(instruments, series)
     return instruments
 
 
-def zero_counters(instruments: Instruments, databases: Sequence[str]) -> None:
+def zero_counters(instruments: Instruments, series: Series) -> None:
     """Add 0 to every series (outcome, hazard, drift kind, dead-letter code, per database), so
     ``/metrics`` shows them from the start and dashboards tell zero from no data."""
-    instruments.requests.add(0, {"outcome": Outcome.REJECTED.value})  # a record of no database
-    for code in DEAD_LETTER_CODES:
+    instruments.requests.add(0, {"outcome": series.rejected})  # a record of no database
+    for code in series.dead_letter_codes:
         instruments.dead_letters.add(0, {"code": code})
-    for database in databases:
+    for database in sorted(series.databases):
         instruments.coalesced.add(0, {"database": database})
-        for outcome in Outcome:
-            instruments.requests.add(0, {"outcome": outcome.value, "database": database})
-        for hazard in (*(h.value for h in Hazard), "none"):
+        for outcome in series.outcomes:
+            instruments.requests.add(0, {"outcome": outcome, "database": database})
+        for hazard in series.hazards:
             instruments.statements.add(0, {"database": database, "hazard": hazard})
-        for kind in DriftKind:
-            instruments.drift.add(0, {"database": database, "kind": kind.value})
+        for kind in series.drift_kinds:
+            instruments.drift.add(0, {"database": database, "kind": kind})
 
 
 def observe_consumers(meter: Meter, consumers: Callable[[], Iterable[Any]]) -> None:

@@ -24,15 +24,25 @@ from opentelemetry.trace import Link, SpanKind
 
 from contracts.events import SchemaHealed
 from worker.engine import ledger
+from worker.engine.changes import DriftKind
 from worker.engine.connection import DATABASE_ERRORS, connect, translate
-from worker.engine.heal import HealResult, RequestInfo, heal
+from worker.engine.hazards import Hazard
+from worker.engine.heal import HealResult, Outcome, RequestInfo, heal
 from worker.engine.pooler import require_direct
 from worker.errors import RetryableError, SchemahealError
-from worker.observability.metrics import make_instruments
+from worker.observability.metrics import Series, make_instruments
 from worker.observability.tracing import context_from_headers, messaging_attributes, tracer
 from worker.service import replies, routing
 from worker.service.access import PolicyFile
-from worker.service.requests import Rejection, Request, crashed, parse_record, position, replayed
+from worker.service.requests import (
+    DEAD_LETTER_CODES,
+    Rejection,
+    Request,
+    crashed,
+    parse_record,
+    position,
+    replayed,
+)
 from worker.service.routing import Route
 from worker.settings import WorkerSettings
 
@@ -56,7 +66,7 @@ class Gate:
         self.sink = sink
         self.options = settings.heal_options()
         self._connections: dict[str, Any] = {}
-        self.metrics = make_instruments(metrics.get_meter("schemaheal"), settings.databases)
+        self.metrics = make_instruments(metrics.get_meter("schemaheal"), _series(settings))
         self.access = PolicyFile(settings.access_policy)
         self.access.current()  # a broken policy file stops the worker at start-up
 
@@ -417,3 +427,15 @@ async def check_databases(settings: WorkerSettings) -> None:
             log.warning("database not reachable at start-up", extra=extra)
             continue
         await conn.close()
+
+
+def _series(settings: WorkerSettings) -> Series:
+    """Every label value the gate's counters take, so /metrics shows each at 0 from the start."""
+    return Series(
+        databases=tuple(settings.databases),
+        outcomes=tuple(o.value for o in Outcome),
+        hazards=(*(h.value for h in Hazard), "none"),
+        drift_kinds=tuple(k.value for k in DriftKind),
+        dead_letter_codes=DEAD_LETTER_CODES,
+        rejected=Outcome.REJECTED.value,
+    )

