@@ -34,13 +34,31 @@ async def test_a_connection_closed_mid_heal_is_a_retryable_result_not_an_excepti
     result = await heal(conn, WANT, observe=lose_connection)
     assert result.outcome is Outcome.FAILED
     assert result.error_code == "database-unavailable", result.error_message
-    assert result.ledger_id is None
+    assert result.ledger_id is not None  # the intent row, written before applying
     conn = await connect(database.dsn)
-    try:  # the next attempt finishes the heal from what the catalog shows
-        again = await heal(conn, WANT)
+    try:
+        row = await conn.fetchrow("SELECT * FROM schemaheal.heals WHERE id = $1", result.ledger_id)
+        assert row["outcome"] == "running"  # nobody could close it: the connection is gone
+        committed = await _statements(conn, result.ledger_id)
+        assert committed, "the statement that committed is in the ledger"
+        again = await heal(conn, WANT)  # the next heal closes it and finishes from the catalog
+        closed = await conn.fetchrow(
+            "SELECT * FROM schemaheal.heals WHERE id = $1", result.ledger_id
+        )
+        assert await _statements(conn, result.ledger_id) == committed
     finally:
         await conn.close()
     assert again.satisfied, again.error_message
+    assert closed["outcome"] == "interrupted"
+    assert f"{len(committed)} of {closed['planned']} planned" in closed["error_message"]
+    assert again.ledger_id != result.ledger_id
+
+
+async def _statements(conn: asyncpg.Connection, heal_id: int) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT sql FROM schemaheal.statements WHERE heal_id = $1 ORDER BY ordinal", heal_id
+    )
+    return [row["sql"] for row in rows]
 
 
 def test_every_lost_connection_error_is_retryable() -> None:

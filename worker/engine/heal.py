@@ -160,6 +160,15 @@ async def _heal(
     result = HealResult(
         outcome=Outcome.FAILED, manifest_hash=manifest_hash, plan=Plan(statements=())
     )
+    intent: list[int] = []  # the ledger row written before applying, if any
+
+    async def intend(plan: Plan) -> int | None:
+        if not options.record:
+            return None
+        entry = _entry(replace(result, plan=plan), request, started, desired)
+        intent.append(await ledger.begin(conn, entry, len(plan.statements), options.ledger_schema))
+        return intent[-1]
+
     try:
         database = await conn.fetchval("SELECT current_database()")
         if options.record:
@@ -167,12 +176,15 @@ async def _heal(
         async with advisory_locks(
             conn, database, desired.schemas, max_wait_s=options.lock_wait_s
         ) as waited:
-            result = await _locked(conn, desired, manifest_hash, options, observe, waited)
+            if options.record:  # a heal of these schemas that died: close it before healing
+                await ledger.close_interrupted(conn, desired.schemas, options.ledger_schema)
+            result = await _locked(conn, desired, manifest_hash, options, observe, waited, intend)
     except SchemahealError as exc:
         result = _failed(result, exc)
     except DATABASE_ERRORS as exc:
         result = _failed(result, translate(exc, "healing"))
-    result = replace(result, duration_s=time.perf_counter() - clock)
+    result = replace(result, duration_s=time.perf_counter() - clock,
+                     ledger_id=intent[-1] if intent else None)  # fmt: skip
     if options.record and result.error_code != DatabaseUnavailable.code:
         with tracer().start_as_current_span("schemaheal ledger write"):
             ledger_id = await _record(conn, result, request, options, started, desired)
@@ -187,6 +199,7 @@ async def _locked(
     options: HealOptions,
     observe: Callable[[AppliedStatement], None] | None,
     waited: float,
+    intend: Callable[[Plan], Awaitable[int | None]],
 ) -> HealResult:
     timings = {"lock_wait": waited}
     now = time.time_ns()
@@ -224,12 +237,15 @@ async def _locked(
             error_message=f"{len(blocked)} statement(s) need approval",
         )
     applied: list[AppliedStatement] = []
+    # the intent goes to the ledger before the first statement, each statement as it commits
+    intent = await intend(plan) if plan.statements else None
+    progress = None if intent is None else ledger.progress(conn, intent, options.ledger_schema)
     try:
         mark = time.perf_counter()
         with tracer().start_as_current_span("schemaheal apply"):
             observer = _collect(applied, observe)
             applied = await apply(conn, plan, retry=options.retry, observe=observer,
-                                  deadline=deadline)  # fmt: skip
+                                  deadline=deadline, progress=progress)  # fmt: skip
         timings["apply"] = time.perf_counter() - mark
     except SchemahealError as exc:
         return _failed(replace(base, applied=tuple(applied)), exc)
@@ -288,7 +304,22 @@ async def _record(
     started: float,
     desired: Realm,
 ) -> int | None:
-    entry = ledger.HealRecord(
+    entry = _entry(result, request, started, desired)
+    try:
+        if result.ledger_id is not None:  # its intent row, and its statements, are written
+            return await ledger.finish(conn, result.ledger_id, entry, options.ledger_schema)
+        return await ledger.record(conn, entry, options.ledger_schema)
+    except DATABASE_ERRORS as exc:  # a lost connection must not hide the heal's own result
+        if not connection_lost(exc):
+            raise
+        log.error("recording the heal in the ledger failed: %s", exc)
+        return result.ledger_id
+
+
+def _entry(
+    result: HealResult, request: RequestInfo, started: float, desired: Realm
+) -> ledger.HealRecord:
+    return ledger.HealRecord(
         manifest_hash=result.manifest_hash,
         schemas=tuple(sorted(desired.schemas)),
         outcome=result.outcome.value,
@@ -312,10 +343,3 @@ async def _record(
         ),
         statements=result.applied,
     )
-    try:
-        return await ledger.record(conn, entry, options.ledger_schema)
-    except DATABASE_ERRORS as exc:  # a lost connection must not hide the heal's own result
-        if not connection_lost(exc):
-            raise
-        log.error("recording the heal in the ledger failed: %s", exc)
-        return None
