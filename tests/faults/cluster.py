@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.events import REQUEST_TYPE, event_headers
 from tests.contracts.builders import column, fk, manifest, pk, table
-from worker.embedded.postgres import free_port
+from worker.embedded.postgres import LocalPostgres, free_port
 
 ROOT = Path(__file__).parents[2]
 
@@ -118,7 +119,14 @@ async def replies(stream: Stream, want: set[str], timeout_s: float) -> dict[str,
             batch = await consumer.getmany(timeout_ms=500)
             for record in (r for rs in batch.values() for r in rs):
                 reply = json.loads(record.value)
-                found.setdefault(reply["request_id"], []).append(reply["outcome"])
+                error = reply.get("error") or {}
+                said = " ".join(
+                    [
+                        reply["outcome"],
+                        *([error.get("code", ""), error.get("message", "")[:200]] if error else []),
+                    ]
+                )
+                found.setdefault(reply["request_id"], []).append(said)
             if want <= found.keys():
                 deadline = min(deadline, loop.time() + 2)
     finally:
@@ -174,14 +182,16 @@ class Worker:
 
 
 async def start_worker(stream: Stream, *extra: str) -> Worker:
+    """A worker whose log lines go to ``worker-<port>.log`` beside the databases file."""
     port = free_port()
+    log = stream.databases_file.parent / f"worker-{port}.log"
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "worker.cli", "worker", *stream.worker_args(),
         "--session-timeout-ms", "6000",
         "--heartbeat-interval-ms", "1000", "--fetch-max-wait-ms", "50",
         "--topic-partitions", "3", "--lock-timeout-ms", "300", "--retry-budget-s", "120",
         "--max-heal-s", "150", "--health-host", "127.0.0.1", "--health-port", str(port), *extra,
-        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=log.open("ab"),
     )  # fmt: skip
     worker = Worker(process, port)
     for _ in range(1200):
@@ -227,14 +237,20 @@ async def check_database(
     return Ledger(finished=sum(finished.values()), interrupted=interrupted, statements=len(sql))
 
 
-async def reference_sql(dsn: str, manifests: list[dict[str, Any]]) -> list[str]:
+async def reference_sql(
+    postgres: LocalPostgres, stream: Stream, manifests: list[dict[str, Any]]
+) -> list[str]:
     """The statements healing an empty database through ``manifests`` in order runs (in
     process, on a scratch database): what each fault test's ledger must hold, once each."""
     from contracts import load_manifest
     from worker.engine.connection import connect
     from worker.engine.heal import HealOptions, heal
 
-    conn = await connect(dsn)
+    scratch = f"{stream.name}_ref{uuid.uuid4().hex[:6]}"
+    admin = await asyncpg.connect(postgres.dsn)
+    await admin.execute(f"CREATE DATABASE {scratch}")
+    await admin.close()
+    conn = await connect(postgres.dsn_for(scratch))
     try:
         applied: list[str] = []
         for want in manifests:

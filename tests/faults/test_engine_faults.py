@@ -126,3 +126,39 @@ async def test_catalog_queries_run_with_lock_and_statement_timeouts(
     finally:
         await conn.close()
     assert issubclass(DatabaseUnavailable, RetryableError)
+
+
+async def test_an_index_build_that_timed_out_behind_a_reader_is_rebuilt_not_skipped(
+    database: FreshDatabase,
+) -> None:
+    """``CREATE INDEX CONCURRENTLY`` waits for older transactions under ``lock_timeout``; timed
+    out, it leaves an INVALID index, whose cleanup (``DROP INDEX CONCURRENTLY``) times out too
+    behind the same reader. The retry (``IF NOT EXISTS``) then saw the name and did nothing:
+    "applied" in 0.3 ms, and the heal failed its verification. Found by the broker-outage fault
+    test. The retry must drop the leftover first, and the heal must end healed."""
+    await database.execute("CREATE TABLE tenants (id integer PRIMARY KEY, name text)")
+    wanted = load_manifest(json.dumps(manifest(table(
+        "tenants", column("id", "integer", nullable=False), column("name"), primary_key=pk("id"),
+        indexes=[{"name": "tenants_name_idx", "elements": [{"column": "name"}]}]))))  # fmt: skip
+    reader = await asyncpg.connect(database.dsn)
+    conn = await connect(database.dsn)
+    try:
+        await reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM tenants")
+
+        async def let_go() -> None:
+            await asyncio.sleep(2)
+            await reader.execute("COMMIT")
+
+        releasing = asyncio.create_task(let_go())
+        options = HealOptions(plan=PlanSettings(lock_timeout_ms=200),
+                              retry=RetryPolicy(budget_s=30, first_wait_s=0.05, max_wait_s=0.5))  # fmt: skip
+        result = await heal(conn, wanted, options=options)
+        await releasing
+        valid = await conn.fetchval("SELECT bool_and(indisvalid) FROM pg_index "
+                                    "WHERE indrelid = 'public.tenants'::regclass")  # fmt: skip
+    finally:
+        await reader.close()
+        await conn.close()
+    assert result.outcome is Outcome.HEALED, result.error_message
+    assert result.applied[-1].retries > 0  # it did wait behind the reader
+    assert valid

@@ -14,8 +14,6 @@ import asyncio
 import random
 import time
 
-import asyncpg
-
 from tests.faults.cluster import (
     Request,
     Stream,
@@ -54,11 +52,7 @@ async def account(stream: Stream, postgres: LocalPostgres, requests: list[Reques
     found = await replies(stream, want, timeout_s=240)
     rss = [round(w.rss_mb()) for w in workers if w.process.returncode is None]
     answered, duplicates = answered_once(want, found)
-    scratch = f"{stream.name}_ref"
-    admin = await asyncpg.connect(postgres.dsn)
-    await admin.execute(f"CREATE DATABASE {scratch}")
-    await admin.close()
-    expected = await reference_sql(postgres.dsn_for(scratch), versions())
+    expected = await reference_sql(postgres, stream, versions())
     interrupted = statements = 0
     for alias, dsn in sorted(stream.databases.items()):
         mine = {r.request_id for r in requests if r.database == alias}

@@ -192,6 +192,11 @@ async def _attempt(
         for i, (statement, settings) in enumerate(commands):
             # CREATE INDEX CONCURRENTLY must be alone: a multi-command string is one transaction
             await conn.execute("; ".join(settings))
+            if retries and statement.cleanup_sql is not None:
+                # what the failed attempt left (an INVALID index) goes first, or IF NOT EXISTS
+                # would skip the rebuild; waiting behind a reader here is retried like the build
+                guard.check(statement.cleanup_sql)
+                await conn.execute(statement.cleanup_sql)
             done.append(await _execute(conn, statement, statement.sql, offset + i, retries))
             if progress is not None:  # cannot share its transaction: recorded right after
                 await progress(done[-1])
