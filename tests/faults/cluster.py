@@ -185,14 +185,15 @@ async def start_worker(stream: Stream, *extra: str) -> Worker:
     """A worker whose log lines go to ``worker-<port>.log`` beside the databases file."""
     port = free_port()
     log = stream.databases_file.parent / f"worker-{port}.log"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker.cli", "worker", *stream.worker_args(),
-        "--session-timeout-ms", "6000",
-        "--heartbeat-interval-ms", "1000", "--fetch-max-wait-ms", "50",
-        "--topic-partitions", "3", "--lock-timeout-ms", "300", "--retry-budget-s", "120",
-        "--max-heal-s", "150", "--health-host", "127.0.0.1", "--health-port", str(port), *extra,
-        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=log.open("ab"),
-    )  # fmt: skip
+    with log.open("ab") as out:  # the child keeps its own handle
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "worker.cli", "worker", *stream.worker_args(),
+            "--session-timeout-ms", "6000",
+            "--heartbeat-interval-ms", "1000", "--fetch-max-wait-ms", "50",
+            "--topic-partitions", "3", "--lock-timeout-ms", "300", "--retry-budget-s", "120",
+            "--max-heal-s", "150", "--health-host", "127.0.0.1", "--health-port", str(port), *extra,
+            cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=out,
+        )  # fmt: skip
     worker = Worker(process, port)
     for _ in range(1200):
         assert process.returncode is None, f"the worker exited with {process.returncode}"
