@@ -37,9 +37,6 @@ class PlanSettings:
     def __post_init__(self) -> None:
         if not 0 < self.lock_timeout_ms < self.statement_timeout_ms:
             raise ValueError("lock_timeout must be positive and below statement_timeout")
-        if not 0 < self.concurrent_lock_timeout_ms < self.long_statement_timeout_ms:
-            raise ValueError("concurrent_lock_timeout must be positive and below "
-                             "long_statement_timeout")  # fmt: skip
         if self.long_statement_timeout_ms < self.statement_timeout_ms:
             raise ValueError("long_statement_timeout must be at least statement_timeout")
 
@@ -149,15 +146,20 @@ def make_plan(
                     hazards=step.hazards,
                     transactional=step.transactional,
                     group=group,
-                    lock_timeout_ms=settings.lock_timeout_ms
-                    if step.transactional
-                    else max(settings.lock_timeout_ms, settings.concurrent_lock_timeout_ms),
+                    lock_timeout_ms=_lock_timeout(settings, step.transactional, timeout),
                     statement_timeout_ms=timeout,
                     cleanup_sql=step.cleanup_sql,
                 )
             )
         previous = change
     return Plan(statements=tuple(statements), drift=drift, changes=tuple(ordered))
+
+
+def _lock_timeout(settings: PlanSettings, transactional: bool, statement_timeout_ms: int) -> int:
+    if transactional:
+        return settings.lock_timeout_ms
+    wait = max(settings.lock_timeout_ms, settings.concurrent_lock_timeout_ms)
+    return min(wait, statement_timeout_ms - 1)  # still below its statement_timeout
 
 
 #: New tables per transaction: each takes about six locks (table, TOAST, indexes), and the shared
