@@ -13,7 +13,7 @@ from tests.conftest import FreshDatabase
 from tests.contracts.builders import column, manifest, pk, table
 from worker.engine.apply import AppliedStatement, RetryPolicy
 from worker.engine.connection import connect, translate
-from worker.engine.heal import HealOptions, Outcome, heal
+from worker.engine.heal import HealOptions, Outcome, RequestInfo, heal
 from worker.engine.plan import PlanSettings
 from worker.errors import DatabaseUnavailable, RetryableError
 
@@ -150,7 +150,7 @@ async def test_an_index_build_that_timed_out_behind_a_reader_is_rebuilt_not_skip
             await reader.execute("COMMIT")
 
         releasing = asyncio.create_task(let_go())
-        options = HealOptions(plan=PlanSettings(lock_timeout_ms=200),
+        options = HealOptions(plan=PlanSettings(lock_timeout_ms=200, concurrent_lock_timeout_ms=200),
                               retry=RetryPolicy(budget_s=30, first_wait_s=0.05, max_wait_s=0.5))  # fmt: skip
         result = await heal(conn, wanted, options=options)
         await releasing
@@ -162,3 +162,23 @@ async def test_an_index_build_that_timed_out_behind_a_reader_is_rebuilt_not_skip
     assert result.outcome is Outcome.HEALED, result.error_message
     assert result.applied[-1].retries > 0  # it did wait behind the reader
     assert valid
+
+
+async def test_a_request_healed_by_another_worker_while_waiting_gets_that_heals_outcome(
+    database: FreshDatabase,
+) -> None:
+    """A rebalance hands a record over while its first worker is mid-heal: the second worker
+    read the ledger before the first finished, then waited for the locks, then found nothing to
+    do and answered ``unchanged`` — a duplicate reply with another outcome (the 3-worker fault
+    test). Re-checked under the locks, it answers with the first heal's outcome and row."""
+    conn = await connect(database.dsn)
+    try:
+        request = RequestInfo(request_id="handed-over", service="orchestrator")
+        first = await heal(conn, WANT, request=request)
+        second = await heal(conn, WANT, request=request)
+        rows = await conn.fetchval("SELECT count(*) FROM schemaheal.heals")
+    finally:
+        await conn.close()
+    assert first.outcome is Outcome.HEALED
+    assert (second.outcome, second.ledger_id) == (Outcome.HEALED, first.ledger_id)
+    assert rows == 1

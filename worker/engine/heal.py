@@ -84,6 +84,9 @@ class HealResult:
     duration_s: float = 0.0
     ledger_id: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: True when another worker finished a heal of this very request while this one waited for
+    #: the locks (a rebalance handed its record over mid-heal): the result is that heal's row
+    served_before: bool = False
 
     @property
     def drift(self) -> tuple[Drift, ...]:
@@ -178,14 +181,20 @@ async def _heal(
         ) as waited:
             if options.record:  # a heal of these schemas that died: close it before healing
                 await ledger.close_interrupted(conn, desired.schemas, options.ledger_schema)
-            result = await _locked(conn, desired, manifest_hash, options, observe, waited, intend)
+            before = await _served_before(conn, result, request, options)
+            result = before or await _locked(conn, desired, manifest_hash, options, observe,
+                                             waited, intend)  # fmt: skip
     except SchemahealError as exc:
         result = _failed(result, exc)
     except DATABASE_ERRORS as exc:
         result = _failed(result, translate(exc, "healing"))
     result = replace(result, duration_s=time.perf_counter() - clock,
-                     ledger_id=intent[-1] if intent else None)  # fmt: skip
-    if options.record and result.error_code != DatabaseUnavailable.code:
+                     ledger_id=intent[-1] if intent else result.ledger_id)  # fmt: skip
+    if (
+        options.record
+        and not result.served_before
+        and result.error_code != DatabaseUnavailable.code
+    ):
         with tracer().start_as_current_span("schemaheal ledger write"):
             ledger_id = await _record(conn, result, request, options, started, desired)
         result = replace(result, ledger_id=ledger_id)
@@ -277,6 +286,23 @@ async def _locked(
             "person: " + "; ".join(f"{d.target}: {d.detail}" for d in remaining.blocking_drift),
         )
     return replace(result, outcome=Outcome.HEALED if applied else Outcome.UNCHANGED)
+
+
+async def _served_before(
+    conn: Connection, result: HealResult, request: RequestInfo, options: HealOptions
+) -> HealResult | None:
+    """The finished heal of this request id that another worker recorded while we waited for
+    the locks — its outcome, not a second heal's ``unchanged``: a redelivered request gets the
+    same answer whichever worker serves it."""
+    if not options.record or request.request_id is None:
+        return None
+    rows = await ledger.find_many(conn, [request.request_id], options.ledger_schema)
+    row = rows.get(request.request_id)
+    if row is None:
+        return None
+    return replace(result, outcome=Outcome(row["outcome"]), error_code=row["error_code"],
+                   error_message=row["error_message"], ledger_id=row["id"],
+                   served_before=True)  # fmt: skip
 
 
 def _collect(
