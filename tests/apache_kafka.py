@@ -61,13 +61,18 @@ def _cluster_id() -> str:
 
 
 class ApacheKafka:
-    """One KRaft node (broker + controller) on 127.0.0.1; ``stop()`` removes its data.
+    """One KRaft node (broker + controller) on 127.0.0.1; ``stop()`` removes its data, unless
+    it was given a ``log_dir`` of its own: then ``stop()`` keeps it and its configuration, and
+    ``start()`` again brings the same broker back on the same ports with its topics, records and
+    committed offsets (the fault tests stop the broker mid-stream). The caller removes it.
 
     With ``scram_users`` it also listens with SASL_SSL (SCRAM-SHA-512 and -256, TLS from a
     throwaway CA: ``tls.ca_pem``) on ``secure_port``; ``bootstrap_servers`` is then that
     listener, and the plaintext one stays for the broker itself."""
 
-    def __init__(self, scram_users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, scram_users: dict[str, str] | None = None, *, log_dir: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.controller_port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="schemaheal-kafka-"))
@@ -75,6 +80,8 @@ class ApacheKafka:
         self.scram_users = scram_users or {}
         self.secure_port = free_port() if self.scram_users else None
         self.tls = make_server_tls(self.root / "tls") if self.scram_users else None
+        self.persistent = log_dir is not None
+        self.log_dir = log_dir or self.root / "logs"
 
     @property
     def bootstrap_servers(self) -> str:
@@ -119,7 +126,7 @@ class ApacheKafka:
                 f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
                 *self._listeners(),
                 "controller.listener.names=CONTROLLER",
-                f"log.dirs={self.root / 'logs'}",
+                f"log.dirs={self.log_dir}",
                 "offsets.topic.replication.factor=1",
                 "offsets.topic.num.partitions=3",
                 "transaction.state.log.replication.factor=1",
@@ -134,7 +141,6 @@ class ApacheKafka:
     def start(self, timeout_s: float = 90.0) -> ApacheKafka:
         classpath = f"{jars()}/*"
         config = self._config()
-        cluster = _cluster_id()
         java = ["java", "-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-cp", classpath]
         scram = [
             arg
@@ -142,9 +148,10 @@ class ApacheKafka:
             for user, password in self.scram_users.items()
             for arg in ("--add-scram", f"{mechanism}=[name={user},password={password}]")
         ]
-        subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(config),
-                        *scram], check=True, capture_output=True)  # fmt: skip
-        with (self.root / "server.log").open("wb") as log:  # the child keeps its own handle
+        if not (self.log_dir / "meta.properties").exists():  # formatted once: a restart keeps it
+            subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
+                            "-c", str(config), *scram], check=True, capture_output=True)  # fmt: skip
+        with (self.root / "server.log").open("ab") as log:  # the child keeps its own handle
             self.process = subprocess.Popen(
                 [*java, "kafka.Kafka", str(config)], stdout=log, stderr=log
             )
@@ -155,6 +162,13 @@ class ApacheKafka:
         return self
 
     def stop(self) -> None:
+        stop_process(self.process, grace_s=20)
+        self.process = None
+        if not self.persistent:
+            self.remove()
+
+    def remove(self) -> None:
+        """Stop it and remove what it wrote (but a ``log_dir`` of the caller's)."""
         stop_process(self.process, grace_s=20)
         self.process = None
         shutil.rmtree(self.root, ignore_errors=True)

@@ -74,8 +74,9 @@ async def test_a_request_healing_when_postgres_crashes_is_answered_after_the_res
     outcomes = [json.loads(r.value)["outcome"] for r in replies]
     print(f"\ncrash mid-heal, down 10 s: replies {outcomes}, {answered_after:.1f} s after restart")
     assert set(outcomes) == {"healed"}
-    rows = await database.fetch("SELECT outcome FROM schemaheal.heals WHERE request_id = $1",
-                                "during-crash")  # fmt: skip
-    assert [r["outcome"] for r in rows] == ["healed"]
+    rows = await database.fetch("SELECT outcome FROM schemaheal.heals WHERE request_id = $1 "
+                                "ORDER BY id", "during-crash")  # fmt: skip
+    finished = [r["outcome"] for r in rows if r["outcome"] != "interrupted"]
+    assert finished == ["healed"]  # and a heal the crash cut mid-apply, if any, was closed
     columns = await database.fetch("SELECT count(*) AS n FROM tenants")
     assert columns[0]["n"] == 1000

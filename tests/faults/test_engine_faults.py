@@ -13,7 +13,7 @@ from tests.conftest import FreshDatabase
 from tests.contracts.builders import column, manifest, pk, table
 from worker.engine.apply import AppliedStatement, RetryPolicy
 from worker.engine.connection import connect, translate
-from worker.engine.heal import HealOptions, Outcome, heal
+from worker.engine.heal import HealOptions, Outcome, RequestInfo, heal
 from worker.engine.plan import PlanSettings
 from worker.errors import DatabaseUnavailable, RetryableError
 
@@ -34,13 +34,31 @@ async def test_a_connection_closed_mid_heal_is_a_retryable_result_not_an_excepti
     result = await heal(conn, WANT, observe=lose_connection)
     assert result.outcome is Outcome.FAILED
     assert result.error_code == "database-unavailable", result.error_message
-    assert result.ledger_id is None
+    assert result.ledger_id is not None  # the intent row, written before applying
     conn = await connect(database.dsn)
-    try:  # the next attempt finishes the heal from what the catalog shows
-        again = await heal(conn, WANT)
+    try:
+        row = await conn.fetchrow("SELECT * FROM schemaheal.heals WHERE id = $1", result.ledger_id)
+        assert row["outcome"] == "running"  # nobody could close it: the connection is gone
+        committed = await _statements(conn, result.ledger_id)
+        assert committed, "the statement that committed is in the ledger"
+        again = await heal(conn, WANT)  # the next heal closes it and finishes from the catalog
+        closed = await conn.fetchrow(
+            "SELECT * FROM schemaheal.heals WHERE id = $1", result.ledger_id
+        )
+        assert await _statements(conn, result.ledger_id) == committed
     finally:
         await conn.close()
     assert again.satisfied, again.error_message
+    assert closed["outcome"] == "interrupted"
+    assert f"{len(committed)} of {closed['planned']} planned" in closed["error_message"]
+    assert again.ledger_id != result.ledger_id
+
+
+async def _statements(conn: asyncpg.Connection, heal_id: int) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT sql FROM schemaheal.statements WHERE heal_id = $1 ORDER BY ordinal", heal_id
+    )
+    return [row["sql"] for row in rows]
 
 
 def test_every_lost_connection_error_is_retryable() -> None:
@@ -108,3 +126,59 @@ async def test_catalog_queries_run_with_lock_and_statement_timeouts(
     finally:
         await conn.close()
     assert issubclass(DatabaseUnavailable, RetryableError)
+
+
+async def test_an_index_build_that_timed_out_behind_a_reader_is_rebuilt_not_skipped(
+    database: FreshDatabase,
+) -> None:
+    """``CREATE INDEX CONCURRENTLY`` waits for older transactions under ``lock_timeout``; timed
+    out, it leaves an INVALID index, whose cleanup (``DROP INDEX CONCURRENTLY``) times out too
+    behind the same reader. The retry (``IF NOT EXISTS``) then saw the name and did nothing:
+    "applied" in 0.3 ms, and the heal failed its verification. Found by the broker-outage fault
+    test. The retry must drop the leftover first, and the heal must end healed."""
+    await database.execute("CREATE TABLE tenants (id integer PRIMARY KEY, name text)")
+    wanted = load_manifest(json.dumps(manifest(table(
+        "tenants", column("id", "integer", nullable=False), column("name"), primary_key=pk("id"),
+        indexes=[{"name": "tenants_name_idx", "elements": [{"column": "name"}]}]))))  # fmt: skip
+    reader = await asyncpg.connect(database.dsn)
+    conn = await connect(database.dsn)
+    try:
+        await reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM tenants")
+
+        async def let_go() -> None:
+            await asyncio.sleep(2)
+            await reader.execute("COMMIT")
+
+        releasing = asyncio.create_task(let_go())
+        options = HealOptions(plan=PlanSettings(lock_timeout_ms=200, concurrent_lock_timeout_ms=200),
+                              retry=RetryPolicy(budget_s=30, first_wait_s=0.05, max_wait_s=0.5))  # fmt: skip
+        result = await heal(conn, wanted, options=options)
+        await releasing
+        valid = await conn.fetchval("SELECT bool_and(indisvalid) FROM pg_index "
+                                    "WHERE indrelid = 'public.tenants'::regclass")  # fmt: skip
+    finally:
+        await reader.close()
+        await conn.close()
+    assert result.outcome is Outcome.HEALED, result.error_message
+    assert result.applied[-1].retries > 0  # it did wait behind the reader
+    assert valid
+
+
+async def test_a_request_healed_by_another_worker_while_waiting_gets_that_heals_outcome(
+    database: FreshDatabase,
+) -> None:
+    """A rebalance hands a record over while its first worker is mid-heal: the second worker
+    read the ledger before the first finished, then waited for the locks, then found nothing to
+    do and answered ``unchanged`` — a duplicate reply with another outcome (the 3-worker fault
+    test). Re-checked under the locks, it answers with the first heal's outcome and row."""
+    conn = await connect(database.dsn)
+    try:
+        request = RequestInfo(request_id="handed-over", service="orchestrator")
+        first = await heal(conn, WANT, request=request)
+        second = await heal(conn, WANT, request=request)
+        rows = await conn.fetchval("SELECT count(*) FROM schemaheal.heals")
+    finally:
+        await conn.close()
+    assert first.outcome is Outcome.HEALED
+    assert (second.outcome, second.ledger_id) == (Outcome.HEALED, first.ledger_id)
+    assert rows == 1

@@ -90,6 +90,24 @@ def test_ledger_row_without_event(row: Any, ids: set[str], found: int) -> None:
     assert len(mismatches.ledger_row_without_event(row, ids)) == found
 
 
+@pytest.mark.parametrize(("outcome", "found"), [("healed", 0), ("failed", 0), ("interrupted", 1),
+                                               ("running", 1)])  # fmt: skip
+def test_heal_interrupted(outcome: str, found: int) -> None:
+    found_ = mismatches.heal_interrupted(ledger_row(8, "r1", AT, outcome=outcome))
+    assert len(found_) == found
+    assert all("after 1 committed statement(s)" in m.detail for m in found_)
+
+
+def test_an_interrupted_heal_is_reported_and_the_heal_that_finished_answers_the_boot() -> None:
+    """A worker SIGKILLed mid-apply: its row (closed by the next worker) is a mismatch of its
+    own; the boot's ledger row is the redelivered request's heal, whose outcome the reply has."""
+    rows = [ledger_row(100, "r1", AT + 100, outcome="interrupted"), ledger_row(101, "r1", AT + 900)]
+    audit = audit_of(boot_records(1), rows)
+    assert kinds(audit) == ["heal-interrupted"]
+    assert audit.mismatches[0].subject == "ledger #100"
+    assert audit.boots[0].ledger is not None and audit.boots[0].ledger.id == 101
+
+
 def _ddl(application: str, time_ms: int = AT) -> DdlEvent:
     return DdlEvent(database="nexus", time_ms=time_ms, user="alice", application=application,
                     command="ALTER TABLE", object="public.agents")  # fmt: skip

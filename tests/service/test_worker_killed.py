@@ -9,10 +9,12 @@ waiting — gets its reply."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
 import sys
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import IO
 
@@ -21,6 +23,8 @@ import asyncpg
 from contracts import request_schema
 from tests.conftest import FreshDatabase
 from tests.kafka import KafkaServer
+from worker.commands.replay_command import replay_command
+from worker.settings import ReplaySettings
 
 ROOT = Path(__file__).parents[2]
 NEXUS = ROOT / "examples" / "nexus"
@@ -70,6 +74,15 @@ async def test_a_killed_worker_is_replaced_and_the_heal_completes(
     await wait_for(stuck_at_tenants)
     first.send_signal(signal.SIGKILL)
     await first.wait()
+    # the ledger tells what the killed worker committed: its intent row, still running, and
+    # one statement row per committed statement (issue 14: no row at all)
+    killed = await database.fetch("SELECT id, outcome, planned FROM schemaheal.heals")
+    assert [r["outcome"] for r in killed] == ["running"]
+    heal_id, planned = killed[0]["id"], killed[0]["planned"]
+    committed = await _statements(database, heal_id)
+    assert any("category" in sql for sql in committed)  # what stuck_at_tenants saw committed
+    assert not any("openai_api_key" in sql for sql in committed)
+    assert 0 < len(committed) < planned
 
     async def no_advisory_locks() -> bool:
         return not await database.fetch("SELECT 1 FROM pg_locks WHERE locktype = 'advisory'")
@@ -100,3 +113,30 @@ async def test_a_killed_worker_is_replaced_and_the_heal_completes(
     assert len(columns) == 4
     invalid = await database.fetch("SELECT 1 FROM pg_index WHERE NOT indisvalid")
     assert invalid == []
+    # the second worker closed the killed heal, with what it had applied, and finished it
+    rows = await database.fetch("SELECT id, outcome, error_message FROM schemaheal.heals "
+                                "ORDER BY id")  # fmt: skip
+    assert [(r["id"], r["outcome"]) for r in rows][:1] == [(heal_id, "interrupted")]
+    assert [r["outcome"] for r in rows[1:]] == ["healed"]
+    assert f"{len(committed)} of {planned} planned statement(s)" in rows[0]["error_message"]
+    assert await _statements(database, heal_id) == committed
+    assert await database.fetch("SELECT 1 FROM pg_locks WHERE locktype = 'advisory'") == []
+    # and `replay` reports the interrupted heal, the boot answered by the heal that finished
+    settings = ReplaySettings(bootstrap_servers=kafka.bootstrap_servers,
+                              databases={"nexus": database.dsn}, replay_fetch_max_wait_ms=50)  # fmt: skip
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = await replay_command(settings, since="1h", fmt="json", show_progress=False)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    found = [(m["kind"], m["subject"]) for m in lines if m["type"] == "mismatch"]
+    assert found == [("heal-interrupted", f"ledger #{heal_id}")], found
+    assert code == 2
+    boots = [line for line in lines if line["type"] == "boot"]
+    assert [(b["outcome"], b["ledger_id"]) for b in boots] == [("healed", rows[1]["id"])]
+
+
+async def _statements(database: FreshDatabase, heal_id: int) -> list[str]:
+    rows = await database.fetch(
+        "SELECT sql FROM schemaheal.statements WHERE heal_id = $1 ORDER BY ordinal", heal_id
+    )
+    return [row["sql"] for row in rows]

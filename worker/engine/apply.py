@@ -60,6 +60,8 @@ class AppliedStatement:
 
 
 Observer = Callable[[AppliedStatement], None]
+#: Awaited once per statement inside its transaction (right after it, for one that has none).
+Progress = Callable[[AppliedStatement], Awaitable[None]]
 
 
 async def apply(
@@ -69,9 +71,11 @@ async def apply(
     retry: RetryPolicy | None = None,
     observe: Observer | None = None,
     deadline: float | None = None,
+    progress: Progress | None = None,
 ) -> list[AppliedStatement]:
     """Run every statement of ``plan`` in order; return what ran. Lock timeouts are retried
-    until ``deadline`` (``time.monotonic()``; default: the retry budget from now)."""
+    until ``deadline`` (``time.monotonic()``; default: the retry budget from now).
+    ``progress`` records each statement as it commits (the ledger)."""
     retry = retry or RetryPolicy()
     deadline = deadline or time.monotonic() + retry.budget_s
     applied: list[AppliedStatement] = []
@@ -82,7 +86,8 @@ async def apply(
     session = await conn.fetchrow(_SESSION_TIMEOUTS)
     try:
         for group in plan.groups():
-            for done in await _run_group(conn, group, len(applied), total, deadline, retry):
+            ran = await _run_group(conn, group, len(applied), total, deadline, retry, progress)
+            for done in ran:
                 applied.append(done)
                 _log_applied(done, total)
                 if observe is not None:
@@ -141,6 +146,7 @@ async def _run_group(
     total: int,
     deadline: float,
     retry: RetryPolicy,
+    progress: Progress | None = None,
 ) -> list[AppliedStatement]:
     where = _where(group[0], offset, total)
     attempts = 0
@@ -149,7 +155,7 @@ async def _run_group(
         nonlocal attempts
         attempts += 1
         try:
-            return await _attempt(conn, group, offset, attempts - 1)
+            return await _attempt(conn, group, offset, attempts - 1, progress)
         except _RETRYABLE:
             await _cleanup(conn, group)
             raise
@@ -170,7 +176,7 @@ async def _run_group(
 
 
 async def _attempt(
-    conn: Connection, group: list[Statement], offset: int, retries: int
+    conn: Connection, group: list[Statement], offset: int, retries: int, progress: Progress | None
 ) -> list[AppliedStatement]:
     done = []
     commands = group_commands(group)
@@ -180,11 +186,20 @@ async def _attempt(
                 # inside a transaction, SET LOCAL and the statement go in one round trip
                 sql = "; ".join([*settings, statement.sql])
                 done.append(await _execute(conn, statement, sql, offset + i, retries))
+                if progress is not None:  # committed with the statement, or rolled back with it
+                    await progress(done[-1])
     else:
         for i, (statement, settings) in enumerate(commands):
             # CREATE INDEX CONCURRENTLY must be alone: a multi-command string is one transaction
             await conn.execute("; ".join(settings))
+            if retries and statement.cleanup_sql is not None:
+                # what the failed attempt left (an INVALID index) goes first, or IF NOT EXISTS
+                # would skip the rebuild; waiting behind a reader here is retried like the build
+                guard.check(statement.cleanup_sql)
+                await conn.execute(statement.cleanup_sql)
             done.append(await _execute(conn, statement, statement.sql, offset + i, retries))
+            if progress is not None:  # cannot share its transaction: recorded right after
+                await progress(done[-1])
     return done
 
 

@@ -86,6 +86,9 @@ class HealResult:
     ledger_id: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     span: trace.SpanContext | None = None  # the heal's span, for links from requests it served
+    #: True when another worker finished a heal of this very request while this one waited for
+    #: the locks (a rebalance handed its record over mid-heal): the result is that heal's row
+    served_before: bool = False
 
     @property
     def drift(self) -> tuple[Drift, ...]:
@@ -165,6 +168,15 @@ async def _heal(
     result = HealResult(
         outcome=Outcome.FAILED, manifest_hash=manifest_hash, plan=Plan(statements=())
     )
+    intent: list[int] = []  # the ledger row written before applying, if any
+
+    async def intend(plan: Plan) -> int | None:
+        if not options.record:
+            return None
+        entry = _entry(replace(result, plan=plan), request, started, desired)
+        intent.append(await ledger.begin(conn, entry, len(plan.statements), options.ledger_schema))
+        return intent[-1]
+
     try:
         database = await conn.fetchval("SELECT current_database()")
         if options.record:
@@ -172,13 +184,22 @@ async def _heal(
         async with advisory_locks(
             conn, database, desired.schemas, max_wait_s=options.lock_wait_s
         ) as waited:
-            result = await _locked(conn, desired, manifest_hash, options, observe, waited)
+            if options.record:  # a heal of these schemas that died: close it before healing
+                await ledger.close_interrupted(conn, desired.schemas, options.ledger_schema)
+            before = await _served_before(conn, result, request, options)
+            result = before or await _locked(conn, desired, manifest_hash, options, observe,
+                                             waited, intend)  # fmt: skip
     except SchemahealError as exc:
         result = _failed(result, exc)
     except DATABASE_ERRORS as exc:
         result = _failed(result, translate(exc, "healing"))
-    result = replace(result, duration_s=time.perf_counter() - clock)
-    if options.record and result.error_code != DatabaseUnavailable.code:
+    result = replace(result, duration_s=time.perf_counter() - clock,
+                     ledger_id=intent[-1] if intent else result.ledger_id)  # fmt: skip
+    if (
+        options.record
+        and not result.served_before
+        and result.error_code != DatabaseUnavailable.code
+    ):
         with tracer().start_as_current_span("schemaheal ledger write"):
             ledger_id = await _record(conn, result, request, options, started, desired)
         result = replace(result, ledger_id=ledger_id)
@@ -192,6 +213,7 @@ async def _locked(
     options: HealOptions,
     observe: Callable[[AppliedStatement], None] | None,
     waited: float,
+    intend: Callable[[Plan], Awaitable[int | None]],
 ) -> HealResult:
     timings = {"lock_wait": waited}
     now = time.time_ns()
@@ -235,12 +257,15 @@ async def _locked(
             error_message=f"{len(blocked)} statement(s) need approval",
         )
     applied: list[AppliedStatement] = []
+    # the intent goes to the ledger before the first statement, each statement as it commits
+    intent = await intend(plan) if plan.statements else None
+    progress = None if intent is None else ledger.progress(conn, intent, options.ledger_schema)
     try:
         mark = time.perf_counter()
         with tracer().start_as_current_span("schemaheal apply"):
             observer = _collect(applied, observe)
             applied = await apply(conn, plan, retry=options.retry, observe=observer,
-                                  deadline=deadline)  # fmt: skip
+                                  deadline=deadline, progress=progress)  # fmt: skip
         timings["apply"] = time.perf_counter() - mark
     except SchemahealError as exc:
         return _failed(replace(base, applied=tuple(applied)), exc)
@@ -309,6 +334,23 @@ async def _remember(
                                 ledger_schema=options.ledger_schema)  # fmt: skip
 
 
+async def _served_before(
+    conn: Connection, result: HealResult, request: RequestInfo, options: HealOptions
+) -> HealResult | None:
+    """The finished heal of this request id that another worker recorded while we waited for
+    the locks — its outcome, not a second heal's ``unchanged``: a redelivered request gets the
+    same answer whichever worker serves it."""
+    if not options.record or request.request_id is None:
+        return None
+    rows = await ledger.find_many(conn, [request.request_id], options.ledger_schema)
+    row = rows.get(request.request_id)
+    if row is None:
+        return None
+    return replace(result, outcome=Outcome(row["outcome"]), error_code=row["error_code"],
+                   error_message=row["error_message"], ledger_id=row["id"],
+                   served_before=True)  # fmt: skip
+
+
 def _collect(
     applied: list[AppliedStatement], observe: Callable[[AppliedStatement], None] | None
 ) -> Callable[[AppliedStatement], None]:
@@ -334,7 +376,22 @@ async def _record(
     started: float,
     desired: Realm,
 ) -> int | None:
-    entry = ledger.HealRecord(
+    entry = _entry(result, request, started, desired)
+    try:
+        if result.ledger_id is not None:  # its intent row, and its statements, are written
+            return await ledger.finish(conn, result.ledger_id, entry, options.ledger_schema)
+        return await ledger.record(conn, entry, options.ledger_schema)
+    except DATABASE_ERRORS as exc:  # a lost connection must not hide the heal's own result
+        if not connection_lost(exc):
+            raise
+        log.error("recording the heal in the ledger failed: %s", exc)
+        return result.ledger_id
+
+
+def _entry(
+    result: HealResult, request: RequestInfo, started: float, desired: Realm
+) -> ledger.HealRecord:
+    return ledger.HealRecord(
         manifest_hash=result.manifest_hash,
         schemas=tuple(sorted(desired.schemas)),
         outcome=result.outcome.value,
@@ -358,10 +415,3 @@ async def _record(
         ),
         statements=result.applied,
     )
-    try:
-        return await ledger.record(conn, entry, options.ledger_schema)
-    except DATABASE_ERRORS as exc:  # a lost connection must not hide the heal's own result
-        if not connection_lost(exc):
-            raise
-        log.error("recording the heal in the ledger failed: %s", exc)
-        return None

@@ -88,13 +88,20 @@ def make_plan(
                     hazards=step.hazards,
                     transactional=step.transactional,
                     group=group,
-                    lock_timeout_ms=settings.lock_timeout_ms,
+                    lock_timeout_ms=_lock_timeout(settings, step.transactional, timeout),
                     statement_timeout_ms=timeout,
                     cleanup_sql=step.cleanup_sql,
                 )
             )
         previous = change
     return Plan(statements=tuple(statements), drift=drift, changes=tuple(ordered))
+
+
+def _lock_timeout(settings: PlanSettings, transactional: bool, statement_timeout_ms: int) -> int:
+    if transactional:
+        return settings.lock_timeout_ms
+    wait = max(settings.lock_timeout_ms, settings.concurrent_lock_timeout_ms)
+    return min(wait, statement_timeout_ms - 1)  # still below its statement_timeout
 
 
 #: New tables per transaction: each takes about six locks (table, TOAST, indexes), and the shared

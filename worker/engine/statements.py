@@ -22,6 +22,11 @@ class PlanSettings:
     lock_timeout_ms: int = 2_000
     statement_timeout_ms: int = 60_000
     long_statement_timeout_ms: int = 3_600_000  # index builds, validations, rewrites
+    #: How long a CONCURRENTLY index build or drop waits for a lock, above all for the older
+    #: transactions it must outlive: its SHARE UPDATE EXCLUSIVE lock, held or awaited, blocks no
+    #: reader and no writer, so only the heal waits. Under ``lock_timeout`` it could never finish
+    #: while transactions longer than that keep overlapping (each attempt left an INVALID index).
+    concurrent_lock_timeout_ms: int = 30_000
 
     def __post_init__(self) -> None:
         if not 0 < self.lock_timeout_ms < self.statement_timeout_ms:

@@ -22,6 +22,7 @@ the ledger row of the heal that served it. A *mismatch* is anything an auditor m
     reply-without-request     a reply to a request that is not on the request topic
     unreadable-record         a record (or offsets) the replay could not read, with its position
     request-without-id        a request without ce_id: nobody could be answered
+    heal-interrupted          a heal that stopped mid-apply (worker killed, connection lost)
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def reconstruct(
     reapplied = [row for row in rows if (row.request_id or "").startswith(REAPPLY_PREFIX)]
     heals = [row for row in rows if not (row.request_id or "").startswith(REAPPLY_PREFIX)]
     found += [m for row in heals for m in kinds.ledger_row_without_event(row, ids)]
+    found += [m for row in rows for m in kinds.heal_interrupted(row)]
     found += [m for event in ddl for m in kinds.ddl_outside_worker(event, window)]
     found += [m for replan in replans for m in kinds.manifest_unsatisfied(replan, window)]
     found += [m for record in accounting.dead_letters for m in kinds.dead_lettered(record)]
@@ -139,14 +141,15 @@ def _boots(
 def _ledger_index(
     ledger: Mapping[str, Sequence[LedgerRow]],
 ) -> tuple[dict[tuple[str, str], LedgerRow], dict[tuple[str, int], LedgerRow]]:
-    """Rows by (alias, request id) (the first one) and by (alias, row id)."""
+    """Rows by (alias, request id) (the first finished one: an interrupted heal answered
+    nobody, its request was healed again) and by (alias, row id)."""
     by_request: dict[tuple[str, str], LedgerRow] = {}
     by_id: dict[tuple[str, int], LedgerRow] = {}
     for alias, rows in ledger.items():
         for row in sorted(rows, key=lambda r: r.id):
             by_id[(alias, row.id)] = row
-            if row.request_id is not None:
-                by_request.setdefault((alias, row.request_id), row)
+            if row.request_id is not None and row.outcome not in kinds.UNFINISHED:
+                by_request.setdefault((alias, row.request_id), row)  # the heal that answered
     return by_request, by_id
 
 

@@ -25,6 +25,7 @@ class MismatchKind(StrEnum):
     REPLY_WITHOUT_REQUEST = "reply-without-request"
     UNREADABLE_RECORD = "unreadable-record"
     REQUEST_WITHOUT_ID = "request-without-id"
+    HEAL_INTERRUPTED = "heal-interrupted"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

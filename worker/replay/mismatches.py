@@ -21,6 +21,8 @@ from worker.replay.history import HistoryRecord, Window
 #: Request ids of heals that ``replay --reapply`` ran: ``replay-of:<original ce_id>:<uuid>``.
 REAPPLY_PREFIX = "replay-of:"
 EXPECTS_LEDGER_ROW = frozenset({"healed", "unchanged", "blocked"})
+#: Ledger outcomes of heals that did not finish (``worker.engine.ledger``): they answered nobody.
+UNFINISHED = frozenset({"running", "interrupted"})
 
 
 def _about(event: RequestEvent, kind: MismatchKind, detail: str) -> list[Mismatch]:
@@ -85,6 +87,23 @@ def ledger_row_without_event(row: LedgerRow, request_ids: Collection[str]) -> li
     return [Mismatch(kind=MismatchKind.LEDGER_ROW_WITHOUT_EVENT, time_ms=row.started_ms,
                      database=row.database, service=row.service, subject=f"ledger #{row.id}",
                      detail=f"{row.outcome} heal of {row.manifest_hash[:12]}, {how}")]  # fmt: skip
+
+
+def heal_interrupted(row: LedgerRow) -> list[Mismatch]:
+    if row.outcome not in UNFINISHED:
+        return []
+    how = (
+        "closed by the next heal of its schemas"
+        if row.outcome == "interrupted"
+        else "still marked running: its worker died and no heal of its schemas has run since, "
+        "or it is running now"
+    )
+    ran = "; ".join(s.sql.splitlines()[0][:80] for s in row.statements[:5])
+    return [Mismatch(kind=MismatchKind.HEAL_INTERRUPTED, time_ms=row.started_ms,
+                     database=row.database, service=row.service, subject=f"ledger #{row.id}",
+                     detail=f"a heal of {row.manifest_hash[:12]} for request {row.request_id} "
+                            f"stopped mid-apply after {len(row.statements)} committed "
+                            f"statement(s) ({how})" + (f": {ran}" if ran else ""))]  # fmt: skip
 
 
 def ddl_outside_worker(event: DdlEvent, window: Window) -> list[Mismatch]:
