@@ -19,7 +19,9 @@ from contracts.from_sqlalchemy import manifest_from_metadata
 from contracts.identifiers import quote_ident
 from tests.conftest import FreshDatabase
 from tests.contracts.adapter_models import CLASSES
+from tests.contracts.corpus_models import CORPUS_CLASSES
 from tests.contracts.test_from_sqlalchemy import rich_metadata
+from tests.moments import without_moments
 from worker.engine.connection import connect
 from worker.engine.heal import HealOptions, HealResult, Outcome, heal
 
@@ -31,7 +33,8 @@ def nexus_metadata() -> sa.MetaData:
 
 
 def schema_dump(db: FreshDatabase) -> str:
-    """pg_dump --schema-only of the public schema, without comments and blank lines."""
+    """pg_dump --schema-only of the public schema, without comments, blank lines and moments
+    (tests/moments.py)."""
     pg_dump = db.server.binaries.bindir / "pg_dump"
     out = subprocess.run(
         [str(pg_dump), "--schema-only", "--no-owner", "--schema=public", db.dsn],
@@ -41,7 +44,7 @@ def schema_dump(db: FreshDatabase) -> str:
         line for line in out.stdout.splitlines()
         if line.strip() and not line.startswith("--") and not line.startswith("\\")
     ]  # fmt: skip
-    return "\n".join(lines)
+    return without_moments("\n".join(lines))
 
 
 async def create_all(db: FreshDatabase, metadata: sa.MetaData) -> None:
@@ -73,7 +76,7 @@ def sqlmodel_metadata() -> sa.MetaData:
 
 # The embedded PostgreSQL 18 is built without uuid-ossp (Debian's 15 has it in contrib).
 NOT_IN_THE_WHEEL = {18: {"uuid-ossp"}}
-MODELS = [nexus_metadata, rich_metadata, *CLASSES, sqlmodel_metadata]
+MODELS = [nexus_metadata, rich_metadata, *CLASSES, *CORPUS_CLASSES, sqlmodel_metadata]
 
 
 @pytest.mark.parametrize("make_metadata", MODELS, ids=[f.__name__ for f in MODELS])
