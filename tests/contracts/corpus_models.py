@@ -41,9 +41,10 @@ def percent_in_check() -> sa.MetaData:
 
 
 def normalised_generated() -> sa.MetaData:
-    """A generated column PostgreSQL stores in another spelling: an untyped ``text[]`` literal
-    becomes ``'{a,b}'::text[]`` (phoenix)."""
+    """A generated column and an expression index PostgreSQL stores in another spelling: an
+    untyped ``text[]`` literal becomes ``'{a,b}'::text[]`` (phoenix)."""
     md = sa.MetaData()
+    path = sa.column("message", pg.JSONB)[("session", "id")].astext
     sa.Table(
         "messages",
         md,
@@ -57,7 +58,25 @@ def normalised_generated() -> sa.MetaData:
                 persisted=True,
             ),
         ),
+        sa.Index("ix_messages_session", path, postgresql_where=path.is_not(None)),
     )
+    return md
+
+
+def sql_syntax_functions() -> sa.MetaData:
+    """``func.trim(x)`` is SQL-standard syntax, which PostgreSQL keeps: create_all's CHECK reads
+    back ``TRIM(BOTH FROM x)``, and so must the heal's (langflow)."""
+    md = sa.MetaData()
+    users = sa.Table(
+        "users",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(50)),
+    )
+    users.append_constraint(
+        sa.CheckConstraint(sa.func.length(sa.func.trim(users.c.name)) > 0, name="users_named")
+    )
+    sa.Index("ix_users_trimmed", sa.func.trim(users.c.name))
     return md
 
 
@@ -95,6 +114,7 @@ CORPUS_CLASSES = [
     schema_type_checks,
     percent_in_check,
     normalised_generated,
+    sql_syntax_functions,
     dialect_variants,
     moment_defaults,
 ]

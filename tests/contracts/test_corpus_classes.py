@@ -44,3 +44,9 @@ def test_a_moment_default_is_kept_as_create_all_writes_it() -> None:
     defaults = {c.name: c.default for c in archives.columns}
     assert defaults == {"id": "nextval('public.archives_id_seq')", "created_at": "'now()'",
                         "day": "'today'", "forever": "'infinity'"}  # fmt: skip
+
+
+def test_sql_syntax_functions_keep_their_syntax() -> None:
+    users = only_table(models.sql_syntax_functions())
+    assert [c.expression for c in users.checks] == ["length(trim(BOTH FROM name)) > 0"]
+    assert users.indexes[0].elements[0].expression == "trim(BOTH FROM name)"

@@ -25,15 +25,7 @@ FETCHED_VALUE = "issue 12: server_default=FetchedValue()"
 
 # Every check of an application fails on the manifest (or, for zenml, on the heal) today, for
 # these classes, in the order the adapter reports them (see the report of issue 12).
-_BY_APP = {
-    "mlflow": (QUALIFIED, TEXT_ORDERING),
-    "prefect": (LONG_NAMES, QUALIFIED, ZERO_ELEMENTS),
-    "zenml": (UNIQUE_ON_PK,),
-    "langflow": (QUALIFIED, LONG_CHECK),
-    "phoenix": (LONG_NAMES, NAMES, TEXT_ORDERING, QUALIFIED),
-    "letta": (FETCHED_VALUE,),
-    "dagster": (QUALIFIED,),
-}
+_BY_APP: dict[str, tuple[str, ...]] = {}
 _MIGRATING = ("mlflow", "phoenix")
 
 # (application, check) -> reason.

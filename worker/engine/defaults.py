@@ -34,6 +34,7 @@ from contracts.expressions import parse_expression
 from contracts.identifiers import qualified
 from worker.engine import model as m
 from worker.engine.connection import DATABASE_ERRORS, Connection
+from worker.engine.diff_table import same_index
 from worker.engine.normalize import same_expression
 
 __all__ = ["DefaultQuestion", "adopt_defaults", "ask", "default_questions"]
@@ -47,18 +48,19 @@ _DATETIME = ("date", "time", "timestamp")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DefaultQuestion:
-    """Are ``current`` and ``desired`` the same default (or, when ``generated``, generation
-    expression) of a column of ``type``? Both are canonical SQL; ``stored`` is the current one
-    as the catalog prints it. A ``moment`` question is settled without asking."""
+    """Are ``current`` and ``desired`` the same ``part`` of ``column`` (a default, a generation
+    expression) or of the index named ``column`` (``where``, ``key N``)? Both are canonical SQL
+    of ``type`` (None: an index's own); ``stored`` is the current one as the catalog prints it.
+    A ``moment`` question is settled without asking."""
 
     schema: str
     table: str
     column: str
-    type: str
+    type: str | None
     current: str
     desired: str
     stored: str
-    generated: bool = False
+    part: str = "default"
     moment: bool = False
 
     @property
@@ -66,8 +68,15 @@ class DefaultQuestion:
         return f"({self.desired})::{self.type} IS NOT DISTINCT FROM ({self.current})::{self.type}"
 
     @property
+    def deparsed(self) -> bool:
+        """Asked of PostgreSQL's deparser (any expression) rather than by value (a constant)."""
+        return self.part != "default"
+
+    @property
     def pair(self) -> str:
-        """Both generation expressions, as ``EXPLAIN VERBOSE`` prints them over the table."""
+        """Both expressions, as ``EXPLAIN VERBOSE`` prints them over the table."""
+        if self.type is None:
+            return f"({self.desired}), ({self.current})"
         return f"CAST(({self.desired}) AS {self.type}), CAST(({self.current}) AS {self.type})"
 
 
@@ -85,15 +94,18 @@ def default_questions(current: m.Realm, desired: m.Realm) -> tuple[DefaultQuesti
             question = _default_question(have, column) or _generated_question(have, column)
             if question is not None:
                 questions.append(replace(question, schema=table.schema, table=table.name))
+        for index in table.indexes if existing is not None else ():
+            assert existing is not None
+            questions += _index_questions(existing, table, index)
     return tuple(questions)
 
 
 def _default_question(have: m.Column, column: m.Column) -> DefaultQuestion | None:
-    return _question(column, have.default, column.default, _constant, generated=False)
+    return _question(column, have.default, column.default, _constant, part="default")
 
 
 def _generated_question(have: m.Column, column: m.Column) -> DefaultQuestion | None:
-    return _question(column, have.generated, column.generated, _canonical, generated=True)
+    return _question(column, have.generated, column.generated, _canonical, part="generated")
 
 
 def _question(
@@ -102,7 +114,7 @@ def _question(
     wanted: str | None,
     canonical: Callable[[str], str | None],
     *,
-    generated: bool,
+    part: str,
 ) -> DefaultQuestion | None:
     if stored is None or wanted is None or same_expression(stored, wanted):
         return None
@@ -111,9 +123,40 @@ def _question(
         return None
     return DefaultQuestion(
         schema="", table="", column=column.name, type=column.type,
-        current=current, desired=desired, stored=stored, generated=generated,
-        moment=not generated and _moment(desired, column.type),
+        current=current, desired=desired, stored=stored, part=part,
+        moment=part == "default" and _moment(desired, column.type),
     )  # fmt: skip
+
+
+def _index_questions(current: m.Table, desired: m.Table, index: m.Index) -> list[DefaultQuestion]:
+    """The keys and predicate of a same-named index that differ in spelling only, when nothing
+    else of it differs (then it is drift whatever PostgreSQL says)."""
+    have = next((i for i in current.indexes if i.name == index.name and i.valid), None)
+    if have is None or have.constraint is not None or not _same_shape(have, index):
+        return []
+    parts = [(f"key {n}", a.expression, b.expression) for n, (a, b) in enumerate(
+        zip(have.elements, index.elements, strict=True))]  # fmt: skip
+    questions = []
+    for part, stored, wanted in [*parts, ("where", have.where, index.where)]:
+        if stored is None or wanted is None or same_expression(stored, wanted):
+            continue
+        pair = _canonical(stored), _canonical(wanted)
+        if pair[0] is not None and pair[1] is not None:
+            questions.append(DefaultQuestion(
+                schema=desired.schema, table=desired.name, column=index.name, type=None,
+                current=pair[0], desired=pair[1], stored=stored, part=part,
+            ))  # fmt: skip
+    return questions
+
+
+def _same_shape(current: m.Index, desired: m.Index) -> bool:
+    """The two indexes alike but for the text of their expressions."""
+
+    def shape(index: m.Index) -> m.Index:
+        keys = tuple(replace(e, expression=e.expression and "?") for e in index.elements)
+        return replace(index, elements=keys, where=index.where and "?", valid=True)
+
+    return same_index(shape(current), shape(desired))
 
 
 def _moment(text: str, column_type: str) -> bool:
@@ -152,9 +195,9 @@ async def ask(conn: Connection, questions: Iterable[DefaultQuestion]) -> frozens
     """
     asked = tuple(questions)
     settled = {q for q in asked if q.moment}
-    values = tuple(q for q in asked if not q.moment and not q.generated)
+    values = tuple(q for q in asked if not q.moment and not q.deparsed)
     settled |= await _settle(conn, values, _same_values)
-    deparsed = sorted((q for q in asked if q.generated), key=_where)
+    deparsed = sorted((q for q in asked if q.deparsed), key=_where)
     for _, group in groupby(deparsed, key=_where):
         settled |= await _settle(conn, tuple(group), _same_deparsed)
     return frozenset(settled)
@@ -203,13 +246,13 @@ async def _same_deparsed(conn: Connection, questions: tuple[DefaultQuestion, ...
 
 
 def adopt_defaults(desired: m.Realm, settled: frozenset[DefaultQuestion]) -> m.Realm:
-    """``desired`` with each settled column's default (or generation expression) spelt as the
-    database spells it, so the diff finds the two columns equal at its first comparison."""
+    """``desired`` with each settled default, generation expression and index expression spelt
+    as the database spells it, so the diff finds the two equal at its first comparison."""
     if not settled:
         return desired
-    spelling: dict[tuple[str, str], dict[str, DefaultQuestion]] = {}
+    spelling: dict[tuple[str, str], dict[tuple[str, str], DefaultQuestion]] = {}
     for q in settled:
-        spelling.setdefault(_where(q), {})[q.column] = q
+        spelling.setdefault(_where(q), {})[(q.column, q.part)] = q
     tables = tuple(
         _respelt(table, spelling[(table.schema, table.name)])
         if (table.schema, table.name) in spelling
@@ -219,12 +262,26 @@ def adopt_defaults(desired: m.Realm, settled: frozenset[DefaultQuestion]) -> m.R
     return replace(desired, tables=tables, _by_name={})
 
 
-def _respelt(table: m.Table, settled: dict[str, DefaultQuestion]) -> m.Table:
-    columns = tuple(_adopted(c, settled[c.name]) if c.name in settled else c for c in table.columns)
-    return replace(table, columns=columns)
+def _respelt(table: m.Table, settled: dict[tuple[str, str], DefaultQuestion]) -> m.Table:
+    columns = tuple(_adopted(c, settled) for c in table.columns)
+    indexes = tuple(_respelt_index(i, settled) for i in table.indexes)
+    return replace(table, columns=columns, indexes=indexes)
 
 
-def _adopted(column: m.Column, question: DefaultQuestion) -> m.Column:
-    if question.generated:
-        return replace(column, generated=question.stored)
-    return replace(column, default=question.stored)
+def _adopted(column: m.Column, settled: dict[tuple[str, str], DefaultQuestion]) -> m.Column:
+    if (column.name, "generated") in settled:
+        return replace(column, generated=settled[column.name, "generated"].stored)
+    if (column.name, "default") in settled:
+        return replace(column, default=settled[column.name, "default"].stored)
+    return column
+
+
+def _respelt_index(index: m.Index, settled: dict[tuple[str, str], DefaultQuestion]) -> m.Index:
+    parts = {part: q.stored for (name, part), q in settled.items() if name == index.name}
+    if not parts:
+        return index
+    keys = tuple(
+        replace(e, expression=parts.get(f"key {n}", e.expression))
+        for n, e in enumerate(index.elements)
+    )
+    return replace(index, elements=keys, where=parts.get("where", index.where))
