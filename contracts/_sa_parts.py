@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IdentifierError
+from sqlalchemy.schema import CreateIndex
 from sqlalchemy.sql.elements import TextClause, UnaryExpression
 
 from contracts.compiled_sql import index_elements, unqualify
@@ -33,8 +34,12 @@ __all__ = [
     "unique_constraints",
 ]
 
-DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+# Text is compiled as PostgreSQL receives it from create_all(): with a "%" paramstyle (psycopg2's
+# pyformat) SQLAlchemy doubles every "%" and the driver undoes it; "named" doubles none.
+DIALECT = postgresql.dialect(paramstyle="named")  # type: ignore[no-untyped-call]
 _PREPARER = DIALECT.identifier_preparer
+# What SQLAlchemy's DDL evaluates ddl_if() and a constraint's create rule with
+_DDL = DIALECT.ddl_compiler(DIALECT, None)  # type: ignore[arg-type]  # no statement: rules only
 
 
 @dataclass(slots=True)
@@ -93,12 +98,13 @@ def unique_constraints(table: sa.Table, where: str, problems: list[Problem]) -> 
 def check_constraints(
     table: sa.Table, schema: str, where: str, problems: list[Problem]
 ) -> list[Any]:
-    """Table-level CHECKs and those written on a column (create_all() puts both in the table)."""
-    found = [c for c in table.constraints if isinstance(c, sa.CheckConstraint)]
+    """Table-level CHECKs create_all() emits on PostgreSQL and those written on a column (which
+    create_all() emits unconditionally); both end up in the table."""
+    found = for_postgresql(c for c in table.constraints if isinstance(c, sa.CheckConstraint))
     for column in table.columns:
         found += [c for c in column.constraints if isinstance(c, sa.CheckConstraint)]
     out = []
-    for check in for_postgresql(found):
+    for check in found:
         try:
             text = unqualify(sql(check.sqltext), table=table.name, schema=schema, what="check")
         except ValueError as exc:
@@ -109,18 +115,24 @@ def check_constraints(
 
 
 def for_postgresql(items: Any) -> list[Any]:
-    """``items`` in the order SQLAlchemy creates them, without those marked
-    ``ddl_if(dialect=…)`` for another dialect."""
+    """``items`` in the order SQLAlchemy creates them, only those create_all() emits on
+    PostgreSQL."""
     return sorted(
-        (item for item in items if _for_postgresql(item)),
+        (item for item in items if _created(item)),
         key=lambda item: getattr(item, "_creation_order", 0),
     )
 
 
-def _for_postgresql(item: Any) -> bool:
-    dialect = getattr(getattr(item, "_ddl_if", None), "dialect", None)
-    names = (dialect,) if isinstance(dialect, str) else tuple(dialect or ("postgresql",))
-    return "postgresql" in names
+def _created(item: Any) -> bool:
+    """Whether create_all() emits ``item`` on PostgreSQL, decided as SQLAlchemy's DDL decides it:
+    a constraint's create rule (the CHECK of ``Boolean``/``Enum(create_constraint=True)``, which
+    a native boolean or enum does without) and any ``ddl_if()``, with a PostgreSQL DDL compiler."""
+    if isinstance(item, sa.Constraint):
+        return bool(item._should_create_for_compiler(_DDL))
+    ddl_if = getattr(item, "_ddl_if", None)
+    return ddl_if is None or bool(
+        ddl_if._should_execute(CreateIndex(item), item, None, compiler=_DDL)
+    )
 
 
 def foreign_key(

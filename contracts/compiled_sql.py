@@ -48,7 +48,7 @@ def unqualify(text: str, *, table: str, schema: str, what: str) -> str:
             )
         node.fields = (fields[-1],)
         changed = True
-    return str(RawStream()(root)) if changed else text
+    return str(RawStream(special_functions=True)(root)) if changed else text
 
 
 def _column_refs(node: object) -> Iterator[ast.ColumnRef]:
@@ -87,7 +87,7 @@ def _element(elem: ast.IndexElem, text: str, what: str) -> dict[str, Any]:
     if elem.name is not None:
         out["column"] = elem.name
     else:
-        out["expression"] = str(RawStream()(elem.expr or ""))
+        out["expression"] = str(RawStream(special_functions=True)(elem.expr or ""))
     if elem.ordering in _ORDER:
         out["order"] = _ORDER[elem.ordering]
     if elem.nulls_ordering in _NULLS:

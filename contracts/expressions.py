@@ -177,7 +177,7 @@ def _parse_expression(text: str, what: str) -> Expression:
             raise ValueError(
                 f"{what}: {type(node).__name__} is not allowed in a manifest expression"
             )
-    sql = RawStream()(root)
+    sql = RawStream(special_functions=True)(root)  # trim(x) stays trim(BOTH FROM x)
     return Expression(
         sql=sql,
         columns=tuple(columns),

@@ -207,9 +207,11 @@ def _type(column: sa.Column[Any], schema: str, found: Collected) -> str:
 
 
 def _impl(col_type: Any) -> Any:
-    """The type a ``TypeDecorator`` stands for on PostgreSQL (itself for any other type)."""
+    """The type create_all() uses on PostgreSQL: its ``with_variant(…, "postgresql")`` if any,
+    the PostgreSQL dialect's implementation, and what a ``TypeDecorator`` stands for."""
+    col_type = col_type.dialect_impl(DIALECT)
     while isinstance(col_type, sa.TypeDecorator):
-        col_type = col_type.load_dialect_impl(DIALECT)
+        col_type = col_type.load_dialect_impl(DIALECT).dialect_impl(DIALECT)
     return col_type
 
 

@@ -6,6 +6,10 @@ definition and validity; indexes by full definition, names included; enum labels
 sequences; extensions. Column order is not compared: a column a heal adds back comes last, as
 ALTER TABLE ADD COLUMN puts it. Schemas of schemaheal's own (the ledger) are left out. ``identities``
 is the other view: every OID and relfilenode, to show that a heal touched nothing.
+
+A column default create_all writes as ``'now()'`` (letta's ``server_default="now()"``) is the
+moment of the CREATE as PostgreSQL stores it, different in any two databases -- two create_all
+runs too; the snapshot writes such moments ``'<moment>'`` (tests/moments.py).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+
+from tests.moments import without_moments
 
 _USER_SCHEMAS = """
     n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
@@ -86,9 +92,16 @@ async def snapshot(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
     """The catalog by definition, every list sorted: equal snapshots mean equal schemas."""
     conn = await asyncpg.connect(dsn)
     try:
-        return {kind: _rows(await conn.fetch(sql)) for kind, sql in QUERIES.items()}
+        found = {kind: _rows(await conn.fetch(sql)) for kind, sql in QUERIES.items()}
     finally:
         await conn.close()
+    found["columns"] = sorted((_without_moment(row) for row in found["columns"]), key=repr)
+    return found
+
+
+def _without_moment(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    default = row[4]
+    return row if default is None else (*row[:4], without_moments(default), *row[5:])
 
 
 async def identities(dsn: str) -> list[tuple[Any, ...]]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.corpus import catalog, rows
-from tests.corpus.expected import params
+from tests.corpus.apps import APPS
 from tests.corpus.harness import Corpus, drop_database, heal_once, new_database
 from worker.embedded.postgres import LocalPostgres
 from worker.engine.connection import connect
@@ -22,6 +22,7 @@ from worker.engine.heal import Outcome, current_plan
 from worker.engine.plan import PlanSettings
 
 pytestmark = pytest.mark.slow
+NAMES = [app.name for app in APPS]
 
 
 def _assert_same(current: dict[str, Any], desired: dict[str, Any], what: str) -> None:
@@ -29,7 +30,7 @@ def _assert_same(current: dict[str, Any], desired: dict[str, Any], what: str) ->
     assert not lines, f"{what} differs from create_all's:\n" + "\n".join(lines[:40])
 
 
-@pytest.mark.parametrize("app", params("heal-empty"))
+@pytest.mark.parametrize("app", NAMES)
 async def test_heal_of_empty_database_is_create_all(
     app: str, corpus: Corpus, pg_server: LocalPostgres
 ) -> None:
@@ -56,7 +57,7 @@ async def test_heal_of_empty_database_is_create_all(
         await drop_database(pg_server, reference)
 
 
-@pytest.mark.parametrize("app", params("drift"))
+@pytest.mark.parametrize("app", NAMES)
 async def test_drift_on_full_tables_is_planned_quietly_and_healed(
     app: str, corpus: Corpus, pg_server: LocalPostgres
 ) -> None:
@@ -105,7 +106,7 @@ async def _drift_and_heal(dsn: str, reference: str, manifest: Any) -> None:
         assert survived == kept, table
 
 
-@pytest.mark.parametrize("app", params("second-heal"))
+@pytest.mark.parametrize("app", NAMES)
 async def test_second_heal_runs_nothing_and_keeps_every_oid(
     app: str, corpus: Corpus, pg_server: LocalPostgres
 ) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from tests.corpus.apps import APPS
-from tests.corpus.expected import params
 from tests.corpus.harness import Corpus, drop_database, heal_once, new_database
 from worker.embedded.postgres import LocalPostgres
 from worker.engine.connection import connect
@@ -55,7 +54,7 @@ def check_record(app: str, version: int, text: str, update: bool) -> None:
     assert found[2] == text, "MIGRATIONS.md is out of date: run with --update-golden"
 
 
-@pytest.mark.parametrize("app", params("migrations", MIGRATING))
+@pytest.mark.parametrize("app", MIGRATING)
 async def test_migrated_database_is_planned_and_healed_safely(
     app: str, corpus: Corpus, pg_server: LocalPostgres, update_golden: bool
 ) -> None:

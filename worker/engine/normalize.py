@@ -4,7 +4,9 @@ PostgreSQL stores defaults, CHECKs and index expressions as parse trees and prin
 the casts it inferred: the manifest's ``'whatsapp'`` comes back as ``'whatsapp'::character
 varying``, ``status IN ('a', 'b')`` as ``status = ANY (ARRAY['a'::text, 'b'::text])``. Both sides
 are therefore compared in a *comparison form*: parsed with pglast, casts removed, ``IN`` lists
-rewritten as ``= ANY (ARRAY[…])``, ``pg_catalog.`` dropped from function names, then deparsed.
+rewritten as ``= ANY (ARRAY[…])``, ``LIKE``/``ILIKE`` written as the operators PostgreSQL's parser
+makes of them (``~~``, ``~~*``, ``!~~``, ``!~~*``), ``pg_catalog.`` dropped from function
+names, then deparsed.
 
 The comparison form is only ever compared, never executed. When two forms still differ, the
 difference is reported as drift rather than acted on, so a false difference costs a report, not
@@ -23,6 +25,9 @@ from pglast.stream import RawStream
 from contracts.types import EXTENSION_FUNCTIONS
 
 __all__ = ["comparable", "qualify_extension_functions", "same_expression"]
+
+
+_LIKE = (enums.A_Expr_Kind.AEXPR_LIKE, enums.A_Expr_Kind.AEXPR_ILIKE)
 
 
 @lru_cache(maxsize=4096)
@@ -64,6 +69,8 @@ def _simplify(tree: Any) -> Any:
             lexpr=node.lexpr,
             rexpr=ast.A_ArrayExpr(elements=tuple(node.rexpr)),
         )
+    if isinstance(tree, ast.A_Expr) and node.kind in _LIKE:
+        node.kind = enums.A_Expr_Kind.AEXPR_OP  # its name is already the operator
     for slot in node.__slots__:
         if slot != "location":
             setattr(node, slot, _simplify(getattr(node, slot)))
