@@ -40,7 +40,8 @@ from worker.observability.health import HealthServer, health_app
 from worker.observability.logs import BROKER_LOGGER
 from worker.observability.metrics import observe_consumers
 from worker.observability.tracing import headers_from_context, messaging_attributes, tracer
-from worker.service.gate import Gate, check_databases
+from worker.service.databases import check_databases
+from worker.service.gate import Gate
 from worker.service.offsets import GuardedConsumer, OffsetGuard
 from worker.service.replies import dead_letter
 from worker.service.requests import TRACE_HEADERS, Rejection

@@ -24,18 +24,15 @@ from opentelemetry.trace import Link, SpanKind
 
 from contracts.events import SchemaHealed
 from worker.engine import ledger
-from worker.engine.changes import DriftKind
-from worker.engine.connection import DATABASE_ERRORS, connect, translate
-from worker.engine.hazards import Hazard
-from worker.engine.heal import HealResult, Outcome, RequestInfo, heal
-from worker.engine.pooler import require_direct
+from worker.engine.connection import DATABASE_ERRORS
+from worker.engine.heal import HealResult, RequestInfo, heal
 from worker.errors import RetryableError, SchemahealError
-from worker.observability.metrics import Series, make_instruments
+from worker.observability.metrics import make_instruments
 from worker.observability.tracing import context_from_headers, messaging_attributes, tracer
 from worker.service import replies, routing
 from worker.service.access import PolicyFile
+from worker.service.databases import open_checked
 from worker.service.requests import (
-    DEAD_LETTER_CODES,
     Rejection,
     Request,
     crashed,
@@ -44,6 +41,7 @@ from worker.service.requests import (
     replayed,
 )
 from worker.service.routing import Route
+from worker.service.series import counter_series
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("schemaheal.gate")
@@ -66,7 +64,7 @@ class Gate:
         self.sink = sink
         self.options = settings.heal_options()
         self._connections: dict[str, Any] = {}
-        self.metrics = make_instruments(metrics.get_meter("schemaheal"), _series(settings))
+        self.metrics = make_instruments(metrics.get_meter("schemaheal"), counter_series(settings))
         self.access = PolicyFile(settings.access_policy)
         self.access.current()  # a broken policy file stops the worker at start-up
 
@@ -394,48 +392,4 @@ def _info(request: Request) -> RequestInfo:
         database_alias=request.alias,
         trace_id=parts[1] if len(parts) == 4 else None,
         record_position=position(request),
-    )
-
-
-async def open_checked(settings: WorkerSettings, alias: str) -> Any:
-    """A worker connection to ``alias`` that can hold session advisory locks (no
-    transaction-pooling proxy in between: UnsafeConnectionError says why otherwise)."""
-    try:
-        conn = await connect(settings.dsn(alias), application_name="schemaheal worker",
-                             timeouts=settings)  # fmt: skip
-    except DATABASE_ERRORS as exc:
-        raise translate(exc, f"connecting to database {alias}") from exc
-    try:
-        await require_direct(conn, alias, settings.database_proxy)
-    except SchemahealError:
-        await conn.close()
-        raise
-    except DATABASE_ERRORS as exc:
-        await conn.close()
-        raise translate(exc, f"checking the connection to database {alias}") from exc
-    return conn
-
-
-async def check_databases(settings: WorkerSettings) -> None:
-    """At start-up: refuse (raise) when a database sits behind a proxy that would break the
-    advisory locks. A database that cannot be reached yet is checked on first use instead."""
-    for alias in sorted(settings.databases):
-        try:
-            conn = await open_checked(settings, alias)
-        except RetryableError as exc:
-            extra = {"database": alias, "error": str(exc)}
-            log.warning("database not reachable at start-up", extra=extra)
-            continue
-        await conn.close()
-
-
-def _series(settings: WorkerSettings) -> Series:
-    """Every label value the gate's counters take, so /metrics shows each at 0 from the start."""
-    return Series(
-        databases=tuple(settings.databases),
-        outcomes=tuple(o.value for o in Outcome),
-        hazards=(*(h.value for h in Hazard), "none"),
-        drift_kinds=tuple(k.value for k in DriftKind),
-        dead_letter_codes=DEAD_LETTER_CODES,
-        rejected=Outcome.REJECTED.value,
     )
