@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help install test check lint format typecheck schemas examples demo bench wheel-check lock clean
+.PHONY: help install system test check lint format typecheck schemas examples demo bench wheel-check lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -16,7 +16,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-test: install  ## run the test suite (real PostgreSQL 18 and 15 where installed)
+system:  ## Debian packages the tests use (PostgreSQL 15, PgBouncer, kcat, promtool, pgvector)
+	bash .ci/system-packages
+
+test: install system  ## run the test suite on real servers (installs what it needs first)
 	$(BIN)/python -m tests.run
 
 lint: install  ## ruff lint and format check
