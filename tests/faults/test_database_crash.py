@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,7 +120,8 @@ async def test_a_storm_healing_when_postgres_crashes_is_answered_after_the_resta
         body = json.loads(reply.value)
         outcomes.setdefault(body["request_id"], set()).add(body["outcome"])
     print(f"\ncrash mid-heal of a storm of {len(storm)}, down 10 s: {len(replies)} replies "
-          f"({len(replies) - len(storm)} duplicates), all {answered_after:.1f} s after restart")  # fmt: skip
+          f"({len(replies) - len(storm)} duplicates), all {answered_after:.1f} s after restart; "
+          f"outcomes {Counter(o for os in outcomes.values() for o in os)}")  # fmt: skip
     assert outcomes.keys() == set(storm)
     for request_id in storm:  # answered once, or again only with the same outcome
         assert outcomes[request_id] in ({"healed"}, {"unchanged"}), (request_id, outcomes)
