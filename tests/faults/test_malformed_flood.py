@@ -1,7 +1,8 @@
-"""Issue 14's flood, scaled for CI: malformed records shuffled with good requests, through a
-real broker and the real worker. Every good request is answered (duplicates only with the same
-outcome), every bad record is dead-lettered — the 5 MB and the oversized ones too, truncated
-where they do not fit — and rejected with a reply when it has a ``ce_id``. None is lost."""
+"""Issue 14's flood at its full size: 2,000 malformed records of every kind shuffled with 20
+good requests, through a real broker and the real worker. Every good request is answered
+(duplicates only with the same outcome), every bad record is dead-lettered — the 5 MB and the
+oversized ones too, truncated where they do not fit — and rejected with a reply when it has a
+``ce_id``. None is lost."""
 
 from __future__ import annotations
 
@@ -44,56 +45,66 @@ def good(i: int) -> Sent:
     return Sent("good", f"good-{i}", body, cloudevent(f"good-{i}"))
 
 
-def bad_records(rng: random.Random) -> list[Sent]:
-    """Every kind of malformed record the issue lists, a few of each."""
+def with_id(kind: str, i: int, value: bytes | None) -> Sent:
+    return Sent(kind, f"{kind}-{i}", value, cloudevent(f"{kind}-{i}"))
 
-    def with_id(kind: str, i: int, value: bytes | None) -> Sent:
-        return Sent(kind, f"{kind}-{i}", value, cloudevent(f"{kind}-{i}"))
 
+def big_bodies() -> dict[str, bytes]:
+    """The large and pathological bodies, built once: each is sent a few times."""
     body = request_body()
-    many_tables = {
-        **body,
-        "manifest": {
-            **body["manifest"],
-            "tables": [
-                {"name": f"t{i}", "columns": [{"name": "id", "type": "integer"}]}
-                for i in range(6000)
-            ],
-        },
+
+    def with_tables(tables: list[dict[str, Any]]) -> bytes:
+        return json.dumps({**body, "manifest": {**body["manifest"], "tables": tables}}).encode()
+
+    column = {"name": "id", "type": "integer"}
+    return {
+        "json-5mb": json.dumps({**body, "instance": "x" * (5 * MiB)}).encode(),
+        "over-limit-9mb": b"{" + b" " * 8_999_998 + b"}",
+        "deep": b"[" * 100_000 + b"]" * 100_000,
+        "deep-object": b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+        "many-tables": with_tables([{"name": f"t{i}", "columns": [column]} for i in range(10_000)]),
+        "long-names": with_tables(
+            [{"name": "n" * 100_000, "columns": [{"name": "c" * 100_000, "type": "integer"}]}]
+        ),
     }
-    long_name = {
-        **body,
-        "manifest": {
-            **body["manifest"],
-            "tables": [
-                {"name": "n" * 100_000, "columns": [{"name": "c" * 100_000, "type": "integer"}]}
-            ],
-        },
-    }
-    out = [
-        *(with_id("random", i, rng.randbytes(rng.randint(0, 3000))) for i in range(8)),
-        *(with_id("truncated", i, json.dumps(body).encode()[: rng.randint(1, 80)])
-          for i in range(4)),
-        with_id("json-5mb", 0, json.dumps({**body, "instance": "x" * (5 * MiB)}).encode()),
-        with_id("over-limit-9mb", 0, b"{" + b" " * 8_999_998 + b"}"),
-        with_id("over-record-limit-12mb", 0, rng.randbytes(12 * MiB)),
-        with_id("deep", 0, b"[" * 100_000 + b"]" * 100_000),
-        with_id("deep-object", 0, b'{"a":' * 100_000 + b"1" + b"}" * 100_000),
-        with_id("many-tables", 0, json.dumps(many_tables).encode()),
-        with_id("long-names", 0, json.dumps(long_name).encode()),
-        *(Sent("no-headers", None, json.dumps(body).encode(), []) for _ in range(3)),
-        *(Sent("garbage-headers", None, json.dumps(body).encode(),
-               [(f"h{j}", rng.randbytes(rng.randint(0, 40))) for j in range(5)])
-          for _ in range(3)),
-        *(Sent("binary-ce-id", None, json.dumps(body).encode(),
-               [*cloudevent("x")[:1], ("ce_id", b"\xff\xfe\x80"), *cloudevent("x")[2:]])
-          for _ in range(2)),
-        *(Sent("null-headers", None, json.dumps(body).encode(),
-               [(k, None) for k, _ in cloudevent("x")]) for _ in range(2)),
-    ]  # fmt: skip
-    wrong_type = cloudevent("wrong-type-0")
+
+
+# How many of each kind the flood holds (2,000 in all): the multi-megabyte ones a few times
+# each (they take the time), the small ones by the hundred.
+BIG = {"json-5mb": 2, "over-limit-9mb": 2, "over-record-limit-12mb": 1, "deep": 5,
+       "deep-object": 5, "many-tables": 3, "long-names": 4}  # fmt: skip
+SMALL = {"random": 600, "truncated": 500, "no-headers": 200, "garbage-headers": 250,
+         "binary-ce-id": 150, "null-headers": 150, "wrong-type": 128}  # fmt: skip
+
+
+def small_record(kind: str, i: int, rng: random.Random, body: bytes) -> Sent:
+    if kind == "random":
+        return with_id(kind, i, rng.randbytes(rng.randint(0, 3000)))
+    if kind == "truncated":
+        return with_id(kind, i, body[: rng.randint(1, len(body) - 1)])
+    if kind == "no-headers":
+        return Sent(kind, None, body, [])
+    if kind == "garbage-headers":
+        return Sent(kind, None, body, [(f"h{j}", rng.randbytes(rng.randint(0, 40)))
+                                       for j in range(rng.randint(1, 8))])  # fmt: skip
+    if kind == "binary-ce-id":
+        return Sent(kind, None, body, [*cloudevent("x")[:1], ("ce_id", rng.randbytes(3) + b"\xff"),
+                                       *cloudevent("x")[2:]])  # fmt: skip
+    if kind == "null-headers":
+        return Sent(kind, None, body, [(k, None) for k, _ in cloudevent("x")])
+    wrong_type = cloudevent(f"{kind}-{i}")
     wrong_type[3] = ("ce_type", "é".encode("latin-1"))  # not UTF-8: the header is skipped
-    out.append(Sent("wrong-type", "wrong-type-0", json.dumps(body).encode(), wrong_type))
+    return Sent(kind, f"{kind}-{i}", body, wrong_type)
+
+
+def bad_records(rng: random.Random) -> list[Sent]:
+    """Every kind of malformed record the issue lists: 2,000 of them."""
+    body = json.dumps(request_body()).encode()
+    bigs = big_bodies()
+    out = [small_record(kind, i, rng, body) for kind, n in SMALL.items() for i in range(n)]
+    for kind, n in BIG.items():
+        out += [with_id(kind, i, bigs.get(kind) or rng.randbytes(12 * MiB)) for i in range(n)]
+    assert len(out) == 2000
     return out
 
 
@@ -134,7 +145,7 @@ async def test_malformed_records_shuffled_with_good_requests_lose_nothing(
     kafka: KafkaServer, database: FreshDatabase
 ) -> None:
     rng = random.Random(14)
-    goods, bads = [good(i) for i in range(10)], bad_records(rng)
+    goods, bads = [good(i) for i in range(20)], bad_records(rng)
     records = goods + bads
     rng.shuffle(records)
     settings = worker_settings(kafka, database)
