@@ -242,7 +242,9 @@ async def main(args: argparse.Namespace) -> None:
         ddl = 0
         for dsn in dsns.values():
             conn = await asyncpg.connect(dsn)
-            ddl += await conn.fetchval("SELECT count(DISTINCT heal_id) FROM schemaheal.statements")
+            ddl += await conn.fetchval(
+                "SELECT count(DISTINCT heal_id) FROM schemaheal.statements WHERE state = 'applied'"
+            )
             await conn.close()
     print_results(args, gate, raw, result, ddl - 1, memory)
 

@@ -181,7 +181,7 @@ async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: arg
     for dsn in dsns.values():
         conn = await asyncpg.connect(dsn)
         result.ddl_runs += await conn.fetchval(
-            "SELECT count(DISTINCT heal_id) FROM schemaheal.statements"
+            "SELECT count(DISTINCT heal_id) FROM schemaheal.statements WHERE state = 'applied'"
         )
         await conn.close()
     result.ddl_runs -= args.databases  # the warm-up's own heal on each database

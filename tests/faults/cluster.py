@@ -221,7 +221,12 @@ async def check_database(
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(f"SELECT request_id, outcome FROM {ledger_schema}.heals")
-        sql = [r["sql"] for r in await conn.fetch(f"SELECT sql FROM {ledger_schema}.statements")]
+        sql = [
+            r["sql"]
+            for r in await conn.fetch(
+                f"SELECT sql FROM {ledger_schema}.statements WHERE state IN ('applied', 'confirmed')"
+            )
+        ]
         locks = await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
     finally:
         await conn.close()

@@ -56,7 +56,9 @@ async def test_a_connection_closed_mid_heal_is_a_retryable_result_not_an_excepti
 
 async def _statements(conn: asyncpg.Connection, heal_id: int) -> list[str]:
     rows = await conn.fetch(
-        "SELECT sql FROM schemaheal.statements WHERE heal_id = $1 ORDER BY ordinal", heal_id
+        "SELECT sql FROM schemaheal.statements WHERE heal_id = $1 "
+        "AND state IN ('applied', 'confirmed') ORDER BY ordinal",
+        heal_id,
     )
     return [row["sql"] for row in rows]
 

@@ -137,6 +137,8 @@ async def test_a_killed_worker_is_replaced_and_the_heal_completes(
 
 async def _statements(database: FreshDatabase, heal_id: int) -> list[str]:
     rows = await database.fetch(
-        "SELECT sql FROM schemaheal.statements WHERE heal_id = $1 ORDER BY ordinal", heal_id
+        "SELECT sql FROM schemaheal.statements WHERE heal_id = $1 "
+        "AND state IN ('applied', 'confirmed') ORDER BY ordinal",
+        heal_id,
     )
     return [row["sql"] for row in rows]

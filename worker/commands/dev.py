@@ -184,7 +184,7 @@ async def run_demo(settings: WorkerSettings, dsn: str, replicas: int) -> bool:
     applied = await conn.fetch(
         "SELECT h.request_id, s.ordinal, s.sql, round(s.duration_ms::numeric, 1) AS ms "
         "FROM schemaheal.statements s JOIN schemaheal.heals h ON h.id = s.heal_id "
-        "ORDER BY h.id, s.ordinal"
+        "WHERE s.state IN ('applied', 'confirmed') ORDER BY h.id, s.ordinal"
     )
     ledger = Table(title="what ran (from the ledger, schemaheal.statements)", title_justify="left")
     for name in ("#", "ms", "statement"):

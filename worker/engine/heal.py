@@ -19,7 +19,7 @@ from typing import TypeVar
 from opentelemetry import trace
 
 import contracts
-from worker.engine import fingerprint, ledger
+from worker.engine import fingerprint, ledger, ledger_intent
 from worker.engine.apply import AppliedStatement, apply, retrying_lock_waits
 from worker.engine.changes import Drift
 from worker.engine.connection import DATABASE_ERRORS, Connection, connection_lost, translate
@@ -115,7 +115,8 @@ async def _heal(
         if not options.record:
             return None
         entry = _entry(replace(result, plan=plan), request, started, desired)
-        intent.append(await ledger.begin(conn, entry, len(plan.statements), options.ledger_schema))
+        schema = options.ledger_schema
+        intent.append(await ledger_intent.begin(conn, entry, plan.statements, schema))
         return intent[-1]
 
     try:
@@ -126,7 +127,7 @@ async def _heal(
             conn, database, desired.schemas, max_wait_s=options.lock_wait_s
         ) as waited:
             if options.record:  # a heal of these schemas that died: close it before healing
-                await ledger.close_interrupted(conn, desired.schemas, options.ledger_schema)
+                await ledger_intent.close_interrupted(conn, desired.schemas, options.ledger_schema)
             before = await _served_before(conn, result, request, options)
             result = before or await _locked(conn, desired, manifest_hash, options, observe,
                                              waited, intend)  # fmt: skip
@@ -200,7 +201,9 @@ async def _locked(
     applied: list[AppliedStatement] = []
     # the intent goes to the ledger before the first statement, each statement as it commits
     intent = await intend(plan) if plan.statements else None
-    progress = None if intent is None else ledger.progress(conn, intent, options.ledger_schema)
+    progress = (
+        None if intent is None else ledger_intent.progress(conn, intent, options.ledger_schema)
+    )
     try:
         mark = time.perf_counter()
         with tracer().start_as_current_span("schemaheal apply"):
@@ -320,7 +323,7 @@ async def _record(
     entry = _entry(result, request, started, desired)
     try:
         if result.ledger_id is not None:  # its intent row, and its statements, are written
-            return await ledger.finish(conn, result.ledger_id, entry, options.ledger_schema)
+            return await ledger_intent.finish(conn, result.ledger_id, entry, options.ledger_schema)
         return await ledger.record(conn, entry, options.ledger_schema)
     except DATABASE_ERRORS as exc:  # a lost connection must not hide the heal's own result
         if not connection_lost(exc):

@@ -4,12 +4,11 @@ Created on first use (under its own advisory lock, so two workers never race to 
 never inside a service's schemas. One row per heal in ``heals``, one per statement in
 ``statements``. ``find`` answers a redelivered or replayed request from its first finished heal.
 
-A heal that applies anything writes its intent first: a ``running`` row (:func:`begin`), then one
-statement row per statement as it commits — in the statement's own transaction where it has one,
-right after it for ``CONCURRENTLY`` statements, which cannot run in one (:func:`progress`) — and
-its outcome at the end (:func:`finish`). A worker killed mid-apply so leaves a ``running`` row that
-lists what committed; the next heal of an overlapping schema, holding its advisory locks (which
-the dead heal held while alive), closes it as ``interrupted`` (:func:`close_interrupted`).
+A heal that applies anything writes its intent first (:mod:`worker.engine.ledger_intent`): a
+``running`` row and every planned statement, ``planned``; each becomes ``applied`` as it commits,
+and the outcome is written at the end. The next heal of an overlapping schema closes a heal that
+died as ``interrupted``, settling each statement still ``planned`` from the catalog
+(:mod:`worker.engine.intent`).
 
 The tables are created by the worker; later columns are added in place (``ADD COLUMN IF NOT
 EXISTS``), so a ledger written by an older worker is upgraded, never rebuilt.
@@ -19,20 +18,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from contracts.identifiers import quote_ident
 from worker.engine.apply import AppliedStatement
 from worker.engine.connection import Connection
+from worker.engine.intent import RAN, StatementState
 from worker.engine.lock import advisory_locks
 
 DEFAULT_SCHEMA = "schemaheal"
-log = logging.getLogger("schemaheal.ledger")
 
 
 def _ddl(schema: str) -> str:
@@ -75,11 +73,15 @@ CREATE TABLE IF NOT EXISTS {s}.statements (
 );
 ALTER TABLE {s}.heals ADD COLUMN IF NOT EXISTS planned integer;  -- statements planned (intent)
 CREATE INDEX IF NOT EXISTS heals_running_idx ON {s}.heals (id) WHERE outcome = 'running';
+-- layout 3: every planned statement is written before the first runs; what shows it committed
+ALTER TABLE {s}.statements ADD COLUMN IF NOT EXISTS state text NOT NULL DEFAULT 'applied',
+    ADD COLUMN IF NOT EXISTS catalog_check jsonb,
+    ALTER COLUMN started_at DROP NOT NULL, ALTER COLUMN duration_ms DROP NOT NULL;
 """
 
 
-#: The column the latest ledger layout added last: its absence means "upgrade in place".
-_LATEST_COLUMN = "planned"
+#: The table and column the latest ledger layout added last: absent means "upgrade in place".
+_LATEST_TABLE, _LATEST_COLUMN = "statements", "catalog_check"
 RUNNING, INTERRUPTED = "running", "interrupted"
 UNFINISHED = (RUNNING, INTERRUPTED)
 
@@ -116,10 +118,9 @@ async def ensure_ledger(conn: Connection, database: str, schema: str = DEFAULT_S
     if schema in _READY.get(conn, ()):
         return
     current = await conn.fetchval(
-        """SELECT to_regclass($1) IS NOT NULL AND EXISTS (SELECT FROM pg_attribute
-               WHERE attrelid = to_regclass($2) AND attname = $3 AND NOT attisdropped)""",
-        f"{schema}.statements",
-        f"{schema}.heals",
+        """SELECT EXISTS (SELECT FROM pg_attribute
+               WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped)""",
+        f"{schema}.{_LATEST_TABLE}",
         _LATEST_COLUMN,
     )
     if not current:
@@ -133,92 +134,16 @@ async def record(conn: Connection, entry: HealRecord, schema: str = DEFAULT_SCHE
     # one row alone is atomic; a transaction only when statements are written with it
     atomic = conn.transaction() if entry.statements else contextlib.nullcontext()
     async with atomic:
-        heal_id = await _insert_heal(conn, entry, quote_ident(schema))
+        heal_id = await insert_heal(conn, entry, quote_ident(schema))
         if entry.statements:
             await conn.executemany(  # type: ignore[attr-defined]
-                _insert_statement(quote_ident(schema)),
-                [_statement_row(heal_id, a) for a in entry.statements],
+                insert_statement(quote_ident(schema)),
+                [statement_row(heal_id, a) for a in entry.statements],
             )
     return heal_id
 
 
-async def begin(
-    conn: Connection, entry: HealRecord, planned: int, schema: str = DEFAULT_SCHEMA
-) -> int:
-    """Record the intent of a heal about to apply ``planned`` statements: a ``running`` row,
-    committed before the first statement runs. Return its id."""
-    return await _insert_heal(conn, replace(entry, outcome=RUNNING), quote_ident(schema), planned)
-
-
-def progress(
-    conn: Connection, heal_id: int, schema: str = DEFAULT_SCHEMA
-) -> Callable[[AppliedStatement], Awaitable[None]]:
-    """Record one statement of the heal ``heal_id``, called in the statement's own transaction
-    (so both commit or neither does). A retried group records its statements again: the row
-    then says how many retries it took."""
-    sql = _insert_statement(quote_ident(schema)) + (
-        " ON CONFLICT (heal_id, ordinal) DO UPDATE SET started_at = excluded.started_at,"
-        " duration_ms = excluded.duration_ms, retries = excluded.retries"
-    )
-
-    async def write(applied: AppliedStatement) -> None:
-        await conn.execute(sql, *_statement_row(heal_id, applied))
-
-    return write
-
-
-async def finish(
-    conn: Connection, heal_id: int, entry: HealRecord, schema: str = DEFAULT_SCHEMA
-) -> int:
-    """Close the ``running`` row ``heal_id`` with the heal's outcome (its statements are already
-    recorded, one by one). Return its id."""
-    s = quote_ident(schema)
-    await conn.execute(
-        f"""UPDATE {s}.heals SET outcome = $2, error_code = $3, error_message = $4,
-                lock_wait_ms = $5, duration_ms = $6, finished_at = now(), drift = $7,
-                blocked = $8
-            WHERE id = $1""",
-        heal_id,
-        entry.outcome,
-        entry.error_code,
-        entry.error_message,
-        None if entry.lock_wait_s is None else entry.lock_wait_s * 1000,
-        entry.duration_s * 1000,
-        json.dumps(list(entry.drift)),
-        json.dumps(list(entry.blocked)),
-    )
-    return heal_id
-
-
-async def close_interrupted(
-    conn: Connection, schemas: Collection[str], schema: str = DEFAULT_SCHEMA
-) -> list[int]:
-    """Close as ``interrupted`` every ``running`` heal of any of ``schemas``; return their ids.
-
-    Call it holding the advisory locks of ``schemas``: a live heal holds the locks of all its
-    schemas from before its row is written until after it is finished, so a ``running`` row
-    sharing a schema with ours belongs to a heal that died (worker killed, connection lost)."""
-    s = quote_ident(schema)
-    rows = await conn.fetch(
-        f"""UPDATE {s}.heals h SET outcome = '{INTERRUPTED}', error_code = '{INTERRUPTED}',
-                finished_at = now(),
-                error_message = format('the heal stopped before it finished (worker killed or '
-                    'its database connection lost): %s of %s planned statement(s) committed, '
-                    'listed in %s.statements; the next heal finished the rest',
-                    (SELECT count(*) FROM {s}.statements st WHERE st.heal_id = h.id),
-                    coalesce(h.planned::text, '?'), $2::text)
-            WHERE outcome = '{RUNNING}' AND schemas && $1::text[]
-            RETURNING id""",
-        sorted(schemas),
-        schema,
-    )
-    closed = [row["id"] for row in rows]
-    if closed:
-        log.warning("closed interrupted heal(s) %s", closed, extra={"ledger_ids": closed})
-    return closed
-
-
-async def _insert_heal(
+async def insert_heal(
     conn: Connection, entry: HealRecord, s: str, planned: int | None = None
 ) -> int:
     heal_id: int = await conn.fetchval(
@@ -240,7 +165,7 @@ async def _insert_heal(
         entry.error_message,
         None if entry.lock_wait_s is None else entry.lock_wait_s * 1000,
         entry.duration_s * 1000,
-        _ts(entry.started_at),
+        ts(entry.started_at),
         entry.trace_id,
         json.dumps(list(entry.drift)),
         json.dumps(list(entry.blocked)),
@@ -251,15 +176,15 @@ async def _insert_heal(
     return heal_id
 
 
-def _insert_statement(s: str) -> str:
+def insert_statement(s: str) -> str:
     return f"""INSERT INTO {s}.statements (heal_id, ordinal, change, sql, hazards, started_at,
                    duration_ms, retries)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"""
 
 
-def _statement_row(heal_id: int, a: AppliedStatement) -> tuple[object, ...]:
+def statement_row(heal_id: int, a: AppliedStatement) -> tuple[object, ...]:
     hazards = [h.value for h in a.hazards]
-    return (heal_id, a.ordinal, a.change, a.sql, hazards, _ts(a.started_at),
+    return (heal_id, a.ordinal, a.change, a.sql, hazards, ts(a.started_at),
             a.duration_s * 1000, a.retries)  # fmt: skip
 
 
@@ -311,11 +236,17 @@ async def find_many(
         f"SELECT * FROM {s}.statements WHERE heal_id = ANY($1::bigint[]) ORDER BY heal_id, ordinal",
         list(heal_ids),
     ):
-        statements.setdefault(st["heal_id"], []).append(dict(st))
+        if ran(st):
+            statements.setdefault(st["heal_id"], []).append(dict(st))
     for row in found.values():
         row["statements"] = statements.get(row["served_by"] or row["id"], [])
     return found
 
 
-def _ts(epoch: float) -> datetime:
+def ran(statement_row: Any) -> bool:
+    """True for a statement row that ran (a ledger from before the states has only those)."""
+    return dict(statement_row).get("state", StatementState.APPLIED) in RAN
+
+
+def ts(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)

@@ -22,6 +22,7 @@ from worker.engine.changes import describe
 from worker.engine.connection import Connection
 from worker.engine.desired import desired_state
 from worker.engine.heal import HealOptions, HealResult, RequestInfo, current_plan, heal
+from worker.engine.ledger import ran
 from worker.engine.plan import PlanSettings
 from worker.observability.tracing import context_from_headers, tracer
 from worker.replay.audit import REAPPLY_PREFIX, Boot, DdlEvent, LedgerRow, Replan, StatementRow
@@ -55,14 +56,17 @@ async def read_ledger(
         f"SELECT * FROM {s}.statements WHERE heal_id = ANY($1::bigint[]) ORDER BY heal_id, ordinal",
         [row["id"] for row in rows],
     ):
+        if not ran(st):  # planned, and the heal failed or stopped before it: it did not run
+            continue
         statements.setdefault(st["heal_id"], []).append(
             StatementRow(
                 ordinal=st["ordinal"],
                 change=st["change"],
                 sql=st["sql"],
                 hazards=tuple(st["hazards"]),
-                duration_ms=st["duration_ms"],
+                duration_ms=st["duration_ms"],  # None: confirmed after an interruption
                 retries=st["retries"],
+                state=dict(st).get("state", "applied"),  # an old ledger: only applied ones
             )
         )
     return [

@@ -62,8 +62,10 @@ class StatementRow:
     change: str
     sql: str
     hazards: tuple[str, ...]
-    duration_ms: float
+    duration_ms: float | None  # None: not timed (confirmed from the catalog after a crash)
     retries: int
+    #: ``applied``, or ``confirmed``: found in the catalog after its heal was interrupted
+    state: str = "applied"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

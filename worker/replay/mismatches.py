@@ -99,6 +99,10 @@ def heal_interrupted(row: LedgerRow) -> list[Mismatch]:
         "or it is running now"
     )
     ran = "; ".join(s.sql.splitlines()[0][:80] for s in row.statements[:5])
+    # committed, but its row was not written before the heal stopped: the catalog showed it
+    confirmed = [s.sql.splitlines()[0][:80] for s in row.statements if s.state == "confirmed"]
+    if confirmed:
+        how += f"; {len(confirmed)} confirmed from the catalog: " + "; ".join(confirmed)
     return [Mismatch(kind=MismatchKind.HEAL_INTERRUPTED, time_ms=row.started_ms,
                      database=row.database, service=row.service, subject=f"ledger #{row.id}",
                      detail=f"a heal of {row.manifest_hash[:12]} for request {row.request_id} "

@@ -13,7 +13,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from worker.replay.audit import Audit, Boot, Mismatch
+from worker.replay.audit import Audit, Boot, Mismatch, StatementRow
 
 OUTCOME_COLOURS = {
     "healed": "#2e7d32",
@@ -25,6 +25,12 @@ OUTCOME_COLOURS = {
 }
 _RICH = {"healed": "green", "unchanged": "dim green", "blocked": "yellow", "rejected": "magenta",
          "failed": "red", "no reply": "bright_black"}  # fmt: skip
+
+
+def _took(statement: StatementRow) -> str:
+    if statement.duration_ms is None:  # committed, then the heal stopped before timing it
+        return "confirmed from the catalog after an interruption"
+    return f"{statement.duration_ms:.1f} ms"
 
 
 def iso(epoch_ms: int) -> str:
@@ -64,6 +70,7 @@ def boot_json(boot: Boot) -> dict[str, Any]:
                 "hazards": list(s.hazards),
                 "duration_ms": s.duration_ms,
                 "retries": s.retries,
+                "state": s.state,
             }
             for s in boot.statements
         ],
@@ -209,7 +216,7 @@ def html_report(audit: Audit, *, title: str = "schemaheal audit") -> str:
     for n, boot in enumerate(audit.boots):
         event = boot.request
         statements = "".join(
-            f"<li><code>{e(s.sql)}</code> <span class=muted>{s.duration_ms:.1f} ms"
+            f"<li><code>{e(s.sql)}</code> <span class=muted>{_took(s)}"
             f"{', hazards: ' + e(', '.join(s.hazards)) if s.hazards else ''}"
             f"{f', {s.retries} retries' if s.retries else ''}</span></li>"
             for s in boot.statements

@@ -71,7 +71,7 @@ def from_ledger(request: Request, row: dict[str, Any]) -> SchemaHealed:
                 change=s["change"],
                 sql=s["sql"],
                 hazards=list(s["hazards"]),
-                duration_ms=s["duration_ms"],
+                duration_ms=s["duration_ms"] or 0.0,  # None: confirmed after a crash, untimed
                 retries=s["retries"],
             )
             for s in row["statements"]
