@@ -35,3 +35,40 @@ async def test_a_ledger_from_before_the_intent_rows_is_upgraded_in_place(
     assert rows[1]["outcome"] == "healed" and rows[1]["planned"] == len(result.applied) > 0
     index = await database.fetch("SELECT 1 FROM pg_indexes WHERE indexname = 'heals_running_idx'")
     assert index
+
+
+async def test_a_ledger_from_before_the_statement_states_is_upgraded_in_place(
+    database: FreshDatabase,
+) -> None:
+    """Layout 2 (intent rows, no statement states): its statement rows read as applied, and the
+    next heal writes its planned statements into it."""
+    old = ledger._ddl(ledger.DEFAULT_SCHEMA).split("-- layout 3")[0]
+    assert "catalog_check" not in old and "planned integer" in old
+    await database.execute(old)
+    await database.execute(
+        "INSERT INTO schemaheal.heals (manifest_hash, schemas, outcome, started_at, planned) "
+        "VALUES ('old', '{public}', 'healed', now(), 1);"
+        "INSERT INTO schemaheal.statements (heal_id, ordinal, change, sql, hazards, started_at, "
+        "duration_ms, retries) VALUES (1, 1, 'AddSchema public', 'CREATE SCHEMA x', '{}', now(), "
+        "1.5, 0)"
+    )
+    conn = await connect(database.dsn)
+    try:
+        result = await heal(conn, load_manifest(json.dumps(manifest(TENANTS))))
+    finally:
+        await conn.close()
+    assert result.outcome.value == "healed", result.error_message
+    rows = await database.fetch(
+        "SELECT heal_id, sql, state, duration_ms, catalog_check FROM schemaheal.statements "
+        "ORDER BY heal_id, ordinal"
+    )
+    assert (rows[0]["sql"], rows[0]["state"], rows[0]["duration_ms"]) == ("CREATE SCHEMA x",
+                                                                          "applied", 1.5)  # fmt: skip
+    new = [r for r in rows if r["heal_id"] == result.ledger_id]
+    assert [r["state"] for r in new] == ["applied"] * len(result.applied)
+    assert [r["sql"] for r in new] == [a.sql for a in result.applied]
+    nullable = await database.fetch(
+        "SELECT attname FROM pg_attribute WHERE attrelid = 'schemaheal.statements'::regclass "
+        "AND attname IN ('started_at', 'duration_ms') AND NOT attnotnull ORDER BY 1"
+    )
+    assert [r["attname"] for r in nullable] == ["duration_ms", "started_at"]  # planned: not yet
