@@ -11,24 +11,28 @@ from tests.conftest import FreshDatabase
 from tests.contracts.builders import TENANTS, manifest
 from worker.engine import ledger
 from worker.engine.connection import connect
-from worker.engine.heal import heal
+from worker.engine.heal import HealResult, heal
 
 
-async def test_a_ledger_from_before_the_intent_rows_is_upgraded_in_place(
-    database: FreshDatabase,
-) -> None:
-    old = ledger._ddl(ledger.DEFAULT_SCHEMA).split("ALTER TABLE")[0]  # the layout before
-    await database.execute(old)
-    await database.execute(
-        "INSERT INTO schemaheal.heals (manifest_hash, schemas, outcome, started_at) "
-        "VALUES ('old', '{public}', 'healed', now())"
-    )
+async def _heal_over(database: FreshDatabase, layout: str, rows: str) -> HealResult:
+    """A heal of TENANTS over a ledger of an older ``layout`` holding ``rows``."""
+    await database.execute(layout)
+    await database.execute(rows)
     conn = await connect(database.dsn)
     try:
         result = await heal(conn, load_manifest(json.dumps(manifest(TENANTS))))
     finally:
         await conn.close()
     assert result.outcome.value == "healed", result.error_message
+    return result
+
+
+async def test_a_ledger_from_before_the_intent_rows_is_upgraded_in_place(
+    database: FreshDatabase,
+) -> None:
+    old = ledger._ddl(ledger.DEFAULT_SCHEMA).split("ALTER TABLE")[0]  # the layout before
+    result = await _heal_over(database, old, "INSERT INTO schemaheal.heals (manifest_hash, "
+                              "schemas, outcome, started_at) VALUES ('old', '{public}', 'healed', now())")  # fmt: skip
     rows = await database.fetch("SELECT manifest_hash, outcome, planned FROM schemaheal.heals "
                                 "ORDER BY id")  # fmt: skip
     assert (rows[0]["manifest_hash"], rows[0]["outcome"]) == ("old", "healed")
@@ -44,20 +48,15 @@ async def test_a_ledger_from_before_the_statement_states_is_upgraded_in_place(
     next heal writes its planned statements into it."""
     old = ledger._ddl(ledger.DEFAULT_SCHEMA).split("-- layout 3")[0]
     assert "catalog_check" not in old and "planned integer" in old
-    await database.execute(old)
-    await database.execute(
+    result = await _heal_over(
+        database,
+        old,
         "INSERT INTO schemaheal.heals (manifest_hash, schemas, outcome, started_at, planned) "
         "VALUES ('old', '{public}', 'healed', now(), 1);"
         "INSERT INTO schemaheal.statements (heal_id, ordinal, change, sql, hazards, started_at, "
         "duration_ms, retries) VALUES (1, 1, 'AddSchema public', 'CREATE SCHEMA x', '{}', now(), "
-        "1.5, 0)"
+        "1.5, 0)",
     )
-    conn = await connect(database.dsn)
-    try:
-        result = await heal(conn, load_manifest(json.dumps(manifest(TENANTS))))
-    finally:
-        await conn.close()
-    assert result.outcome.value == "healed", result.error_message
     rows = await database.fetch(
         "SELECT heal_id, sql, state, duration_ms, catalog_check FROM schemaheal.statements "
         "ORDER BY heal_id, ordinal"
