@@ -100,7 +100,7 @@ def heal_interrupted(row: LedgerRow) -> list[Mismatch]:
     )
     ran = "; ".join(s.sql.splitlines()[0][:80] for s in row.statements[:5])
     # committed, but its row was not written before the heal stopped: the catalog showed it
-    confirmed = [s.sql.splitlines()[0][:80] for s in row.statements if s.state == "confirmed"]
+    confirmed = [s.sql.splitlines()[0] for s in row.statements if s.state == "confirmed"]
     if confirmed:
         how += f"; {len(confirmed)} confirmed from the catalog: " + "; ".join(confirmed)
     return [Mismatch(kind=MismatchKind.HEAL_INTERRUPTED, time_ms=row.started_ms,
