@@ -3,6 +3,7 @@ an audit: *everything read* (the accounting) and *everything matched* (reconstru
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -21,7 +22,15 @@ from tests.replay.builders import (
 from tests.replay.test_audit import DAY0, WINDOW, audit_of, boot_records, kinds
 from worker.replay import mismatches
 from worker.replay.accounting import Topics, account, classify
-from worker.replay.events import Boot, DdlEvent, Replan, ReplyEvent, RequestEvent, Unreadable
+from worker.replay.events import (
+    Boot,
+    DdlEvent,
+    Replan,
+    ReplyEvent,
+    RequestEvent,
+    StatementRow,
+    Unreadable,
+)
 from worker.replay.history import History
 from worker.replay.reading import Gap
 
@@ -96,6 +105,23 @@ def test_heal_interrupted(outcome: str, found: int) -> None:
     found_ = mismatches.heal_interrupted(ledger_row(8, "r1", AT, outcome=outcome))
     assert len(found_) == found
     assert all("after 1 committed statement(s)" in m.detail for m in found_)
+
+
+def test_an_interrupted_heal_names_the_statements_only_the_catalog_showed_ran() -> None:
+    """A CONCURRENTLY statement killed between its commit and its row, confirmed by the heal
+    that closed it: named in full (not cut at 80 characters like the list of what ran)."""
+    cic = (
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS items_name_idx ON public.items USING btree (name)"
+    )
+    confirmed = StatementRow(ordinal=2, change="AddIndex public.items.items_name_idx", sql=cic,
+                             hazards=("index-build",), duration_ms=None, retries=0,
+                             state="confirmed")  # fmt: skip
+    row = ledger_row(8, "r1", AT, outcome="interrupted")
+    (found,) = mismatches.heal_interrupted(replace(row, statements=(*row.statements, confirmed)))
+    assert "after 2 committed statement(s)" in found.detail
+    assert f"1 confirmed from the catalog: {cic}" in found.detail
+    (plain,) = mismatches.heal_interrupted(row)
+    assert "confirmed" not in plain.detail
 
 
 def test_an_interrupted_heal_is_reported_and_the_heal_that_finished_answers_the_boot() -> None:
