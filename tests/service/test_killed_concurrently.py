@@ -110,6 +110,8 @@ async def _serve_again(
         worker = await start_worker(kafka, database, log)
         try:
             reply: SchemaHealed = await asyncio.wait_for(waiting, 180)
+        except Exception as exc:  # what the worker said, to see why
+            raise AssertionError(f"no reply; the worker logged: {_tail(log_path)}") from exc
         finally:
             if worker.returncode is None:
                 worker.send_signal(signal.SIGTERM)
