@@ -215,18 +215,13 @@ class Ledger:
 async def check_database(
     dsn: str, want: set[str], expected_sql: Iterable[str], ledger_schema: str = "schemaheal"
 ) -> Ledger:
-    """Each request of ``want`` has one finished heal; nothing is left running; every statement
-    of ``expected_sql`` is in the ledger exactly once (DDL once per change, none unrecorded);
-    no advisory lock is left."""
+    """Each request of ``want`` has one finished heal; nothing is left running, no statement left
+    ``planned``; every statement of ``expected_sql`` is in the ledger as run exactly once (DDL
+    once per change, none unrecorded); no advisory lock is left."""
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(f"SELECT request_id, outcome FROM {ledger_schema}.heals")
-        sql = [
-            r["sql"]
-            for r in await conn.fetch(
-                f"SELECT sql FROM {ledger_schema}.statements WHERE state IN ('applied', 'confirmed')"
-            )
-        ]
+        states = await conn.fetch(f"SELECT sql, state FROM {ledger_schema}.statements")
         locks = await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
     finally:
         await conn.close()
@@ -235,6 +230,12 @@ async def check_database(
     )
     assert {r for r in want if finished[r] != 1} == set(), "a request without exactly one heal"
     assert [r["outcome"] for r in rows if r["outcome"] == "running"] == []
+    # every statement settled: ran (applied, or confirmed from the catalog) or did not
+    unsettled = [
+        r["sql"] for r in states if r["state"] not in ("applied", "confirmed", "not-applied")
+    ]
+    assert unsettled == [], "statements left planned or unconfirmed"
+    sql = [r["sql"] for r in states if r["state"] in ("applied", "confirmed")]
     counts = Counter(sql)
     assert [s for s, n in counts.items() if n > 1] == [], "DDL ran more than once"
     assert sorted(counts) == sorted(expected_sql), "the ledger misses a committed statement"
