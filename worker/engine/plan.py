@@ -17,6 +17,7 @@ from worker.engine import changes as ch
 from worker.engine import model as m
 from worker.engine import render as r
 from worker.engine.hazards import Hazard
+from worker.engine.plan_expand import contract_statements, expand_commands
 from worker.engine.statements import Plan, PlanSettings, Statement
 
 __all__ = ["Plan", "PlanSettings", "Statement", "make_plan"]
@@ -42,6 +43,7 @@ _PHASES: dict[type, int] = {
     ch.AddSequence: 4,
     ch.AddTable: 5,
     ch.AddColumn: 6,
+    ch.ExpandColumn: 6,
     ch.WidenType: 6,
     ch.SetDefault: 7,
     ch.DropNotNull: 7,
@@ -94,7 +96,14 @@ def make_plan(
                 )
             )
         previous = change
-    return Plan(statements=tuple(statements), drift=drift, changes=tuple(ordered))
+    running = tuple(c for c in ordered if isinstance(c, ch.ExpandColumn))
+    return Plan(
+        statements=tuple(statements),
+        drift=drift,
+        changes=tuple(c for c in ordered if not (isinstance(c, ch.ExpandColumn) and c.expanded)),
+        migrations=tuple(c.migration for c in running),
+        contract=contract_statements(running, settings, group + 1),
+    )
 
 
 def _lock_timeout(settings: PlanSettings, transactional: bool, statement_timeout_ms: int) -> int:
@@ -153,6 +162,10 @@ def _render(change: ch.Change) -> list[_Step]:
                     long=Hazard.TABLE_REWRITE in _add_column_hazards(column),
                 )
             ]
+        case ch.ExpandColumn():
+            commands = expand_commands(change)
+            return [_Step(sql, (Hazard.STRONG_LOCK,), joins_previous=i > 0)
+                    for i, sql in enumerate(commands)]  # fmt: skip
         case ch.SetDefault(table=table, column=column):
             return [_alter_column(table, column, f"SET DEFAULT {column.default}")]
         case ch.DropNotNull(table=table, column=column):
