@@ -25,8 +25,8 @@ COMMIT;
 BEGIN;
 SET LOCAL lock_timeout = '2000ms';
 SET LOCAL statement_timeout = '60000ms';
-ALTER TABLE public.users ADD COLUMN IF NOT EXISTS contact character varying(320);
-CREATE OR REPLACE FUNCTION public.schemaheal_sync_e607a50786a38d4a() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $sh$
+ALTER TABLE public.users ADD COLUMN IF NOT EXISTS contact text;
+CREATE OR REPLACE FUNCTION public.schemaheal_sync_48178b454b9da54b() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $sh$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     IF NEW.contact IS NULL THEN
@@ -44,13 +44,13 @@ BEGIN
   RETURN NEW;
 END
 $sh$;
-CREATE OR REPLACE TRIGGER schemaheal_sync_e607a50786a38d4a BEFORE INSERT OR UPDATE ON public.users FOR EACH ROW EXECUTE FUNCTION public.schemaheal_sync_e607a50786a38d4a();
+CREATE OR REPLACE TRIGGER schemaheal_sync_48178b454b9da54b BEFORE INSERT OR UPDATE ON public.users FOR EACH ROW EXECUTE FUNCTION public.schemaheal_sync_48178b454b9da54b();
 COMMIT;
 -- drift extra-column public.users.email
 -- drift extra-column public.users.name
 -- migration rename public.users.full_name:d5469f6751d729fc
--- migration convert public.users.contact:e607a50786a38d4a
+-- migration convert public.users.contact:48178b454b9da54b
 -- contract (not run by the heal): DROP TRIGGER IF EXISTS schemaheal_sync_d5469f6751d729fc ON public.users; DROP FUNCTION IF EXISTS public.schemaheal_sync_d5469f6751d729fc();
 -- contract (not run by the heal): ALTER TABLE public.users DROP COLUMN IF EXISTS name;
--- contract (not run by the heal): DROP TRIGGER IF EXISTS schemaheal_sync_e607a50786a38d4a ON public.users; DROP FUNCTION IF EXISTS public.schemaheal_sync_e607a50786a38d4a();
+-- contract (not run by the heal): DROP TRIGGER IF EXISTS schemaheal_sync_48178b454b9da54b ON public.users; DROP FUNCTION IF EXISTS public.schemaheal_sync_48178b454b9da54b();
 -- contract (not run by the heal): ALTER TABLE public.users DROP COLUMN IF EXISTS email;
