@@ -3,12 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from contracts.errors import Problem
 
-if TYPE_CHECKING:
-    from contracts.manifest import Column
+
+class Column(Protocol):
+    """What these rules read of :class:`contracts.manifest.Column` (which imports them)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def renamed_from(self) -> str | None: ...
+
+    @property
+    def using(self) -> str | None: ...
+
+    @property
+    def reverse(self) -> str | None: ...
+
+    @property
+    def backfill(self) -> str | None: ...
+
+    @property
+    def generated(self) -> str | None: ...
+
+    @property
+    def default(self) -> str | None: ...
+
+    @property
+    def identity(self) -> object | None: ...
+
 
 __all__ = ["INFO_KEY", "INTENT_KEYS", "check_column_intent", "declares_intent", "intent_from_info"]
 

@@ -26,6 +26,7 @@ from worker.engine.connection import DATABASE_ERRORS, Connection, connection_los
 from worker.engine.defaults import adopt_defaults, ask, default_questions
 from worker.engine.desired import desired_state
 from worker.engine.diff import diff, tables_to_probe
+from worker.engine.heal_migrations import declares_migrations, registering, statuses
 from worker.engine.heal_values import HealOptions, HealResult, Outcome, RequestInfo
 from worker.engine.inspect import inspect, probe_rows, table_sizes
 from worker.engine.lock import advisory_locks
@@ -161,7 +162,9 @@ async def _locked(
     tracer().start_span("schemaheal lock wait", start_time=now - int(waited * 1e9)).end(now)
     mark = time.perf_counter()
     known = await _known(conn, desired, manifest_hash, options)
-    if known is not None and fingerprint.trusted(known):  # nothing changed since verified
+    # nothing changed since verified (a manifest migrating columns is planned every time: the
+    # reply says where its migrations stand)
+    if known is not None and fingerprint.trusted(known) and not declares_migrations(desired):
         timings["fingerprint"] = time.perf_counter() - mark
         plan = Plan(statements=(), drift=known.drift)
         return HealResult(outcome=Outcome.UNCHANGED, manifest_hash=manifest_hash, plan=plan,
@@ -201,6 +204,7 @@ async def _locked(
     # the intent goes to the ledger before the first statement, each statement as it commits
     intent = await intend(plan) if plan.statements else None
     progress = None if intent is None else ledger.progress(conn, intent, options.ledger_schema)
+    progress = await registering(conn, plan, progress, options.ledger_schema)
     try:
         mark = time.perf_counter()
         with tracer().start_as_current_span("schemaheal apply"):
@@ -239,7 +243,9 @@ async def _locked(
             "person: " + "; ".join(f"{d.target}: {d.detail}" for d in remaining.blocking_drift),
         )
     await _remember(conn, known, manifest_hash, remaining.drift, options)
-    return replace(result, outcome=Outcome.HEALED if applied else Outcome.UNCHANGED)
+    migrations = await statuses(conn, remaining.migrations, options.ledger_schema)
+    outcome = Outcome.HEALED if applied else Outcome.UNCHANGED
+    return replace(result, outcome=outcome, migrations=migrations)
 
 
 async def _known(

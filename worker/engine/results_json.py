@@ -72,4 +72,16 @@ def result_json(result: HealResult) -> dict[str, Any]:
         "lock_wait_ms": round(result.lock_wait_s * 1000, 3),
         "duration_ms": round(result.duration_s * 1000, 3),
         "ledger_id": result.ledger_id,
+        "migrations": [
+            {
+                "id": s.id,
+                "kind": s.kind.value,
+                "target": s.target,
+                "state": s.state,
+                "running": s.running,
+                "rows_done": s.rows_done,
+                "relies_on": s.relies_on,
+            }
+            for s in result.migrations
+        ],
     }

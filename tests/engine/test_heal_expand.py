@@ -1,0 +1,153 @@
+"""Online migrations through the heal on a real PostgreSQL (issue 19): the new manifest's heal
+runs the expand and registers the backfill in the same transaction; old and new manifests then
+boot alternately and both are satisfied, before and after the backfill and enforcement; rows
+written by either version meanwhile are kept in step."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from contracts import Manifest, load_manifest
+from tests.conftest import FreshDatabase
+from tests.contracts.builders import column, fk, manifest, pk, table
+from worker.engine import backfill_store as store
+from worker.engine.backfill import BackfillSettings, Finish, run_pending
+from worker.engine.connection import connect
+from worker.engine.heal import HealResult, Outcome, heal
+
+pytestmark = pytest.mark.postgres
+ID = column("id", "integer", nullable=False)
+
+
+@pytest.fixture
+async def conn(database: FreshDatabase) -> AsyncIterator[asyncpg.Connection]:
+    connection = await connect(database.dsn)
+    yield connection
+    await connection.close()
+
+
+def users(*columns: dict[str, Any]) -> Manifest:
+    return load_manifest(manifest(table("users", ID, *columns, primary_key=pk("id"))))
+
+
+OLD = users(column("name", nullable=False))
+NEW = users(column("full_name", nullable=False, renamed_from="name"))
+
+
+async def boot(conn: asyncpg.Connection, wanted: Manifest, outcome: Outcome) -> HealResult:
+    result = await heal(conn, wanted)
+    assert result.outcome is outcome, result.error_message
+    assert not [d for d in result.drift if d.blocking]
+    return result
+
+
+async def test_a_rename_through_old_and_new_boots(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "CREATE TABLE public.users (id integer PRIMARY KEY, name text NOT NULL);"
+        "INSERT INTO public.users SELECT i, 'user ' || i FROM generate_series(1, 500) AS i"
+    )
+    await boot(conn, OLD, Outcome.UNCHANGED)
+    first = await boot(conn, NEW, Outcome.HEALED)
+    assert any("CREATE OR REPLACE TRIGGER" in a.sql for a in first.applied)
+    (status,) = first.migrations
+    assert (status.kind, status.state, status.running) == ("rename", store.BACKFILLING, True)
+    assert "NOT NULL is not enforced yet" in status.relies_on
+    # registered in the expand's transaction: the record is there, nothing backfilled yet
+    record = await store.progress(conn, status.id)
+    assert record is not None and record.batches == 0
+
+    # both versions write while the backfill has not run; both boot again, nothing to do
+    await conn.execute("INSERT INTO public.users (id, name) VALUES (1001, 'old writer')")
+    await conn.execute("INSERT INTO public.users (id, full_name) VALUES (1002, 'new writer')")
+    await conn.execute("UPDATE public.users SET full_name = 'renamed' WHERE id = 7")
+    await boot(conn, OLD, Outcome.UNCHANGED)
+    again = await boot(conn, NEW, Outcome.UNCHANGED)
+    assert again.applied == () and again.migrations[0].running
+
+    assert await run_pending(conn, BackfillSettings(batch_rows=128)) == {status.id: Finish.EXPANDED}
+    rows = await conn.fetch(
+        "SELECT id, name, full_name FROM public.users WHERE id IN (7, 1001, 1002)"
+    )
+    assert sorted(tuple(r) for r in rows) == [
+        (7, "renamed", "renamed"), (1001, "old writer", "old writer"),
+        (1002, "new writer", "new writer"),
+    ]  # fmt: skip
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM public.users WHERE full_name IS DISTINCT FROM name"
+        )
+        == 0
+    )
+    done = await boot(conn, NEW, Outcome.UNCHANGED)
+    assert (done.migrations[0].state, done.migrations[0].running) == (store.EXPANDED, False)
+    assert await _not_null(conn, "users", "full_name")
+    # the old version still boots and writes after enforcement
+    await boot(conn, OLD, Outcome.UNCHANGED)
+    await conn.execute("INSERT INTO public.users (id, name) VALUES (1003, 'late old writer')")
+    assert (
+        await conn.fetchval("SELECT full_name FROM public.users WHERE id = 1003")
+        == "late old writer"
+    )
+
+
+ACCOUNT_FK = fk(["account_id"], "accounts", ["id"])
+
+
+def ledger(key_type: str, **intent: str) -> Manifest:
+    return load_manifest(manifest(
+        table("accounts", column("id", key_type, nullable=False, **intent), column("label"),
+              primary_key=pk("id")),
+        table("payments", ID, column("account_id", "integer"), primary_key=pk("id"),
+              foreign_keys=[ACCOUNT_FK]),
+    ))  # fmt: skip
+
+
+async def test_an_integer_key_widens_through_old_and_new_boots(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "CREATE TABLE public.accounts (id integer PRIMARY KEY, label text);"
+        "CREATE TABLE public.payments (id integer PRIMARY KEY,"
+        "                       account_id integer REFERENCES public.accounts (id));"
+        "INSERT INTO public.accounts SELECT i, 'a' || i FROM generate_series(1, 300) AS i;"
+        "INSERT INTO public.payments SELECT i, i FROM generate_series(1, 300) AS i"
+    )
+    old, new = ledger("integer"), ledger("bigint", using="id")
+    await boot(conn, old, Outcome.UNCHANGED)
+    first = await boot(conn, new, Outcome.HEALED)
+    (status,) = first.migrations
+    assert (status.kind, status.target) == ("convert", "public.accounts.id")
+    await conn.execute(
+        "INSERT INTO public.accounts (id, label) VALUES (301, 'written during expand')"
+    )
+    await boot(conn, old, Outcome.UNCHANGED)
+    await boot(conn, new, Outcome.UNCHANGED)
+
+    assert await run_pending(conn, BackfillSettings(batch_rows=64)) == {status.id: Finish.EXPANDED}
+    assert await _type(conn, "accounts", "id") == "bigint"
+    # after the swap the old version declares integer: accepted while the replaced column stays
+    await boot(conn, old, Outcome.UNCHANGED)
+    done = await boot(conn, new, Outcome.UNCHANGED)
+    assert done.migrations[0].state == store.EXPANDED
+    await conn.execute(
+        "INSERT INTO public.accounts (id, label) VALUES (3000000000, 'beyond integer')"
+    )
+    assert await conn.fetchval("SELECT count(*) FROM public.accounts") == 302
+    assert [c.sql for c in done.plan.contract][-1].endswith("DROP COLUMN IF EXISTS id__sh_old")
+
+
+async def _not_null(conn: asyncpg.Connection, table_: str, column_: str) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT attnotnull FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2",
+        f"public.{table_}", column_,
+    ))  # fmt: skip
+
+
+async def _type(conn: asyncpg.Connection, table_: str, column_: str) -> str:
+    return str(await conn.fetchval(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+        " WHERE attrelid = $1::regclass AND attname = $2",
+        f"public.{table_}", column_,
+    ))  # fmt: skip

@@ -1,0 +1,102 @@
+"""The heal's part in online column migrations: register each migration it expands, in the
+transaction of its expand, and say where every migration of the manifest stands.
+
+The heal runs only the expand (the new column and its sync trigger); the backfill and the NOT
+NULL enforcement run in the background (:mod:`worker.engine.backfill`), so a long backfill never
+holds a boot. The reply then says what is still running and what the service may rely on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from worker.engine import backfill_store
+from worker.engine.apply import AppliedStatement
+from worker.engine.connection import Connection
+from worker.engine.expand import ColumnMigration, MigrationKind
+from worker.engine.expand_sql import render
+from worker.engine.model import Realm
+from worker.engine.statements import Plan
+
+__all__ = ["MigrationStatus", "declares_migrations", "registering", "statuses"]
+
+Progress = Callable[[AppliedStatement], Awaitable[None]]
+
+#: what the service may rely on, by the migration's state
+_RELY = {
+    backfill_store.BACKFILLING: "the column exists and writes of either version are kept in "
+    "step; existing rows are being backfilled; NOT NULL is not enforced yet",
+    backfill_store.ENFORCING: "every row is converted and writes are kept in step; NOT NULL "
+    "(and a swap in place) is being enforced",
+    backfill_store.EXPANDED: "complete: every row converted and enforced; the old shape is "
+    "kept in step until contract",
+}
+_UNREGISTERED = "the expand ran, but no backfill is registered for it: heal again to register it"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationStatus:
+    """Where one online migration stands, for the reply."""
+
+    id: str
+    kind: MigrationKind
+    target: str  # schema.table.column
+    state: str  # backfilling, enforcing, expanded (see backfill_store), or unregistered
+    rows_done: int
+    error: str | None
+    relies_on: str
+
+    @property
+    def running(self) -> bool:
+        return self.state in (backfill_store.BACKFILLING, backfill_store.ENFORCING)
+
+
+def declares_migrations(desired: Realm) -> bool:
+    """True when a column of ``desired`` declares intent (renamed_from, using, backfill)."""
+    return any(c.intent is not None for t in desired.tables for c in t.columns)
+
+
+async def registering(
+    conn: Connection, plan: Plan, then: Progress | None, schema: str
+) -> Progress | None:
+    """``then`` (the ledger's per-statement record), plus: after the last command of each
+    migration's expand, in its transaction, register the migration for its backfill."""
+    by_last = {render(m).expand[-1]: m for m in plan.expanding}
+    if not by_last:
+        return then
+    await backfill_store.ensure_store(conn, schema)  # outside the expand's transaction
+
+    async def record(applied: AppliedStatement) -> None:
+        if then is not None:
+            await then(applied)
+        migration = by_last.get(applied.sql)
+        if migration is not None:
+            await backfill_store.register(conn, migration, schema)
+
+    return record
+
+
+async def statuses(
+    conn: Connection, migrations: tuple[ColumnMigration, ...], schema: str
+) -> tuple[MigrationStatus, ...]:
+    """Each migration's state from its progress record."""
+    out = []
+    for m in migrations:
+        found = await backfill_store.progress(conn, m.id, schema)
+        state = found.state if found is not None else "unregistered"
+        relies_on = _RELY.get(state, _UNREGISTERED)
+        if found is not None and found.error is not None:
+            relies_on = f"stopped: {found.error}"
+        out.append(
+            MigrationStatus(
+                id=m.id,
+                kind=m.kind,
+                target=f"{m.schema}.{m.table}.{m.new_column}",
+                state=state,
+                rows_done=found.rows_touched if found is not None else 0,
+                error=found.error if found is not None else None,
+                relies_on=relies_on,
+            )
+        )
+    return tuple(out)
