@@ -5,7 +5,11 @@ written by either version meanwhile are kept in step."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,6 +24,7 @@ from worker.engine.connection import connect
 from worker.engine.heal import HealResult, Outcome, heal
 
 pytestmark = pytest.mark.postgres
+ROOT = Path(__file__).parents[2]
 ID = column("id", "integer", nullable=False)
 
 
@@ -151,3 +156,47 @@ async def _type(conn: asyncpg.Connection, table_: str, column_: str) -> str:
         " WHERE attrelid = $1::regclass AND attname = $2",
         f"public.{table_}", column_,
     ))  # fmt: skip
+
+
+async def _cli(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker.cli", *args, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_plan_shows_expand_and_contract_as_phases(
+    database: FreshDatabase, tmp_path: Path
+) -> None:
+    """``schemaheal plan`` in every format: the expand statements the heal runs, the migrations
+    and what runs after them, and the contract phase, which the heal does not run."""
+    await database.execute("CREATE TABLE users (id integer PRIMARY KEY, name text NOT NULL)")
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(NEW.model_dump(mode="json", by_alias=True)))
+    code, out, _ = await _cli("plan", "--dsn", database.dsn, str(path), "--format", "json")
+    assert code == 2
+    data = json.loads(out)
+    assert {s["phase"] for s in data["statements"]} == {"expand"}
+    assert {s["phase"] for s in data["contract"]} == {"contract"}
+    assert data["contract"][-1]["hazards"] == ["strong-lock", "column-drop"]
+    (migration,) = data["migrations"]
+    assert (migration["kind"], migration["target"], migration["from"]) == (
+        "rename", "public.users.full_name", "name"
+    )  # fmt: skip
+    assert migration["background"].startswith("backfill existing rows in batches by (id)")
+    code, out, _ = await _cli("plan", "--dsn", database.dsn, str(path), "--format", "sql")
+    commands = [line for line in out.splitlines() if line.startswith("-- contract")]
+    assert commands[-1] == (
+        "-- contract (not run by heal): ALTER TABLE public.users DROP COLUMN IF EXISTS name;"
+    )
+    code, _, err = await _cli("plan", "--dsn", database.dsn, str(path))
+    for title in ("Planned changes (expand", "Online migrations", "Contract (not run by heal"):
+        assert title in err, err
+    # planning changed nothing: no column, no trigger, no migrations table
+    left = await database.fetch(
+        "SELECT to_regclass('schemaheal.migrations') AS store,"
+        " (SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal) AS triggers"
+    )
+    assert (left[0]["store"], left[0]["triggers"]) == (None, 0)
