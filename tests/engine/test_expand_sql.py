@@ -67,6 +67,7 @@ MIGRATIONS = {
 def golden_text(sql: MigrationSql) -> str:
     """Every command in the order it runs, each section headed by a comment."""
     parts = ["-- expand (one transaction)", *(s + ";" for s in sql.expand)]
+    parts += ["-- backfill: stop key", sql.backfill_stop_key + ";"]
     parts += ["-- backfill: first batch", sql.backfill_first + ";"]
     parts += ["-- backfill: next batch", sql.backfill_batch + ";"]
     parts += ["-- backfill: rows left unconverted", sql.unconverted + ";"]

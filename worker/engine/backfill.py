@@ -151,7 +151,11 @@ async def _run(conn: Connection, m: ColumnMigration, settings: BackfillSettings)
     sql = render(m)
     try:
         if progress.state == store.BACKFILLING:
-            await _backfill(conn, m, sql, progress.last_key, settings)
+            stop_key = progress.stop_key
+            if stop_key is None:
+                take = partial(_take_stop_key, conn, m, sql, settings)
+                stop_key = await _retrying(take, m, settings)
+            await _backfill(conn, m, sql, stop_key, progress.last_key, settings)
             await _check_converted(conn, m, sql, settings)
             await store.record_state(conn, m.id, store.ENFORCING, settings.store_schema)
         await _enforce(conn, m, sql.enforce, progress.enforce_steps, settings)
@@ -166,19 +170,32 @@ async def _run(conn: Connection, m: ColumnMigration, settings: BackfillSettings)
     return Finish.EXPANDED
 
 
+async def _take_stop_key(
+    conn: Connection, m: ColumnMigration, sql: MigrationSql, settings: BackfillSettings
+) -> str:
+    """The greatest key now: every row written since went through the trigger."""
+    async with conn.transaction():
+        found = await conn.fetchval(sql.backfill_stop_key)
+        return await store.record_stop_key(conn, m.id, found, settings.store_schema)
+
+
 async def _backfill(
     conn: Connection,
     m: ColumnMigration,
     sql: MigrationSql,
+    stop_key: str,
     last_key: str | None,
     settings: BackfillSettings,
 ) -> None:
-    """Touch every row after ``last_key`` in batches; each batch commits with its progress."""
+    """Touch every row after ``last_key`` up to ``stop_key`` in batches; each batch commits
+    with its progress."""
+    if stop_key == "null":  # the table was empty
+        return
     while True:
-        batch = await _retrying(partial(_one_batch, conn, m, sql, last_key, settings), m, settings)
-        if batch is None:
+        batch = partial(_one_batch, conn, m, sql, stop_key, last_key, settings)
+        last_key = await _retrying(batch, m, settings)
+        if last_key is None:
             return
-        last_key = batch
         if settings.pause_s:
             await asyncio.sleep(settings.pause_s)
 
@@ -187,6 +204,7 @@ async def _one_batch(
     conn: Connection,
     m: ColumnMigration,
     sql: MigrationSql,
+    stop_key: str,
     last_key: str | None,
     settings: BackfillSettings,
 ) -> str | None:
@@ -194,9 +212,9 @@ async def _one_batch(
     when no row is left."""
     async with conn.transaction():
         if last_key is None:
-            row = await conn.fetchrow(sql.backfill_first, settings.batch_rows)
+            row = await conn.fetchrow(sql.backfill_first, stop_key, settings.batch_rows)
         else:
-            row = await conn.fetchrow(sql.backfill_batch, last_key, settings.batch_rows)
+            row = await conn.fetchrow(sql.backfill_batch, stop_key, last_key, settings.batch_rows)
         if row is None:
             return None
         await store.record_batch(

@@ -62,7 +62,9 @@ CREATE TABLE IF NOT EXISTS {s}.migrations (
     kind text NOT NULL,
     migration jsonb NOT NULL,  -- the ColumnMigration, to run it from any worker
     state text NOT NULL DEFAULT 'backfilling',
-    last_key jsonb,            -- the last key the backfill touched (NULL: not started)
+    stop_key jsonb,            -- the greatest key when the backfill started (NULL: not yet;
+                               -- JSON null: the table was empty); it stops there
+    last_key jsonb,            -- the last key the backfill touched (NULL: none yet)
     rows_scanned bigint NOT NULL DEFAULT 0,
     rows_touched bigint NOT NULL DEFAULT 0,
     batches integer NOT NULL DEFAULT 0,
@@ -83,6 +85,7 @@ class Progress:
 
     migration: ColumnMigration
     state: str
+    stop_key: str | None
     last_key: str | None
     rows_scanned: int
     rows_touched: int
@@ -147,8 +150,9 @@ async def register(conn: Connection, m: ColumnMigration, schema: str = DEFAULT_S
     return bool(inserted)
 
 
-_COLUMNS = """migration, id, state, last_key::text AS last_key, rows_scanned, rows_touched,
-    batches, enforce_steps, error, registered_at, updated_at, finished_at"""
+_COLUMNS = """migration, id, state, stop_key::text AS stop_key, last_key::text AS last_key,
+    rows_scanned, rows_touched, batches, enforce_steps, error, registered_at, updated_at,
+    finished_at"""
 
 
 def _progress(row: Any) -> Progress:
@@ -208,6 +212,15 @@ async def record_batch(
     assignments = """last_key = $2::jsonb, rows_scanned = rows_scanned + $3,
         rows_touched = rows_touched + $4, batches = batches + 1"""
     await _update(conn, schema, migration_id, assignments, last_key, scanned, touched)
+
+
+async def record_stop_key(
+    conn: Connection, migration_id: str, stop_key: str | None, schema: str = DEFAULT_SCHEMA
+) -> str:
+    """Where the backfill stops (None: the table is empty); returned as it is stored."""
+    stored = stop_key if stop_key is not None else "null"
+    await _update(conn, schema, migration_id, "stop_key = $2::jsonb", stored)
+    return stored
 
 
 async def record_state(

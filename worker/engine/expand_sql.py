@@ -50,10 +50,14 @@ __all__ = ["MigrationSql", "Step", "on_new_row", "render"]
 class MigrationSql:
     #: one transaction: the new column, the sync function and its trigger (idempotent)
     expand: tuple[str, ...]
-    #: the first batch; parameter $1 = batch size. Returns no row when the table is empty, else
-    #: one row (scanned, touched, last_key): last_key is jsonb text {"<key column>": value, …}
+    #: one row, one value: the greatest key now (jsonb text {"<key column>": value, …}), or
+    #: NULL for an empty table; the backfill stops there (rows written since went through the
+    #: trigger), so that it never chases a table that keeps growing
+    backfill_stop_key: str
+    #: the first batch; $1 = the stop key, $2 = batch size. Returns no row when no row is left,
+    #: else one row (scanned, touched, last_key): last_key is jsonb text like the stop key
     backfill_first: str
-    #: the next batch; $1 = the previous batch's last_key (jsonb text), $2 = batch size
+    #: the next batch; $1 = the stop key, $2 = the previous batch's last_key, $3 = batch size
     backfill_batch: str
     #: one row, one bigint: rows whose new column the backfill has yet to fill (0 when done)
     unconverted: str
@@ -71,6 +75,7 @@ def render(m: ColumnMigration) -> MigrationSql:
     enforce = _not_null_steps(m) + (expand_swap.steps(m) if m.in_place else ())
     return MigrationSql(
         expand=_expand(m),
+        backfill_stop_key=_stop_key(m),
         backfill_first=_batch(m, first=True),
         backfill_batch=_batch(m, first=False),
         unconverted=_unconverted(m),
@@ -135,29 +140,46 @@ def _row(m: ColumnMigration, prefix: str = "") -> str:
     return f"({_keys(m, prefix)})" if len(m.key) > 1 else _keys(m, prefix)
 
 
+def _bound(m: ColumnMigration, parameter: str) -> str:
+    """A key travelling as jsonb, read back through the table's row type: each key column gets
+    its own type without the renderer knowing it."""
+    return f"(SELECT {_keys(m)} FROM jsonb_populate_record(NULL::{table_name(m)}, {parameter}))"
+
+
+def _last_key(m: ColumnMigration, rows: str) -> str:
+    """The greatest key of ``rows`` as jsonb text ({"<key column>": value, …})."""
+    descending = ", ".join(f"{quote_ident(k)} DESC" for k in m.key)
+    return (
+        f"(SELECT to_jsonb(sh_last.*) FROM (SELECT {_keys(m)} FROM {rows} "
+        f"ORDER BY {descending} LIMIT 1) AS sh_last)::text"
+    )
+
+
 def _batch(m: ColumnMigration, *, first: bool) -> str:
-    """Touch the next rows by key. The lower bound travels as jsonb and is read back through
-    the table's row type, so each key column gets its own type without the renderer knowing it."""
+    """Touch the next rows by key, up to the stop key (the greatest key when the backfill
+    started: rows written since went through the trigger)."""
     table = table_name(m)
     order = _keys(m)
     column = quote_ident(physical_column(m))
-    if first:
-        where, limit = "", "$1"
-    else:
-        bound = f"SELECT {order} FROM jsonb_populate_record(NULL::{table}, $1::jsonb)"
-        where, limit = f" WHERE {_row(m)} > ({bound})", "$2"
-    descending = ", ".join(f"{quote_ident(k)} DESC" for k in m.key)
+    where = f"{_row(m)} <= {_bound(m, '$1::jsonb')}"
+    if not first:
+        where += f" AND {_row(m)} > {_bound(m, '$2::jsonb')}"
+    limit = "$2" if first else "$3"
     # the aliases are prefixed so that no key column can be mistaken for one
     return (
-        f"WITH sh_batch AS (SELECT {order} FROM {table}{where} ORDER BY {order} LIMIT {limit}), "
+        f"WITH sh_batch AS (SELECT {order} FROM {table} WHERE {where} "
+        f"ORDER BY {order} LIMIT {limit}), "
         f"sh_touched AS (UPDATE {table} AS sh_t SET {column} = sh_t.{column} FROM sh_batch "
         f"WHERE {_row(m, 'sh_t.')} = {_row(m, 'sh_batch.')} RETURNING 1) "
         "SELECT (SELECT count(*) FROM sh_batch) AS scanned, "
         "(SELECT count(*) FROM sh_touched) AS touched, "
-        f"(SELECT to_jsonb(sh_last.*) FROM (SELECT {order} FROM sh_batch "
-        f"ORDER BY {descending} LIMIT 1) AS sh_last)::text AS last_key "
+        f"{_last_key(m, 'sh_batch')} AS last_key "
         "WHERE EXISTS (SELECT FROM sh_batch)"
     )
+
+
+def _stop_key(m: ColumnMigration) -> str:
+    return f"SELECT {_last_key(m, table_name(m))}"
 
 
 def _unconverted(m: ColumnMigration) -> str:

@@ -15,10 +15,12 @@ BEGIN
 END
 $sh$;
 CREATE OR REPLACE TRIGGER schemaheal_sync_c34880dcae6a27f2 BEFORE INSERT OR UPDATE ON public.orders FOR EACH ROW EXECUTE FUNCTION public.schemaheal_sync_c34880dcae6a27f2();
+-- backfill: stop key
+SELECT (SELECT to_jsonb(sh_last.*) FROM (SELECT id FROM public.orders ORDER BY id DESC LIMIT 1) AS sh_last)::text;
 -- backfill: first batch
-WITH sh_batch AS (SELECT id FROM public.orders ORDER BY id LIMIT $1), sh_touched AS (UPDATE public.orders AS sh_t SET title__sh_new = sh_t.title__sh_new FROM sh_batch WHERE sh_t.id = sh_batch.id RETURNING 1) SELECT (SELECT count(*) FROM sh_batch) AS scanned, (SELECT count(*) FROM sh_touched) AS touched, (SELECT to_jsonb(sh_last.*) FROM (SELECT id FROM sh_batch ORDER BY id DESC LIMIT 1) AS sh_last)::text AS last_key WHERE EXISTS (SELECT FROM sh_batch);
+WITH sh_batch AS (SELECT id FROM public.orders WHERE id <= (SELECT id FROM jsonb_populate_record(NULL::public.orders, $1::jsonb)) ORDER BY id LIMIT $2), sh_touched AS (UPDATE public.orders AS sh_t SET title__sh_new = sh_t.title__sh_new FROM sh_batch WHERE sh_t.id = sh_batch.id RETURNING 1) SELECT (SELECT count(*) FROM sh_batch) AS scanned, (SELECT count(*) FROM sh_touched) AS touched, (SELECT to_jsonb(sh_last.*) FROM (SELECT id FROM sh_batch ORDER BY id DESC LIMIT 1) AS sh_last)::text AS last_key WHERE EXISTS (SELECT FROM sh_batch);
 -- backfill: next batch
-WITH sh_batch AS (SELECT id FROM public.orders WHERE id > (SELECT id FROM jsonb_populate_record(NULL::public.orders, $1::jsonb)) ORDER BY id LIMIT $2), sh_touched AS (UPDATE public.orders AS sh_t SET title__sh_new = sh_t.title__sh_new FROM sh_batch WHERE sh_t.id = sh_batch.id RETURNING 1) SELECT (SELECT count(*) FROM sh_batch) AS scanned, (SELECT count(*) FROM sh_touched) AS touched, (SELECT to_jsonb(sh_last.*) FROM (SELECT id FROM sh_batch ORDER BY id DESC LIMIT 1) AS sh_last)::text AS last_key WHERE EXISTS (SELECT FROM sh_batch);
+WITH sh_batch AS (SELECT id FROM public.orders WHERE id <= (SELECT id FROM jsonb_populate_record(NULL::public.orders, $1::jsonb)) AND id > (SELECT id FROM jsonb_populate_record(NULL::public.orders, $2::jsonb)) ORDER BY id LIMIT $3), sh_touched AS (UPDATE public.orders AS sh_t SET title__sh_new = sh_t.title__sh_new FROM sh_batch WHERE sh_t.id = sh_batch.id RETURNING 1) SELECT (SELECT count(*) FROM sh_batch) AS scanned, (SELECT count(*) FROM sh_touched) AS touched, (SELECT to_jsonb(sh_last.*) FROM (SELECT id FROM sh_batch ORDER BY id DESC LIMIT 1) AS sh_last)::text AS last_key WHERE EXISTS (SELECT FROM sh_batch);
 -- backfill: rows left unconverted
 SELECT count(*) FROM public.orders WHERE title__sh_new IS NULL AND (title::text) IS NOT NULL;
 -- enforce (transaction)

@@ -19,10 +19,12 @@ BEGIN
 END
 $sh$;
 CREATE OR REPLACE TRIGGER schemaheal_sync_d5469f6751d729fc BEFORE INSERT OR UPDATE ON public.users FOR EACH ROW EXECUTE FUNCTION public.schemaheal_sync_d5469f6751d729fc();
+-- backfill: stop key
+SELECT (SELECT to_jsonb(sh_last.*) FROM (SELECT id FROM public.users ORDER BY id DESC LIMIT 1) AS sh_last)::text;
 -- backfill: first batch
-WITH sh_batch AS (SELECT id FROM public.users ORDER BY id LIMIT $1), sh_touched AS (UPDATE public.users AS sh_t SET full_name = sh_t.full_name FROM sh_batch WHERE sh_t.id = sh_batch.id RETURNING 1) SELECT (SELECT count(*) FROM sh_batch) AS scanned, (SELECT count(*) FROM sh_touched) AS touched, (SELECT to_jsonb(sh_last.*) FROM (SELECT id FROM sh_batch ORDER BY id DESC LIMIT 1) AS sh_last)::text AS last_key WHERE EXISTS (SELECT FROM sh_batch);
+WITH sh_batch AS (SELECT id FROM public.users WHERE id <= (SELECT id FROM jsonb_populate_record(NULL::public.users, $1::jsonb)) ORDER BY id LIMIT $2), sh_touched AS (UPDATE public.users AS sh_t SET full_name = sh_t.full_name FROM sh_batch WHERE sh_t.id = sh_batch.id RETURNING 1) SELECT (SELECT count(*) FROM sh_batch) AS scanned, (SELECT count(*) FROM sh_touched) AS touched, (SELECT to_jsonb(sh_last.*) FROM (SELECT id FROM sh_batch ORDER BY id DESC LIMIT 1) AS sh_last)::text AS last_key WHERE EXISTS (SELECT FROM sh_batch);
 -- backfill: next batch
-WITH sh_batch AS (SELECT id FROM public.users WHERE id > (SELECT id FROM jsonb_populate_record(NULL::public.users, $1::jsonb)) ORDER BY id LIMIT $2), sh_touched AS (UPDATE public.users AS sh_t SET full_name = sh_t.full_name FROM sh_batch WHERE sh_t.id = sh_batch.id RETURNING 1) SELECT (SELECT count(*) FROM sh_batch) AS scanned, (SELECT count(*) FROM sh_touched) AS touched, (SELECT to_jsonb(sh_last.*) FROM (SELECT id FROM sh_batch ORDER BY id DESC LIMIT 1) AS sh_last)::text AS last_key WHERE EXISTS (SELECT FROM sh_batch);
+WITH sh_batch AS (SELECT id FROM public.users WHERE id <= (SELECT id FROM jsonb_populate_record(NULL::public.users, $1::jsonb)) AND id > (SELECT id FROM jsonb_populate_record(NULL::public.users, $2::jsonb)) ORDER BY id LIMIT $3), sh_touched AS (UPDATE public.users AS sh_t SET full_name = sh_t.full_name FROM sh_batch WHERE sh_t.id = sh_batch.id RETURNING 1) SELECT (SELECT count(*) FROM sh_batch) AS scanned, (SELECT count(*) FROM sh_touched) AS touched, (SELECT to_jsonb(sh_last.*) FROM (SELECT id FROM sh_batch ORDER BY id DESC LIMIT 1) AS sh_last)::text AS last_key WHERE EXISTS (SELECT FROM sh_batch);
 -- backfill: rows left unconverted
 SELECT count(*) FROM public.users WHERE full_name IS NULL;
 -- enforce (transaction)
