@@ -92,6 +92,9 @@ BIG_ID = column("id", "bigint", nullable=False)
         # the column is there, still nullable → expanded (enforce's NOT NULL pending); NOT NULL → done
         (users(column("n", "integer")), users(wants("n", "integer", backfill="id * 2", nullable=False)), ["ExpandColumn(expanded)"], []),
         (users(column("n", "integer", nullable=False)), users(wants("n", "integer", backfill="id * 2", nullable=False)), [], []),
+        # renaming a key column: the backfill pages by it
+        (users(), realm(table("users", wants("user_id", "integer", renamed_from="id", nullable=False), primary_key=KEY)),
+         [], [DriftKind.MIGRATION_BLOCKED]),
         # no primary key: nothing to page by
         (realm(table("users", ID, column("name"))), realm(table("users", ID, wants("full_name", renamed_from="name"))),
          [], [DriftKind.MIGRATION_BLOCKED]),

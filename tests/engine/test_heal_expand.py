@@ -103,20 +103,27 @@ ACCOUNT_FK = fk(["account_id"], "accounts", ["id"])
 
 
 def ledger(key_type: str, **intent: str) -> Manifest:
+    """The key is a SERIAL's: its sequence is declared of the key's type (the swap widens it)."""
+    key = column("id", key_type, nullable=False, default="nextval('accounts_id_seq')", **intent)
+    sequence = {
+        "name": "accounts_id_seq",
+        "data_type": key_type,
+        "owned_by": {"table": "accounts", "column": "id"},
+    }
     return load_manifest(manifest(
-        table("accounts", column("id", key_type, nullable=False, **intent), column("label"),
-              primary_key=pk("id")),
+        table("accounts", key, column("label"), primary_key=pk("id")),
         table("payments", ID, column("account_id", "integer"), primary_key=pk("id"),
               foreign_keys=[ACCOUNT_FK]),
+        sequences=[sequence],
     ))  # fmt: skip
 
 
 async def test_an_integer_key_widens_through_old_and_new_boots(conn: asyncpg.Connection) -> None:
     await conn.execute(
-        "CREATE TABLE public.accounts (id integer PRIMARY KEY, label text);"
+        "CREATE TABLE public.accounts (id serial PRIMARY KEY, label text);"
         "CREATE TABLE public.payments (id integer PRIMARY KEY,"
         "                       account_id integer REFERENCES public.accounts (id));"
-        "INSERT INTO public.accounts SELECT i, 'a' || i FROM generate_series(1, 300) AS i;"
+        "INSERT INTO public.accounts (label) SELECT 'a' || i FROM generate_series(1, 300) AS i;"
         "INSERT INTO public.payments SELECT i, i FROM generate_series(1, 300) AS i"
     )
     old, new = ledger("integer"), ledger("bigint", using="id")
@@ -124,22 +131,22 @@ async def test_an_integer_key_widens_through_old_and_new_boots(conn: asyncpg.Con
     first = await boot(conn, new, Outcome.HEALED)
     (status,) = first.migrations
     assert (status.kind, status.target) == ("convert", "public.accounts.id")
-    await conn.execute(
-        "INSERT INTO public.accounts (id, label) VALUES (301, 'written during expand')"
-    )
+    await conn.execute("INSERT INTO public.accounts (label) VALUES ('written during expand')")
     await boot(conn, old, Outcome.UNCHANGED)
     await boot(conn, new, Outcome.UNCHANGED)
 
     assert await run_pending(conn, BackfillSettings(batch_rows=64)) == {status.id: Finish.EXPANDED}
     assert await _type(conn, "accounts", "id") == "bigint"
-    # after the swap the old version declares integer: accepted while the replaced column stays
+    # after the swap the old version declares integer (key and sequence): accepted while the
+    # replaced column stays
     await boot(conn, old, Outcome.UNCHANGED)
     done = await boot(conn, new, Outcome.UNCHANGED)
     assert done.migrations[0].state == store.EXPANDED
-    await conn.execute(
-        "INSERT INTO public.accounts (id, label) VALUES (3000000000, 'beyond integer')"
-    )
-    assert await conn.fetchval("SELECT count(*) FROM public.accounts") == 302
+    assert await conn.fetchval("SELECT max(id) FROM public.accounts") == 301
+    await conn.execute("SELECT setval('public.accounts_id_seq', 2999999999)")
+    await conn.execute("INSERT INTO public.accounts (label) VALUES ('counted past integer')")
+    assert await conn.fetchval("SELECT max(id) FROM public.accounts") == 3_000_000_000
+    assert await conn.fetchval("SELECT count(*) FROM public.payments") == 300
     assert [c.sql for c in done.plan.contract][-1].endswith("DROP COLUMN IF EXISTS id__sh_old")
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "intent_diff",
     "kept_columns",
     "lossless_widening",
+    "sequence_widened_online",
     "shadow_column",
     "widened_online",
 ]
@@ -72,6 +73,25 @@ def kept_columns(desired: m.Table) -> dict[str, str | None]:
     return kept
 
 
+def sequence_widened_online(
+    current: m.Realm, desired: m.Realm, seq: m.Sequence, existing: m.Sequence
+) -> bool:
+    """The sequence of a key converted in place is widened by the swap: before it, the new
+    manifest's wider type is pending, not drift; after it, the old manifest's narrower type is
+    accepted as long as the replaced column is kept (as for the column itself)."""
+    if seq.owned_by is None:
+        return False
+    table_name, column_name = seq.owned_by
+    if lossless_widening(existing.data_type, seq.data_type):  # the new manifest, before the swap
+        table = desired.table(seq.schema, table_name)
+        column = table.column(column_name) if table is not None else None
+        return column is not None and column.intent is not None and column.intent.using is not None
+    if lossless_widening(seq.data_type, existing.data_type):  # the old manifest, after the swap
+        table = current.table(seq.schema, table_name)
+        return table is not None and table.column(shadow_column(column_name, "old")) is not None
+    return False
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Found:
     """What the intent decides: changes and drift, and the column the plain column diff goes on
@@ -98,6 +118,12 @@ def _renamed(table: m.Table, column: m.Column, old_name: str, intent: m.Intent) 
     old, new = table.column(old_name), table.column(column.name)
     if old is None:  # never there, or contracted: a plain column
         return Found(rest=column)
+    if table.primary_key is not None and old_name in table.primary_key.columns:
+        detail = (
+            f"{old_name} is in the primary key, which backfills page by: renaming a key column "
+            "online is not supported; keep its name"
+        )
+        return _drift(table, column, detail)
     kind = MigrationKind.RENAME if intent.using is None else MigrationKind.CONVERT
     if kind is MigrationKind.RENAME and old.type != column.type:
         return _drift(table, column, f"renamed from {old_name} of type {old.type} into "

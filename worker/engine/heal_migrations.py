@@ -32,7 +32,11 @@ _RELY = {
     backfill_store.EXPANDED: "complete: every row converted and enforced; the old shape is "
     "kept in step until contract",
 }
-_UNREGISTERED = "the expand ran, but no backfill is registered for it: heal again to register it"
+_UNREGISTERED = (
+    "the catalog shows the new column, but no backfill is registered for it (not made by this "
+    "worker's expand, or its record is gone): nothing fills or enforces it; drop the new column "
+    "and heal again"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
