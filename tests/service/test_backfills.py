@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from tests.conftest import FreshDatabase
-from tests.engine.backfill_helpers import RENAME, USERS, expand
+from tests.engine.backfill_helpers import RENAME, USERS, expand, expanded_users, wait_for_batches
 from worker.engine import backfill_store as store
 from worker.engine.connection import connect
 from worker.service.backfills import Backfills
@@ -62,17 +62,11 @@ async def test_a_worker_stopped_mid_backfill_leaves_it_to_the_next(
     database: FreshDatabase,
 ) -> None:
     rows = 3000
-    await database.execute(USERS.format(rows=rows))
-    conn = await connect(database.dsn)
+    conn = await expanded_users(database, rows, RENAME)
     try:
-        await expand(conn, RENAME)
         first = Backfills(settings(database, backfill_batch_rows=100, backfill_pause_s=0.05))
         await first.start()
-        for _ in range(400):
-            record = await store.progress(conn, RENAME.id)
-            if record is not None and record.batches >= 3:
-                break
-            await asyncio.sleep(0.02)
+        await wait_for_batches(conn, RENAME.id, 3)
         await first.stop()
         stopped = await store.progress(conn, RENAME.id)
         assert stopped is not None and stopped.state == store.BACKFILLING
