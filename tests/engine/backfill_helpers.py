@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from worker.engine import backfill
-from worker.engine.connection import Connection
+from tests.conftest import FreshDatabase
+from worker.engine import backfill, backfill_store
+from worker.engine.connection import Connection, connect
 from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.expand_sql import render
 
@@ -55,3 +57,25 @@ async def expand(conn: Connection, m: ColumnMigration) -> None:
         for statement in render(m).expand:
             await conn.execute(statement)
         await backfill.register(conn, m)
+
+
+async def expanded_users(database: FreshDatabase, rows: int, m: ColumnMigration) -> Any:
+    """A connection to ``database`` holding ``users`` with ``rows`` rows, ``m`` expanded."""
+    await database.execute(USERS.format(rows=rows))
+    conn = await connect(database.dsn)
+    try:
+        await expand(conn, m)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def wait_for_batches(conn: Connection, migration_id: str, n: int) -> None:
+    """Until the migration's record counts ``n`` batches (at most 6 s)."""
+    for _ in range(600):
+        record = await backfill_store.progress(conn, migration_id)
+        if record is not None and record.batches >= n:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the runner did not reach {n} batches")

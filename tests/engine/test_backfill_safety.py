@@ -18,7 +18,14 @@ import asyncpg
 import pytest
 
 from tests.conftest import FreshDatabase
-from tests.engine.backfill_helpers import CENTS, RENAME, USERS, expand
+from tests.engine.backfill_helpers import (
+    CENTS,
+    RENAME,
+    USERS,
+    expand,
+    expanded_users,
+    wait_for_batches,
+)
 from worker.engine import backfill_store as store
 from worker.engine.backfill import BackfillSettings, Finish, run_migration, run_pending
 from worker.engine.connection import connect
@@ -106,11 +113,9 @@ async def test_every_row_ends_converted_under_continuous_writes_and_rollbacks(
     database: FreshDatabase,
 ) -> None:
     rows = 6000
-    await database.execute(USERS.format(rows=rows))
-    conn = await connect(database.dsn)
+    conn = await expanded_users(database, rows, CENTS)
     writers = Writers(database.dsn, rows)
     try:
-        await expand(conn, CENTS)
         tasks = [asyncio.create_task(writers.run(n, w)) for n, w in WORK.items()]
         await asyncio.sleep(0.2)  # writers under way before the backfill starts
         settings = BackfillSettings(batch_rows=100, pause_s=0.01, lock_timeout_ms=50)
@@ -136,15 +141,13 @@ async def test_a_runner_killed_mid_backfill_resumes_without_redoing_or_skipping(
     database: FreshDatabase,
 ) -> None:
     rows, batch = 3000, 100
-    await database.execute(USERS.format(rows=rows))
-    conn = await connect(database.dsn)
+    conn = await expanded_users(database, rows, RENAME)
     try:
-        await expand(conn, RENAME)
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.engine.backfill_child", database.dsn, str(batch), "0.05",
             cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        await _wait_for_batches(conn, RENAME.id, 5)
+        await wait_for_batches(conn, RENAME.id, 5)
         child.send_signal(signal.SIGKILL)
         await child.wait()
         record = await store.progress(conn, RENAME.id)
@@ -164,15 +167,6 @@ async def test_a_runner_killed_mid_backfill_resumes_without_redoing_or_skipping(
         assert await conn.fetchval("SELECT count(*) FROM public.users WHERE full_name = name")
     finally:
         await conn.close()
-
-
-async def _wait_for_batches(conn: asyncpg.Connection, migration_id: str, n: int) -> None:
-    for _ in range(600):
-        record = await store.progress(conn, migration_id)
-        if record is not None and record.batches >= n:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the child runner did not reach {n} batches")
 
 
 async def _run_when_unlocked(conn: asyncpg.Connection) -> Finish:

@@ -1,6 +1,6 @@
 -- expand (one transaction)
 ALTER TABLE public.users ADD COLUMN IF NOT EXISTS label character varying(200);
-CREATE OR REPLACE FUNCTION public.schemaheal_sync_a401b028b84e55aa() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $sh$
+CREATE OR REPLACE FUNCTION public.schemaheal_sync_a401b028b84e55aa() RETURNS trigger LANGUAGE plpgsql AS $sh$
 BEGIN
   IF NEW.label IS NULL THEN
     NEW.label := lower(new.name) || '#' || new.id;

@@ -1,6 +1,6 @@
 -- expand (one transaction)
 ALTER TABLE public.orders ADD COLUMN IF NOT EXISTS title__sh_new text;
-CREATE OR REPLACE FUNCTION public.schemaheal_sync_c34880dcae6a27f2() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $sh$
+CREATE OR REPLACE FUNCTION public.schemaheal_sync_c34880dcae6a27f2() RETURNS trigger LANGUAGE plpgsql AS $sh$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     IF NEW.title__sh_new IS NULL THEN

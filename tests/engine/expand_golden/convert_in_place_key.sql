@@ -1,6 +1,6 @@
 -- expand (one transaction)
 ALTER TABLE public.orders ADD COLUMN IF NOT EXISTS id__sh_new bigint;
-CREATE OR REPLACE FUNCTION public.schemaheal_sync_674a238b927d8462() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $sh$
+CREATE OR REPLACE FUNCTION public.schemaheal_sync_674a238b927d8462() RETURNS trigger LANGUAGE plpgsql AS $sh$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     IF NEW.id__sh_new IS NULL THEN

@@ -1,6 +1,6 @@
 -- expand (one transaction)
 ALTER TABLE billing."Invoices" ADD COLUMN IF NOT EXISTS amount_cents bigint;
-CREATE OR REPLACE FUNCTION billing.schemaheal_sync_48d7cb0567c303ef() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $sh$
+CREATE OR REPLACE FUNCTION billing.schemaheal_sync_48d7cb0567c303ef() RETURNS trigger LANGUAGE plpgsql AS $sh$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     IF NEW.amount_cents IS NULL THEN

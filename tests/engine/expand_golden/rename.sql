@@ -1,6 +1,6 @@
 -- expand (one transaction)
 ALTER TABLE public.users ADD COLUMN IF NOT EXISTS full_name text;
-CREATE OR REPLACE FUNCTION public.schemaheal_sync_d5469f6751d729fc() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $sh$
+CREATE OR REPLACE FUNCTION public.schemaheal_sync_d5469f6751d729fc() RETURNS trigger LANGUAGE plpgsql AS $sh$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     IF NEW.full_name IS NULL THEN
