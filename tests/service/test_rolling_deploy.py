@@ -2,7 +2,8 @@
 while both versions write, as a rename and an ``integer`` → ``bigint`` key change go through
 expand, backfill and enforcement. Every boot may start; every row ends converted and in step.
 
-The backfill runner is called here between boots, as the worker's background runner would."""
+The worker's own background runner backfills and enforces, throttled so that the boots and the
+writes happen while it runs."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from tests.contracts.builders import column, fk, manifest, pk, table
 from tests.kafka import KafkaServer
 from tests.service.conftest import running_worker, worker_settings
 from worker.engine import backfill_store as store
-from worker.engine.backfill import BackfillSettings, run_pending
 from worker.engine.connection import connect
 
 pytestmark = pytest.mark.postgres
@@ -105,14 +105,15 @@ async def boot(kafka: KafkaServer, wanted: Any, instance: str) -> SchemaHealed:
     return reply
 
 
-async def backfill_until_expanded(dsn: str, ids: set[str]) -> None:
+async def expanded(dsn: str, ids: set[str]) -> None:
+    """Wait for the worker's background runner to finish the migrations' backfill and enforce."""
     conn = await connect(dsn)
     try:
-        for _ in range(50):
-            await run_pending(conn, BackfillSettings(batch_rows=250))
+        for _ in range(600):
             states = {i: await store.progress(conn, i) for i in ids}
             if all(p is not None and p.state == store.EXPANDED for p in states.values()):
                 return
+            assert all(p is None or p.error is None for p in states.values()), states
             await asyncio.sleep(0.1)
         raise AssertionError(f"not expanded: {states}")
     finally:
@@ -124,7 +125,9 @@ async def test_a_rolling_deploy_of_a_rename_and_a_key_widening(
 ) -> None:
     await database.execute(BEFORE)
     counts: dict[str, int] = {}
-    async with running_worker(worker_settings(kafka, database)):
+    # ~20 batches with a pause each: the backfill outlasts the boots around it
+    settings = worker_settings(kafka, database, backfill_batch_rows=100, backfill_pause_s=0.05)
+    async with running_worker(settings):
         assert (await boot(kafka, OLD, "old-1")).outcome == "unchanged"
         async with traffic(database.dsn, old_write, counts, "old"):
             first = await boot(kafka, NEW, "new-1")
@@ -134,7 +137,7 @@ async def test_a_rolling_deploy_of_a_rename_and_a_key_widening(
                 # a second old replica and a second new one boot while nothing is backfilled
                 assert (await boot(kafka, OLD, "old-2")).outcome == "unchanged"
                 assert (await boot(kafka, NEW, "new-2")).outcome == "unchanged"
-                await backfill_until_expanded(database.dsn, {m.id for m in first.migrations})
+                await expanded(database.dsn, {m.id for m in first.migrations})
                 # after enforcement and the swap, both versions still boot and write
                 assert (await boot(kafka, OLD, "old-3")).outcome == "unchanged"
                 last = await boot(kafka, NEW, "new-3")
