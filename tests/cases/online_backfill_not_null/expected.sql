@@ -2,7 +2,7 @@ BEGIN;
 SET LOCAL lock_timeout = '2000ms';
 SET LOCAL statement_timeout = '60000ms';
 ALTER TABLE public.orders ADD COLUMN IF NOT EXISTS total numeric(12,2);
-CREATE OR REPLACE FUNCTION public.schemaheal_sync_2fd0ccc3b446999c() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $sh$
+CREATE OR REPLACE FUNCTION public.schemaheal_sync_2fd0ccc3b446999c() RETURNS trigger LANGUAGE plpgsql AS $sh$
 BEGIN
   IF NEW.total IS NULL THEN
     NEW.total := new.quantity * new.unit_price;

@@ -2,7 +2,7 @@ BEGIN;
 SET LOCAL lock_timeout = '2000ms';
 SET LOCAL statement_timeout = '60000ms';
 ALTER TABLE public.accounts ADD COLUMN IF NOT EXISTS id__sh_new bigint;
-CREATE OR REPLACE FUNCTION public.schemaheal_sync_305407d8b3d6418c() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $sh$
+CREATE OR REPLACE FUNCTION public.schemaheal_sync_305407d8b3d6418c() RETURNS trigger LANGUAGE plpgsql AS $sh$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     IF NEW.id__sh_new IS NULL THEN

@@ -2,7 +2,7 @@ BEGIN;
 SET LOCAL lock_timeout = '2000ms';
 SET LOCAL statement_timeout = '60000ms';
 ALTER TABLE public.users ADD COLUMN IF NOT EXISTS full_name text;
-CREATE OR REPLACE FUNCTION public.schemaheal_sync_d5469f6751d729fc() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $sh$
+CREATE OR REPLACE FUNCTION public.schemaheal_sync_d5469f6751d729fc() RETURNS trigger LANGUAGE plpgsql AS $sh$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     IF NEW.full_name IS NULL THEN
@@ -26,7 +26,7 @@ BEGIN;
 SET LOCAL lock_timeout = '2000ms';
 SET LOCAL statement_timeout = '60000ms';
 ALTER TABLE public.users ADD COLUMN IF NOT EXISTS contact text;
-CREATE OR REPLACE FUNCTION public.schemaheal_sync_48178b454b9da54b() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $sh$
+CREATE OR REPLACE FUNCTION public.schemaheal_sync_48178b454b9da54b() RETURNS trigger LANGUAGE plpgsql AS $sh$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     IF NEW.contact IS NULL THEN
