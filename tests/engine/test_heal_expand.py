@@ -207,3 +207,26 @@ async def test_plan_shows_expand_and_contract_as_phases(
         " (SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal) AS triggers"
     )
     assert (left[0]["store"], left[0]["triggers"]) == (None, 0)
+
+
+async def test_a_migration_the_catalog_shows_but_nobody_registered_is_expanded_again(
+    conn: asyncpg.Connection,
+) -> None:
+    """A new column already there (made by hand, or ``backfill`` declared on an existing
+    nullable column): its expand runs again — idempotent — so that it is registered, backfilled
+    and enforced instead of waiting for nobody."""
+    await conn.execute(
+        "CREATE TABLE public.users (id integer PRIMARY KEY, n integer);"
+        "INSERT INTO public.users SELECT i, CASE WHEN i % 3 = 0 THEN NULL ELSE i END"
+        "  FROM generate_series(1, 300) AS i"
+    )
+    wanted = users(column("n", "integer", nullable=False, backfill="id * 2"))
+    first = await boot(conn, wanted, Outcome.HEALED)
+    (status,) = first.migrations
+    assert (status.kind, status.state) == ("backfill", store.BACKFILLING)
+    assert await run_pending(conn, BackfillSettings(batch_rows=64)) == {status.id: Finish.EXPANDED}
+    rows = await conn.fetch("SELECT id, n FROM public.users WHERE id IN (1, 3, 6) ORDER BY id")
+    assert [tuple(r) for r in rows] == [(1, 1), (3, 6), (6, 12)]
+    assert await _not_null(conn, "users", "n")
+    # enforced: a plain NOT NULL column now (its trigger's contract is not tracked after that)
+    assert (await boot(conn, wanted, Outcome.UNCHANGED)).migrations == ()

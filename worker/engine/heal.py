@@ -26,7 +26,12 @@ from worker.engine.connection import DATABASE_ERRORS, Connection, connection_los
 from worker.engine.defaults import adopt_defaults, ask, default_questions
 from worker.engine.desired import desired_state
 from worker.engine.diff import diff, tables_to_probe
-from worker.engine.heal_migrations import declares_migrations, registering, statuses
+from worker.engine.heal_migrations import (
+    declares_migrations,
+    registered_ids,
+    registering,
+    statuses,
+)
 from worker.engine.heal_values import HealOptions, HealResult, Outcome, RequestInfo
 from worker.engine.inspect import inspect, probe_rows, table_sizes
 from worker.engine.lock import advisory_locks
@@ -42,8 +47,14 @@ log = logging.getLogger("schemaheal.heal")
 T = TypeVar("T")
 
 
-async def current_plan(conn: Connection, desired: Realm, settings: PlanSettings) -> Plan:
-    """Inspect and plan, probing for rows only where a NOT NULL column is about to be added."""
+async def current_plan(
+    conn: Connection,
+    desired: Realm,
+    settings: PlanSettings,
+    registered: frozenset[str] | None = None,
+) -> Plan:
+    """Inspect and plan, probing for rows only where a NOT NULL column is about to be added;
+    ``registered``: see :func:`~worker.engine.plan.make_plan`."""
     with paused_gc():
         current = await inspect(conn, desired.schemas)
         probe = tables_to_probe(current, desired)
@@ -53,7 +64,7 @@ async def current_plan(conn: Connection, desired: Realm, settings: PlanSettings)
         if questions:  # defaults spelt differently: PostgreSQL says whether they are the same
             desired = adopt_defaults(desired, await ask(conn, questions))
         changes, drift = diff(current, desired)
-        return make_plan(changes, drift, settings)
+        return make_plan(changes, drift, settings, registered)
 
 
 @contextmanager
@@ -176,8 +187,10 @@ async def _locked(
         return retrying_lock_waits(work, doing=doing, deadline=deadline, retry=options.retry)
 
     with tracer().start_as_current_span("schemaheal inspect and plan") as planning:
+        known_ids = await registered_ids(conn, desired, options.ledger_schema)
         plan = await bounded(
-            "inspecting the catalog", lambda: current_plan(conn, desired, options.plan)
+            "inspecting the catalog",
+            lambda: current_plan(conn, desired, options.plan, known_ids),
         )
         planning.set_attribute("schemaheal.statements.count", len(plan.statements))
     timings["inspect_plan"] = time.perf_counter() - mark

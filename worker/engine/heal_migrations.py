@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from contracts.identifiers import quote_ident
 from worker.engine import backfill_store
 from worker.engine.apply import AppliedStatement
 from worker.engine.connection import Connection
@@ -19,7 +20,13 @@ from worker.engine.expand_sql import render
 from worker.engine.model import Realm
 from worker.engine.statements import Plan
 
-__all__ = ["MigrationStatus", "declares_migrations", "registering", "statuses"]
+__all__ = [
+    "MigrationStatus",
+    "declares_migrations",
+    "registered_ids",
+    "registering",
+    "statuses",
+]
 
 Progress = Callable[[AppliedStatement], Awaitable[None]]
 
@@ -32,11 +39,7 @@ _RELY = {
     backfill_store.EXPANDED: "complete: every row converted and enforced; the old shape is "
     "kept in step until contract",
 }
-_UNREGISTERED = (
-    "the catalog shows the new column, but no backfill is registered for it (not made by this "
-    "worker's expand, or its record is gone): nothing fills or enforces it; drop the new column "
-    "and heal again"
-)
+_UNREGISTERED = "not registered for its backfill yet: the next heal of this manifest expands it"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +62,17 @@ class MigrationStatus:
 def declares_migrations(desired: Realm) -> bool:
     """True when a column of ``desired`` declares intent (renamed_from, using, backfill)."""
     return any(c.intent is not None for t in desired.tables for c in t.columns)
+
+
+async def registered_ids(conn: Connection, desired: Realm, schema: str) -> frozenset[str] | None:
+    """The ids of every registered migration, when ``desired`` declares any (else None: not
+    needed). Read before planning, so that an expand nobody registered is planned again."""
+    if not declares_migrations(desired):
+        return None
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.migrations"):
+        return frozenset()
+    rows = await conn.fetch(f"SELECT id FROM {quote_ident(schema)}.migrations")
+    return frozenset(r["id"] for r in rows)
 
 
 async def registering(

@@ -8,7 +8,7 @@ transaction (``CREATE INDEX CONCURRENTLY``) is a group of its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import assert_never
 
 from contracts.identifiers import qualified, quote_ident
@@ -63,9 +63,15 @@ def make_plan(
     changes: tuple[ch.Change, ...],
     drift: tuple[ch.Drift, ...] = (),
     settings: PlanSettings | None = None,
+    registered: frozenset[str] | None = None,
 ) -> Plan:
-    """Order ``changes`` and render each into statements with timeouts and hazards."""
+    """Order ``changes`` and render each into statements with timeouts and hazards.
+
+    ``registered``: the ids of the migrations recorded for their backfill, when known; a
+    migration the catalog shows expanded but that is not among them is expanded again (its
+    expand is idempotent), so that it gets registered."""
     settings = settings or PlanSettings()
+    changes = tuple(_reexpand(c, registered) for c in changes)
     ordered = sorted(changes, key=lambda c: _PHASES[type(c)])  # stable: keeps FK order of tables
     new_tables = {c.table.qualified for c in ordered if isinstance(c, ch.AddTable)}
     statements: list[Statement] = []
@@ -104,6 +110,12 @@ def make_plan(
         migrations=tuple(c.migration for c in running),
         contract=contract_statements(running, settings, group + 1),
     )
+
+
+def _reexpand(change: ch.Change, registered: frozenset[str] | None) -> ch.Change:
+    if not isinstance(change, ch.ExpandColumn) or not change.expanded or registered is None:
+        return change
+    return change if change.migration.id in registered else replace(change, expanded=False)
 
 
 def _lock_timeout(settings: PlanSettings, transactional: bool, statement_timeout_ms: int) -> int:
