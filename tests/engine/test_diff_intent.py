@@ -173,3 +173,27 @@ def test_shadow_names_fit_63_bytes_and_stay_distinct() -> None:
     assert shadow_column("id", "new") == "id__sh_new"
     assert len(shadow_column(long_a, "new").encode()) <= 63
     assert shadow_column(long_a, "new") != shadow_column(long_b, "new")
+
+
+def test_only_expanded_migrations_nobody_registered_are_expanded_again() -> None:
+    """``registered`` known: a rename the catalog shows expanded but no record has is planned
+    again; a registered one is not; a change in place never is (its swap may have run)."""
+    from worker.engine.plan import make_plan
+
+    renamed = users(column("name"), column("full_name"))
+    wanted = users(wants("full_name", renamed_from="name"))
+    changes, drift = diff(renamed, wanted)
+    (marker,) = changes
+    assert isinstance(marker, ch.ExpandColumn) and marker.expanded
+    assert make_plan(changes, drift).statements == ()  # not known: nothing planned
+    assert make_plan(changes, drift, registered=frozenset({marker.migration.id})).statements == ()
+    again = make_plan(changes, drift, registered=frozenset())
+    assert [c.migration.id for c in again.changes if isinstance(c, ch.ExpandColumn)] == [
+        marker.migration.id
+    ]
+    assert again.statements and again.expanding == (marker.migration,)
+    swapped = realm(table("users", BIG_ID, SHADOW_OLD, primary_key=KEY))
+    in_place = realm(
+        table("users", wants("id", "bigint", using="id", nullable=False), primary_key=KEY)
+    )
+    assert make_plan(*diff(swapped, in_place), registered=frozenset()).statements == ()

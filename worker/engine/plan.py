@@ -113,9 +113,12 @@ def make_plan(
 
 
 def _reexpand(change: ch.Change, registered: frozenset[str] | None) -> ch.Change:
+    """Not a change in place: after its swap, a second expand would build a second shadow."""
     if not isinstance(change, ch.ExpandColumn) or not change.expanded or registered is None:
         return change
-    return change if change.migration.id in registered else replace(change, expanded=False)
+    if change.migration.in_place or change.migration.id in registered:
+        return change
+    return replace(change, expanded=False)
 
 
 def _lock_timeout(settings: PlanSettings, transactional: bool, statement_timeout_ms: int) -> int:
