@@ -201,6 +201,7 @@ async def test_plan_shows_expand_and_contract_as_phases(
     code, _, err = await _cli("plan", "--dsn", database.dsn, str(path))
     for title in ("Planned changes (expand", "Online migrations", "Contract (not run by heal"):
         assert title in err, err
+    assert migration["state"] is None  # its expand is planned: nothing to read yet
     # planning changed nothing: no column, no trigger, no migrations table
     left = await database.fetch(
         "SELECT to_regclass('schemaheal.migrations') AS store,"
@@ -230,3 +231,25 @@ async def test_a_migration_the_catalog_shows_but_nobody_registered_is_expanded_a
     assert await _not_null(conn, "users", "n")
     # enforced: a plain NOT NULL column now (its trigger's contract is not tracked after that)
     assert (await boot(conn, wanted, Outcome.UNCHANGED)).migrations == ()
+
+
+async def test_plan_says_where_a_running_migration_stands(
+    conn: asyncpg.Connection, database: FreshDatabase, tmp_path: Path
+) -> None:
+    await conn.execute(
+        "CREATE TABLE public.users (id integer PRIMARY KEY, name text NOT NULL);"
+        "INSERT INTO public.users SELECT i, 'u' || i FROM generate_series(1, 50) AS i"
+    )
+    await boot(conn, NEW, Outcome.HEALED)
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(NEW.model_dump(mode="json", by_alias=True)))
+    code, out, _ = await _cli("plan", "--dsn", database.dsn, str(path), "--format", "json")
+    assert code == 0 and json.loads(out)["statements"] == []
+    (migration,) = json.loads(out)["migrations"]
+    assert (migration["state"], migration["rows_done"]) == (store.BACKFILLING, 0)
+    await run_pending(conn, BackfillSettings(batch_rows=20))
+    code, out, err = await _cli("plan", "--dsn", database.dsn, str(path), "--format", "json")
+    (migration,) = json.loads(out)["migrations"]
+    assert (migration["state"], migration["rows_done"]) == (store.EXPANDED, 50)
+    code, _, err = await _cli("plan", "--dsn", database.dsn, str(path))
+    assert "expanded, 50" in err, err  # the table's "now" column (wrapped at 80 columns)

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from worker.engine.changes import Drift, describe
 from worker.engine.heal import HealResult
+from worker.engine.heal_migrations import MigrationStatus
 from worker.engine.plan import Plan
 from worker.engine.render import script
 from worker.engine.results_json import background, drift_json, plan_json, result_json
@@ -58,15 +59,19 @@ def plan_table(
     return table
 
 
-def migrations_table(plan: Plan) -> Table:
+def migrations_table(plan: Plan, states: tuple[MigrationStatus, ...]) -> Table:
     table = Table(title="Online migrations (after expand, in the background)", title_justify="left")
     table.add_column("kind", style="cyan")
     table.add_column("column")
     table.add_column("from")
     table.add_column("then")
+    table.add_column("now")
+    by_id = {s.id: s for s in states}
     for m in plan.migrations:
         target = f"{m.schema}.{m.table}.{m.new_column} {m.new_type}"
-        table.add_row(m.kind.value, target, m.old_column or "-", background(m))
+        found = by_id.get(m.id)
+        now = "-" if found is None else f"{found.state}, {found.rows_done} row(s)"
+        table.add_row(m.kind.value, target, m.old_column or "-", background(m), now)
     return table
 
 
@@ -81,13 +86,13 @@ def drift_table(drift: tuple[Drift, ...]) -> Table:
     return table
 
 
-def print_plan(plan: Plan) -> None:
+def print_plan(plan: Plan, states: tuple[MigrationStatus, ...] = ()) -> None:
     if plan.statements:
         stderr.print(plan_table(plan.statements))
     else:
         stderr.print("[green]Nothing to do:[/] the database satisfies the manifest.")
     if plan.migrations:
-        stderr.print(migrations_table(plan))
+        stderr.print(migrations_table(plan, states))
     if plan.contract:
         title = "Contract (not run by heal: once no live instance uses the old shape)"
         stderr.print(plan_table(plan.contract, title))

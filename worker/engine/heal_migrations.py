@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from contracts.identifiers import quote_ident
 from worker.engine import backfill_store
@@ -98,23 +99,31 @@ async def registering(
 async def statuses(
     conn: Connection, migrations: tuple[ColumnMigration, ...], schema: str
 ) -> tuple[MigrationStatus, ...]:
-    """Each migration's state from its progress record."""
-    out = []
-    for m in migrations:
-        found = await backfill_store.progress(conn, m.id, schema)
-        state = found.state if found is not None else "unregistered"
-        relies_on = _RELY.get(state, _UNREGISTERED)
-        if found is not None and found.error is not None:
-            relies_on = f"stopped: {found.error}"
-        out.append(
-            MigrationStatus(
-                id=m.id,
-                kind=m.kind,
-                target=f"{m.schema}.{m.table}.{m.new_column}",
-                state=state,
-                rows_done=found.rows_touched if found is not None else 0,
-                error=found.error if found is not None else None,
-                relies_on=relies_on,
-            )
-        )
-    return tuple(out)
+    """Each migration's state from its progress record. Reads only (``plan`` uses it too)."""
+    records = await _records(conn, [m.id for m in migrations], schema) if migrations else {}
+    return tuple(_status(m, records.get(m.id)) for m in migrations)
+
+
+async def _records(conn: Connection, ids: list[str], schema: str) -> dict[str, Any]:
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.migrations"):
+        return {}
+    rows = await conn.fetch(
+        f"""SELECT id, state, rows_touched, error FROM {quote_ident(schema)}.migrations
+             WHERE id = ANY($1::text[])""",
+        ids,
+    )
+    return {r["id"]: r for r in rows}
+
+
+def _status(m: ColumnMigration, record: Any) -> MigrationStatus:
+    state = record["state"] if record is not None else "unregistered"
+    error = record["error"] if record is not None else None
+    return MigrationStatus(
+        id=m.id,
+        kind=m.kind,
+        target=f"{m.schema}.{m.table}.{m.new_column}",
+        state=state,
+        rows_done=record["rows_touched"] if record is not None else 0,
+        error=error,
+        relies_on=f"stopped: {error}" if error is not None else _RELY.get(state, _UNREGISTERED),
+    )

@@ -11,16 +11,19 @@ from typing import Any
 from worker.engine.changes import Drift, describe
 from worker.engine.expand import ColumnMigration
 from worker.engine.heal import HealResult
+from worker.engine.heal_migrations import MigrationStatus
 from worker.engine.statements import Plan, Statement
 
 __all__ = ["background", "drift_json", "migration_json", "plan_json", "result_json"]
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
+def plan_json(plan: Plan, states: tuple[MigrationStatus, ...] = ()) -> dict[str, Any]:
+    """``states``: where each migration stands, when read (``plan`` reads them)."""
+    by_id = {s.id: s for s in states}
     return {
         "statements": [statement_json(i, s) for i, s in enumerate(plan.statements)],
         "drift": [drift_json(d) for d in plan.drift],
-        "migrations": [migration_json(m) for m in plan.migrations],
+        "migrations": [migration_json(m, by_id.get(m.id)) for m in plan.migrations],
         "contract": [statement_json(i, s) for i, s in enumerate(plan.contract)],
     }
 
@@ -39,9 +42,12 @@ def statement_json(i: int, s: Statement) -> dict[str, Any]:
     }
 
 
-def migration_json(m: ColumnMigration) -> dict[str, Any]:
-    """A planned migration: what it changes, and what runs after the heal (in the background)."""
+def migration_json(m: ColumnMigration, status: MigrationStatus | None = None) -> dict[str, Any]:
+    """A planned migration: what it changes, what runs after the heal (in the background), and
+    where it stands (None: not read)."""
     return {
+        "state": status.state if status is not None else None,
+        "rows_done": status.rows_done if status is not None else None,
         "id": m.id,
         "kind": m.kind.value,
         "target": f"{m.schema}.{m.table}.{m.new_column}",
