@@ -89,9 +89,10 @@ BIG_ID = column("id", "bigint", nullable=False)
         # backfill: a populated (or unprobed) table → expand; an empty one takes the column at once
         (users(has_rows=True), users(wants("n", "integer", backfill="id * 2", nullable=False)), ["ExpandColumn"], []),
         (users(has_rows=False), users(wants("n", "integer", backfill="id * 2", nullable=False)), ["AddColumn"], []),
-        # the column is there, still nullable → expanded (enforce's NOT NULL pending); NOT NULL → done
+        # the column is there, still nullable (enforce's NOT NULL pending) or NOT NULL (its
+        # trigger stays until contract) → expanded; NOT NULL is never planned by the heal
         (users(column("n", "integer")), users(wants("n", "integer", backfill="id * 2", nullable=False)), ["ExpandColumn(expanded)"], []),
-        (users(column("n", "integer", nullable=False)), users(wants("n", "integer", backfill="id * 2", nullable=False)), [], []),
+        (users(column("n", "integer", nullable=False)), users(wants("n", "integer", backfill="id * 2", nullable=False)), ["ExpandColumn(expanded)"], []),
         # renaming a key column: the backfill pages by it
         (users(), realm(table("users", wants("user_id", "integer", renamed_from="id", nullable=False), primary_key=KEY)),
          [], [DriftKind.MIGRATION_BLOCKED]),
@@ -192,6 +193,11 @@ def test_only_expanded_migrations_nobody_registered_are_expanded_again() -> None
         marker.migration.id
     ]
     assert again.statements and again.expanding == (marker.migration,)
+    # a backfilled column already NOT NULL that nobody registered: a plain column, no migration
+    filled = users(column("n", "integer", nullable=False))
+    backfilled = users(wants("n", "integer", backfill="id * 2", nullable=False))
+    plain = make_plan(*diff(filled, backfilled), registered=frozenset())
+    assert (plain.statements, plain.migrations) == ((), ())
     swapped = realm(table("users", BIG_ID, SHADOW_OLD, primary_key=KEY))
     in_place = realm(
         table("users", wants("id", "bigint", using="id", nullable=False), primary_key=KEY)

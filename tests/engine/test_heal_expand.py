@@ -229,8 +229,9 @@ async def test_a_migration_the_catalog_shows_but_nobody_registered_is_expanded_a
     rows = await conn.fetch("SELECT id, n FROM public.users WHERE id IN (1, 3, 6) ORDER BY id")
     assert [tuple(r) for r in rows] == [(1, 1), (3, 6), (6, 12)]
     assert await _not_null(conn, "users", "n")
-    # enforced: a plain NOT NULL column now (its trigger's contract is not tracked after that)
-    assert (await boot(conn, wanted, Outcome.UNCHANGED)).migrations == ()
+    done = await boot(conn, wanted, Outcome.UNCHANGED)
+    assert [(m.id, m.state) for m in done.migrations] == [(status.id, store.EXPANDED)]
+    assert done.plan.contract[0].sql.startswith("DROP TRIGGER IF EXISTS schemaheal_sync_")
 
 
 async def test_plan_says_where_a_running_migration_stands(

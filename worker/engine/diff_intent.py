@@ -170,10 +170,8 @@ def _backfill(table: m.Table, column: m.Column, backfill: str) -> Found:
     migration = _migration(table, column, MigrationKind.BACKFILL, backfill)
     if migration is None:
         return _no_key(table, column)
-    if existing is not None and existing.nullable and not column.nullable:
+    if existing is not None:  # expanded (enforced or not), until contract drops its trigger
         return _expanded(table, column, migration, _not_null_pending(column, existing))
-    if existing is not None:  # enforced, or nothing to enforce: a plain column
-        return Found(rest=column)
     return _expand(table, column, migration, extras=_new_column_extras(table, column))
 
 

@@ -16,6 +16,7 @@ from contracts.naming import default_name
 from worker.engine import changes as ch
 from worker.engine import model as m
 from worker.engine import render as r
+from worker.engine.expand import MigrationKind
 from worker.engine.hazards import Hazard
 from worker.engine.plan_expand import contract_statements, expand_commands
 from worker.engine.statements import Plan, PlanSettings, Statement
@@ -71,7 +72,7 @@ def make_plan(
     migration the catalog shows expanded but that is not among them is expanded again (its
     expand is idempotent), so that it gets registered."""
     settings = settings or PlanSettings()
-    changes = tuple(_reexpand(c, registered) for c in changes)
+    changes = tuple(c for c in (_registered(c, registered) for c in changes) if c is not None)
     ordered = sorted(changes, key=lambda c: _PHASES[type(c)])  # stable: keeps FK order of tables
     new_tables = {c.table.qualified for c in ordered if isinstance(c, ch.AddTable)}
     statements: list[Statement] = []
@@ -112,12 +113,16 @@ def make_plan(
     )
 
 
-def _reexpand(change: ch.Change, registered: frozenset[str] | None) -> ch.Change:
-    """Not a change in place: after its swap, a second expand would build a second shadow."""
+def _registered(change: ch.Change, registered: frozenset[str] | None) -> ch.Change | None:
+    """An expanded migration nobody registered: a plain NOT NULL column already (None: no
+    migration), or expanded again — never a change in place, whose swap may have run."""
     if not isinstance(change, ch.ExpandColumn) or not change.expanded or registered is None:
         return change
     if change.migration.in_place or change.migration.id in registered:
         return change
+    current = change.table.column(change.migration.new_column)
+    if change.migration.kind is MigrationKind.BACKFILL and current and not current.nullable:
+        return None
     return replace(change, expanded=False)
 
 
