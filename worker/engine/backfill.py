@@ -126,22 +126,28 @@ def _lock_name(m: ColumnMigration) -> str:
     return f"\0backfill\0{m.schema}\0{m.table}"
 
 
+#: The session settings the runner changes, put back when it is done with a migration.
+_SESSION = ("lock_timeout", "statement_timeout", "synchronous_commit")
+
+
 async def _run_locked(conn: Connection, m: ColumnMigration, settings: BackfillSettings) -> Finish:
     session = await conn.fetchrow(
-        "SELECT current_setting('lock_timeout') AS lock, "
-        "current_setting('statement_timeout') AS statement"
+        "SELECT " + ", ".join(f"current_setting('{name}') AS {name}" for name in _SESSION)
     )
     await _timeouts(conn, settings, long=False, local=False)  # batches and records run under them
+    # Batches do not wait for their commit to reach the disk: a crash can lose only the last
+    # batches, each with its own progress record (the WAL keeps their order), so the runner
+    # resumes from an earlier key and touches those rows again, which changes nothing.
+    await conn.execute("SET synchronous_commit = off")
     try:
         return await _run(conn, m, settings)
     finally:
         if not getattr(conn, "is_closed", lambda: False)():
             await conn.fetchrow(
-                "SELECT set_config('lock_timeout', $1, false), "
-                "set_config('statement_timeout', $2, false)",
-                session["lock"],
-                session["statement"],
-            )
+                "SELECT " + ", ".join(f"set_config('{n}', ${i}, false)" for i, n in
+                                      enumerate(_SESSION, 1)),
+                *(session[name] for name in _SESSION),
+            )  # fmt: skip
 
 
 async def _run(conn: Connection, m: ColumnMigration, settings: BackfillSettings) -> Finish:

@@ -151,20 +151,24 @@ def _bound(m: ColumnMigration, parameter: str) -> str:
 
 def _last_key(m: ColumnMigration, rows: str) -> str:
     """The greatest key of ``rows`` as jsonb text ({"<key column>": value, …})."""
+    return f"(SELECT to_jsonb(sh_last.*) FROM {_greatest(m, rows)} AS sh_last)::text"
+
+
+def _greatest(m: ColumnMigration, rows: str) -> str:
     descending = ", ".join(f"{quote_ident(k)} DESC" for k in m.key)
-    return (
-        f"(SELECT to_jsonb(sh_last.*) FROM (SELECT {_keys(m)} FROM {rows} "
-        f"ORDER BY {descending} LIMIT 1) AS sh_last)::text"
-    )
+    return f"(SELECT {_keys(m)} FROM {rows} ORDER BY {descending} LIMIT 1)"
 
 
 def _batch(m: ColumnMigration, *, first: bool) -> str:
     """Touch the next rows by key, up to the stop key (the greatest key when the backfill
-    started: rows written since went through the trigger)."""
+    started: rows written since went through the trigger). The batch's keys are read from the
+    index alone; the update then takes their range, so that it is an index range scan too (a
+    join with the batch's keys may be planned as a scan of the whole table)."""
     table = table_name(m)
     order = _keys(m)
     column = quote_ident(physical_column(m))
     where = f"{_row(m)} <= {_bound(m, '$1::jsonb')}"
+    after = f"{_row(m, 'sh_t.')} > {_bound(m, '$2::jsonb')} AND " if not first else ""
     if not first:
         where += f" AND {_row(m)} > {_bound(m, '$2::jsonb')}"
     limit = "$2" if first else "$3"
@@ -172,11 +176,12 @@ def _batch(m: ColumnMigration, *, first: bool) -> str:
     return (
         f"WITH sh_batch AS (SELECT {order} FROM {table} WHERE {where} "
         f"ORDER BY {order} LIMIT {limit}), "
-        f"sh_touched AS (UPDATE {table} AS sh_t SET {column} = sh_t.{column} FROM sh_batch "
-        f"WHERE {_row(m, 'sh_t.')} = {_row(m, 'sh_batch.')} RETURNING 1) "
+        f"sh_last AS {_greatest(m, 'sh_batch')}, "
+        f"sh_touched AS (UPDATE {table} AS sh_t SET {column} = sh_t.{column} "
+        f"WHERE {after}{_row(m, 'sh_t.')} <= (SELECT {order} FROM sh_last) RETURNING 1) "
         "SELECT (SELECT count(*) FROM sh_batch) AS scanned, "
         "(SELECT count(*) FROM sh_touched) AS touched, "
-        f"{_last_key(m, 'sh_batch')} AS last_key "
+        "(SELECT to_jsonb(sh_last.*) FROM sh_last)::text AS last_key "
         "WHERE EXISTS (SELECT FROM sh_batch)"
     )
 
