@@ -98,6 +98,19 @@ class BlockedStatementInfo(_Event):
     reason: str
 
 
+class MigrationInfo(_Event):
+    """An online column migration of the manifest (issue 19) and where it stands: the heal
+    answers once its expand committed, while its backfill and enforcement go on."""
+
+    id: str
+    kind: Literal["rename", "convert", "backfill"]
+    target: str = Field(description="schema.table.column")
+    state: str = Field(description="backfilling, enforcing, expanded, or unregistered")
+    running: bool = Field(description="true while the backfill or the enforcement runs")
+    rows_done: int
+    relies_on: str = Field(description="what the service may rely on meanwhile")
+
+
 class ErrorInfo(_Event):
     code: str
     message: str
@@ -121,6 +134,10 @@ class SchemaHealed(_Event):
     statements: list[AppliedStatementInfo] = []
     drift: list[DriftInfo] = []
     blocked: list[BlockedStatementInfo] = []
+    migrations: list[MigrationInfo] = Field(
+        default=[], exclude_if=lambda migrations: not migrations,
+        description="the manifest's online column migrations not yet contracted",
+    )  # fmt: skip
     error: ErrorInfo | None = None
     durations: Durations = Durations()
     coalesced: bool = Field(default=False, description="served by a heal run for another request")

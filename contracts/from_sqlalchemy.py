@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from contracts._intent_fields import INFO_KEY, intent_from_info
 from contracts._sa_parts import (
     DIALECT,
     Collected,
@@ -36,7 +37,7 @@ from contracts.manifest import Manifest
 from contracts.types import EXTENSION_FUNCTIONS, EXTENSION_TYPES
 from contracts.validation import load_manifest
 
-__all__ = ["manifest_from_metadata"]
+__all__ = ["INFO_KEY", "manifest_from_metadata"]
 
 
 def manifest_from_metadata(
@@ -97,6 +98,7 @@ def _column(
     if column.comment:
         out["comment"] = column.comment
     where = f"{table.name}.{column.name}"
+    out.update(intent_from_info(column.info, where, found.problems))
     serial = _serial_type(table, column)
     if column.identity is not None:
         out["identity"] = _identity(column.identity, where, found.problems)

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from contracts._fields import EnumLabel, Increment, StorageName, StorageValue
+from contracts._intent_fields import check_column_intent
 from contracts._select import MAX_TEXT
 from contracts.expressions import parse_expression
 from contracts.identifiers import IDENTIFIER_PATTERN, check_identifier
@@ -56,6 +57,11 @@ ColumnType = Annotated[
 ]
 
 
+def _intent(description: str) -> Any:
+    """An optional intent field, left out of the canonical JSON when unset."""
+    return Field(default=None, exclude_if=lambda value: value is None, description=description)
+
+
 def _expression(what: str) -> Any:
     return AfterValidator(lambda text: parse_expression(text, what=what).sql)
 
@@ -65,6 +71,9 @@ CheckExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("check")]
 GeneratedExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("generated expression")]
 IndexExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("index expression")]
 PredicateExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("index predicate")]
+UsingExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("using")]
+ReverseExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("reverse")]
+BackfillExpr = Annotated[str, Field(max_length=MAX_TEXT), _expression("backfill")]
 Comment = Annotated[str, Field(max_length=8192, pattern=r"^[^\x00]*$")]
 Names = Annotated[tuple[Identifier, ...], Field(min_length=1, max_length=32)]
 Action = Annotated[
@@ -164,6 +173,23 @@ class Column(_Model):
         default=None, description="expression of a STORED generated column"
     )
     comment: Comment | None = None
+    # Declared intent for an online change (expand/contract); see the README's "Expand and
+    # contract". Left out of the canonical JSON when unset: manifests without them keep their hash.
+    renamed_from: Identifier | None = _intent(
+        "the column's previous name: its values move here, kept in step for old replicas "
+        "until the old column is retired"
+    )
+    using: UsingExpr | None = _intent(
+        "the new value from the row's columns when the type changes (may name the "
+        "renamed_from column, or this column itself for a change in place)"
+    )
+    reverse: ReverseExpr | None = _intent(
+        "the old column's value from the row's columns, for old replicas that still read it"
+    )
+    backfill: BackfillExpr | None = _intent(
+        "the value of this new column for existing rows and for rows old replicas write, "
+        "from the row's other columns"
+    )
 
     @model_validator(mode="after")
     def _one_value_source(self) -> Column:
@@ -174,6 +200,7 @@ class Column(_Model):
             raise ValueError(
                 f"column {self.name}: identity columns are NOT NULL; set nullable false"
             )
+        check_column_intent(self)
         return self
 
 

@@ -15,6 +15,7 @@ from contracts.calls import calls, index_calls
 from contracts.errors import Problem
 from contracts.expressions import parse_expression
 from contracts.identifiers import qualified, split_qualified
+from contracts.intent import declares_intent, table_intent
 from contracts.manifest import Column, ForeignKey, Manifest, Table
 from contracts.naming import unique_name
 from contracts.references import can_reference
@@ -164,6 +165,10 @@ def _resolve_column(ctx: _Context, path: str, table: Table, column: Column) -> C
         ctx.problems.extend(
             calls(f"{path}.generated", text, "generated expression", ctx.extension_schema)
         )
+    if declares_intent(column):
+        expressions, problems = table_intent(path, table, column, ctx.extension_schema)
+        ctx.problems.extend(problems)
+        updates.update(expressions)
     return column.model_copy(update=updates)
 
 

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.kafka_auth import KafkaAuth, SaslMechanism, SecurityProtocol, connection_problem
 from worker.engine.apply import RetryPolicy
+from worker.engine.backfill import BackfillSettings
 from worker.engine.heal import HealOptions
 from worker.engine.plan import PlanSettings
 from worker.engine.policy import Policy
@@ -299,6 +300,34 @@ class WorkerSettings(GateSettings):
         description="with offset_guard: how long a hole may stay unwritten before the "
         "worker logs it as lost and serves on",
     )
+    backfill: bool = Field(
+        True,
+        description="run the backfills of online column migrations (expand/contract) in the "
+        "background; one per table across all workers",
+    )
+    backfill_batch_rows: int = Field(1000, ge=1, description="rows per backfill batch")
+    backfill_pause_s: float = Field(
+        0.0, ge=0, description="pause between backfill batches: the throttle that leaves room to "
+        "writers",
+    )  # fmt: skip
+    backfill_lock_timeout_ms: int = Field(
+        1000, ge=1, description="how long a backfill batch waits for a row or table lock before "
+        "it is rolled back and retried (writers of the rows it already holds wait meanwhile)",
+    )  # fmt: skip
+    backfill_poll_s: float = Field(
+        30.0, gt=0, description="how often the worker looks for migrations to backfill besides "
+        "being woken when a heal registers one",
+    )  # fmt: skip
+
+    def backfill_settings(self) -> BackfillSettings:
+        return BackfillSettings(
+            batch_rows=self.backfill_batch_rows,
+            pause_s=self.backfill_pause_s,
+            lock_timeout_ms=self.backfill_lock_timeout_ms,
+            statement_timeout_ms=max(self.statement_timeout_ms, self.backfill_lock_timeout_ms + 1),
+            long_statement_timeout_ms=self.long_statement_timeout_ms,
+            store_schema=self.ledger_schema,  # the migrations table lives with the ledger
+        )
 
     @property
     def max_poll_interval_ms(self) -> int:

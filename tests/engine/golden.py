@@ -9,4 +9,6 @@ from worker.engine.render import script
 def golden_text(plan: Plan) -> str:
     lines = [command + ";" for command in script(plan)]
     lines += [f"-- drift {d.kind.value} {d.target}" for d in plan.drift]
+    lines += [f"-- migration {m.kind.value} {m.id}" for m in plan.migrations]
+    lines += [f"-- contract (not run by the heal): {s.sql};" for s in plan.contract]
     return "\n".join(lines) + "\n"

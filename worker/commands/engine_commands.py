@@ -8,10 +8,12 @@ from pathlib import Path
 
 import contracts
 from worker.commands import output
+from worker.engine import ledger
 from worker.engine.connection import DATABASE_ERRORS, connect, translate
 from worker.engine.desired import desired_state
 from worker.engine.hazards import Hazard
 from worker.engine.heal import HealOptions, current_plan, heal
+from worker.engine.heal_migrations import statuses
 from worker.engine.plan import PlanSettings
 from worker.engine.pooler import ProxyMode, require_direct
 
@@ -33,19 +35,21 @@ async def plan_command(dsn: str, manifest_path: str, fmt: str, settings: PlanSet
         raise translate(exc, "connecting to the database") from exc
     try:
         plan = await current_plan(conn, desired_state(manifest), settings)
+        running = tuple(m for m in plan.migrations if m not in plan.expanding)
+        states = await statuses(conn, running, ledger.DEFAULT_SCHEMA)  # reads only
     except DATABASE_ERRORS as exc:
         raise translate(exc, "inspecting the catalog") from exc
     finally:
         await conn.close()
     if fmt == "sql":
         output.print_sql(plan)
-        output.print_plan(plan) if sys.stderr.isatty() else None
+        output.print_plan(plan, states) if sys.stderr.isatty() else None
     elif fmt == "json":
         output.print_json(
-            {"manifest_hash": contracts.manifest_hash(manifest), **output.plan_json(plan)}
+            {"manifest_hash": contracts.manifest_hash(manifest), **output.plan_json(plan, states)}
         )
     else:
-        output.print_plan(plan)
+        output.print_plan(plan, states)
     return EXIT_PENDING if plan.statements else EXIT_OK
 
 

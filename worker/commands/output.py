@@ -14,9 +14,11 @@ from rich.table import Table
 
 from worker.engine.changes import Drift, describe
 from worker.engine.heal import HealResult
+from worker.engine.heal_migrations import MigrationStatus
 from worker.engine.plan import Plan
 from worker.engine.render import script
-from worker.engine.results_json import drift_json, plan_json, result_json
+from worker.engine.results_json import background, drift_json, plan_json, result_json
+from worker.engine.statements import Statement
 
 __all__ = [
     "drift_json",
@@ -39,17 +41,37 @@ def print_json(data: dict[str, Any]) -> None:
 def print_sql(plan: Plan) -> None:
     for command in script(plan):
         sys.stdout.write(command + ";\n")
+    for statement in plan.contract:  # shown, not run: comments, so the output still runs as is
+        sys.stdout.write(f"-- contract (not run by heal): {statement.sql};\n")
 
 
-def plan_table(plan: Plan, title: str = "Planned changes") -> Table:
+def plan_table(
+    statements: tuple[Statement, ...], title: str = "Planned changes (expand: run by heal)"
+) -> Table:
     table = Table(title=title, title_justify="left", show_lines=False)
     table.add_column("#", justify="right", style="dim")
     table.add_column("change", style="cyan")
     table.add_column("hazards", style="yellow")
     table.add_column("statement")
-    for i, s in enumerate(plan.statements):
+    for i, s in enumerate(statements):
         hazards = ", ".join(h.value for h in s.hazards) or "-"
         table.add_row(str(i + 1), describe(s.change), hazards, _first_line(s.sql))
+    return table
+
+
+def migrations_table(plan: Plan, states: tuple[MigrationStatus, ...]) -> Table:
+    table = Table(title="Online migrations (after expand, in the background)", title_justify="left")
+    table.add_column("kind", style="cyan")
+    table.add_column("column")
+    table.add_column("from")
+    table.add_column("then")
+    table.add_column("now")
+    by_id = {s.id: s for s in states}
+    for m in plan.migrations:
+        target = f"{m.schema}.{m.table}.{m.new_column} {m.new_type}"
+        found = by_id.get(m.id)
+        now = "-" if found is None else f"{found.state}, {found.rows_done} row(s)"
+        table.add_row(m.kind.value, target, m.old_column or "-", background(m), now)
     return table
 
 
@@ -64,11 +86,16 @@ def drift_table(drift: tuple[Drift, ...]) -> Table:
     return table
 
 
-def print_plan(plan: Plan) -> None:
+def print_plan(plan: Plan, states: tuple[MigrationStatus, ...] = ()) -> None:
     if plan.statements:
-        stderr.print(plan_table(plan))
+        stderr.print(plan_table(plan.statements))
     else:
         stderr.print("[green]Nothing to do:[/] the database satisfies the manifest.")
+    if plan.migrations:
+        stderr.print(migrations_table(plan, states))
+    if plan.contract:
+        title = "Contract (not run by heal: once no live instance uses the old shape)"
+        stderr.print(plan_table(plan.contract, title))
     if plan.drift:
         stderr.print(drift_table(plan.drift))
 

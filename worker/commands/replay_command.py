@@ -19,7 +19,8 @@ from worker.engine.connection import DATABASE_ERRORS, connect, translate
 from worker.engine.pooler import require_direct
 from worker.observability.tracing import configure_tracing, tracer
 from worker.replay import audit as audit_mod
-from worker.replay.database import read_ddl_log, read_ledger, reapply, replan
+from worker.replay.database import read_ddl_log, read_ledger, read_migrations, reapply, replan
+from worker.replay.events import MigrationRow
 from worker.replay.history import History, Window, parse_time, read_history
 from worker.replay.report import html_report, json_lines, terminal
 from worker.settings import ReplaySettings
@@ -113,6 +114,7 @@ async def _audit(
     ddl: list[audit_mod.DdlEvent] = []
     notes: list[str] = []
     replans: list[audit_mod.Replan] = []
+    migrations: list[MigrationRow] = []
     draft = audit_mod.reconstruct(window=window, accounting=accounting, ledger={},
                                   service=service)  # fmt: skip
     plan_settings = settings.plan_settings()
@@ -122,6 +124,7 @@ async def _audit(
             try:
                 ledger[alias] = await read_ledger(conn, settings.ledger_schema, alias, window, ids)
                 log = await read_ddl_log(conn, alias, window)
+                migrations += await read_migrations(conn, settings.ledger_schema, alias)
                 for boot in audit_mod.latest_accepted(draft.boots):
                     if boot.request.database == alias:
                         replans.append(await replan(conn, boot, plan_settings))
@@ -144,7 +147,7 @@ async def _audit(
         replans=replans,
         service=service,
     )  # everything matched
-    return replace(found, notes=tuple(notes))
+    return replace(found, notes=tuple(notes), migrations=tuple(migrations))
 
 
 async def _reapply(

@@ -74,8 +74,12 @@ def free_port() -> int:
 class LocalPostgres:
     """initdb + pg_ctl start on 127.0.0.1:port; ``stop()`` removes everything it made."""
 
-    def __init__(self, binaries: PostgresBinaries, *, port: int | None = None) -> None:
+    def __init__(
+        self, binaries: PostgresBinaries, *, port: int | None = None, options: str = ""
+    ) -> None:
         self.binaries = binaries
+        #: more ``-c name=value`` server options, after (so overriding) the defaults
+        self.options = options
         self.port = port or free_port()
         self.root = Path(tempfile.mkdtemp(prefix=f"schemaheal-pg{binaries.version}-"))
         self.datadir = self.root / "data"
@@ -116,8 +120,8 @@ class LocalPostgres:
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=200 -c shared_buffers=64MB"
-        )
+            f"-c max_connections=200 -c shared_buffers=64MB {self.options}"
+        ).strip()
         try:
             self._run(
                 "pg_ctl",

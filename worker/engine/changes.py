@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from worker.engine import model as m
+from worker.engine.expand import ColumnMigration
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +59,18 @@ class AddTable:
 class AddColumn:
     table: m.Table  # the current table
     column: m.Column
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpandColumn:
+    """An online column migration (expand/contract, :mod:`worker.engine.expand`): its expand
+    statements, or — ``expanded`` — none, when the catalog shows they ran (the backfill or the
+    contract is what remains)."""
+
+    table: m.Table  # the current table
+    column: m.Column  # the desired column
+    migration: ColumnMigration
+    expanded: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,6 +153,7 @@ Change = (
     | SetSequenceOwner
     | AddTable
     | AddColumn
+    | ExpandColumn
     | SetDefault
     | DropNotNull
     | SetNotNull
@@ -190,6 +204,8 @@ class DriftKind(StrEnum):
     SEQUENCE_DIFFERS = "sequence-differs"
     EXTENSION_SCHEMA_DIFFERS = "extension-schema-differs"
     NOT_NULL_ON_POPULATED_TABLE = "not-null-column-on-populated-table"
+    #: a declared migration (renamed_from, using, backfill) that cannot start: the detail says why
+    MIGRATION_BLOCKED = "migration-blocked"
     EXTRA_TABLE = "extra-table"
     EXTRA_COLUMN = "extra-column"
     EXTRA_INDEX = "extra-index"

@@ -79,7 +79,15 @@ def _column(col: c.Column, extension_schemas: dict[str, str]) -> m.Column:
         identity=identity,
         generated=col.generated,
         comment=col.comment or None,  # as for tables: '' is no comment
+        intent=_intent(col),
     )
+
+
+def _intent(col: c.Column) -> m.Intent | None:
+    intent = m.Intent(
+        renamed_from=col.renamed_from, using=col.using, reverse=col.reverse, backfill=col.backfill
+    )
+    return None if intent == m.Intent() else intent
 
 
 def _foreign_key(fk: c.ForeignKey) -> m.ForeignKey:

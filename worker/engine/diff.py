@@ -13,6 +13,7 @@ from dataclasses import replace
 from worker.engine import changes as ch
 from worker.engine import model as m
 from worker.engine.changes import Drift, DriftKind
+from worker.engine.diff_intent import sequence_widened_online
 from worker.engine.diff_table import diff_table, is_metadata_only_widening, needs_rows_absent
 
 __all__ = ["diff", "is_metadata_only_widening", "tables_to_probe"]  # widening: re-exported
@@ -133,6 +134,9 @@ def _sequences(
             f"{field} is {getattr(existing, field)}, manifest says {getattr(seq, field)}"
             for field in ("data_type", "increment", "cycle")
             if getattr(existing, field) != getattr(seq, field)
+            and not (
+                field == "data_type" and sequence_widened_online(current, desired, seq, existing)
+            )
         ]
         if differs:
             drift.append(

@@ -11,6 +11,7 @@ import re
 from worker.engine import changes as ch
 from worker.engine import model as m
 from worker.engine.changes import Drift, DriftKind
+from worker.engine.diff_intent import intent_diff, kept_columns, widened_online
 from worker.engine.normalize import same_expression
 
 __all__ = ["diff_table", "is_metadata_only_widening", "needs_rows_absent", "same_index"]
@@ -32,15 +33,11 @@ def diff_table(
     for column in desired.columns:
         _column(current, column, changes, drift)
     declared = {c.name for c in desired.columns}
+    kept = kept_columns(desired)
     for column in current.columns:
-        if column.name not in declared:
-            _report(
-                drift,
-                DriftKind.EXTRA_COLUMN,
-                current,
-                column.name,
-                "not in the manifest; kept with its data",
-            )
+        detail = kept.get(column.name, "not in the manifest; kept with its data")
+        if column.name not in declared and detail is not None:
+            _report(drift, DriftKind.EXTRA_COLUMN, current, column.name, detail)
     if desired.comment is not None and desired.comment != current.comment:
         changes.append(ch.SetComment(table=current, column=None, comment=desired.comment))
     _indexes(current, desired, changes, drift)
@@ -50,6 +47,13 @@ def diff_table(
 
 
 def _column(table: m.Table, column: m.Column, changes: list[ch.Change], drift: list[Drift]) -> None:
+    if column.intent is not None:
+        found = intent_diff(table, column)
+        changes.extend(found.changes)
+        drift.extend(found.drift)
+        if found.rest is None:
+            return
+        column = found.rest
     existing = table.column(column.name)
     if existing is None:
         if needs_rows_absent(column) and table.has_rows is not False:
@@ -67,7 +71,7 @@ def _column(table: m.Table, column: m.Column, changes: list[ch.Change], drift: l
         return
     if existing == column:  # the common case, decided at once
         return
-    if existing.type != column.type:
+    if existing.type != column.type and not widened_online(table, existing, column):
         if is_metadata_only_widening(existing.type, column.type):
             changes.append(ch.WidenType(table=table, column=column, current_type=existing.type))
         else:

@@ -16,8 +16,10 @@ from worker.errors import PermanentError
 _KINDS = (
     ast.CreateSchemaStmt, ast.CreateExtensionStmt, ast.CreateEnumStmt, ast.AlterEnumStmt,
     ast.CreateSeqStmt, ast.AlterSeqStmt, ast.CreateStmt, ast.IndexStmt, ast.AlterTableStmt,
-    ast.CommentStmt, ast.DropStmt, ast.VariableSetStmt,
+    ast.CommentStmt, ast.DropStmt, ast.VariableSetStmt, ast.CreateFunctionStmt, ast.CreateTrigStmt,
 )  # fmt: skip
+#: the one function and trigger kind a plan creates: an online migration's sync trigger
+_SYNC_PREFIX = "schemaheal_sync_"
 _T = enums.AlterTableType
 _ALTER_TABLE = frozenset({
     _T.AT_AddColumn, _T.AT_ColumnDefault, _T.AT_DropNotNull, _T.AT_SetNotNull,
@@ -43,6 +45,8 @@ def check(sql: str) -> None:
     node = statements[0].stmt
     if not isinstance(node, _KINDS):
         raise UnsafeStatementError(f"refusing to run a {type(node).__name__}: not part of a plan")
+    if isinstance(node, (ast.CreateFunctionStmt, ast.CreateTrigStmt)):
+        _check_sync(node)
     if isinstance(node, ast.AlterTableStmt):
         for command in node.cmds or ():
             if command.subtype not in _ALTER_TABLE:
@@ -58,3 +62,18 @@ def check(sql: str) -> None:
         "statement_timeout",
     ):
         raise UnsafeStatementError(f"refusing to SET {node.name}")
+
+
+def _check_sync(node: ast.CreateFunctionStmt | ast.CreateTrigStmt) -> None:
+    """Only an online migration's sync trigger: a row trigger calling a function of its name."""
+    if isinstance(node, ast.CreateTrigStmt):
+        function = node.funcname[-1].sval if node.funcname else ""
+        if not (node.trigname or "").startswith(_SYNC_PREFIX) or function != node.trigname:
+            raise UnsafeStatementError(
+                f"refusing CREATE TRIGGER {node.trigname}: not a sync trigger"
+            )
+        return
+    name = node.funcname[-1].sval if node.funcname else ""
+    returns = node.returnType.names[-1].sval if node.returnType and node.returnType.names else ""
+    if not name.startswith(_SYNC_PREFIX) or returns != "trigger" or node.parameters:
+        raise UnsafeStatementError(f"refusing CREATE FUNCTION {name}: not a sync trigger function")

@@ -28,3 +28,6 @@ class Hazard(StrEnum):
     ENUM_LABEL_ADDED = "enum-label-added"
     #: Creates an extension, which runs the extension's own install script.
     EXTENSION_CREATED = "extension-created"
+    #: Drops a column and the data in it (an online migration's contract retiring the old
+    #: column). Always needs approval.
+    COLUMN_DROP = "column-drop"

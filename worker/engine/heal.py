@@ -26,6 +26,12 @@ from worker.engine.connection import DATABASE_ERRORS, Connection, connection_los
 from worker.engine.defaults import adopt_defaults, ask, default_questions
 from worker.engine.desired import desired_state
 from worker.engine.diff import diff, tables_to_probe
+from worker.engine.heal_migrations import (
+    declares_migrations,
+    registered_ids,
+    registering,
+    statuses,
+)
 from worker.engine.heal_values import HealOptions, HealResult, Outcome, RequestInfo
 from worker.engine.inspect import inspect, probe_rows, table_sizes
 from worker.engine.lock import advisory_locks
@@ -41,8 +47,14 @@ log = logging.getLogger("schemaheal.heal")
 T = TypeVar("T")
 
 
-async def current_plan(conn: Connection, desired: Realm, settings: PlanSettings) -> Plan:
-    """Inspect and plan, probing for rows only where a NOT NULL column is about to be added."""
+async def current_plan(
+    conn: Connection,
+    desired: Realm,
+    settings: PlanSettings,
+    registered: frozenset[str] | None = None,
+) -> Plan:
+    """Inspect and plan, probing for rows only where a NOT NULL column is about to be added;
+    ``registered``: see :func:`~worker.engine.plan.make_plan`."""
     with paused_gc():
         current = await inspect(conn, desired.schemas)
         probe = tables_to_probe(current, desired)
@@ -52,7 +64,7 @@ async def current_plan(conn: Connection, desired: Realm, settings: PlanSettings)
         if questions:  # defaults spelt differently: PostgreSQL says whether they are the same
             desired = adopt_defaults(desired, await ask(conn, questions))
         changes, drift = diff(current, desired)
-        return make_plan(changes, drift, settings)
+        return make_plan(changes, drift, settings, registered)
 
 
 @contextmanager
@@ -162,7 +174,9 @@ async def _locked(
     tracer().start_span("schemaheal lock wait", start_time=now - int(waited * 1e9)).end(now)
     mark = time.perf_counter()
     known = await _known(conn, desired, manifest_hash, options)
-    if known is not None and fingerprint.trusted(known):  # nothing changed since verified
+    # nothing changed since verified (a manifest migrating columns is planned every time: the
+    # reply says where its migrations stand)
+    if known is not None and fingerprint.trusted(known) and not declares_migrations(desired):
         timings["fingerprint"] = time.perf_counter() - mark
         plan = Plan(statements=(), drift=known.drift)
         return HealResult(outcome=Outcome.UNCHANGED, manifest_hash=manifest_hash, plan=plan,
@@ -174,8 +188,10 @@ async def _locked(
         return retrying_lock_waits(work, doing=doing, deadline=deadline, retry=options.retry)
 
     with tracer().start_as_current_span("schemaheal inspect and plan") as planning:
+        known_ids = await registered_ids(conn, desired, options.ledger_schema)
         plan = await bounded(
-            "inspecting the catalog", lambda: current_plan(conn, desired, options.plan)
+            "inspecting the catalog",
+            lambda: current_plan(conn, desired, options.plan, known_ids),
         )
         planning.set_attribute("schemaheal.statements.count", len(plan.statements))
     timings["inspect_plan"] = time.perf_counter() - mark
@@ -204,6 +220,7 @@ async def _locked(
     progress = (
         None if intent is None else ledger_intent.progress(conn, intent, options.ledger_schema)
     )
+    progress = await registering(conn, plan, progress, options.ledger_schema)
     try:
         mark = time.perf_counter()
         with tracer().start_as_current_span("schemaheal apply"):
@@ -242,7 +259,9 @@ async def _locked(
             "person: " + "; ".join(f"{d.target}: {d.detail}" for d in remaining.blocking_drift),
         )
     await _remember(conn, known, manifest_hash, remaining.drift, options)
-    return replace(result, outcome=Outcome.HEALED if applied else Outcome.UNCHANGED)
+    migrations = await statuses(conn, remaining.migrations, options.ledger_schema)
+    outcome = Outcome.HEALED if applied else Outcome.UNCHANGED
+    return replace(result, outcome=outcome, migrations=migrations)
 
 
 async def _known(

@@ -11,6 +11,7 @@ from opentelemetry import trace
 from worker.engine import ledger
 from worker.engine.apply import AppliedStatement, RetryPolicy
 from worker.engine.changes import Drift
+from worker.engine.heal_migrations import MigrationStatus
 from worker.engine.plan import Plan, PlanSettings
 from worker.engine.policy import Blocked, Policy
 
@@ -65,6 +66,9 @@ class HealResult:
     #: True when another worker finished a heal of this very request while this one waited for
     #: the locks (a rebalance handed its record over mid-heal): the result is that heal's row
     served_before: bool = False
+    #: the manifest's online column migrations not yet contracted, and where each stands: the
+    #: heal answers once their expand committed; their backfill and enforce run on
+    migrations: tuple[MigrationStatus, ...] = ()
 
     @property
     def drift(self) -> tuple[Drift, ...]:

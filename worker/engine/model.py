@@ -58,6 +58,17 @@ class Identity:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Intent:
+    """Desired side only: how a column gets its values online (the manifest's declared intent;
+    expressions are canonical SQL over the row's own columns)."""
+
+    renamed_from: str | None = None
+    using: str | None = None
+    reverse: str | None = None
+    backfill: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Column:
     name: str
     type: str
@@ -66,6 +77,8 @@ class Column:
     identity: Identity | None = None
     generated: str | None = None
     comment: str | None = None
+    #: how to get there, not where: never part of a comparison of the two sides
+    intent: Intent | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,7 +8,7 @@ transaction (``CREATE INDEX CONCURRENTLY``) is a group of its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import assert_never
 
 from contracts.identifiers import qualified, quote_ident
@@ -16,7 +16,9 @@ from contracts.naming import default_name
 from worker.engine import changes as ch
 from worker.engine import model as m
 from worker.engine import render as r
+from worker.engine.expand import MigrationKind
 from worker.engine.hazards import Hazard
+from worker.engine.plan_expand import contract_statements, expand_commands
 from worker.engine.statements import Plan, PlanSettings, Statement
 
 __all__ = ["Plan", "PlanSettings", "Statement", "make_plan"]
@@ -42,6 +44,7 @@ _PHASES: dict[type, int] = {
     ch.AddSequence: 4,
     ch.AddTable: 5,
     ch.AddColumn: 6,
+    ch.ExpandColumn: 6,
     ch.WidenType: 6,
     ch.SetDefault: 7,
     ch.DropNotNull: 7,
@@ -61,9 +64,15 @@ def make_plan(
     changes: tuple[ch.Change, ...],
     drift: tuple[ch.Drift, ...] = (),
     settings: PlanSettings | None = None,
+    registered: frozenset[str] | None = None,
 ) -> Plan:
-    """Order ``changes`` and render each into statements with timeouts and hazards."""
+    """Order ``changes`` and render each into statements with timeouts and hazards.
+
+    ``registered``: the ids of the migrations recorded for their backfill, when known; a
+    migration the catalog shows expanded but that is not among them is expanded again (its
+    expand is idempotent), so that it gets registered."""
     settings = settings or PlanSettings()
+    changes = tuple(c for c in (_registered(c, registered) for c in changes) if c is not None)
     ordered = sorted(changes, key=lambda c: _PHASES[type(c)])  # stable: keeps FK order of tables
     new_tables = {c.table.qualified for c in ordered if isinstance(c, ch.AddTable)}
     statements: list[Statement] = []
@@ -94,7 +103,27 @@ def make_plan(
                 )
             )
         previous = change
-    return Plan(statements=tuple(statements), drift=drift, changes=tuple(ordered))
+    running = tuple(c for c in ordered if isinstance(c, ch.ExpandColumn))
+    return Plan(
+        statements=tuple(statements),
+        drift=drift,
+        changes=tuple(c for c in ordered if not (isinstance(c, ch.ExpandColumn) and c.expanded)),
+        migrations=tuple(c.migration for c in running),
+        contract=contract_statements(running, settings, group + 1),
+    )
+
+
+def _registered(change: ch.Change, registered: frozenset[str] | None) -> ch.Change | None:
+    """An expanded migration nobody registered: a plain NOT NULL column already (None: no
+    migration), or expanded again — never a change in place, whose swap may have run."""
+    if not isinstance(change, ch.ExpandColumn) or not change.expanded or registered is None:
+        return change
+    if change.migration.in_place or change.migration.id in registered:
+        return change
+    current = change.table.column(change.migration.new_column)
+    if change.migration.kind is MigrationKind.BACKFILL and current and not current.nullable:
+        return None
+    return replace(change, expanded=False)
 
 
 def _lock_timeout(settings: PlanSettings, transactional: bool, statement_timeout_ms: int) -> int:
@@ -153,6 +182,10 @@ def _render(change: ch.Change) -> list[_Step]:
                     long=Hazard.TABLE_REWRITE in _add_column_hazards(column),
                 )
             ]
+        case ch.ExpandColumn():
+            commands = expand_commands(change)
+            return [_Step(sql, (Hazard.STRONG_LOCK,), joins_previous=i > 0)
+                    for i, sql in enumerate(commands)]  # fmt: skip
         case ch.SetDefault(table=table, column=column):
             return [_alter_column(table, column, f"SET DEFAULT {column.default}")]
         case ch.DropNotNull(table=table, column=column):

@@ -66,6 +66,8 @@ def _reason(
     approve = f"approve with --allow-hazard {hazard.value}"
     if hazard in policy.require_approval:
         return f"{hazard.value} needs approval by policy; {approve}"
+    if hazard is Hazard.COLUMN_DROP:
+        return f"drops a column and its data; until approved it stays, unused; {approve}"
     if hazard is Hazard.TABLE_REWRITE:
         table = getattr(statement.change, "table", None)
         size = table.size_bytes if isinstance(table, Table) else 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from worker.engine import changes as ch
+from worker.engine.expand import ColumnMigration, Phase
 from worker.engine.hazards import Hazard
 
 __all__ = ["Plan", "PlanSettings", "Statement"]
@@ -46,13 +47,28 @@ class Statement:
     statement_timeout_ms: int
     #: run when the statement fails: a failed CREATE INDEX CONCURRENTLY leaves an INVALID index
     cleanup_sql: str | None = None
+    #: expand runs in the heal; contract only once no live instance uses the old shape
+    phase: Phase = Phase.EXPAND
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
+    #: what the heal runs (the expand phase)
     statements: tuple[Statement, ...]
     drift: tuple[ch.Drift, ...] = ()
     changes: tuple[ch.Change, ...] = field(default=())
+    #: every online column migration of the manifest not yet contracted: those this plan
+    #: expands and those whose expand ran before (their backfill or contract remains)
+    migrations: tuple[ColumnMigration, ...] = ()
+    #: the contract phase of those migrations: shown, never run by the heal (it waits until no
+    #: live instance uses the old shape; dropping a column needs approval)
+    contract: tuple[Statement, ...] = ()
+
+    @property
+    def expanding(self) -> tuple[ColumnMigration, ...]:
+        """The migrations whose expand statements are in this plan: the heal registers them
+        for their backfill in the transaction of their expand."""
+        return tuple(c.migration for c in self.changes if isinstance(c, ch.ExpandColumn))
 
     @property
     def empty(self) -> bool:

@@ -26,6 +26,7 @@ from worker.engine.ledger import ran
 from worker.engine.plan import PlanSettings
 from worker.observability.tracing import context_from_headers, tracer
 from worker.replay.audit import REAPPLY_PREFIX, Boot, DdlEvent, LedgerRow, Replan, StatementRow
+from worker.replay.events import MigrationRow
 from worker.replay.history import Window
 
 #: Where ``deploy/ddl-audit.sql`` keeps its log (not in the ledger's schema: the worker owns that).
@@ -88,6 +89,32 @@ async def read_ledger(
         )
         for row in rows
     ]
+
+
+async def read_migrations(conn: Connection, schema: str, alias: str) -> list[MigrationRow]:
+    """Every online migration's progress record of the database (none: no migrations table)."""
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.migrations"):
+        return []
+    rows = await conn.fetch(
+        f"""SELECT id, kind, schema_name, table_name, column_name, state, batches, rows_touched,
+                   enforce_steps, error, registered_at, updated_at, finished_at
+            FROM {quote_ident(schema)}.migrations ORDER BY registered_at, id"""
+    )
+    return [
+        MigrationRow(
+            database=alias, id=r["id"], kind=r["kind"],
+            target=f"{r['schema_name']}.{r['table_name']}.{r['column_name']}",
+            state=r["state"], batches=r["batches"], rows_touched=r["rows_touched"],
+            enforce_steps=r["enforce_steps"], error=r["error"],
+            registered_ms=_ms(r["registered_at"]), updated_ms=_ms(r["updated_at"]),
+            finished_ms=_ms(r["finished_at"]) if r["finished_at"] is not None else None,
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 async def read_ddl_log(conn: Connection, alias: str, window: Window) -> list[DdlEvent] | None:

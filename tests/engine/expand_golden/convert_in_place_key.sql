@@ -1,0 +1,112 @@
+-- expand (one transaction)
+ALTER TABLE public.orders ADD COLUMN IF NOT EXISTS id__sh_new bigint;
+CREATE OR REPLACE FUNCTION public.schemaheal_sync_674a238b927d8462() RETURNS trigger LANGUAGE plpgsql AS $sh$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.id__sh_new IS NULL THEN
+      NEW.id__sh_new := CAST(new.id AS bigint);
+    END IF;
+  ELSIF NEW.id::text IS DISTINCT FROM OLD.id::text THEN
+    NEW.id__sh_new := CAST(new.id AS bigint);
+  ELSIF NEW.id__sh_new IS NULL THEN
+    NEW.id__sh_new := CAST(new.id AS bigint);
+  END IF;
+  RETURN NEW;
+END
+$sh$;
+CREATE OR REPLACE TRIGGER schemaheal_sync_674a238b927d8462 BEFORE INSERT OR UPDATE ON public.orders FOR EACH ROW EXECUTE FUNCTION public.schemaheal_sync_674a238b927d8462();
+-- backfill: stop key
+SELECT (SELECT to_jsonb(sh_last.*) FROM (SELECT id FROM public.orders ORDER BY id DESC LIMIT 1) AS sh_last)::text;
+-- backfill: first batch
+WITH sh_batch AS (SELECT id FROM public.orders WHERE id <= (SELECT id FROM jsonb_populate_record(NULL::public.orders, $1::jsonb)) ORDER BY id LIMIT $2), sh_last AS (SELECT id FROM sh_batch ORDER BY id DESC LIMIT 1), sh_touched AS (UPDATE public.orders AS sh_t SET id__sh_new = sh_t.id__sh_new WHERE sh_t.id <= (SELECT id FROM sh_last) RETURNING 1) SELECT (SELECT count(*) FROM sh_batch) AS scanned, (SELECT count(*) FROM sh_touched) AS touched, (SELECT to_jsonb(sh_last.*) FROM sh_last)::text AS last_key WHERE EXISTS (SELECT FROM sh_batch);
+-- backfill: next batch
+WITH sh_batch AS (SELECT id FROM public.orders WHERE id <= (SELECT id FROM jsonb_populate_record(NULL::public.orders, $1::jsonb)) AND id > (SELECT id FROM jsonb_populate_record(NULL::public.orders, $2::jsonb)) ORDER BY id LIMIT $3), sh_last AS (SELECT id FROM sh_batch ORDER BY id DESC LIMIT 1), sh_touched AS (UPDATE public.orders AS sh_t SET id__sh_new = sh_t.id__sh_new WHERE sh_t.id > (SELECT id FROM jsonb_populate_record(NULL::public.orders, $2::jsonb)) AND sh_t.id <= (SELECT id FROM sh_last) RETURNING 1) SELECT (SELECT count(*) FROM sh_batch) AS scanned, (SELECT count(*) FROM sh_touched) AS touched, (SELECT to_jsonb(sh_last.*) FROM sh_last)::text AS last_key WHERE EXISTS (SELECT FROM sh_batch);
+-- backfill: rows left unconverted
+SELECT count(*) FROM public.orders WHERE id__sh_new IS NULL;
+-- enforce (transaction)
+ALTER TABLE public.orders DROP CONSTRAINT IF EXISTS schemaheal_nn_674a238b927d8462, ADD CONSTRAINT schemaheal_nn_674a238b927d8462 CHECK (id__sh_new IS NOT NULL) NOT VALID;
+-- enforce (transaction, long)
+ALTER TABLE public.orders VALIDATE CONSTRAINT schemaheal_nn_674a238b927d8462;
+-- enforce (transaction)
+ALTER TABLE public.orders ALTER COLUMN id__sh_new SET NOT NULL; ALTER TABLE public.orders DROP CONSTRAINT IF EXISTS schemaheal_nn_674a238b927d8462;
+-- enforce (no transaction, long)
+-- first: DROP INDEX CONCURRENTLY IF EXISTS public.orders__sh_pkey;
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS orders__sh_pkey ON public.orders (id__sh_new);
+-- enforce (transaction)
+DO $sh$
+DECLARE
+  rel regclass := 'public.orders'::regclass;
+  fk record; fks text[] := '{}'; stmt text; pk name; dflt text; seq text;
+  ident "char"; next_value bigint; step bigint;
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = rel
+      AND attname = 'id__sh_new' AND NOT attisdropped) THEN
+    RETURN;  -- swapped already
+  END IF;
+  DROP TRIGGER IF EXISTS schemaheal_sync_674a238b927d8462 ON public.orders;
+  DROP FUNCTION IF EXISTS public.schemaheal_sync_674a238b927d8462();
+  SELECT pg_get_expr(d.adbin, d.adrelid), a.attidentity INTO dflt, ident
+    FROM pg_attribute a LEFT JOIN pg_attrdef d
+      ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attrelid = rel AND a.attname = 'id';
+  seq := pg_get_serial_sequence(rel::text, 'id');
+  SELECT conname INTO pk FROM pg_constraint WHERE conrelid = rel AND contype = 'p';
+  FOR fk IN SELECT c.conrelid::regclass AS tbl, c.conname,
+        regexp_replace(pg_get_constraintdef(c.oid), ' NOT VALID$', '') AS def
+      FROM pg_constraint c JOIN pg_constraint p
+        ON p.conrelid = rel AND p.contype = 'p' AND c.conindid = p.conindid
+      WHERE c.confrelid = rel AND c.contype = 'f' ORDER BY 1, 2 LOOP
+    fks := fks || format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID',
+      fk.tbl, fk.conname, fk.def);
+  END LOOP;
+  EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I CASCADE', rel, pk);
+  IF dflt IS NOT NULL THEN
+    ALTER TABLE public.orders ALTER COLUMN id DROP DEFAULT;
+  END IF;
+  IF ident <> '' THEN
+    SELECT COALESCE(pg_sequence_last_value(seq::regclass) + s.seqincrement,
+        s.seqstart), s.seqincrement INTO next_value, step
+      FROM pg_sequence s WHERE s.seqrelid = seq::regclass;
+    ALTER TABLE public.orders ALTER COLUMN id DROP IDENTITY;
+  END IF;
+  ALTER TABLE public.orders ALTER COLUMN id DROP NOT NULL;
+  ALTER TABLE public.orders RENAME COLUMN id TO id__sh_old;
+  ALTER TABLE public.orders RENAME COLUMN id__sh_new TO id;
+  IF ident <> '' THEN
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I ADD GENERATED %s AS IDENTITY '
+      '(START WITH %s INCREMENT BY %s)', rel,
+      'id', CASE ident WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END,
+      next_value, step);
+  ELSIF dflt IS NOT NULL THEN
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', rel, 'id',
+      dflt);
+  END IF;
+  IF seq IS NOT NULL AND ident = '' THEN
+    EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.%I', seq, rel, 'id');
+    EXECUTE format('ALTER SEQUENCE %s AS bigint', seq);
+  END IF;
+  EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY USING INDEX %I',
+    rel, pk, 'orders__sh_pkey');
+  FOREACH stmt IN ARRAY fks LOOP EXECUTE stmt; END LOOP;
+END
+$sh$;
+-- enforce (transaction, long)
+DO $sh$
+DECLARE fk record;
+BEGIN
+  FOR fk IN SELECT conrelid::regclass AS tbl, conname FROM pg_constraint
+      WHERE confrelid = 'public.orders'::regclass AND contype = 'f'
+        AND NOT convalidated ORDER BY 1, 2 LOOP
+    BEGIN
+      EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', fk.tbl, fk.conname);
+    EXCEPTION WHEN foreign_key_violation THEN
+      RAISE WARNING 'schemaheal: foreign key % on % stays NOT VALID: %',
+        fk.conname, fk.tbl, SQLERRM;
+    END;
+  END LOOP;
+END
+$sh$;
+-- contract (transaction)
+DROP TRIGGER IF EXISTS schemaheal_sync_674a238b927d8462 ON public.orders; DROP FUNCTION IF EXISTS public.schemaheal_sync_674a238b927d8462();
+-- contract (transaction, drops a column)
+ALTER TABLE public.orders DROP COLUMN IF EXISTS id__sh_old;

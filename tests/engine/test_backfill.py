@@ -1,0 +1,173 @@
+"""The backfill runner on a real PostgreSQL: each kind of migration from expand to expanded, what
+its progress record says, and the migrations it must stop with a message."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from tests.conftest import FreshDatabase
+from tests.engine.backfill_helpers import CENTS, LABEL, RENAME, USERS, WIDE_KEY, expand
+from worker.engine import backfill_store as store
+from worker.engine.backfill import BackfillSettings, Finish, run_migration, run_pending
+from worker.engine.connection import connect
+from worker.engine.expand import ColumnMigration
+
+pytestmark = pytest.mark.postgres
+ROWS, BATCH = 2500, 400
+SETTINGS = BackfillSettings(batch_rows=BATCH)
+
+
+@pytest.fixture
+async def conn(database: FreshDatabase) -> AsyncIterator[asyncpg.Connection]:
+    await database.execute(USERS.format(rows=ROWS))
+    connection = await connect(database.dsn)
+    yield connection
+    await connection.close()
+
+
+async def finished(conn: asyncpg.Connection, m: ColumnMigration) -> store.Progress:
+    """Run the pending migrations; ``m`` must be expanded, every row touched exactly once."""
+    assert await run_pending(conn, SETTINGS) == {m.id: Finish.EXPANDED}
+    record = await store.progress(conn, m.id)
+    assert record is not None and record.state == store.EXPANDED and record.error is None
+    assert record.rows_scanned == ROWS and record.batches == math.ceil(ROWS / BATCH)
+    touches = await conn.fetch("SELECT touches, count(*) FROM public.users GROUP BY 1")
+    assert [tuple(r) for r in touches] == [(1, ROWS)]
+    return record
+
+
+async def columns(conn: asyncpg.Connection) -> dict[str, tuple[str, bool]]:
+    rows = await conn.fetch(
+        """SELECT attname, format_type(atttypid, atttypmod) AS type, attnotnull
+             FROM pg_attribute WHERE attrelid = 'public.users'::regclass AND attnum > 0
+              AND NOT attisdropped"""
+    )
+    return {r["attname"]: (r["type"], r["attnotnull"]) for r in rows}
+
+
+async def test_a_rename_is_filled_and_enforced_and_both_versions_write(
+    conn: asyncpg.Connection,
+) -> None:
+    await expand(conn, RENAME)
+    await conn.execute("INSERT INTO public.users (name) VALUES ('old writer')")
+    await conn.execute("INSERT INTO public.users (name, full_name) VALUES ('x', 'new writer')")
+    await conn.execute("DELETE FROM public.users WHERE id > $1", ROWS)  # keep the counts exact
+    await finished(conn, RENAME)
+    assert await conn.fetchval("SELECT count(*) FROM public.users WHERE full_name = name") == ROWS
+    assert (await columns(conn))["full_name"] == ("text", True)
+    await conn.execute("INSERT INTO public.users (full_name) VALUES ('y')")  # reverse fills name
+    assert await conn.fetchval("SELECT name FROM public.users WHERE full_name = 'y'") == "y"
+
+
+async def test_a_conversion_with_a_lossy_reverse_keeps_the_old_column(
+    conn: asyncpg.Connection,
+) -> None:
+    before = await conn.fetch("SELECT id, amount FROM public.users ORDER BY id")
+    await expand(conn, CENTS)
+    await finished(conn, CENTS)
+    after = await conn.fetch("SELECT id, amount, amount_cents FROM public.users ORDER BY id")
+    assert [(r["id"], r["amount"]) for r in after] == [(r["id"], r["amount"]) for r in before]
+    assert all(r["amount_cents"] == round(r["amount"] * 100) for r in after)
+    assert (await columns(conn))["amount_cents"] == ("bigint", False)  # nullable: not enforced
+
+
+async def test_a_computed_not_null_column(conn: asyncpg.Connection) -> None:
+    await expand(conn, LABEL)
+    await finished(conn, LABEL)
+    wrong = await conn.fetchval(
+        "SELECT count(*) FROM public.users WHERE label IS DISTINCT FROM lower(name) || '#' || id"
+    )
+    assert wrong == 0
+    assert (await columns(conn))["label"] == ("text", True)
+    checks = await conn.fetchval(
+        "SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.users'::regclass "
+        "AND conname LIKE 'schemaheal_nn_%'"
+    )
+    assert checks == 0  # the helper check is gone
+
+
+async def test_an_integer_key_widens_in_place_with_its_sequence_and_references(
+    conn: asyncpg.Connection,
+) -> None:
+    await conn.execute(
+        """CREATE TABLE public.posts (id serial PRIMARY KEY,
+               user_id integer NOT NULL REFERENCES public.users);
+           INSERT INTO public.posts (user_id) SELECT g FROM generate_series(1, 50) g"""
+    )
+    await expand(conn, WIDE_KEY)
+    await finished(conn, WIDE_KEY)
+    shape = await columns(conn)
+    assert shape["id"] == ("bigint", True) and shape["id__sh_old"] == ("integer", False)
+    key = await conn.fetchval(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = 'public.users'::regclass AND contype = 'p'"
+    )
+    assert key == "PRIMARY KEY (id)"
+    fk = await conn.fetchrow(
+        "SELECT convalidated, pg_get_constraintdef(oid) AS def FROM pg_constraint "
+        "WHERE conrelid = 'public.posts'::regclass AND contype = 'f'"
+    )
+    assert fk["convalidated"] and fk["def"] == "FOREIGN KEY (user_id) REFERENCES public.users(id)"
+    sequence = await conn.fetchrow(
+        "SELECT s.seqtypid::regtype::text AS type, s.seqmax FROM pg_sequence s "
+        "WHERE s.seqrelid = pg_get_serial_sequence('public.users', 'id')::regclass"
+    )
+    assert (sequence["type"], sequence["seqmax"]) == ("bigint", 2**63 - 1)
+    new_id = await conn.fetchval("INSERT INTO public.users (name) VALUES ('z') RETURNING id")
+    assert new_id == ROWS + 1  # the sequence went on where it was
+    assert await conn.fetchval("SELECT count(*) FROM public.users WHERE id <> id__sh_old") == 0
+
+
+async def test_an_identity_key_widens_in_place_and_keeps_counting(
+    database: FreshDatabase,
+) -> None:
+    await database.execute(
+        """CREATE TABLE public.users (id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+               name text NOT NULL, touches integer NOT NULL DEFAULT 0);
+           INSERT INTO public.users (name) SELECT 'u' || g FROM generate_series(1, 30) g"""
+    )
+    conn = await connect(database.dsn)
+    try:
+        await expand(conn, WIDE_KEY)
+        assert await run_migration(conn, WIDE_KEY) is Finish.EXPANDED
+        identity = await conn.fetchrow(
+            "SELECT attidentity::text, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
+            "WHERE attrelid = 'public.users'::regclass AND attname = 'id'"
+        )
+        assert (identity["attidentity"], identity["type"]) == ("a", "bigint")
+        new_id = await conn.fetchval("INSERT INTO public.users (name) VALUES ('z') RETURNING id")
+        assert new_id == 31
+    finally:
+        await conn.close()
+
+
+async def test_rows_not_null_cannot_accept_stop_the_migration_with_a_message(
+    conn: asyncpg.Connection,
+) -> None:
+    await conn.execute("ALTER TABLE public.users ALTER COLUMN name DROP NOT NULL")
+    await conn.execute("UPDATE public.users SET name = NULL WHERE id IN (7, 8)")
+    await expand(conn, LABEL)
+    assert await run_pending(conn, SETTINGS) == {LABEL.id: Finish.STOPPED}
+    record = await store.progress(conn, LABEL.id)
+    assert record is not None and record.state == store.BACKFILLING
+    assert record.error is not None and record.error.startswith("2 rows of public.users")
+    assert "fix those rows" in record.error
+    assert (await columns(conn))["label"] == ("text", False)
+    assert await run_pending(conn, SETTINGS) == {}  # stopped: not taken up again
+    await conn.execute("UPDATE public.users SET name = 'fixed' WHERE id IN (7, 8)")
+    await store.retry(conn, LABEL.id)
+    assert await run_pending(conn, SETTINGS) == {LABEL.id: Finish.EXPANDED}
+    assert (await columns(conn))["label"] == ("text", True)
+
+
+async def test_registering_twice_keeps_the_progress(conn: asyncpg.Connection) -> None:
+    await expand(conn, CENTS)
+    await finished(conn, CENTS)
+    await expand(conn, CENTS)  # a redelivered heal, or another replica's
+    record = await store.progress(conn, CENTS.id)
+    assert record is not None and record.state == store.EXPANDED
+    assert await run_pending(conn, SETTINGS) == {}

@@ -1,0 +1,79 @@
+"""Replay shows each online migration's phases and progress (issue 19), read from the
+migrations record over a read-only connection: expand done, backfill running then done, enforce,
+contract not run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from contracts import load_manifest
+from tests.conftest import FreshDatabase
+from tests.contracts.builders import column, manifest, pk, table
+from worker.engine.backfill import BackfillSettings, run_pending
+from worker.engine.connection import connect
+from worker.engine.heal import Outcome, heal
+from worker.replay.database import read_migrations
+from worker.replay.events import Audit, MigrationRow
+from worker.replay.history import Window
+from worker.replay.migrations_report import phases
+from worker.replay.report import html_report, json_lines
+
+pytestmark = pytest.mark.postgres
+RENAMED = manifest(table(
+    "users", column("id", "integer", nullable=False),
+    column("full_name", nullable=False, renamed_from="name"), primary_key=pk("id"),
+))  # fmt: skip
+
+
+async def progress_of(dsn: str) -> list[MigrationRow]:
+    reader = await connect(dsn, application_name="schemaheal replay", read_only=True)
+    try:
+        return await read_migrations(reader, "schemaheal", "nexus")
+    finally:
+        await reader.close()
+
+
+async def test_replay_reads_each_phase_of_a_migration(database: FreshDatabase) -> None:
+    assert await progress_of(database.dsn) == []  # no migrations table yet: nothing, no error
+    await database.execute(
+        "CREATE TABLE users (id integer PRIMARY KEY, name text NOT NULL);"
+        "INSERT INTO users SELECT i, 'u' || i FROM generate_series(1, 700) AS i"
+    )
+    conn = await connect(database.dsn)
+    try:
+        assert (await heal(conn, load_manifest(RENAMED))).outcome is Outcome.HEALED
+        (expanded,) = await progress_of(database.dsn)
+        assert (expanded.kind, expanded.target, expanded.state) == (
+            "rename", "public.users.full_name", "backfilling"
+        )  # fmt: skip
+        assert phases(expanded) == {
+            "expand": "done", "backfill": "running: 0 row(s) in 0 batch(es)",
+            "enforce": "pending",
+            "contract": "not run: waits until no live instance uses the old shape",
+        }  # fmt: skip
+        await run_pending(conn, BackfillSettings(batch_rows=300))
+    finally:
+        await conn.close()
+    (done,) = await progress_of(database.dsn)
+    assert done.state == "expanded" and done.finished_ms is not None
+    assert phases(done)["backfill"] == "done: 700 row(s) in 3 batch(es)"
+    assert phases(done)["enforce"].startswith("done: ")
+
+    audit = Audit(window=Window(since_ms=0, until_ms=1), boots=(), mismatches=(),
+                  migrations=(done,))  # fmt: skip
+    records = [json.loads(line) for line in json_lines(audit)]
+    (migration,) = [r for r in records if r["type"] == "migration"]
+    assert (migration["id"], migration["phases"]["backfill"]) == (done.id, phases(done)["backfill"])
+    assert "<h2>Online migrations</h2>" in html_report(audit)
+
+
+def test_a_stopped_migration_says_where_and_why() -> None:
+    row = MigrationRow(
+        database="nexus", id="x", kind="backfill", target="public.t.c", state="enforcing",
+        batches=2, rows_touched=10, enforce_steps=1, error="rows with NULL: fix them",
+        registered_ms=0, updated_ms=0, finished_ms=None,
+    )  # fmt: skip
+    assert phases(row)["backfill"] == "done: 10 row(s) in 2 batch(es)"
+    assert phases(row)["enforce"] == "stopped: rows with NULL: fix them"

@@ -1,0 +1,175 @@
+"""The in-place swap that ends the expand of a widening type change (``int`` → ``bigint``). Pure.
+
+During expand the new values live in a shadow column (``<name>__sh_new``) kept in step by the
+trigger. Once it is filled and NOT NULL where needed, one short transaction under
+``lock_timeout`` swaps it in: the trigger goes, the old column is renamed ``<name>__sh_old``
+(kept, nullable, unused, until contract) and the shadow takes its name, with the old column's
+default, sequence (widened, re-owned) or identity (continued), and — for a primary key — the
+constraint, rebuilt on a unique index built ``CONCURRENTLY`` beforehand. Foreign keys that
+referenced the old key are re-added ``NOT VALID`` in the swap and validated in a later step,
+which blocks no writer.
+
+The swap reads what it moves (constraint names, default, sequence, identity) from the catalog
+while it holds the table's lock, in a ``DO`` block: names come from the catalog through
+``format('%I')``, the rest from this module through ``quote_ident`` and literals.
+"""
+
+from __future__ import annotations
+
+from contracts.identifiers import qualified, quote_ident
+from worker.engine.expand import ColumnMigration
+from worker.engine.expand_parts import (
+    Step,
+    derived_name,
+    dollar_quoted,
+    drop_sync,
+    literal,
+    physical_column,
+    retired_column,
+)
+
+__all__ = ["key_index", "steps"]
+
+_INTEGERS = frozenset({"smallint", "integer", "bigint"})
+
+
+def key_index(m: ColumnMigration) -> str | None:
+    """The unique index the new primary key is built on; None when the key does not change."""
+    if m.old_column is None or m.old_column not in m.key:
+        return None
+    return derived_name(m.table, "__sh_pkey")
+
+
+def steps(m: ColumnMigration) -> tuple[Step, ...]:
+    """The index build (for a key), the swap, and the foreign keys' validation (for a key)."""
+    index = key_index(m)
+    if index is None:
+        return (Step(sql=_swap(m, None)),)
+    table = qualified(m.schema, m.table)
+    shadow = physical_column(m)
+    columns = ", ".join(quote_ident(shadow if k == m.old_column else k) for k in m.key)
+    drop = f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(m.schema, index)}"
+    return (
+        Step(
+            sql=f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {quote_ident(index)} "
+            f"ON {table} ({columns})",
+            transactional=False,
+            long=True,
+            reset=drop,
+        ),
+        Step(sql=_swap(m, index)),
+        Step(sql=_validate_references(m), long=True),
+    )
+
+
+def _swap(m: ColumnMigration, index: str | None) -> str:
+    assert m.old_column is not None  # an in-place change has an old column
+    table = qualified(m.schema, m.table)
+    old, shadow = m.old_column, physical_column(m)
+    retired = retired_column(m) or old
+    lines = [
+        "DECLARE",
+        f"  rel regclass := {literal(table)}::regclass;",
+        "  fk record; fks text[] := '{}'; stmt text; pk name; dflt text; seq text;",
+        '  ident "char"; next_value bigint; step bigint;',
+        "BEGIN",
+        "  IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = rel",
+        f"      AND attname = {literal(shadow)} AND NOT attisdropped) THEN",
+        "    RETURN;  -- swapped already",
+        "  END IF;",
+        *(f"  {command};" for command in drop_sync(m)),
+        "  SELECT pg_get_expr(d.adbin, d.adrelid), a.attidentity INTO dflt, ident",
+        "    FROM pg_attribute a LEFT JOIN pg_attrdef d",
+        "      ON d.adrelid = a.attrelid AND d.adnum = a.attnum",
+        f"    WHERE a.attrelid = rel AND a.attname = {literal(old)};",
+        f"  seq := pg_get_serial_sequence(rel::text, {literal(old)});",
+    ]
+    if index is not None:
+        lines += _drop_key()
+    lines += _move_column(m, table, old, shadow, retired)
+    if index is not None:
+        lines += [
+            "  EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY USING INDEX %I',",
+            f"    rel, pk, {literal(index)});",
+            "  FOREACH stmt IN ARRAY fks LOOP EXECUTE stmt; END LOOP;",
+        ]
+    lines.append("END")
+    return _do("\n".join(lines))
+
+
+def _drop_key() -> list[str]:
+    """Drop the primary key, first keeping the foreign keys that use it (re-added NOT VALID)."""
+    return [
+        "  SELECT conname INTO pk FROM pg_constraint WHERE conrelid = rel AND contype = 'p';",
+        "  FOR fk IN SELECT c.conrelid::regclass AS tbl, c.conname,",
+        "        regexp_replace(pg_get_constraintdef(c.oid), ' NOT VALID$', '') AS def",
+        "      FROM pg_constraint c JOIN pg_constraint p",
+        "        ON p.conrelid = rel AND p.contype = 'p' AND c.conindid = p.conindid",
+        "      WHERE c.confrelid = rel AND c.contype = 'f' ORDER BY 1, 2 LOOP",
+        "    fks := fks || format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID',",
+        "      fk.tbl, fk.conname, fk.def);",
+        "  END LOOP;",
+        "  EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I CASCADE', rel, pk);",
+    ]
+
+
+def _move_column(m: ColumnMigration, table: str, old: str, shadow: str, retired: str) -> list[str]:
+    """The old column's default, sequence or identity moves to the shadow, which takes its
+    name; the old one, renamed, loses NOT NULL (no one writes it any more)."""
+    q_old = quote_ident(old)
+    lines = [
+        "  IF dflt IS NOT NULL THEN",
+        f"    ALTER TABLE {table} ALTER COLUMN {q_old} DROP DEFAULT;",
+        "  END IF;",
+        "  IF ident <> '' THEN",
+        "    SELECT COALESCE(pg_sequence_last_value(seq::regclass) + s.seqincrement,",
+        "        s.seqstart), s.seqincrement INTO next_value, step",
+        "      FROM pg_sequence s WHERE s.seqrelid = seq::regclass;",
+        f"    ALTER TABLE {table} ALTER COLUMN {q_old} DROP IDENTITY;",
+        "  END IF;",
+        f"  ALTER TABLE {table} ALTER COLUMN {q_old} DROP NOT NULL;",
+        f"  ALTER TABLE {table} RENAME COLUMN {q_old} TO {quote_ident(retired)};",
+        f"  ALTER TABLE {table} RENAME COLUMN {quote_ident(shadow)} TO {q_old};",
+        "  IF ident <> '' THEN",
+        "    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I ADD GENERATED %s AS IDENTITY '",
+        "      '(START WITH %s INCREMENT BY %s)', rel,",
+        f"      {literal(old)}, CASE ident WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END,",
+        "      next_value, step);",
+        "  ELSIF dflt IS NOT NULL THEN",
+        f"    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', rel, {literal(old)},",
+        "      dflt);",
+        "  END IF;",
+        "  IF seq IS NOT NULL AND ident = '' THEN",
+        f"    EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.%I', seq, rel, {literal(old)});",
+    ]
+    if m.new_type in _INTEGERS:  # serial's sequence is AS integer: it must count as far
+        lines.append(f"    EXECUTE format('ALTER SEQUENCE %s AS {m.new_type}', seq);")
+    return [*lines, "  END IF;"]
+
+
+def _validate_references(m: ColumnMigration) -> str:
+    """Validate the foreign keys the swap re-added NOT VALID; one that fails stays NOT VALID
+    (as it may have been before) with a warning, rather than blocking the migration."""
+    table = qualified(m.schema, m.table)
+    body = "\n".join(
+        [
+            "DECLARE fk record;",
+            "BEGIN",
+            "  FOR fk IN SELECT conrelid::regclass AS tbl, conname FROM pg_constraint",
+            f"      WHERE confrelid = {literal(table)}::regclass AND contype = 'f'",
+            "        AND NOT convalidated ORDER BY 1, 2 LOOP",
+            "    BEGIN",
+            "      EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', fk.tbl, fk.conname);",
+            "    EXCEPTION WHEN foreign_key_violation THEN",
+            "      RAISE WARNING 'schemaheal: foreign key % on % stays NOT VALID: %',",
+            "        fk.conname, fk.tbl, SQLERRM;",
+            "    END;",
+            "  END LOOP;",
+            "END",
+        ]
+    )
+    return _do(body)
+
+
+def _do(body: str) -> str:
+    return f"DO {dollar_quoted(body)}"

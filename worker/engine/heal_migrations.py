@@ -1,0 +1,129 @@
+"""The heal's part in online column migrations: register each migration it expands, in the
+transaction of its expand, and say where every migration of the manifest stands.
+
+The heal runs only the expand (the new column and its sync trigger); the backfill and the NOT
+NULL enforcement run in the background (:mod:`worker.engine.backfill`), so a long backfill never
+holds a boot. The reply then says what is still running and what the service may rely on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from contracts.identifiers import quote_ident
+from worker.engine import backfill_store
+from worker.engine.apply import AppliedStatement
+from worker.engine.connection import Connection
+from worker.engine.expand import ColumnMigration, MigrationKind
+from worker.engine.expand_sql import render
+from worker.engine.model import Realm
+from worker.engine.statements import Plan
+
+__all__ = [
+    "MigrationStatus",
+    "declares_migrations",
+    "registered_ids",
+    "registering",
+    "statuses",
+]
+
+Progress = Callable[[AppliedStatement], Awaitable[None]]
+
+#: what the service may rely on, by the migration's state
+_RELY = {
+    backfill_store.BACKFILLING: "the column exists and writes of either version are kept in "
+    "step; existing rows are being backfilled; NOT NULL is not enforced yet",
+    backfill_store.ENFORCING: "every row is converted and writes are kept in step; NOT NULL "
+    "(and a swap in place) is being enforced",
+    backfill_store.EXPANDED: "complete: every row converted and enforced; the old shape is "
+    "kept in step until contract",
+}
+_UNREGISTERED = "not registered for its backfill yet: the next heal of this manifest expands it"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationStatus:
+    """Where one online migration stands, for the reply."""
+
+    id: str
+    kind: MigrationKind
+    target: str  # schema.table.column
+    state: str  # backfilling, enforcing, expanded (see backfill_store), or unregistered
+    rows_done: int
+    error: str | None
+    relies_on: str
+
+    @property
+    def running(self) -> bool:
+        return self.state in (backfill_store.BACKFILLING, backfill_store.ENFORCING)
+
+
+def declares_migrations(desired: Realm) -> bool:
+    """True when a column of ``desired`` declares intent (renamed_from, using, backfill)."""
+    return any(c.intent is not None for t in desired.tables for c in t.columns)
+
+
+async def registered_ids(conn: Connection, desired: Realm, schema: str) -> frozenset[str] | None:
+    """The ids of every registered migration, when ``desired`` declares any (else None: not
+    needed). Read before planning, so that an expand nobody registered is planned again."""
+    if not declares_migrations(desired):
+        return None
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.migrations"):
+        return frozenset()
+    rows = await conn.fetch(f"SELECT id FROM {quote_ident(schema)}.migrations")
+    return frozenset(r["id"] for r in rows)
+
+
+async def registering(
+    conn: Connection, plan: Plan, then: Progress | None, schema: str
+) -> Progress | None:
+    """``then`` (the ledger's per-statement record), plus: after the last command of each
+    migration's expand, in its transaction, register the migration for its backfill."""
+    by_last = {render(m).expand[-1]: m for m in plan.expanding}
+    if not by_last:
+        return then
+    await backfill_store.ensure_store(conn, schema)  # outside the expand's transaction
+
+    async def record(applied: AppliedStatement) -> None:
+        if then is not None:
+            await then(applied)
+        migration = by_last.get(applied.sql)
+        if migration is not None:
+            await backfill_store.register(conn, migration, schema)
+
+    return record
+
+
+async def statuses(
+    conn: Connection, migrations: tuple[ColumnMigration, ...], schema: str
+) -> tuple[MigrationStatus, ...]:
+    """Each migration's state from its progress record. Reads only (``plan`` uses it too)."""
+    records = await _records(conn, [m.id for m in migrations], schema) if migrations else {}
+    return tuple(_status(m, records.get(m.id)) for m in migrations)
+
+
+async def _records(conn: Connection, ids: list[str], schema: str) -> dict[str, Any]:
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.migrations"):
+        return {}
+    rows = await conn.fetch(
+        f"""SELECT id, state, rows_touched, error FROM {quote_ident(schema)}.migrations
+             WHERE id = ANY($1::text[])""",
+        ids,
+    )
+    return {r["id"]: r for r in rows}
+
+
+def _status(m: ColumnMigration, record: Any) -> MigrationStatus:
+    state = record["state"] if record is not None else "unregistered"
+    error = record["error"] if record is not None else None
+    return MigrationStatus(
+        id=m.id,
+        kind=m.kind,
+        target=f"{m.schema}.{m.table}.{m.new_column}",
+        state=state,
+        rows_done=record["rows_touched"] if record is not None else 0,
+        error=error,
+        relies_on=f"stopped: {error}" if error is not None else _RELY.get(state, _UNREGISTERED),
+    )
