@@ -15,6 +15,7 @@ from worker.engine import backfill_store as store
 from worker.engine.backfill import BackfillSettings, Finish, run_migration, run_pending
 from worker.engine.connection import connect
 from worker.engine.expand import ColumnMigration
+from worker.engine.lock import advisory_locks
 
 pytestmark = pytest.mark.postgres
 ROWS, BATCH = 2500, 400
@@ -156,6 +157,7 @@ async def test_rows_not_null_cannot_accept_stop_the_migration_with_a_message(
     assert record is not None and record.state == store.BACKFILLING
     assert record.error is not None and record.error.startswith("2 rows of public.users")
     assert "fix those rows" in record.error
+    assert f"SET error = NULL WHERE id = '{LABEL.id}'" in record.error
     assert (await columns(conn))["label"] == ("text", False)
     assert await run_pending(conn, SETTINGS) == {}  # stopped: not taken up again
     await conn.execute("UPDATE public.users SET name = 'fixed' WHERE id IN (7, 8)")
@@ -171,3 +173,24 @@ async def test_registering_twice_keeps_the_progress(conn: asyncpg.Connection) ->
     record = await store.progress(conn, CENTS.id)
     assert record is not None and record.state == store.EXPANDED
     assert await run_pending(conn, SETTINGS) == {}
+
+
+async def test_short_enforce_steps_wait_for_a_heal_of_the_schema(
+    conn: asyncpg.Connection, database: FreshDatabase
+) -> None:
+    """The swap and the NOT NULL steps never run while a heal holds the schema: the migration is
+    left for a later round, then finishes."""
+    await expand(conn, RENAME)
+    heal = await connect(database.dsn)
+    try:
+        async with advisory_locks(heal, database.name, ["public"]):
+            patient = BackfillSettings(batch_rows=BATCH, heal_wait_s=0.3)
+            assert await run_migration(conn, RENAME, patient) is Finish.LATER
+            record = await store.progress(conn, RENAME.id)
+            assert record is not None
+            assert (record.state, record.enforce_steps) == (store.ENFORCING, 0)
+            assert (await columns(conn))["full_name"] == ("text", False)
+    finally:
+        await heal.close()
+    assert await run_migration(conn, RENAME, SETTINGS) is Finish.EXPANDED
+    assert (await columns(conn))["full_name"] == ("text", True)

@@ -37,7 +37,8 @@ from worker.engine.connection import Connection, connection_lost
 from worker.engine.expand import ColumnMigration
 from worker.engine.expand_parts import Step
 from worker.engine.expand_sql import MigrationSql, render
-from worker.engine.lock import advisory_key
+from worker.engine.lock import advisory_key, advisory_locks
+from worker.errors import LockWaitTimeout
 
 __all__ = ["BackfillSettings", "Finish", "register", "run_migration", "run_pending"]
 
@@ -67,6 +68,8 @@ class BackfillSettings:
     long_statement_timeout_ms: int = 3_600_000
     #: attempts of one batch or step before the migration is left for the next round
     attempts: int = 20
+    #: how long a short enforce step waits for a heal of its schema to finish
+    heal_wait_s: float = 10.0
     first_wait_s: float = 0.05
     max_wait_s: float = 2.0
     store_schema: str = store.DEFAULT_SCHEMA
@@ -248,8 +251,12 @@ async def _check_converted(
             f"{left} rows of {m.schema}.{m.table} have no value in {m.new_column} after the "
             f"backfill although the expression gives one, or NOT NULL is wanted and the "
             f"expression gives NULL for them: fix those rows (or the manifest's expression), "
-            f"then let the migration retry"
+            f"then {_RETRY_HOW.format(schema=settings.store_schema, id=m.id)}"
         )
+
+
+#: What a person runs to let a stopped migration go on.
+_RETRY_HOW = "clear the error: UPDATE {schema}.migrations SET error = NULL WHERE id = '{id}'"
 
 
 async def _enforce(
@@ -259,9 +266,21 @@ async def _enforce(
     done: int,
     settings: BackfillSettings,
 ) -> None:
-    """The enforce steps after the ``done`` already committed, each recorded as it commits."""
+    """The enforce steps after the ``done`` already committed, each recorded as it commits.
+    The short ones (the DDL under a strong lock, the swap) hold the schema's heal lock, so that
+    no heal inspects or changes the table halfway through them; the scans (VALIDATE, the
+    concurrent index build) do not, so that boots are never held up behind them."""
+    database = await conn.fetchval("SELECT current_database()")
     for index in range(done, len(steps)):
-        await _retrying(partial(_one_step, conn, m, steps[index], index, settings), m, settings)
+        step = partial(_one_step, conn, m, steps[index], index, settings)
+        if steps[index].long:
+            await _retrying(step, m, settings)
+            continue
+        try:
+            async with advisory_locks(conn, database, [m.schema], max_wait_s=settings.heal_wait_s):
+                await _retrying(step, m, settings)
+        except LockWaitTimeout as exc:
+            raise _GaveUp from exc
 
 
 async def _one_step(
@@ -314,8 +333,8 @@ async def _retrying(
                 raise
             raise _Stop(
                 f"migrating {m.schema}.{m.table}.{m.new_column} failed: {type(exc).__name__}: "
-                f"{exc}; fix the cause (often a row the expression cannot convert), then let "
-                "the migration retry"
+                f"{exc}; fix the cause (often a row the expression cannot convert), then "
+                + _RETRY_HOW.format(schema=settings.store_schema, id=m.id)
             ) from exc
     log.warning("migration %s: locks kept timing out; left for the next round", m.id)
     raise _GaveUp
