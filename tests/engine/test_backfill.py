@@ -3,8 +3,13 @@ its progress record says, and the migrations it must stop with a message."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -19,6 +24,7 @@ from worker.engine.lock import advisory_locks
 
 pytestmark = pytest.mark.postgres
 ROWS, BATCH = 2500, 400
+ROOT = Path(__file__).parents[2]
 SETTINGS = BackfillSettings(batch_rows=BATCH)
 
 
@@ -194,3 +200,33 @@ async def test_short_enforce_steps_wait_for_a_heal_of_the_schema(
         await heal.close()
     assert await run_migration(conn, RENAME, SETTINGS) is Finish.EXPANDED
     assert (await columns(conn))["full_name"] == ("text", True)
+
+
+async def cli_backfill(database: FreshDatabase, *args: str) -> tuple[int, list[dict[str, Any]]]:
+    """``schemaheal backfill --format json`` in its own process: exit code and output lines."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker.cli", "backfill", "--dsn", database.dsn, "--format", "json",
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode is not None, err.decode()
+    return process.returncode, [json.loads(line) for line in out.decode().splitlines()]
+
+
+async def test_the_backfill_command_runs_and_retries_without_a_worker(
+    conn: asyncpg.Connection, database: FreshDatabase
+) -> None:
+    await conn.execute("ALTER TABLE public.users ALTER COLUMN name DROP NOT NULL")
+    await conn.execute("UPDATE public.users SET name = NULL WHERE id = 9")
+    await expand(conn, LABEL)
+    code, lines = await cli_backfill(database)
+    assert code == 1  # stopped: one row cannot take NOT NULL
+    assert [(x["migration"], x["finish"], x["rows"]) for x in lines] == [
+        (LABEL.id, "stopped", ROWS)
+    ]
+    assert "fix those rows" in lines[0]["error"]
+    assert await cli_backfill(database) == (0, [])  # a stopped migration waits for a person
+    await conn.execute("UPDATE public.users SET name = 'fixed' WHERE id = 9")
+    code, lines = await cli_backfill(database, "--retry", LABEL.id)
+    assert (code, [x["finish"] for x in lines]) == (0, ["expanded"])
+    assert (await columns(conn))["label"] == ("text", True)

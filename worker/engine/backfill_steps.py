@@ -74,7 +74,10 @@ class GaveUp(Exception):
 
 
 #: What a person runs to let a stopped migration go on.
-RETRY_HOW = "clear the error: UPDATE {schema}.migrations SET error = NULL WHERE id = '{id}'"
+RETRY_HOW = (
+    "run `schemaheal backfill --dsn … --retry '{id}'` (or clear the error: "
+    "UPDATE {schema}.migrations SET error = NULL WHERE id = '{id}')"
+)
 
 
 async def enforce(
