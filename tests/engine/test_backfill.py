@@ -47,6 +47,10 @@ async def finished(conn: asyncpg.Connection, m: ColumnMigration) -> store.Progre
     return record
 
 
+def conn_version(conn: asyncpg.Connection) -> int:
+    return int(conn.get_server_version().major)
+
+
 async def columns(conn: asyncpg.Connection) -> dict[str, tuple[str, bool]]:
     rows = await conn.fetch(
         """SELECT attname, format_type(atttypid, atttypmod) AS type, attnotnull
@@ -127,6 +131,13 @@ async def test_an_integer_key_widens_in_place_with_its_sequence_and_references(
     new_id = await conn.fetchval("INSERT INTO public.users (name) VALUES ('z') RETURNING id")
     assert new_id == ROWS + 1  # the sequence went on where it was
     assert await conn.fetchval("SELECT count(*) FROM public.users WHERE id <> id__sh_old") == 0
+    not_null = await conn.fetch(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'public.users'::regclass "
+        "AND contype = 'n' AND conname LIKE 'users_id%'"
+    )
+    assert [r["conname"] for r in not_null] == (
+        ["users_id_not_null"] if conn_version(conn) >= 18 else []
+    )
 
 
 async def test_an_identity_key_widens_in_place_and_keeps_counting(

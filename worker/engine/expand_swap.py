@@ -87,6 +87,7 @@ def _swap(m: ColumnMigration, index: str | None) -> str:
     if index is not None:
         lines += _drop_key()
     lines += _move_column(m, table, old, shadow, retired)
+    lines += _not_null_name(m.table, old, shadow)
     if index is not None:
         lines += [
             "  EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY USING INDEX %I',",
@@ -145,6 +146,22 @@ def _move_column(m: ColumnMigration, table: str, old: str, shadow: str, retired:
     if m.new_type in _INTEGERS:  # serial's sequence is AS integer: it must count as far
         lines.append(f"    EXECUTE format('ALTER SEQUENCE %s AS {m.new_type}', seq);")
     return [*lines, "  END IF;"]
+
+
+def _not_null_name(table: str, old: str, shadow: str) -> list[str]:
+    """PostgreSQL 18 names NOT NULL constraints after their column: the one the shadow got
+    takes the name the old column's had (dropped with its NOT NULL). None before 18."""
+    was, now = f"{table}_{shadow}_not_null", f"{table}_{old}_not_null"
+    if len(was.encode()) > 63 or len(now.encode()) > 63:
+        return []  # PostgreSQL cut these names its own way: left as they are
+    return [
+        "  FOR stmt IN SELECT format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', rel, conname,",
+        f"      {literal(now)}) FROM pg_constraint WHERE conrelid = rel AND contype = 'n'",
+        f"      AND conname = {literal(was)} AND NOT EXISTS (SELECT FROM pg_constraint",
+        f"        WHERE conrelid = rel AND conname = {literal(now)}) LOOP",
+        "    EXECUTE stmt;",
+        "  END LOOP;",
+    ]
 
 
 def _validate_references(m: ColumnMigration) -> str:

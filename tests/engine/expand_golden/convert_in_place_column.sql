@@ -65,6 +65,12 @@ BEGIN
   IF seq IS NOT NULL AND ident = '' THEN
     EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.%I', seq, rel, 'title');
   END IF;
+  FOR stmt IN SELECT format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', rel, conname,
+      'orders_title_not_null') FROM pg_constraint WHERE conrelid = rel AND contype = 'n'
+      AND conname = 'orders_title__sh_new_not_null' AND NOT EXISTS (SELECT FROM pg_constraint
+        WHERE conrelid = rel AND conname = 'orders_title_not_null') LOOP
+    EXECUTE stmt;
+  END LOOP;
 END
 $sh$;
 -- contract (transaction)

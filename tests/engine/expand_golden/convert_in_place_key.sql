@@ -85,6 +85,12 @@ BEGIN
     EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.%I', seq, rel, 'id');
     EXECUTE format('ALTER SEQUENCE %s AS bigint', seq);
   END IF;
+  FOR stmt IN SELECT format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', rel, conname,
+      'orders_id_not_null') FROM pg_constraint WHERE conrelid = rel AND contype = 'n'
+      AND conname = 'orders_id__sh_new_not_null' AND NOT EXISTS (SELECT FROM pg_constraint
+        WHERE conrelid = rel AND conname = 'orders_id_not_null') LOOP
+    EXECUTE stmt;
+  END LOOP;
   EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY USING INDEX %I',
     rel, pk, 'orders__sh_pkey');
   FOREACH stmt IN ARRAY fks LOOP EXECUTE stmt; END LOOP;
