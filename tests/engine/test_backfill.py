@@ -19,7 +19,7 @@ from tests.engine.backfill_helpers import CENTS, LABEL, RENAME, USERS, WIDE_KEY,
 from worker.engine import backfill_store as store
 from worker.engine.backfill import BackfillSettings, Finish, run_migration, run_pending
 from worker.engine.connection import connect
-from worker.engine.expand import ColumnMigration
+from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.lock import advisory_locks
 
 pytestmark = pytest.mark.postgres
@@ -241,3 +241,36 @@ async def test_the_backfill_command_runs_and_retries_without_a_worker(
     code, lines = await cli_backfill(database, "--retry", LABEL.id)
     assert (code, [x["finish"] for x in lines]) == (0, ["expanded"])
     assert (await columns(conn))["label"] == ("text", True)
+
+
+async def test_a_column_widened_in_place_keeps_its_foreign_key_and_checks(
+    conn: asyncpg.Connection,
+) -> None:
+    await conn.execute(
+        """CREATE TABLE public.orders (id serial PRIMARY KEY,
+               user_id integer NOT NULL REFERENCES public.users CHECK (user_id > 0));
+           INSERT INTO public.orders (user_id) SELECT g FROM generate_series(1, 300) g"""
+    )
+    m = ColumnMigration(
+        kind=MigrationKind.CONVERT, schema="public", table="orders", key=("id",),
+        new_column="user_id", new_type="bigint", forward="user_id::bigint",
+        old_column="user_id", in_place=True, not_null=True,
+    )  # fmt: skip
+    await expand(conn, m)
+    assert await run_migration(conn, m, SETTINGS) is Finish.EXPANDED
+    constraints = await conn.fetch(
+        """SELECT contype::text AS type, convalidated AS valid, pg_get_constraintdef(oid) AS def
+             FROM pg_constraint WHERE conrelid = 'public.orders'::regclass
+              AND contype IN ('f', 'c') ORDER BY 1"""
+    )
+    assert [tuple(r) for r in constraints] == [
+        ("c", True, "CHECK ((user_id > 0))"),
+        ("f", True, "FOREIGN KEY (user_id) REFERENCES public.users(id)"),
+    ]
+    kind = await conn.fetchval(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = 'public.orders'::regclass AND attname = 'user_id'"
+    )
+    assert kind == "bigint"
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await conn.execute("INSERT INTO public.orders (user_id) VALUES (999999)")

@@ -41,10 +41,11 @@ def key_index(m: ColumnMigration) -> str | None:
 
 
 def steps(m: ColumnMigration) -> tuple[Step, ...]:
-    """The index build (for a key), the swap, and the foreign keys' validation (for a key)."""
+    """The index build (for a key), the swap, and the validation of the constraints it re-added
+    NOT VALID."""
     index = key_index(m)
     if index is None:
-        return (Step(sql=_swap(m, None)),)
+        return (Step(sql=_swap(m, None)), Step(sql=_validate_moved(m), long=True))
     table = qualified(m.schema, m.table)
     shadow = physical_column(m)
     columns = ", ".join(quote_ident(shadow if k == m.old_column else k) for k in m.key)
@@ -58,7 +59,7 @@ def steps(m: ColumnMigration) -> tuple[Step, ...]:
             reset=drop,
         ),
         Step(sql=_swap(m, index)),
-        Step(sql=_validate_references(m), long=True),
+        Step(sql=_validate_moved(m), long=True),
     )
 
 
@@ -71,6 +72,7 @@ def _swap(m: ColumnMigration, index: str | None) -> str:
         "DECLARE",
         f"  rel regclass := {literal(table)}::regclass;",
         "  fk record; fks text[] := '{}'; stmt text; pk name; dflt text; seq text;",
+        "  moved text[] := '{}';",
         '  ident "char"; next_value bigint; step bigint;',
         "BEGIN",
         "  IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = rel",
@@ -86,6 +88,7 @@ def _swap(m: ColumnMigration, index: str | None) -> str:
     ]
     if index is not None:
         lines += _drop_key()
+    lines += _take_constraints(old)
     lines += _move_column(m, table, old, shadow, retired)
     lines += _not_null_name(m.table, old, shadow)
     if index is not None:
@@ -94,7 +97,7 @@ def _swap(m: ColumnMigration, index: str | None) -> str:
             f"    rel, pk, {literal(index)});",
             "  FOREACH stmt IN ARRAY fks LOOP EXECUTE stmt; END LOOP;",
         ]
-    lines.append("END")
+    lines += ["  FOREACH stmt IN ARRAY moved LOOP EXECUTE stmt; END LOOP;", "END"]
     return _do("\n".join(lines))
 
 
@@ -111,6 +114,21 @@ def _drop_key() -> list[str]:
         "      fk.tbl, fk.conname, fk.def);",
         "  END LOOP;",
         "  EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I CASCADE', rel, pk);",
+    ]
+
+
+def _take_constraints(old: str) -> list[str]:
+    """The table's own foreign keys and CHECKs on the old column: dropped before the renames,
+    their definitions (which name the column) kept to be re-added NOT VALID on the new one."""
+    return [
+        "  FOR fk IN SELECT conname, regexp_replace(pg_get_constraintdef(oid), ' NOT VALID$', '')",
+        "        AS def FROM pg_constraint WHERE conrelid = rel AND contype IN ('f', 'c')",
+        "        AND conkey @> ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = rel",
+        f"          AND attname = {literal(old)})] ORDER BY conname LOOP",
+        "    moved := moved || format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID',",
+        "      rel, fk.conname, fk.def);",
+        "    EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', rel, fk.conname);",
+        "  END LOOP;",
     ]
 
 
@@ -164,22 +182,25 @@ def _not_null_name(table: str, old: str, shadow: str) -> list[str]:
     ]
 
 
-def _validate_references(m: ColumnMigration) -> str:
-    """Validate the foreign keys the swap re-added NOT VALID; one that fails stays NOT VALID
-    (as it may have been before) with a warning, rather than blocking the migration."""
+def _validate_moved(m: ColumnMigration) -> str:
+    """Validate what the swap re-added NOT VALID — the foreign keys referencing the table and
+    the table's own foreign keys and CHECKs — under locks that block no writer. One that fails
+    stays NOT VALID (as it may have been before) with a warning, rather than stopping the
+    migration."""
     table = qualified(m.schema, m.table)
     body = "\n".join(
         [
-            "DECLARE fk record;",
+            "DECLARE c record;",
             "BEGIN",
-            "  FOR fk IN SELECT conrelid::regclass AS tbl, conname FROM pg_constraint",
-            f"      WHERE confrelid = {literal(table)}::regclass AND contype = 'f'",
+            "  FOR c IN SELECT conrelid::regclass AS tbl, conname FROM pg_constraint",
+            f"      WHERE (confrelid = {literal(table)}::regclass AND contype = 'f'",
+            f"          OR conrelid = {literal(table)}::regclass AND contype IN ('f', 'c'))",
             "        AND NOT convalidated ORDER BY 1, 2 LOOP",
             "    BEGIN",
-            "      EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', fk.tbl, fk.conname);",
-            "    EXCEPTION WHEN foreign_key_violation THEN",
-            "      RAISE WARNING 'schemaheal: foreign key % on % stays NOT VALID: %',",
-            "        fk.conname, fk.tbl, SQLERRM;",
+            "      EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', c.tbl, c.conname);",
+            "    EXCEPTION WHEN foreign_key_violation OR check_violation THEN",
+            "      RAISE WARNING 'schemaheal: constraint % on % stays NOT VALID: %',",
+            "        c.conname, c.tbl, SQLERRM;",
             "    END;",
             "  END LOOP;",
             "END",

@@ -28,6 +28,7 @@ DO $sh$
 DECLARE
   rel regclass := 'public.orders'::regclass;
   fk record; fks text[] := '{}'; stmt text; pk name; dflt text; seq text;
+  moved text[] := '{}';
   ident "char"; next_value bigint; step bigint;
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = rel
@@ -41,6 +42,14 @@ BEGIN
       ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE a.attrelid = rel AND a.attname = 'title';
   seq := pg_get_serial_sequence(rel::text, 'title');
+  FOR fk IN SELECT conname, regexp_replace(pg_get_constraintdef(oid), ' NOT VALID$', '')
+        AS def FROM pg_constraint WHERE conrelid = rel AND contype IN ('f', 'c')
+        AND conkey @> ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = rel
+          AND attname = 'title')] ORDER BY conname LOOP
+    moved := moved || format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID',
+      rel, fk.conname, fk.def);
+    EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', rel, fk.conname);
+  END LOOP;
   IF dflt IS NOT NULL THEN
     ALTER TABLE public.orders ALTER COLUMN title DROP DEFAULT;
   END IF;
@@ -70,6 +79,24 @@ BEGIN
       AND conname = 'orders_title__sh_new_not_null' AND NOT EXISTS (SELECT FROM pg_constraint
         WHERE conrelid = rel AND conname = 'orders_title_not_null') LOOP
     EXECUTE stmt;
+  END LOOP;
+  FOREACH stmt IN ARRAY moved LOOP EXECUTE stmt; END LOOP;
+END
+$sh$;
+-- enforce (transaction, long)
+DO $sh$
+DECLARE c record;
+BEGIN
+  FOR c IN SELECT conrelid::regclass AS tbl, conname FROM pg_constraint
+      WHERE (confrelid = 'public.orders'::regclass AND contype = 'f'
+          OR conrelid = 'public.orders'::regclass AND contype IN ('f', 'c'))
+        AND NOT convalidated ORDER BY 1, 2 LOOP
+    BEGIN
+      EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', c.tbl, c.conname);
+    EXCEPTION WHEN foreign_key_violation OR check_violation THEN
+      RAISE WARNING 'schemaheal: constraint % on % stays NOT VALID: %',
+        c.conname, c.tbl, SQLERRM;
+    END;
   END LOOP;
 END
 $sh$;

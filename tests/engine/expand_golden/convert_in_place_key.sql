@@ -37,6 +37,7 @@ DO $sh$
 DECLARE
   rel regclass := 'public.orders'::regclass;
   fk record; fks text[] := '{}'; stmt text; pk name; dflt text; seq text;
+  moved text[] := '{}';
   ident "char"; next_value bigint; step bigint;
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = rel
@@ -60,6 +61,14 @@ BEGIN
       fk.tbl, fk.conname, fk.def);
   END LOOP;
   EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I CASCADE', rel, pk);
+  FOR fk IN SELECT conname, regexp_replace(pg_get_constraintdef(oid), ' NOT VALID$', '')
+        AS def FROM pg_constraint WHERE conrelid = rel AND contype IN ('f', 'c')
+        AND conkey @> ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = rel
+          AND attname = 'id')] ORDER BY conname LOOP
+    moved := moved || format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID',
+      rel, fk.conname, fk.def);
+    EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', rel, fk.conname);
+  END LOOP;
   IF dflt IS NOT NULL THEN
     ALTER TABLE public.orders ALTER COLUMN id DROP DEFAULT;
   END IF;
@@ -94,20 +103,22 @@ BEGIN
   EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY USING INDEX %I',
     rel, pk, 'orders__sh_pkey');
   FOREACH stmt IN ARRAY fks LOOP EXECUTE stmt; END LOOP;
+  FOREACH stmt IN ARRAY moved LOOP EXECUTE stmt; END LOOP;
 END
 $sh$;
 -- enforce (transaction, long)
 DO $sh$
-DECLARE fk record;
+DECLARE c record;
 BEGIN
-  FOR fk IN SELECT conrelid::regclass AS tbl, conname FROM pg_constraint
-      WHERE confrelid = 'public.orders'::regclass AND contype = 'f'
+  FOR c IN SELECT conrelid::regclass AS tbl, conname FROM pg_constraint
+      WHERE (confrelid = 'public.orders'::regclass AND contype = 'f'
+          OR conrelid = 'public.orders'::regclass AND contype IN ('f', 'c'))
         AND NOT convalidated ORDER BY 1, 2 LOOP
     BEGIN
-      EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', fk.tbl, fk.conname);
-    EXCEPTION WHEN foreign_key_violation THEN
-      RAISE WARNING 'schemaheal: foreign key % on % stays NOT VALID: %',
-        fk.conname, fk.tbl, SQLERRM;
+      EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', c.tbl, c.conname);
+    EXCEPTION WHEN foreign_key_violation OR check_violation THEN
+      RAISE WARNING 'schemaheal: constraint % on % stays NOT VALID: %',
+        c.conname, c.tbl, SQLERRM;
     END;
   END LOOP;
 END
