@@ -154,8 +154,14 @@ async def retrying(
                 raise
             raise Stop(
                 f"migrating {m.schema}.{m.table}.{m.new_column} failed: {type(exc).__name__}: "
-                f"{exc}; fix the cause (often a row the expression cannot convert), then "
+                f"{exc}; {_cause(exc)}, then "
                 + RETRY_HOW.format(schema=settings.store_schema, id=m.id)
             ) from exc
     log.warning("migration %s: locks kept timing out; left for the next round", m.id)
     raise GaveUp
+
+
+def _cause(exc: asyncpg.PostgresError) -> str:
+    """What to do: the server's hint where it gives one (the swap's do)."""
+    hint = getattr(exc, "hint", None)
+    return str(hint) if hint else "fix the cause (often a row the expression cannot convert)"

@@ -72,13 +72,14 @@ def _swap(m: ColumnMigration, index: str | None) -> str:
         "DECLARE",
         f"  rel regclass := {literal(table)}::regclass;",
         "  fk record; fks text[] := '{}'; stmt text; pk name; dflt text; seq text;",
-        "  moved text[] := '{}';",
+        "  moved text[] := '{}'; users text;",
         '  ident "char"; next_value bigint; step bigint;',
         "BEGIN",
         "  IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = rel",
         f"      AND attname = {literal(shadow)} AND NOT attisdropped) THEN",
         "    RETURN;  -- swapped already",
         "  END IF;",
+        *_refuse_left_behind(table, old, shadow),
         *(f"  {command};" for command in drop_sync(m)),
         "  SELECT pg_get_expr(d.adbin, d.adrelid), a.attidentity INTO dflt, ident",
         "    FROM pg_attribute a LEFT JOIN pg_attrdef d",
@@ -114,6 +115,30 @@ def _drop_key() -> list[str]:
         "      fk.tbl, fk.conname, fk.def);",
         "  END LOOP;",
         "  EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I CASCADE', rel, pk);",
+    ]
+
+
+def _refuse_left_behind(table: str, old: str, shadow: str) -> list[str]:
+    """Stop before anything changes when objects the swap does not move use the old column —
+    other indexes, unique constraints, views, triggers, policies: they would be left on it once
+    no one writes it (a unique index no longer enforcing, a view reading NULLs)."""
+    hint = f"drop them, or re-create them on {shadow} (the column that takes the name), then retry"
+    return [
+        "  SELECT string_agg(pg_describe_object(d.classid, d.objid, d.objsubid), ', ' ORDER BY 1)",
+        "    INTO users FROM pg_depend d",
+        "    LEFT JOIN pg_constraint c",
+        "      ON d.classid = 'pg_constraint'::regclass AND c.oid = d.objid",
+        "    LEFT JOIN pg_class k ON d.classid = 'pg_class'::regclass AND k.oid = d.objid",
+        "    WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = rel AND d.refobjsubid =",
+        "        (SELECT attnum FROM pg_attribute WHERE attrelid = rel",
+        f"          AND attname = {literal(old)})",
+        "      AND d.classid <> 'pg_attrdef'::regclass AND coalesce(c.contype, '') NOT IN",
+        "        ('p', 'f', 'c', 'n') AND coalesce(k.relkind, '') <> 'S';",
+        "  IF users IS NOT NULL THEN",
+        "    RAISE EXCEPTION 'schemaheal: % use %.%, which the swap would leave behind',",
+        f"      users, {literal(table)}, {literal(old)}",
+        f"      USING HINT = {literal(hint)};",
+        "  END IF;",
     ]
 
 

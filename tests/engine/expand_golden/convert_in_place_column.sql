@@ -28,12 +28,27 @@ DO $sh$
 DECLARE
   rel regclass := 'public.orders'::regclass;
   fk record; fks text[] := '{}'; stmt text; pk name; dflt text; seq text;
-  moved text[] := '{}';
+  moved text[] := '{}'; users text;
   ident "char"; next_value bigint; step bigint;
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = rel
       AND attname = 'title__sh_new' AND NOT attisdropped) THEN
     RETURN;  -- swapped already
+  END IF;
+  SELECT string_agg(pg_describe_object(d.classid, d.objid, d.objsubid), ', ' ORDER BY 1)
+    INTO users FROM pg_depend d
+    LEFT JOIN pg_constraint c
+      ON d.classid = 'pg_constraint'::regclass AND c.oid = d.objid
+    LEFT JOIN pg_class k ON d.classid = 'pg_class'::regclass AND k.oid = d.objid
+    WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = rel AND d.refobjsubid =
+        (SELECT attnum FROM pg_attribute WHERE attrelid = rel
+          AND attname = 'title')
+      AND d.classid <> 'pg_attrdef'::regclass AND coalesce(c.contype, '') NOT IN
+        ('p', 'f', 'c', 'n') AND coalesce(k.relkind, '') <> 'S';
+  IF users IS NOT NULL THEN
+    RAISE EXCEPTION 'schemaheal: % use %.%, which the swap would leave behind',
+      users, 'public.orders', 'title'
+      USING HINT = 'drop them, or re-create them on title__sh_new (the column that takes the name), then retry';
   END IF;
   DROP TRIGGER IF EXISTS schemaheal_sync_c34880dcae6a27f2 ON public.orders;
   DROP FUNCTION IF EXISTS public.schemaheal_sync_c34880dcae6a27f2();
