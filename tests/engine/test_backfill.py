@@ -307,3 +307,22 @@ async def test_a_swap_that_would_leave_an_index_or_view_behind_stops_first(
     await conn.execute("DROP VIEW public.order_codes; DROP INDEX public.orders_code_idx")
     await store.retry(conn, m.id)
     assert await run_migration(conn, m, SETTINGS) is Finish.EXPANDED
+
+
+async def test_an_invalid_index_left_by_an_interrupted_build_is_rebuilt(
+    conn: asyncpg.Connection,
+) -> None:
+    """A runner killed during CREATE INDEX CONCURRENTLY leaves an INVALID index that IF NOT
+    EXISTS would keep (and the key could not be built on): it is dropped and built again."""
+    await expand(conn, WIDE_KEY)
+    await conn.execute("CREATE UNIQUE INDEX users__sh_pkey ON public.users (id__sh_new)")
+    await conn.execute(
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.users__sh_pkey'::regclass"
+    )  # what an interrupted concurrent build leaves
+    await finished(conn, WIDE_KEY)
+    key = await conn.fetchrow(
+        """SELECT c.conname, i.indisvalid FROM pg_constraint c JOIN pg_index i
+             ON i.indexrelid = c.conindid
+            WHERE c.conrelid = 'public.users'::regclass AND c.contype = 'p'"""
+    )
+    assert (key["conname"], key["indisvalid"]) == ("users_pkey", True)
