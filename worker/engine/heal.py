@@ -24,7 +24,7 @@ from worker.engine.apply import AppliedStatement, apply, retrying_lock_waits
 from worker.engine.changes import Drift
 from worker.engine.connection import DATABASE_ERRORS, Connection, connection_lost, translate
 from worker.engine.defaults import adopt_defaults, ask, default_questions
-from worker.engine.desired import desired_state
+from worker.engine.desired import Desired, prepare
 from worker.engine.diff import diff, tables_to_probe
 from worker.engine.heal_values import HealOptions, HealResult, Outcome, RequestInfo
 from worker.engine.inspect import inspect, probe_rows, table_sizes
@@ -71,20 +71,20 @@ def paused_gc() -> Iterator[None]:
 
 async def heal(
     conn: Connection,
-    manifest: contracts.Manifest,
+    manifest: contracts.Manifest | Desired,
     *,
     options: HealOptions | None = None,
     request: RequestInfo | None = None,
     observe: Callable[[AppliedStatement], None] | None = None,
 ) -> HealResult:
-    """Heal the database behind ``conn`` towards ``manifest``; never raises for heal errors."""
+    """Heal the database behind ``conn`` towards ``manifest`` (or its :class:`Desired`, when the
+    caller prepared it already); never raises for heal errors."""
     options = options or HealOptions()
-    manifest_hash = contracts.manifest_hash(manifest)
+    target = manifest if isinstance(manifest, Desired) else prepare(manifest)
+    manifest_hash = target.manifest_hash
     attributes = {"schemaheal.manifest.hash": manifest_hash, "db.system.name": "postgresql"}
     with tracer().start_as_current_span("schemaheal heal", attributes=attributes) as span:
-        result = await _heal(
-            conn, manifest, manifest_hash, options, request or RequestInfo(), observe
-        )
+        result = await _heal(conn, target, options, request or RequestInfo(), observe)
         span.set_attributes({
             "schemaheal.outcome": result.outcome.value,
             "schemaheal.statements.count": len(result.applied),
@@ -98,14 +98,13 @@ async def heal(
 
 async def _heal(
     conn: Connection,
-    manifest: contracts.Manifest,
-    manifest_hash: str,
+    target: Desired,
     options: HealOptions,
     request: RequestInfo,
     observe: Callable[[AppliedStatement], None] | None,
 ) -> HealResult:
     started, clock = time.time(), time.perf_counter()
-    desired = desired_state(manifest)
+    desired, manifest_hash = target.realm, target.manifest_hash
     result = HealResult(
         outcome=Outcome.FAILED, manifest_hash=manifest_hash, plan=Plan(statements=())
     )
