@@ -22,7 +22,13 @@ import contracts
 from worker.engine import fingerprint, ledger
 from worker.engine.apply import AppliedStatement, apply, retrying_lock_waits
 from worker.engine.changes import Drift
-from worker.engine.connection import DATABASE_ERRORS, Connection, connection_lost, translate
+from worker.engine.connection import (
+    DATABASE_ERRORS,
+    Connection,
+    connection_lost,
+    database_name,
+    translate,
+)
 from worker.engine.defaults import adopt_defaults, ask, default_questions
 from worker.engine.desired import Desired, prepare
 from worker.engine.diff import diff, tables_to_probe
@@ -118,7 +124,7 @@ async def _heal(
         return intent[-1]
 
     try:
-        database = await conn.fetchval("SELECT current_database()")
+        database = await database_name(conn)
         if options.record:
             await ledger.ensure_ledger(conn, database, options.ledger_schema)
         async with advisory_locks(

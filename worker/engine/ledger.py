@@ -305,6 +305,8 @@ async def find_many(
         list(UNFINISHED),
     )
     found = {row["request_id"]: dict(row) for row in rows}
+    if not found:  # the usual case: a new request; its statements need no second round trip
+        return {}
     heal_ids = {row["served_by"] or row["id"] for row in found.values()}
     statements: dict[int, list[dict[str, Any]]] = {}
     for st in await conn.fetch(
