@@ -16,7 +16,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -60,8 +60,10 @@ class AppliedStatement:
 
 
 Observer = Callable[[AppliedStatement], None]
-#: Awaited once per statement inside its transaction (right after it, for one that has none).
-Progress = Callable[[AppliedStatement], Awaitable[None]]
+#: Awaited with a transaction's statements before it commits (in one round trip, so recording
+#: them costs one per transaction, not one per statement); with a statement that cannot run in
+#: one (``CONCURRENTLY``), right after it.
+Progress = Callable[[Sequence[AppliedStatement]], Awaitable[None]]
 
 
 async def apply(
@@ -186,8 +188,8 @@ async def _attempt(
                 # inside a transaction, SET LOCAL and the statement go in one round trip
                 sql = "; ".join([*settings, statement.sql])
                 done.append(await _execute(conn, statement, sql, offset + i, retries))
-                if progress is not None:  # committed with the statement, or rolled back with it
-                    await progress(done[-1])
+            if progress is not None:  # committed with the statements, or rolled back with them
+                await progress(done)
     else:
         for i, (statement, settings) in enumerate(commands):
             # CREATE INDEX CONCURRENTLY must be alone: a multi-command string is one transaction
@@ -199,7 +201,7 @@ async def _attempt(
                 await conn.execute(statement.cleanup_sql)
             done.append(await _execute(conn, statement, statement.sql, offset + i, retries))
             if progress is not None:  # cannot share its transaction: recorded right after
-                await progress(done[-1])
+                await progress(done[-1:])
     return done
 
 

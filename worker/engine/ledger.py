@@ -5,8 +5,9 @@ never inside a service's schemas. One row per heal in ``heals``, one per stateme
 ``statements``. ``find`` answers a redelivered or replayed request from its first finished heal.
 
 A heal that applies anything writes its intent first: a ``running`` row (:func:`begin`), then one
-statement row per statement as it commits — in the statement's own transaction where it has one,
-right after it for ``CONCURRENTLY`` statements, which cannot run in one (:func:`progress`) — and
+statement row per statement as it commits — the rows of a transaction's statements in one round
+trip before it commits, right after it for ``CONCURRENTLY`` statements, which cannot run in one
+(:func:`progress`) — and
 its outcome at the end (:func:`finish`). A worker killed mid-apply so leaves a ``running`` row that
 lists what committed; the next heal of an overlapping schema, holding its advisory locks (which
 the dead heal held while alive), closes it as ``interrupted`` (:func:`close_interrupted`).
@@ -152,17 +153,20 @@ async def begin(
 
 def progress(
     conn: Connection, heal_id: int, schema: str = DEFAULT_SCHEMA
-) -> Callable[[AppliedStatement], Awaitable[None]]:
-    """Record one statement of the heal ``heal_id``, called in the statement's own transaction
-    (so both commit or neither does). A retried group records its statements again: the row
-    then says how many retries it took."""
+) -> Callable[[Sequence[AppliedStatement]], Awaitable[None]]:
+    """Record statements of the heal ``heal_id`` (one round trip), called in their own
+    transaction (so they commit or roll back together). A retried group records its statements
+    again: each row then says how many retries it took."""
     sql = _insert_statement(quote_ident(schema)) + (
         " ON CONFLICT (heal_id, ordinal) DO UPDATE SET started_at = excluded.started_at,"
         " duration_ms = excluded.duration_ms, retries = excluded.retries"
     )
 
-    async def write(applied: AppliedStatement) -> None:
-        await conn.execute(sql, *_statement_row(heal_id, applied))
+    async def write(applied: Sequence[AppliedStatement]) -> None:
+        if applied:  # executemany pipelines its rows: one round trip for all of them
+            await conn.executemany(  # type: ignore[attr-defined]
+                sql, [_statement_row(heal_id, a) for a in applied]
+            )
 
     return write
 
