@@ -273,6 +273,29 @@ async def test_a_transactions_statements_reach_the_ledger_in_one_round_trip(
     assert [(r["ordinal"], r["sql"]) for r in rows] == [(a.ordinal, a.sql) for a in result.applied]
 
 
+async def test_a_request_another_worker_finished_gets_that_heals_answer(
+    database: FreshDatabase,
+) -> None:
+    """Redelivered to a second worker after the first one recorded its heal: the second, holding
+    the locks, answers with the recorded outcome and ledger row, and runs nothing again."""
+    wanted = load_manifest(manifest(table("t", column("id", "integer", nullable=False),
+                                          primary_key=pk("id"))))  # fmt: skip
+    conn = await connect(database.dsn)
+    try:
+        first = await heal(conn, wanted, request=RequestInfo(request_id="again"))
+        second = await heal(conn, wanted, request=RequestInfo(request_id="again"))
+        other = await heal(conn, wanted, request=RequestInfo(request_id="other"))
+    finally:
+        await conn.close()
+    assert (first.outcome, first.served_before) == (Outcome.HEALED, False)
+    assert (second.outcome, second.ledger_id, second.served_before) == (
+        Outcome.HEALED, first.ledger_id, True,
+    )  # fmt: skip
+    assert (other.outcome, other.served_before) == (Outcome.UNCHANGED, False)
+    rows = await database.fetch("SELECT request_id FROM schemaheal.heals ORDER BY id")
+    assert [r["request_id"] for r in rows] == ["again", "other"]
+
+
 @pytest.mark.parametrize("version_sensitive", ["nulls_not_distinct"])
 async def test_unique_nulls_not_distinct_is_supported_from_postgresql_15(
     database: FreshDatabase, version_sensitive: str

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from opentelemetry import trace
 
@@ -130,9 +130,11 @@ async def _heal(
         async with advisory_locks(
             conn, database, desired.schemas, max_wait_s=options.lock_wait_s
         ) as waited:
-            if options.record:  # a heal of these schemas that died: close it before healing
-                await ledger.close_interrupted(conn, desired.schemas, options.ledger_schema)
-            before = await _served_before(conn, result, request, options)
+            before = None
+            if options.record:  # a heal of these schemas that died: closed before healing
+                _, served = await ledger.settle(conn, desired.schemas, request.request_id,
+                                                options.ledger_schema)  # fmt: skip
+                before = _served_before(result, served)
             result = before or await _locked(conn, desired, manifest_hash, options, observe,
                                              waited, intend)  # fmt: skip
     except SchemahealError as exc:
@@ -280,16 +282,10 @@ async def _remember(
                                 ledger_schema=options.ledger_schema)  # fmt: skip
 
 
-async def _served_before(
-    conn: Connection, result: HealResult, request: RequestInfo, options: HealOptions
-) -> HealResult | None:
+def _served_before(result: HealResult, row: dict[str, Any] | None) -> HealResult | None:
     """The finished heal of this request id that another worker recorded while we waited for
     the locks — its outcome, not a second heal's ``unchanged``: a redelivered request gets the
     same answer whichever worker serves it."""
-    if not options.record or request.request_id is None:
-        return None
-    rows = await ledger.find_many(conn, [request.request_id], options.ledger_schema)
-    row = rows.get(request.request_id)
     if row is None:
         return None
     return replace(result, outcome=Outcome(row["outcome"]), error_code=row["error_code"],

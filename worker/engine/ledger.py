@@ -10,7 +10,7 @@ trip before it commits, right after it for ``CONCURRENTLY`` statements, which ca
 (:func:`progress`) — and
 its outcome at the end (:func:`finish`). A worker killed mid-apply so leaves a ``running`` row that
 lists what committed; the next heal of an overlapping schema, holding its advisory locks (which
-the dead heal held while alive), closes it as ``interrupted`` (:func:`close_interrupted`).
+the dead heal held while alive), closes it as ``interrupted`` (:func:`settle`).
 
 The tables are created by the worker; later columns are added in place (``ADD COLUMN IF NOT
 EXISTS``), so a ledger written by an older worker is upgraded, never rebuilt.
@@ -194,17 +194,9 @@ async def finish(
     return heal_id
 
 
-async def close_interrupted(
-    conn: Connection, schemas: Collection[str], schema: str = DEFAULT_SCHEMA
-) -> list[int]:
-    """Close as ``interrupted`` every ``running`` heal of any of ``schemas``; return their ids.
-
-    Call it holding the advisory locks of ``schemas``: a live heal holds the locks of all its
-    schemas from before its row is written until after it is finished, so a ``running`` row
-    sharing a schema with ours belongs to a heal that died (worker killed, connection lost)."""
-    s = quote_ident(schema)
-    rows = await conn.fetch(
-        f"""UPDATE {s}.heals h SET outcome = '{INTERRUPTED}', error_code = '{INTERRUPTED}',
+def _close_interrupted_sql(s: str) -> str:
+    """$1: the schemas; $2: the ledger schema's name (for the message)."""
+    return f"""UPDATE {s}.heals h SET outcome = '{INTERRUPTED}', error_code = '{INTERRUPTED}',
                 finished_at = now(),
                 error_message = format('the heal stopped before it finished (worker killed or '
                     'its database connection lost): %s of %s planned statement(s) committed, '
@@ -212,14 +204,43 @@ async def close_interrupted(
                     (SELECT count(*) FROM {s}.statements st WHERE st.heal_id = h.id),
                     coalesce(h.planned::text, '?'), $2::text)
             WHERE outcome = '{RUNNING}' AND schemas && $1::text[]
-            RETURNING id""",
+            RETURNING id"""
+
+
+async def settle(
+    conn: Connection, schemas: Collection[str], request_id: str | None,
+    schema: str = DEFAULT_SCHEMA,
+) -> tuple[list[int], dict[str, Any] | None]:  # fmt: skip
+    """What a heal does first, holding its locks, in one round trip: close as ``interrupted``
+    every ``running`` heal of any of ``schemas`` (return their ids), and find the first finished
+    heal of ``request_id`` (``id``, ``outcome``, ``error_code``, ``error_message``), which another
+    worker may have recorded while this one waited.
+
+    A live heal holds the locks of all its schemas from before its row is written until after
+    it is finished, so a ``running`` row sharing a schema with ours belongs to a heal that died
+    (worker killed, connection lost)."""
+    s = quote_ident(schema)
+    row = await conn.fetchrow(
+        f"""WITH closed AS ({_close_interrupted_sql(s)})
+            SELECT ARRAY(SELECT id FROM closed ORDER BY id) AS closed, f.*
+              FROM (SELECT) AS one LEFT JOIN LATERAL (
+                   SELECT id, outcome, error_code, error_message FROM {s}.heals
+                    WHERE request_id = $3 AND outcome <> ALL($4::text[]) ORDER BY id LIMIT 1
+              ) AS f ON true""",
         sorted(schemas),
         schema,
+        request_id,
+        list(UNFINISHED),
     )
-    closed = [row["id"] for row in rows]
-    if closed:
-        log.warning("closed interrupted heal(s) %s", closed, extra={"ledger_ids": closed})
-    return closed
+    served = None if row["id"] is None else {k: row[k] for k in ("id", "outcome", "error_code",
+                                                                 "error_message")}  # fmt: skip
+    return _closed(list(row["closed"])), served
+
+
+def _closed(ids: list[int]) -> list[int]:
+    if ids:
+        log.warning("closed interrupted heal(s) %s", ids, extra={"ledger_ids": ids})
+    return ids
 
 
 async def _insert_heal(
