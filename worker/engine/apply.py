@@ -209,7 +209,7 @@ async def _execute(
     conn: Connection, statement: Statement, sql: str, ordinal: int, retries: int
 ) -> AppliedStatement:
     guard.check(statement.sql)
-    operation = command_of(statement.sql)
+    operation, change = command_of(statement.sql), describe(statement.change)
     target = getattr(getattr(statement.change, "table", None), "qualified", None)
     with tracer().start_as_current_span(
         f"{operation} {target}" if target else operation,
@@ -217,7 +217,7 @@ async def _execute(
         attributes={
             "db.system.name": "postgresql", "db.operation.name": operation,
             "db.collection.name": target or "", "db.query.text": statement.sql,
-            "schemaheal.change": describe(statement.change),
+            "schemaheal.change": change,
             "schemaheal.hazards": [h.value for h in statement.hazards],
             "schemaheal.retries": retries,
         },
@@ -227,7 +227,7 @@ async def _execute(
     return AppliedStatement(
         ordinal=ordinal + 1,
         sql=statement.sql,
-        change=describe(statement.change),
+        change=change,
         hazards=statement.hazards,
         started_at=started_at,
         duration_s=time.perf_counter() - started,
