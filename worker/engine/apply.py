@@ -16,7 +16,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -60,8 +60,10 @@ class AppliedStatement:
 
 
 Observer = Callable[[AppliedStatement], None]
-#: Awaited once per statement inside its transaction (right after it, for one that has none).
-Progress = Callable[[AppliedStatement], Awaitable[None]]
+#: Awaited with a transaction's statements before it commits (in one round trip, so recording
+#: them costs one per transaction, not one per statement); with a statement that cannot run in
+#: one (``CONCURRENTLY``), right after it.
+Progress = Callable[[Sequence[AppliedStatement]], Awaitable[None]]
 
 
 async def apply(
@@ -186,8 +188,8 @@ async def _attempt(
                 # inside a transaction, SET LOCAL and the statement go in one round trip
                 sql = "; ".join([*settings, statement.sql])
                 done.append(await _execute(conn, statement, sql, offset + i, retries))
-                if progress is not None:  # committed with the statement, or rolled back with it
-                    await progress(done[-1])
+            if progress is not None:  # committed with the statements, or rolled back with them
+                await progress(done)
     else:
         for i, (statement, settings) in enumerate(commands):
             # CREATE INDEX CONCURRENTLY must be alone: a multi-command string is one transaction
@@ -199,7 +201,7 @@ async def _attempt(
                 await conn.execute(statement.cleanup_sql)
             done.append(await _execute(conn, statement, statement.sql, offset + i, retries))
             if progress is not None:  # cannot share its transaction: recorded right after
-                await progress(done[-1])
+                await progress(done[-1:])
     return done
 
 
@@ -207,7 +209,7 @@ async def _execute(
     conn: Connection, statement: Statement, sql: str, ordinal: int, retries: int
 ) -> AppliedStatement:
     guard.check(statement.sql)
-    operation = command_of(statement.sql)
+    operation, change = command_of(statement.sql), describe(statement.change)
     target = getattr(getattr(statement.change, "table", None), "qualified", None)
     with tracer().start_as_current_span(
         f"{operation} {target}" if target else operation,
@@ -215,7 +217,7 @@ async def _execute(
         attributes={
             "db.system.name": "postgresql", "db.operation.name": operation,
             "db.collection.name": target or "", "db.query.text": statement.sql,
-            "schemaheal.change": describe(statement.change),
+            "schemaheal.change": change,
             "schemaheal.hazards": [h.value for h in statement.hazards],
             "schemaheal.retries": retries,
         },
@@ -225,7 +227,7 @@ async def _execute(
     return AppliedStatement(
         ordinal=ordinal + 1,
         sql=statement.sql,
-        change=describe(statement.change),
+        change=change,
         hazards=statement.hazards,
         started_at=started_at,
         duration_s=time.perf_counter() - started,

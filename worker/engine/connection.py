@@ -12,6 +12,7 @@ sets its own and :func:`~worker.engine.apply.apply` restores these after it.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Protocol
 
 import asyncpg
@@ -98,6 +99,17 @@ async def connect(
         conn.terminate()
         raise
     return conn
+
+
+_DATABASE_NAMES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+async def database_name(conn: Connection) -> str:
+    """The database ``conn`` is connected to: asked once per connection (it never changes)."""
+    name = _DATABASE_NAMES.get(conn)
+    if name is None:
+        name = _DATABASE_NAMES[conn] = await conn.fetchval("SELECT current_database()")
+    return name
 
 
 #: Errors that mean the connection is gone, never opened, or is already closed ("connection is

@@ -132,14 +132,20 @@ def _index_questions(current: m.Table, desired: m.Table, index: m.Index) -> list
     """The keys and predicate of a same-named index that differ in spelling only, when nothing
     else of it differs (then it is drift whatever PostgreSQL says)."""
     have = next((i for i in current.indexes if i.name == index.name and i.valid), None)
-    if have is None or have.constraint is not None or not _same_shape(have, index):
+    if have is None or have.constraint is not None or len(have.elements) != len(index.elements):
         return []
     parts = [(f"key {n}", a.expression, b.expression) for n, (a, b) in enumerate(
         zip(have.elements, index.elements, strict=True))]  # fmt: skip
+    differ = [
+        (part, stored, wanted)
+        for part, stored, wanted in [*parts, ("where", have.where, index.where)]
+        if stored is not None and wanted is not None and not same_expression(stored, wanted)
+    ]
+    # the usual index has no expression spelt differently: no question, whatever its shape
+    if not differ or not _same_shape(have, index):
+        return []
     questions = []
-    for part, stored, wanted in [*parts, ("where", have.where, index.where)]:
-        if stored is None or wanted is None or same_expression(stored, wanted):
-            continue
+    for part, stored, wanted in differ:
         pair = _canonical(stored), _canonical(wanted)
         if pair[0] is not None and pair[1] is not None:
             questions.append(DefaultQuestion(

@@ -172,9 +172,11 @@ def _new_tables(current: m.Realm, tables: list[m.Table]) -> list[ch.Change]:
             for fk in table.foreign_keys
         )
 
-    while len(created) < len(pending):
-        remaining = [t for k, t in pending.items() if k not in created]
-        table = next((t for t in remaining if ready(t)), remaining[0])
+    remaining = list(pending.values())  # in name order; taken from as they are created
+    while remaining:
+        # the first ready one, else the first (a cycle): found from the front, which is where
+        # it is when the keys follow the names (rebuilding the list each time was O(n²))
+        table = remaining.pop(next((i for i, t in enumerate(remaining) if ready(t)), 0))
         inline = tuple(
             fk
             for fk in table.foreign_keys

@@ -8,23 +8,26 @@ every name. Still, right before execution each statement is re-parsed with Postg
 
 from __future__ import annotations
 
-from pglast import ast, enums, parse_sql
-from pglast.parser import ParseError
+import json
+from typing import Any
+
+from pglast.parser import ParseError, parse_sql_json
 
 from worker.errors import PermanentError
 
-_KINDS = (
-    ast.CreateSchemaStmt, ast.CreateExtensionStmt, ast.CreateEnumStmt, ast.AlterEnumStmt,
-    ast.CreateSeqStmt, ast.AlterSeqStmt, ast.CreateStmt, ast.IndexStmt, ast.AlterTableStmt,
-    ast.CommentStmt, ast.DropStmt, ast.VariableSetStmt, ast.CreateFunctionStmt, ast.CreateTrigStmt,
-)  # fmt: skip
+# Node names of PostgreSQL's parse tree (pglast's JSON of it: ten times faster to get than its
+# Python objects, which cost 0.7 ms per CREATE TABLE -- 1.4 s of a 1000-table heal).
+_KINDS = frozenset({
+    "CreateSchemaStmt", "CreateExtensionStmt", "CreateEnumStmt", "AlterEnumStmt",
+    "CreateSeqStmt", "AlterSeqStmt", "CreateStmt", "IndexStmt", "AlterTableStmt",
+    "CommentStmt", "DropStmt", "VariableSetStmt", "CreateFunctionStmt", "CreateTrigStmt",
+})  # fmt: skip
 #: the one function and trigger kind a plan creates: an online migration's sync trigger
 _SYNC_PREFIX = "schemaheal_sync_"
-_T = enums.AlterTableType
 _ALTER_TABLE = frozenset({
-    _T.AT_AddColumn, _T.AT_ColumnDefault, _T.AT_DropNotNull, _T.AT_SetNotNull,
-    _T.AT_AlterColumnType, _T.AT_AddConstraint, _T.AT_ValidateConstraint,
-    _T.AT_DropConstraint,  # only IF EXISTS, of a constraint this heal just added (see below)
+    "AT_AddColumn", "AT_ColumnDefault", "AT_DropNotNull", "AT_SetNotNull",
+    "AT_AlterColumnType", "AT_AddConstraint", "AT_ValidateConstraint",
+    "AT_DropConstraint",  # only IF EXISTS, of a constraint this heal just added (see below)
 })  # fmt: skip
 
 
@@ -35,45 +38,53 @@ class UnsafeStatementError(PermanentError):
 def check(sql: str) -> None:
     """Raise :class:`UnsafeStatementError` unless ``sql`` is one statement a plan may contain."""
     try:
-        statements = parse_sql(sql)
+        statements = json.loads(parse_sql_json(sql)).get("stmts", [])
     except ParseError as exc:
         raise UnsafeStatementError(
             f"refusing to run a statement that does not parse: {exc}"
         ) from None
     if len(statements) != 1:
         raise UnsafeStatementError(f"refusing to run {len(statements)} statements as one")
-    node = statements[0].stmt
-    if not isinstance(node, _KINDS):
-        raise UnsafeStatementError(f"refusing to run a {type(node).__name__}: not part of a plan")
-    if isinstance(node, (ast.CreateFunctionStmt, ast.CreateTrigStmt)):
-        _check_sync(node)
-    if isinstance(node, ast.AlterTableStmt):
-        for command in node.cmds or ():
-            if command.subtype not in _ALTER_TABLE:
-                raise UnsafeStatementError(f"refusing ALTER TABLE … {command.subtype.name}")
-            if command.subtype == _T.AT_DropConstraint and not command.missing_ok:
-                raise UnsafeStatementError("refusing DROP CONSTRAINT without IF EXISTS")
+    ((kind, node),) = statements[0]["stmt"].items()
+    if kind not in _KINDS:
+        raise UnsafeStatementError(f"refusing to run a {kind}: not part of a plan")
+    if kind == "AlterTableStmt":
+        _check_alter_table(node)
+    if kind in ("CreateFunctionStmt", "CreateTrigStmt"):
+        _check_sync(kind, node)
     # the only DROP a plan has: an INVALID index left by a failed concurrent build
-    index_drop = isinstance(node, ast.DropStmt) and node.removeType == enums.ObjectType.OBJECT_INDEX
-    if isinstance(node, ast.DropStmt) and not (index_drop and node.concurrent):
+    index_drop = node.get("removeType") == "OBJECT_INDEX" and node.get("concurrent", False)
+    if kind == "DropStmt" and not index_drop:
         raise UnsafeStatementError("refusing a DROP other than DROP INDEX CONCURRENTLY")
-    if isinstance(node, ast.VariableSetStmt) and node.name not in (
-        "lock_timeout",
-        "statement_timeout",
-    ):
-        raise UnsafeStatementError(f"refusing to SET {node.name}")
+    if kind == "VariableSetStmt" and node.get("name") not in ("lock_timeout", "statement_timeout"):
+        raise UnsafeStatementError(f"refusing to SET {node.get('name')}")
 
 
-def _check_sync(node: ast.CreateFunctionStmt | ast.CreateTrigStmt) -> None:
-    """Only an online migration's sync trigger: a row trigger calling a function of its name."""
-    if isinstance(node, ast.CreateTrigStmt):
-        function = node.funcname[-1].sval if node.funcname else ""
-        if not (node.trigname or "").startswith(_SYNC_PREFIX) or function != node.trigname:
-            raise UnsafeStatementError(
-                f"refusing CREATE TRIGGER {node.trigname}: not a sync trigger"
-            )
+def _last_name(names: list[dict[str, Any]] | None) -> str:
+    return str(names[-1]["String"]["sval"]) if names else ""
+
+
+def _check_sync(kind: str, node: dict[str, Any]) -> None:
+    """Only an online migration's sync trigger: a row trigger calling the function of its name,
+    and that function (no arguments, returning trigger)."""
+    function = _last_name(node.get("funcname"))
+    if kind == "CreateTrigStmt":
+        name = node.get("trigname", "")
+        if not (name.startswith(_SYNC_PREFIX) and function == name and node.get("row")):
+            raise UnsafeStatementError(f"refusing CREATE TRIGGER {name}: not a sync trigger")
         return
-    name = node.funcname[-1].sval if node.funcname else ""
-    returns = node.returnType.names[-1].sval if node.returnType and node.returnType.names else ""
-    if not name.startswith(_SYNC_PREFIX) or returns != "trigger" or node.parameters:
-        raise UnsafeStatementError(f"refusing CREATE FUNCTION {name}: not a sync trigger function")
+    returns = _last_name(node.get("returnType", {}).get("names"))
+    if not function.startswith(_SYNC_PREFIX) or returns != "trigger" or node.get("parameters"):
+        raise UnsafeStatementError(
+            f"refusing CREATE FUNCTION {function}: not a sync trigger function"
+        )
+
+
+def _check_alter_table(node: dict[str, Any]) -> None:
+    for item in node.get("cmds", ()):
+        command = item["AlterTableCmd"]
+        subtype = command.get("subtype")
+        if subtype not in _ALTER_TABLE:
+            raise UnsafeStatementError(f"refusing ALTER TABLE … {subtype}")
+        if subtype == "AT_DropConstraint" and not command.get("missing_ok", False):
+            raise UnsafeStatementError("refusing DROP CONSTRAINT without IF EXISTS")

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from opentelemetry import trace
 
@@ -22,9 +22,15 @@ import contracts
 from worker.engine import fingerprint, ledger, ledger_intent
 from worker.engine.apply import AppliedStatement, apply, retrying_lock_waits
 from worker.engine.changes import Drift
-from worker.engine.connection import DATABASE_ERRORS, Connection, connection_lost, translate
+from worker.engine.connection import (
+    DATABASE_ERRORS,
+    Connection,
+    connection_lost,
+    database_name,
+    translate,
+)
 from worker.engine.defaults import adopt_defaults, ask, default_questions
-from worker.engine.desired import desired_state
+from worker.engine.desired import Desired, prepare
 from worker.engine.diff import diff, tables_to_probe
 from worker.engine.heal_migrations import (
     declares_migrations,
@@ -83,20 +89,20 @@ def paused_gc() -> Iterator[None]:
 
 async def heal(
     conn: Connection,
-    manifest: contracts.Manifest,
+    manifest: contracts.Manifest | Desired,
     *,
     options: HealOptions | None = None,
     request: RequestInfo | None = None,
     observe: Callable[[AppliedStatement], None] | None = None,
 ) -> HealResult:
-    """Heal the database behind ``conn`` towards ``manifest``; never raises for heal errors."""
+    """Heal the database behind ``conn`` towards ``manifest`` (or its :class:`Desired`, when the
+    caller prepared it already); never raises for heal errors."""
     options = options or HealOptions()
-    manifest_hash = contracts.manifest_hash(manifest)
+    target = manifest if isinstance(manifest, Desired) else prepare(manifest)
+    manifest_hash = target.manifest_hash
     attributes = {"schemaheal.manifest.hash": manifest_hash, "db.system.name": "postgresql"}
     with tracer().start_as_current_span("schemaheal heal", attributes=attributes) as span:
-        result = await _heal(
-            conn, manifest, manifest_hash, options, request or RequestInfo(), observe
-        )
+        result = await _heal(conn, target, options, request or RequestInfo(), observe)
         span.set_attributes({
             "schemaheal.outcome": result.outcome.value,
             "schemaheal.statements.count": len(result.applied),
@@ -110,14 +116,13 @@ async def heal(
 
 async def _heal(
     conn: Connection,
-    manifest: contracts.Manifest,
-    manifest_hash: str,
+    target: Desired,
     options: HealOptions,
     request: RequestInfo,
     observe: Callable[[AppliedStatement], None] | None,
 ) -> HealResult:
     started, clock = time.time(), time.perf_counter()
-    desired = desired_state(manifest)
+    desired, manifest_hash = target.realm, target.manifest_hash
     result = HealResult(
         outcome=Outcome.FAILED, manifest_hash=manifest_hash, plan=Plan(statements=())
     )
@@ -132,15 +137,17 @@ async def _heal(
         return intent[-1]
 
     try:
-        database = await conn.fetchval("SELECT current_database()")
+        database = await database_name(conn)
         if options.record:
             await ledger.ensure_ledger(conn, database, options.ledger_schema)
         async with advisory_locks(
             conn, database, desired.schemas, max_wait_s=options.lock_wait_s
         ) as waited:
-            if options.record:  # a heal of these schemas that died: close it before healing
+            before = None
+            if options.record:  # a heal of these schemas that died: closed before healing
                 await ledger_intent.close_interrupted(conn, desired.schemas, options.ledger_schema)
-            before = await _served_before(conn, result, request, options)
+                row = await ledger.served(conn, request.request_id, options.ledger_schema)
+                before = _served_before(result, row)
             result = before or await _locked(conn, desired, manifest_hash, options, observe,
                                              waited, intend)  # fmt: skip
     except SchemahealError as exc:
@@ -297,16 +304,10 @@ async def _remember(
                                 ledger_schema=options.ledger_schema)  # fmt: skip
 
 
-async def _served_before(
-    conn: Connection, result: HealResult, request: RequestInfo, options: HealOptions
-) -> HealResult | None:
+def _served_before(result: HealResult, row: dict[str, Any] | None) -> HealResult | None:
     """The finished heal of this request id that another worker recorded while we waited for
     the locks — its outcome, not a second heal's ``unchanged``: a redelivered request gets the
     same answer whichever worker serves it."""
-    if not options.record or request.request_id is None:
-        return None
-    rows = await ledger.find_many(conn, [request.request_id], options.ledger_schema)
-    row = rows.get(request.request_id)
     if row is None:
         return None
     return replace(result, outcome=Outcome(row["outcome"]), error_code=row["error_code"],

@@ -8,7 +8,7 @@ holds a boot. The reply then says what is still running and what the service may
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ __all__ = [
     "statuses",
 ]
 
-Progress = Callable[[AppliedStatement], Awaitable[None]]
+Progress = Callable[[Sequence[AppliedStatement]], Awaitable[None]]
 
 #: what the service may rely on, by the migration's state
 _RELY = {
@@ -86,12 +86,13 @@ async def registering(
         return then
     await backfill_store.ensure_store(conn, schema)  # outside the expand's transaction
 
-    async def record(applied: AppliedStatement) -> None:
+    async def record(applied: Sequence[AppliedStatement]) -> None:
         if then is not None:
             await then(applied)
-        migration = by_last.get(applied.sql)
-        if migration is not None:
-            await backfill_store.register(conn, migration, schema)
+        for statement in applied:
+            migration = by_last.get(statement.sql)
+            if migration is not None:
+                await backfill_store.register(conn, migration, schema)
 
     return record
 

@@ -230,6 +230,8 @@ async def find_many(
         list(UNFINISHED),
     )
     found = {row["request_id"]: dict(row) for row in rows}
+    if not found:  # the usual case: a new request; its statements need no second round trip
+        return {}
     heal_ids = {row["served_by"] or row["id"] for row in found.values()}
     statements: dict[int, list[dict[str, Any]]] = {}
     for st in await conn.fetch(
@@ -241,6 +243,15 @@ async def find_many(
     for row in found.values():
         row["statements"] = statements.get(row["served_by"] or row["id"], [])
     return found
+
+
+async def served(
+    conn: Connection, request_id: str | None, schema: str = DEFAULT_SCHEMA
+) -> dict[str, Any] | None:
+    """The first finished heal of ``request_id`` (with its statements), or None."""
+    if request_id is None:
+        return None
+    return (await find_many(conn, [request_id], schema)).get(request_id)
 
 
 def ran(statement_row: Any) -> bool:

@@ -77,18 +77,21 @@ def _planned_row(heal_id: int, ordinal: int, statement: Statement) -> tuple[obje
 
 def progress(
     conn: Connection, heal_id: int, schema: str = ledger.DEFAULT_SCHEMA
-) -> Callable[[AppliedStatement], Awaitable[None]]:
-    """Mark one statement of the heal ``heal_id`` ``applied``, called in the statement's own
-    transaction (so both commit or neither does). A retried group records its statements again:
-    the row then says how many retries it took."""
+) -> Callable[[Sequence[AppliedStatement]], Awaitable[None]]:
+    """Mark statements of the heal ``heal_id`` ``applied`` (one round trip), called in their own
+    transaction (so they commit or roll back together). A retried group records its statements
+    again: each row then says how many retries it took."""
     sql = ledger.insert_statement(quote_ident(schema)) + (
         " ON CONFLICT (heal_id, ordinal) DO UPDATE SET started_at = excluded.started_at,"
         " duration_ms = excluded.duration_ms, retries = excluded.retries,"
         f" state = '{StatementState.APPLIED}'"
     )
 
-    async def write(applied: AppliedStatement) -> None:
-        await conn.execute(sql, *ledger.statement_row(heal_id, applied))
+    async def write(applied: Sequence[AppliedStatement]) -> None:
+        if applied:  # executemany pipelines its rows: one round trip for all of them
+            await conn.executemany(  # type: ignore[attr-defined]
+                sql, [ledger.statement_row(heal_id, a) for a in applied]
+            )
 
     return write
 

@@ -44,6 +44,7 @@ from worker.service.backfills import Backfills
 from worker.service.databases import check_databases
 from worker.service.gate import Gate
 from worker.service.offsets import GuardedConsumer, OffsetGuard
+from worker.service.polling import poll_without_idle_sleep
 from worker.service.replies import dead_letter
 from worker.service.requests import TRACE_HEADERS, Rejection
 from worker.service.routing import Destination, Route, refused_headers
@@ -91,7 +92,9 @@ class KafkaSink:
             bootstrap_servers=self.settings.bootstrap_servers,
             acks="all",
             enable_idempotence=False,
-            linger_ms=5,
+            # No linger: a reply waits for nothing (a boot waits for it). Replies still go out
+            # in batches: those sent while a partition's request is in flight are sent together.
+            linger_ms=0,
             max_request_size=record_limit(self.settings),  # the client's 1 MiB is too small
             request_timeout_ms=self.request_timeout_ms,
             **self.settings.kafka_auth().aiokafka_options(),
@@ -359,6 +362,9 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
         else:
             await asyncio.sleep(REDELIVERY_PAUSE_S)
             await message.nack()  # rewinds the batch; served requests are answered from the ledger
+
+    for subscriber in broker.subscribers:
+        poll_without_idle_sleep(subscriber)
 
     # Declared for the AsyncAPI document only. Replies and dead letters are sent by KafkaSink:
     # decorating the handler would make FastStream publish its return value as an extra message.

@@ -152,9 +152,7 @@ class Gate:
         refused = policy.check_source(service, request.headers.get("ce_source"))
         if refused is not None:
             return _refusal(request, "not-allowed", refused)
-        decision = policy.decide(
-            request.body.service, request.alias, frozenset(request.manifest.schemas)
-        )
+        decision = policy.decide(request.body.service, request.alias, request.desired.realm.schemas)
         if isinstance(decision, str):
             return _refusal(request, "not-allowed", decision)
         return replace(request, hazards=decision.hazards,
@@ -288,7 +286,7 @@ class Gate:
             if leader.hazards:  # approved for this service on this database by the policy
                 policy = replace(options.policy, allow=options.policy.allow | leader.hazards)
                 options = replace(options, policy=policy)
-            result = await heal(conn, leader.manifest, options=options, request=_info(leader))
+            result = await heal(conn, leader.desired, options=options, request=_info(leader))
             if result.error_code not in RETRYABLE_CODES:
                 break
             log.warning("retrying heal", extra={"database": alias, "attempt": attempt + 1,

@@ -8,15 +8,15 @@ always copied to the dead-letter topic. Nothing here touches a database.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
 
-from contracts import Manifest, ManifestError, load_manifest, manifest_hash
+from contracts import ManifestError, load_manifest
 from contracts.events import (
     CONTENT_TYPE,
     REQUEST_TYPE,
@@ -25,6 +25,8 @@ from contracts.events import (
     decode_headers,
 )
 from contracts.validation import json_path
+from worker.engine.cache import BoundedCache
+from worker.engine.desired import CACHED_MANIFESTS, CACHED_TABLES, Desired, prepare, weight
 from worker.engine.hazards import Hazard
 
 TRACE_HEADERS = ("traceparent", "tracestate")
@@ -39,12 +41,11 @@ DEAD_LETTER_CODES = (
 
 @dataclass(slots=True, kw_only=True)
 class Request:
-    """A valid request: who asks, for which database alias, and the loaded manifest."""
+    """A valid request: who asks, for which database alias, and its manifest, prepared."""
 
     request_id: str
     body: ServiceStarting
-    manifest: Manifest
-    manifest_hash: str
+    desired: Desired
     headers: dict[str, str]
     record: Any  # the aiokafka ConsumerRecord
     received: float = field(default_factory=time.monotonic)
@@ -55,6 +56,10 @@ class Request:
     @property
     def alias(self) -> str:
         return self.body.database
+
+    @property
+    def manifest_hash(self) -> str:
+        return self.desired.manifest_hash
 
     @property
     def trace_headers(self) -> dict[str, str]:
@@ -73,11 +78,31 @@ class Rejection:
     body: dict[str, Any] | None = None
 
 
-@lru_cache(maxsize=256)
-def _load(manifest_json: str) -> Manifest:
-    """Replicas of one service send the same manifest: validate each distinct one once.
-    (Manifests are frozen; a failure is not cached, so a bad one is judged every time.)"""
-    return load_manifest(manifest_json)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Loaded:
+    """A valid manifest, prepared: the names it was sent with, its hash and desired realm."""
+
+    service: str
+    database: str
+    desired: Desired
+
+
+#: Manifests validated and prepared, by the sha256 of their JSON text (bounded as the realms).
+LOADED: BoundedCache[bytes, Loaded] = BoundedCache(entries=CACHED_MANIFESTS, weight=CACHED_TABLES)
+
+
+def load(manifest: dict[str, Any]) -> Loaded:
+    """Replicas of one service send the same manifest: validate and prepare each distinct text
+    once. The key is the digest of the whole text, so any change is a new entry; a failure is
+    not kept, so a bad manifest is judged every time. Raises :class:`ManifestError`."""
+    text = json.dumps(manifest, separators=(",", ":"))
+    key = hashlib.sha256(text.encode()).digest()  # ASCII: json escapes the rest
+    loaded = LOADED.get(key)
+    if loaded is None:
+        valid = load_manifest(text)
+        loaded = Loaded(service=valid.service, database=valid.database, desired=prepare(valid))
+        LOADED.put(key, loaded, weight(loaded.desired.realm))
+    return loaded
 
 
 def parse_record(record: Any, *, max_bytes: int, aliases: frozenset[str]) -> Request | Rejection:
@@ -121,7 +146,7 @@ def parse_record(record: Any, *, max_bytes: int, aliases: frozenset[str]) -> Req
         details = "; ".join(f"{json_path(e['loc'])}: {e['msg']}" for e in exc.errors()[:10])
         return reject("invalid-request", details, raw)
     try:
-        manifest = _load(json.dumps(body.manifest, sort_keys=True, separators=(",", ":")))
+        manifest = load(body.manifest)
     except ManifestError as exc:
         problems = "; ".join(f"$.manifest{p.path[1:]}: {p.message}" for p in exc.problems[:20])
         return reject("invalid-manifest", problems, raw)
@@ -141,8 +166,7 @@ def parse_record(record: Any, *, max_bytes: int, aliases: frozenset[str]) -> Req
     return Request(
         request_id=request_id,
         body=body,
-        manifest=manifest,
-        manifest_hash=manifest_hash(manifest),
+        desired=manifest.desired,
         headers=headers,
         record=record,
     )
