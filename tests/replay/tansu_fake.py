@@ -20,6 +20,7 @@ What Tansu does (tansu-storage/src/dynostore.rs, ``produce``, ``fetch``, ``list_
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -43,6 +44,14 @@ class Batch:
     base: int
     timestamps: tuple[int, ...]  # the records' own (producer) timestamps
     written_ms: int | None = None  # the broker's clock when the object was written
+    values: tuple[bytes, ...] = ()  # the records' values (else each its offset)
+    headers: tuple[tuple[tuple[str, bytes], ...], ...] = ()  # the records' headers
+
+    def record(self, tp: TopicPartition, i: int) -> FakeRecord:
+        offset = self.base + i
+        value = self.values[i] if self.values else f"{offset}".encode()
+        headers = self.headers[i] if self.headers else ()
+        return FakeRecord(tp.topic, tp.partition, offset, self.timestamps[i], b"k", value, headers)
 
     @property
     def end(self) -> int:
@@ -82,11 +91,9 @@ class FakeLog:
         )
         wanted = [b for b in written if b.end > offset]
         return [
-            FakeRecord(
-                self.tp.topic, self.tp.partition, b.base + i, ts, b"k", f"{b.base + i}".encode()
-            )
+            b.record(self.tp, i)
             for b in wanted
-            for i, ts in enumerate(b.timestamps)
+            for i in range(len(b.timestamps))
             if b.base + i >= offset
         ]
 
@@ -187,6 +194,7 @@ class TansuLikeConsumer:
     async def getmany(
         self, *tps: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
     ) -> dict[TopicPartition, list[FakeRecord]]:
+        await asyncio.sleep(0)  # a fetch suspends, as a real one does
         self._tick()
         out: dict[TopicPartition, list[FakeRecord]] = {}
         for tp in tps or tuple(self.positions):
