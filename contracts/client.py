@@ -10,6 +10,9 @@ every partition and *waits until they are resolved* before sending, so a reply t
 fast can never be missed, and if the topic's partition count changes while it waits, it reads
 every partition from those offsets. Its ``correlation_id`` header is its ``ce_id``, which the
 worker's reply echoes, and it names no reply topic: the shared one is where every answer is.
+It never moves past an offset it has not read: on a broker that writes concurrent batches out of
+offset order (Tansu, when several workers write one reply partition) it fetches again from the
+first offset not read until that batch is written.
 """
 
 from __future__ import annotations
