@@ -88,7 +88,7 @@ async def _audit(replay: ReplaySettings, window: Window, received: list[SchemaHe
 async def test_the_demo_s_audit_step_agrees_round_after_round() -> None:
     """Each round as in ``make demo``: replicas boot at once, then the closing replay starts
     at once and must show exactly their boots. The reader before issue 13 lost about one demo
-    in 90; the one after it, one round in about 2,000 (the broker's end lagging behind the last
+    in 90; the one after it, 3 rounds in about 3,500 (the broker's end lagging behind the last
     request for 5 s). A replay that must see the last writes waits ``replay_settle_s`` (6 s) on
     the embedded broker, so rounds overlap: up to ``AUDITS_AT_ONCE`` replays read while the
     next rounds write (more stress than the demo, which writes nothing while it audits). Each
