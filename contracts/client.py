@@ -10,6 +10,9 @@ every partition and *waits until they are resolved* before sending, so a reply t
 fast can never be missed, and if the topic's partition count changes while it waits, it reads
 every partition from those offsets. Its ``correlation_id`` header is its ``ce_id``, which the
 worker's reply echoes, and it names no reply topic: the shared one is where every answer is.
+It never moves past an offset it has not read: on a broker that writes concurrent batches out of
+offset order (Tansu, when several workers write one reply partition) it fetches again from the
+first offset not read until that batch is written.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from contracts.validation import load_manifest
 __all__ = ["ensure_schema", "reply_partition", "request_schema"]
 
 REPARTITION_CHECK_S = 3.0
+HOLE_WAIT_S = 10.0  # a batch is written within milliseconds of taking its offsets
 
 _tracer = trace.get_tracer("schemaheal.contracts")
 _ERRORS = {"blocked": SchemaBlocked, "rejected": SchemaRejected, "failed": SchemaFailed}
@@ -272,6 +276,11 @@ class _ReplyReader:
     widened: bool = False
     records_read: int = 0
     checked: float = field(default_factory=time.monotonic)
+    unread: dict[TopicPartition, int] = field(default_factory=dict)  # the first offset not read
+    holes: dict[TopicPartition, tuple[int, float]] = field(default_factory=dict)  # since when
+
+    def first_unread(self, tp: TopicPartition) -> int:
+        return self.unread.get(tp, self.starts.get(tp, 0))
 
 
 async def _position_at_end(consumer: AIOKafkaConsumer, key: bytes) -> _ReplyReader:
@@ -305,11 +314,10 @@ async def _widen_if_repartitioned(reader: _ReplyReader) -> None:
     partitions = consumer.partitions_for_topic(REPLY_TOPIC) or set()
     if len(partitions) == len(reader.starts):
         return
-    position = await consumer.position(reader.mine)
     tps = [TopicPartition(REPLY_TOPIC, p) for p in sorted(partitions | {reader.mine.partition})]
     consumer.assign(tps)
     for tp in tps:
-        consumer.seek(tp, position if tp == reader.mine else reader.starts.get(tp, 0))
+        consumer.seek(tp, reader.first_unread(tp))
     reader.widened = True
 
 
@@ -317,7 +325,8 @@ async def _reply_for(reader: _ReplyReader, request_id: str) -> tuple[SchemaHeale
     """The reply that names ``request_id``, and its headers."""
     while True:
         batches = await reader.consumer.getmany(timeout_ms=1000)
-        for records in batches.values():
+        for tp, records in batches.items():
+            await _back_to_first_unread(reader, tp, [r.offset for r in records])
             for record in records:
                 reader.records_read += 1
                 headers = decode_headers(record.headers)
@@ -330,3 +339,28 @@ async def _reply_for(reader: _ReplyReader, request_id: str) -> tuple[SchemaHeale
                 except (ValueError, TypeError):
                     continue  # not a reply we can read; keep waiting for one we can
         await _widen_if_repartitioned(reader)
+
+
+async def _back_to_first_unread(
+    reader: _ReplyReader, tp: TopicPartition, offsets: list[int]
+) -> None:
+    """Never move past an offset not read yet. Replies written at once by several workers (a
+    rebalance, or a reply topic with fewer partitions than the request topic) can be written out
+    of offset order on a broker that hands out offsets before it writes (Tansu): a fetch then
+    returns the later batch while the earlier one, perhaps this client's reply, is unwritten.
+    Fetch again from the first offset not read, until it is written; after ``HOLE_WAIT_S`` the
+    offsets are taken as never written (a failed write, a transaction marker)."""
+    unread = reader.first_unread(tp)
+    for offset in sorted(offsets):
+        if offset > unread:
+            break
+        unread = max(unread, offset + 1)
+    position = await reader.consumer.position(tp)
+    hole, since = reader.holes.get(tp, (unread, time.monotonic()))
+    if position <= unread or (hole == unread and time.monotonic() - since >= HOLE_WAIT_S):
+        reader.unread[tp] = max(unread, position)
+        reader.holes.pop(tp, None)
+        return
+    reader.holes[tp] = (unread, since if hole == unread else time.monotonic())
+    reader.unread[tp] = unread
+    reader.consumer.seek(tp, unread)

@@ -243,6 +243,13 @@ class ReplaySettings(GateSettings):
         description="how long offsets may stay unreadable before replay reports "
         "them as an unreadable-record mismatch and reads on",
     )
+    replay_settle_s: float = Field(
+        6.0,
+        ge=0,
+        description="without --replay-trust-offsets: how long the broker's end offset may lag "
+        "behind the records it acknowledged (Tansu caches it for 5 s after concurrent writes); a "
+        "replay whose window ended less than this long ago reads at least this long",
+    )
 
 
 class WorkerSettings(GateSettings):

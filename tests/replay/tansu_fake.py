@@ -13,10 +13,14 @@ What Tansu does (tansu-storage/src/dynostore.rs, ``produce``, ``fetch``, ``list_
 - ``list_offsets`` picks batches by *write time*: earliest = the first batch written, latest =
   the last batch written + 1, by timestamp = the first batch written after that time (with its
   write time, not the record's); offset 0 when nothing qualifies.
+- its high watermark can be *stale*: after concurrent writes it may answer, and serve only below,
+  an end short of batches it has acknowledged, until its cached end expires (5 s; ``OptiCon``
+  and the metadata ``Cache`` of ``dynostore``). :attr:`TansuLikeConsumer.stale` says so.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -40,6 +44,14 @@ class Batch:
     base: int
     timestamps: tuple[int, ...]  # the records' own (producer) timestamps
     written_ms: int | None = None  # the broker's clock when the object was written
+    values: tuple[bytes, ...] = ()  # the records' values (else each its offset)
+    headers: tuple[tuple[tuple[str, bytes], ...], ...] = ()  # the records' headers
+
+    def record(self, tp: TopicPartition, i: int) -> FakeRecord:
+        offset = self.base + i
+        value = self.values[i] if self.values else f"{offset}".encode()
+        headers = self.headers[i] if self.headers else ()
+        return FakeRecord(tp.topic, tp.partition, offset, self.timestamps[i], b"k", value, headers)
 
     @property
     def end(self) -> int:
@@ -70,17 +82,18 @@ class FakeLog:
         done = [b for b in self.batches if b.written_ms is not None]
         return sorted(done, key=lambda b: b.written_ms or 0)
 
-    def fetch(self, offset: int) -> list[FakeRecord]:
+    def fetch(self, offset: int, end: int | None = None) -> list[FakeRecord]:
+        """The written batches at or after ``offset`` that start below ``end``."""
+        limit = self.highwater if end is None else end
         written = sorted(
-            (b for b in self.batches if b.written_ms is not None), key=lambda b: b.base
+            (b for b in self.batches if b.written_ms is not None and b.base < limit),
+            key=lambda b: b.base,
         )
         wanted = [b for b in written if b.end > offset]
         return [
-            FakeRecord(
-                self.tp.topic, self.tp.partition, b.base + i, ts, b"k", f"{b.base + i}".encode()
-            )
+            b.record(self.tp, i)
             for b in wanted
-            for i, ts in enumerate(b.timestamps)
+            for i in range(len(b.timestamps))
             if b.base + i >= offset
         ]
 
@@ -93,17 +106,30 @@ class _Client:
 @dataclass
 class TansuLikeConsumer:
     """The subset of AIOKafkaConsumer the reader uses, answering as Tansu would. Every call
-    that reaches the broker first lets one more batch be written (``ticks_per_call``)."""
+    that reaches the broker first lets one more batch be written (``ticks_per_call``) and moves
+    the reader's clock (``clock``) on by ``ms_per_call``."""
 
     logs: dict[TopicPartition, FakeLog]
     ticks_per_call: int = 1
+    ms_per_call: int = 1
+    now_ms: int = 0
+    stale: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)  # (end, until)
     positions: dict[TopicPartition, int] = field(default_factory=dict)
     highwaters: dict[TopicPartition, int] = field(default_factory=dict)
     paused: set[TopicPartition] = field(default_factory=set)
     commits: dict[TopicPartition, int] = field(default_factory=dict)
     _client: _Client = field(default_factory=_Client)
 
+    def clock(self) -> int:
+        return self.now_ms
+
+    def _end(self, tp: TopicPartition) -> int:
+        """The end the broker answers now: a stale one until it expires."""
+        end, until_ms = self.stale.get(tp, (0, -1))
+        return end if self.now_ms < until_ms else self.logs[tp].highwater
+
     def _tick(self) -> None:
+        self.now_ms += self.ms_per_call
         for _ in range(self.ticks_per_call):
             for log in self.logs.values():
                 log.tick()
@@ -168,14 +194,15 @@ class TansuLikeConsumer:
     async def getmany(
         self, *tps: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
     ) -> dict[TopicPartition, list[FakeRecord]]:
+        await asyncio.sleep(0)  # a fetch suspends, as a real one does
         self._tick()
         out: dict[TopicPartition, list[FakeRecord]] = {}
         for tp in tps or tuple(self.positions):
             if tp in self.paused:
                 continue
             log = self.logs[tp]
-            self.highwaters[tp] = log.highwater
-            records = log.fetch(self.positions[tp])
+            self.highwaters[tp] = self._end(tp)
+            records = log.fetch(self.positions[tp], self.highwaters[tp])
             if records:
                 out[tp] = records
                 self.positions[tp] = records[-1].offset + 1

@@ -10,7 +10,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from tests.replay.tansu_fake import Batch, FakeLog, TansuLikeConsumer
-from worker.replay.history import ReadOptions, Window, read
+from worker.replay.history import ReadOptions, Window, _settling, read
 from worker.replay.reading import Cursor, Fetched, advance, start
 
 SINCE = 1_000_000
@@ -100,3 +100,41 @@ def test_the_reader_s_decisions(cursor: Cursor, fetched: Fetched, trusted: bool,
         gap,
         done,
     )
+
+
+def _round_34(stale_for_ms: int) -> TansuLikeConsumer:
+    """The lost request as it was seen (demo audit step, round 34 of 100): 102 records of earlier
+    rounds, then three replicas' requests at once (offsets 102-104), all acknowledged; the
+    broker's fetches then answered an end of 104 and served 0-103 only, for ``stale_for_ms``."""
+    batches = [Batch(base=o, timestamps=(SINCE + o,)) for o in range(105)]
+    log = FakeLog(tp=TP, batches=batches, order=range(105), clock_ms=SINCE)
+    for _ in range(105):
+        log.tick()
+    return TansuLikeConsumer(logs={TP: log}, ms_per_call=10, stale={TP: (104, stale_for_ms)})
+
+
+@pytest.mark.parametrize(("stale_for_ms", "found"), [(0, 105), (5_000, 105), (7_000, 104)],
+                         ids=["fresh", "stale for 5 s", "stale for longer than the settle"])  # fmt: skip
+async def test_a_stale_end_does_not_finish_a_partition(stale_for_ms: int, found: int) -> None:
+    """Right after concurrent writes the embedded broker can answer an end below records it has
+    acknowledged (for 5 s, its cache). The reader before this fix took that end and finished
+    without offset 104; now an end finishes a partition only once reported ``settle_ms`` after
+    the read began (a broker that stays stale longer still loses it: the last case)."""
+    consumer = _round_34(stale_for_ms)
+    options = ReadOptions(settle_ms=6_000, clock=consumer.clock)
+    history = await read(consumer, {TP.topic: Window(SINCE, 2**62)}, options)
+    assert [r.offset for r in history.records] == list(range(found))
+    assert history.gaps == ()
+
+
+@pytest.mark.parametrize(
+    ("until_ago_ms", "trusted", "settling"),
+    [(-60_000, False, 6_000), (0, False, 6_000), (2_000, False, 4_000), (6_000, False, 0),
+     (3_600_000, False, 0), (-60_000, True, 0)],
+)  # fmt: skip
+def test_how_long_a_read_settles(until_ago_ms: int, trusted: bool, settling: int) -> None:
+    """A window that ended ``settle_ms`` before the read holds records written before the
+    broker's end could lag; a window still open must wait the whole ``settle_ms``."""
+    wall = 1_800_000_000_000
+    options = ReadOptions(trusted=trusted, settle_ms=6_000)
+    assert _settling(Window(0, wall - until_ago_ms), wall, options) == settling

@@ -29,7 +29,8 @@ from worker.replay.history import History, Window
 from worker.service.app import ensure_topics
 from worker.settings import ReplaySettings, WorkerSettings
 
-ROUNDS = 60
+ROUNDS = 40
+AUDITS_AT_ONCE = 8
 REPLICAS = 3
 DOC = small_manifest()
 
@@ -75,31 +76,44 @@ async def _boot_round(producers: list[AIOKafkaProducer], worker: AIOKafkaProduce
     return [_reply(i) for i in ids]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 13, open: in one CI run of 60 rounds, round 48's replay lacked one replica's "
-    "request (the audit reported 1 mismatch, so not silently); cause not found yet",
-)
+async def _audit(replay: ReplaySettings, window: Window, received: list[SchemaHealed], n: int,
+                 slots: asyncio.Semaphore) -> list[str]:  # fmt: skip
+    try:
+        found = await audit_window(replay, window)
+        return [f"round {n}: {p}" for p in audit_problems(found, received)]
+    finally:
+        slots.release()
+
+
 async def test_the_demo_s_audit_step_agrees_round_after_round() -> None:
-    """Each round as in ``make demo``: replicas boot at once, then the closing replay must show
-    exactly their boots. The reader before issue 13 lost about one demo in 90."""
+    """Each round as in ``make demo``: replicas boot at once, then the closing replay starts
+    at once and must show exactly their boots. The reader before issue 13 lost about one demo
+    in 90; the one after it, 3 rounds in about 3,500 (the broker's end lagging behind the last
+    request for 5 s). A replay that must see the last writes waits ``replay_settle_s`` (6 s) on
+    the embedded broker, so rounds overlap: up to ``AUDITS_AT_ONCE`` replays read while the
+    next rounds write (more stress than the demo, which writes nothing while it audits). Each
+    replay's windows end with its round (no reply grace), so later rounds are outside them."""
     assert hash_of(DOC)  # the builders' manifest is valid
     with LocalBroker() as broker:
         servers = broker.bootstrap_servers
         await ensure_topics(WorkerSettings(bootstrap_servers=servers, topic_partitions=3))
-        replay = ReplaySettings(bootstrap_servers=servers, replay_fetch_max_wait_ms=20)
+        replay = ReplaySettings(bootstrap_servers=servers, replay_fetch_max_wait_ms=50,
+                                replay_reply_grace_s=0)  # fmt: skip
         producers = [AIOKafkaProducer(bootstrap_servers=servers, enable_idempotence=False)
                      for _ in range(REPLICAS + 1)]  # fmt: skip
         for producer in producers:
             await producer.start()
-        disagreements: list[str] = []
+        slots = asyncio.Semaphore(AUDITS_AT_ONCE)
+        audits = []
         try:
             for n in range(ROUNDS):
+                await slots.acquire()
                 since = int(time.time() * 1000)
                 received = await _boot_round(producers[:REPLICAS], producers[-1], n)
-                found = await audit_window(replay, Window(since, int(time.time() * 1000) + 1))
-                disagreements += [f"round {n}: {p}" for p in audit_problems(found, received)]
+                window = Window(since, int(time.time() * 1000) + 1)
+                audits.append(asyncio.create_task(_audit(replay, window, received, n, slots)))
                 await asyncio.sleep(0.002)  # the next round's window starts after this one
+            disagreements = [p for found in await asyncio.gather(*audits) for p in found]
         finally:
             for producer in producers:
                 await producer.stop()

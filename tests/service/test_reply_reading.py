@@ -1,18 +1,21 @@
 """The boot client reads only the reply partition its key hashes to, and widens when the topic's
 partitions change while it waits (a real broker; replies written by a plain producer whose
-default partitioner is the worker's)."""
+default partitioner is the worker's); it never moves past a reply written late (the fake
+consumer of the replay tests, which answers as the embedded broker does)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from contracts import client
 from contracts.events import REPLY_TOPIC, REPLY_TYPE, SchemaHealed, event_headers
 from tests.kafka import KafkaServer
+from tests.replay.tansu_fake import Batch, FakeLog, TansuLikeConsumer
 
 
 def key_on(partition: int, partitions: int, avoid: bytes = b"") -> bytes:
@@ -93,3 +96,60 @@ async def test_a_client_still_finds_its_reply_when_the_partitions_change(
         await asyncio.gather(consumer.stop(), producer.stop())
     assert found.request_id == request_id
     assert reader.widened
+
+
+def _reply_batch(offset: int, request_id: str) -> Batch:
+    headers = event_headers(event_type=REPLY_TYPE, source="/test", subject=request_id,
+                            extra={"correlation_id": request_id})  # fmt: skip
+    return Batch(base=offset, timestamps=(offset,), values=(reply(request_id, "nexus"),),
+                 headers=(tuple(headers),))  # fmt: skip
+
+
+async def test_a_client_does_not_jump_over_its_reply_written_late() -> None:
+    """Several workers write replies to one partition (a rebalance, or a reply topic with
+    fewer partitions than the request topic): on the embedded broker their batches can be
+    written out of offset order, and a fetch then returns the later batch while the earlier is
+    unwritten. The client before this fix moved past its own reply at offset 11 (batch 12 was
+    written first) and waited until its timeout; now it fetches again from the first offset it
+    has not read. (The fake consumer answers as Tansu does; one batch is written per call.)"""
+    tp = TopicPartition(REPLY_TOPIC, 0)
+    batches = [_reply_batch(o, f"earlier-{o}") for o in range(10)]
+    batches += [
+        _reply_batch(10, "other-10"),
+        _reply_batch(11, "mine"),
+        _reply_batch(12, "other-12"),
+    ]
+    log = FakeLog(tp=tp, batches=batches, order=[*range(10), 10, 12, 11], clock_ms=0)
+    for _ in range(10):
+        log.tick()  # written before the client positioned
+    consumer = TansuLikeConsumer(logs={tp: log})
+    consumer.assign([tp])
+    consumer.seek(tp, 10)
+    reader = client._ReplyReader(consumer=consumer, starts={tp: 10}, mine=tp)  # type: ignore[arg-type]
+    found, _ = await asyncio.wait_for(client._reply_for(reader, "mine"), 5)
+    assert found.request_id == "mine"
+
+
+async def test_a_client_gives_up_on_offsets_never_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offset 11 is never written (a failed write): the client fetches again from it for
+    ``HOLE_WAIT_S``, reading what follows meanwhile, then takes it as lost and reads on."""
+    monkeypatch.setattr(client, "HOLE_WAIT_S", 0.05)
+    tp = TopicPartition(REPLY_TOPIC, 0)
+    batches = [_reply_batch(10, "other-10"), _reply_batch(11, "never-written"),
+               _reply_batch(12, "other-12"), _reply_batch(13, "mine")]  # fmt: skip
+    log = FakeLog(tp=tp, batches=batches, order=[0, 2], clock_ms=0)
+    consumer = TansuLikeConsumer(logs={tp: log})
+    consumer.assign([tp])
+    consumer.seek(tp, 10)
+    reader = client._ReplyReader(consumer=consumer, starts={tp: 10}, mine=tp)  # type: ignore[arg-type]
+
+    async def read_past_the_hole() -> None:
+        while reader.first_unread(tp) < 13:
+            got = await consumer.getmany()
+            await client._back_to_first_unread(reader, tp, [r.offset for r in got.get(tp, [])])
+
+    await asyncio.wait_for(read_past_the_hole(), 5)
+    log.order = [0, 2, 3]  # the reply is written now
+    found, _ = await asyncio.wait_for(client._reply_for(reader, "mine"), 5)
+    assert found.request_id == "mine"
+    assert reader.first_unread(tp) == 14

@@ -9,7 +9,11 @@ Two kinds of broker (``replay_trust_offsets``, see :mod:`worker.replay.reading`)
   latest) from the time a batch was *written*, and concurrent producers get batches written out
   of offset order; a fetch can return batch 5 while batch 0 is still unwritten. Every partition is
   then read from offset 0, keeping only records without a hole before them, until the high
-  watermark its own fetches report.
+  watermark its own fetches report. That high watermark can lag behind acknowledged writes for
+  up to 5 s after concurrent writes (Tansu 0.6 caches it; measured: 2 offsets acknowledged and
+  not served for 5.0 s), so it finishes a partition only when it was reported ``settle_ms``
+  after the read began, unless the window ended that long before (records are timestamped when
+  sent, so those were written before the broker's end could lag).
 
 Either way there is no early stop on a timestamp (producer clocks are not ordered within a
 partition): every record up to the high watermark is read and filtered by its own timestamp. The
@@ -98,11 +102,17 @@ class History:
     gaps: tuple[Gap, ...] = ()
 
 
+def _monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReadOptions:
     trusted: bool = False  # the broker's offsets are in order (Apache Kafka)
     gap_wait_ms: int = 30_000  # how long a hole may stay unwritten before it is reported
+    settle_ms: int = 6_000  # untrusted: how long the broker's end may lag behind its writes
     fetch_timeout_ms: int = 1000
+    clock: Callable[[], int] = _monotonic_ms  # the reader's clock, in ms (tests drive their own)
 
 
 class Consumer(Protocol):
@@ -141,7 +151,8 @@ async def read_history(
     )
     await settings.start_client(consumer)
     options = ReadOptions(trusted=settings.replay_trust_offsets,
-                          gap_wait_ms=int(settings.replay_gap_wait_s * 1000))  # fmt: skip
+                          gap_wait_ms=int(settings.replay_gap_wait_s * 1000),
+                          settle_ms=int(settings.replay_settle_s * 1000))  # fmt: skip
     try:
         await consumer._client.force_metadata_update()  # topics may be new
         return await read(consumer, windows, options, progress)
@@ -162,7 +173,7 @@ async def read(
     if not tps:
         return History()
     consumer.assign(tps)
-    cursors = await _starts(consumer, tps, windows, options.trusted)
+    cursors = await _starts(consumer, tps, windows, options)
     records: list[HistoryRecord] = []
     gaps: list[Gap] = []
     while pending := [tp for tp, c in cursors.items() if not c.done]:
@@ -204,23 +215,36 @@ async def _fetch(
         removed = list(exc.args[0]) if exc.args and isinstance(exc.args[0], dict) else pending
         for tp, start in (await consumer.beginning_offsets(removed)).items():
             consumer.seek(tp, start)
-            cursors[tp] = reading.start(start)
+            cursors[tp] = reading.start(start, settles_at_ms=cursors[tp].settles_at_ms)
         return {}
 
 
 async def _starts(
-    consumer: Consumer, tps: list[TopicPartition], windows: Mapping[str, Window], trusted: bool
+    consumer: Consumer,
+    tps: list[TopicPartition],
+    windows: Mapping[str, Window],
+    options: ReadOptions,
 ) -> dict[TopicPartition, reading.Cursor]:
     """Offset 0 everywhere, unless the broker is trusted: then its lookup by time (or its end,
     when no record is at or after ``since``)."""
     starts = dict.fromkeys(tps, 0)
-    if trusted:
+    if options.trusted:
         found = await consumer.offsets_for_times({tp: windows[tp.topic].since_ms for tp in tps})
         ends = await consumer.end_offsets(tps)
         starts = {tp: found[tp].offset if found[tp] is not None else ends[tp] for tp in tps}
     for tp, offset in starts.items():
         consumer.seek(tp, offset)
-    return {tp: reading.start(offset) for tp, offset in starts.items()}
+    began, wall = options.clock(), int(time.time() * 1000)
+    settles = {tp: began + _settling(windows[tp.topic], wall, options) for tp in tps}
+    return {tp: reading.start(offset, settles_at_ms=settles[tp]) for tp, offset in starts.items()}
+
+
+def _settling(window: Window, wall_ms: int, options: ReadOptions) -> int:
+    """How long after the start of the read a high watermark may still lag behind records of
+    ``window``: none on a trusted broker, nor when the window ended ``settle_ms`` ago."""
+    if options.trusted:
+        return 0
+    return min(max(window.until_ms + options.settle_ms - wall_ms, 0), options.settle_ms)
 
 
 async def _advance(
@@ -234,7 +258,7 @@ async def _advance(
         offsets=tuple(r.offset for r in got),
         highwater=consumer.highwater(tp),
         position=await consumer.position(tp),
-        now_ms=int(time.monotonic() * 1000),
+        now_ms=options.clock(),
     )
     step = reading.advance(cursor, fetched, trusted=options.trusted,
                            gap_wait_ms=options.gap_wait_ms)  # fmt: skip

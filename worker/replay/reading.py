@@ -9,7 +9,10 @@ reported has been read, or declared a gap. How far a fetch may be trusted depend
   their batch is written, and a fetch returns written batches past an unwritten one. Only records
   that follow the last kept one without a hole are kept; at a hole the reader fetches again from
   its start until it fills, and after ``gap_wait_ms`` without progress the hole is declared a
-  :class:`Gap` (which the audit reports: nothing is dropped silently).
+  :class:`Gap` (which the audit reports: nothing is dropped silently). Its high watermark can
+  also be *stale*: after concurrent writes Tansu 0.6 may report, and serve up to, an end offset
+  below records it has acknowledged, for as long as it caches that end (5 s). So a high watermark
+  finishes a partition only when a fetch at or after the cursor's ``settles_at_ms`` reported it.
 """
 
 from __future__ import annotations
@@ -49,11 +52,14 @@ class Cursor:
     start: int
     next_offset: int
     highwater: int | None = None  # the highest a fetch reported
-    waiting_since_ms: int | None = None  # no progress since then
+    waiting_since_ms: int | None = None  # a hole, and no progress since then
+    settles_at_ms: int = 0  # a high watermark reported before this time may be stale
+    fetched_at_ms: int | None = None  # the time of the last fetch
 
     @property
     def done(self) -> bool:
-        return self.highwater is not None and self.next_offset >= self.highwater
+        settled = self.fetched_at_ms is not None and self.fetched_at_ms >= self.settles_at_ms
+        return settled and self.highwater is not None and self.next_offset >= self.highwater
 
     @property
     def read(self) -> int:
@@ -72,14 +78,14 @@ class Step:
     gap: tuple[int, int] | None = None  # [first, end) declared unreadable
 
 
-def start(offset: int) -> Cursor:
-    return Cursor(start=offset, next_offset=offset)
+def start(offset: int, *, settles_at_ms: int = 0) -> Cursor:
+    return Cursor(start=offset, next_offset=offset, settles_at_ms=settles_at_ms)
 
 
 def advance(cursor: Cursor, fetched: Fetched, *, trusted: bool, gap_wait_ms: int) -> Step:
     """The next state of a partition after one fetch."""
     known = [h for h in (cursor.highwater, fetched.highwater) if h is not None]
-    cursor = replace(cursor, highwater=max(known) if known else None)
+    cursor = replace(cursor, highwater=max(known) if known else None, fetched_at_ms=fetched.now_ms)
     if trusted:
         return _trusted(cursor, fetched)
     return _untrusted(cursor, fetched, gap_wait_ms)
@@ -94,14 +100,14 @@ def _trusted(cursor: Cursor, fetched: Fetched) -> Step:
 def _untrusted(cursor: Cursor, fetched: Fetched, gap_wait_ms: int) -> Step:
     kept, after = contiguous(fetched.offsets, cursor.next_offset)
     beyond = [o for o in fetched.offsets if o > after]
-    progress = after > cursor.next_offset
+    hole_end = beyond[0] if beyond else max(cursor.highwater or after, after)
     since = cursor.waiting_since_ms
-    waiting = None if progress else (since if since is not None else fetched.now_ms)
+    stuck = after == cursor.next_offset and hole_end > after  # a hole, and no progress
+    waiting = (since if since is not None else fetched.now_ms) if stuck else None
     moved = replace(cursor, next_offset=after, waiting_since_ms=waiting)
     if moved.done:
         return Step(cursor=moved, keep=kept)
-    hole_end = beyond[0] if beyond else (moved.highwater or after)
-    if waiting is not None and fetched.now_ms - waiting >= gap_wait_ms and hole_end > after:
+    if waiting is not None and fetched.now_ms - waiting >= gap_wait_ms:
         skipped = replace(moved, next_offset=hole_end, waiting_since_ms=None)
         return Step(cursor=skipped, keep=kept, seek=hole_end, gap=(after, hole_end))
     seek = after if fetched.position != after else None
