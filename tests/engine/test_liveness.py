@@ -1,0 +1,78 @@
+"""Liveness and the contract decision (:mod:`worker.engine.liveness`). Pure, table-driven."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.engine.builders import column, realm, table
+from worker.engine.expand import ColumnMigration, MigrationKind
+from worker.engine.liveness import Lease, decide, uses_new_shape, uses_old_shape
+
+RENAME = ColumnMigration(kind=MigrationKind.RENAME, schema="public", table="users", key=("id",),
+                         new_column="full_name", new_type="text", forward="name",
+                         old_column="name", reverse="full_name")  # fmt: skip
+WIDEN = ColumnMigration(kind=MigrationKind.CONVERT, schema="public", table="orders", key=("id",),
+                        new_column="id", new_type="bigint", forward="id::bigint",
+                        old_column="id", in_place=True)  # fmt: skip
+FILL = ColumnMigration(kind=MigrationKind.BACKFILL, schema="public", table="users", key=("id",),
+                       new_column="label", new_type="text", forward="name", not_null=True)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("migration", "columns", "old", "new"),
+    [
+        (RENAME, [("id", "integer"), ("name", "text")], True, False),
+        (RENAME, [("id", "integer"), ("full_name", "text")], False, True),
+        (RENAME, [("id", "integer"), ("name", "text"), ("full_name", "text")], True, True),
+        (WIDEN, [("id", "integer")], True, False),
+        (WIDEN, [("id", "bigint")], False, True),
+        (FILL, [("id", "integer"), ("name", "text")], True, False),
+        (FILL, [("id", "integer"), ("name", "text"), ("label", "text")], False, True),
+    ],
+)
+def test_old_and_new_shape(
+    migration: ColumnMigration, columns: list[tuple[str, str]], old: bool, new: bool
+) -> None:
+    desired = realm(table(migration.table, *(column(n, t) for n, t in columns)))
+    assert uses_old_shape(desired, migration) is old
+    assert uses_new_shape(desired, migration) is new
+
+
+def test_a_manifest_without_the_table_uses_neither_shape() -> None:
+    desired = realm(table("other", column("id", "integer")))
+    assert not uses_old_shape(desired, RENAME) and not uses_new_shape(desired, RENAME)
+
+
+NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+M = RENAME.id
+
+
+def lease(old: bool = True, expires: float = 60, ended: float | None = None) -> Lease:
+    """A lease using M's old shape (or not), expiring/ended that many seconds from NOW."""
+    return Lease(service="app", instance="i-1", manifest_hash="h",
+                 old_shape=frozenset({M} if old else ()),
+                 expires_at=NOW + timedelta(seconds=expires),
+                 ended_at=None if ended is None else NOW + timedelta(seconds=ended))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("leases", "grace_s", "contractable", "reason"),
+    [
+        ([], 300, True, "no live instance"),
+        ([lease(old=False)], 300, True, "no live instance"),
+        ([lease()], 0, False, "still used in its old shape by app/i-1"),
+        ([lease(expires=-10)], 0, True, "no live instance"),
+        ([lease(expires=-10)], 60, False, "grace period"),
+        ([lease(expires=-100)], 60, True, "no live instance"),
+        ([lease(expires=3600, ended=-10)], 60, False, "grace period"),
+        ([lease(expires=3600, ended=-100)], 60, True, "no live instance"),
+        ([lease(expires=-100), lease(expires=-10)], 60, False, "grace period"),
+        ([lease(expires=-100), lease(expires=5)], 0, False, "still used"),
+    ],
+)
+def test_decide(leases: list[Lease], grace_s: float, contractable: bool, reason: str) -> None:
+    decision = decide(M, leases, now=NOW, grace_s=grace_s)
+    assert decision.contractable is contractable
+    assert reason in decision.reason
