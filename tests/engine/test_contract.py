@@ -1,0 +1,113 @@
+"""The contract runner on a real PostgreSQL: leases keep a migration's old shape until they
+expire or stop and the grace passes; the trigger then goes; the old column only with approval."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import asyncpg
+import pytest
+
+from tests.conftest import FreshDatabase
+from tests.engine.backfill_helpers import RENAME, expanded_users
+from worker.engine import lease_store
+from worker.engine.backfill import BackfillSettings, Finish, run_pending
+from worker.engine.contract import ContractFinish, ContractSettings, kept_reason, run_contracts
+from worker.engine.expand import ColumnMigration
+from worker.engine.liveness import Lease
+
+pytestmark = pytest.mark.postgres
+GRACE = ContractSettings(grace_s=0.3)
+
+
+def never(m: ColumnMigration, leases: Sequence[Lease]) -> bool:
+    return False
+
+
+def always(m: ColumnMigration, leases: Sequence[Lease]) -> bool:
+    return True
+
+
+@pytest.fixture
+async def conn(database: FreshDatabase) -> AsyncIterator[asyncpg.Connection]:
+    """users renamed name → full_name, expand complete."""
+    connection = await expanded_users(database, 50, RENAME)
+    assert await run_pending(connection, BackfillSettings()) == {RENAME.id: Finish.EXPANDED}
+    yield connection
+    await connection.close()
+
+
+async def boot(conn: asyncpg.Connection, instance: str, *, old: bool, ttl_s: float) -> None:
+    await lease_store.record_boot(
+        conn, service="app", instance=instance, manifest_hash="old" if old else "new",
+        old_shape=frozenset({RENAME.id} if old else ()),
+        new_shape=frozenset(() if old else {RENAME.id}), ttl_s=ttl_s,
+    )  # fmt: skip
+
+
+async def shape(conn: asyncpg.Connection) -> tuple[bool, set[str]]:
+    """(the sync trigger exists, the table's columns)."""
+    trigger = await conn.fetchval(
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.users'::regclass"
+        " AND tgname LIKE 'schemaheal_sync_%'"
+    )
+    rows = await conn.fetch(
+        "SELECT attname FROM pg_attribute WHERE attrelid = 'public.users'::regclass"
+        " AND attnum > 0 AND NOT attisdropped"
+    )
+    return bool(trigger), {r["attname"] for r in rows}
+
+
+async def test_a_live_lease_keeps_it_then_expiry_and_grace_let_it_run(
+    conn: asyncpg.Connection,
+) -> None:
+    await boot(conn, "old-1", old=True, ttl_s=0.5)
+    finish, why = (await run_contracts(conn, never, GRACE))[RENAME.id]
+    assert finish is ContractFinish.WAITING and "app/old-1" in why
+    await asyncio.sleep(0.6)  # expired, within the grace
+    finish, why = (await run_contracts(conn, never, GRACE))[RENAME.id]
+    assert finish is ContractFinish.WAITING and "grace period" in why
+    assert (await shape(conn))[0]
+    await asyncio.sleep(0.35)
+    assert (await run_contracts(conn, never, GRACE))[RENAME.id] == (
+        ContractFinish.KEPT, kept_reason(RENAME)
+    )  # fmt: skip
+    trigger, columns = await shape(conn)
+    assert not trigger and {"name", "full_name"} <= columns
+    record = (await lease_store.contract_records(conn))[RENAME.id]
+    assert record.contracted and record.column_dropped_at is None
+    assert (
+        record.column_kept
+        == "public.users.name: retired, unused, kept: approve column-drop to remove"
+    )
+    # approved later: the next round drops the column, and then has nothing left to do
+    assert (await run_contracts(conn, always, GRACE))[RENAME.id][0] is ContractFinish.CONTRACTED
+    trigger, columns = await shape(conn)
+    assert not trigger and "name" not in columns and "full_name" in columns
+    assert await run_contracts(conn, always, GRACE) == {}
+
+
+async def test_heartbeats_keep_the_lease(conn: asyncpg.Connection) -> None:
+    await boot(conn, "old-1", old=True, ttl_s=0.4)
+    for _ in range(4):
+        await asyncio.sleep(0.2)
+        assert await lease_store.heartbeat(conn, service="app", instance="old-1", ttl_s=0.4)
+        assert (await run_contracts(conn, always, GRACE))[RENAME.id][0] is ContractFinish.WAITING
+    assert (await shape(conn))[0]  # 0.8 s after a boot whose lease lasts 0.4 s
+
+
+async def test_stopped_lets_it_run_after_the_grace_and_new_leases_do_not_hold_it(
+    conn: asyncpg.Connection,
+) -> None:
+    await boot(conn, "old-1", old=True, ttl_s=3600)
+    await boot(conn, "new-1", old=False, ttl_s=3600)
+    assert (await run_contracts(conn, always, GRACE))[RENAME.id][0] is ContractFinish.WAITING
+    assert await lease_store.stop(conn, service="app", instance="old-1")
+    assert not await lease_store.stop(conn, service="app", instance="old-1")  # already ended
+    assert not await lease_store.heartbeat(conn, service="app", instance="old-1", ttl_s=60)
+    finish, why = (await run_contracts(conn, always, GRACE))[RENAME.id]
+    assert finish is ContractFinish.WAITING and "grace period" in why
+    await asyncio.sleep(0.35)
+    assert (await run_contracts(conn, always, GRACE))[RENAME.id][0] is ContractFinish.CONTRACTED
+    assert (await shape(conn))[1] == {"id", "full_name", "amount", "touches"}

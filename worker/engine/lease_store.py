@@ -1,0 +1,209 @@
+"""Where leases and contract steps are kept: ``<ledger schema>.leases`` and ``.contracts``.
+
+A lease row per (service, instance) is written by every boot the gate sees (:func:`record_boot`,
+before its heal), renewed by heartbeats (:func:`heartbeat`) and ended by ``service.stopped``
+(:func:`stop`). Times are the database's (``now()``), so workers' clocks never disagree.
+
+A contract row per migration records each contract step as it commits: the trigger and function
+dropped (``sync_dropped_at``), the old column dropped (``column_dropped_at``) or kept
+(``column_kept``: why, and what to do). Tables are created on first use, under their own
+advisory lock, in this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from contracts.identifiers import quote_ident
+from worker.engine.connection import Connection, fetch_if_exists
+from worker.engine.liveness import Lease
+from worker.engine.lock import advisory_locks
+
+__all__ = [
+    "ContractRecord",
+    "contract_records",
+    "ensure_store",
+    "heartbeat",
+    "leases",
+    "now",
+    "record_boot",
+    "record_contract",
+    "stop",
+]
+
+DEFAULT_SCHEMA = "schemaheal"
+
+
+def _ddl(schema: str) -> str:
+    s = quote_ident(schema)
+    return f"""
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.leases (
+    service text NOT NULL,
+    instance text NOT NULL,
+    manifest_hash text NOT NULL,
+    old_shape text[] NOT NULL,  -- migration ids whose old shape the manifest uses
+    new_shape text[] NOT NULL,  -- migration ids whose new shape it declares
+    booted_at timestamptz NOT NULL DEFAULT now(),
+    renewed_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,
+    ended_at timestamptz,       -- the instance said it stopped
+    PRIMARY KEY (service, instance)
+);
+CREATE TABLE IF NOT EXISTS {s}.contracts (
+    migration_id text PRIMARY KEY,
+    sync_dropped_at timestamptz,
+    column_dropped_at timestamptz,
+    column_kept text,           -- why the old column stays, and what to do
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContractRecord:
+    migration_id: str
+    sync_dropped_at: datetime | None
+    column_dropped_at: datetime | None
+    column_kept: str | None
+
+    @property
+    def contracted(self) -> bool:
+        """The trigger is gone: writes of the old shape are no longer kept in step."""
+        return self.sync_dropped_at is not None
+
+
+async def ensure_store(conn: Connection, schema: str = DEFAULT_SCHEMA) -> None:
+    """Create the tables unless they exist (checked every time: cheap)."""
+    if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.contracts"):
+        return
+    database = await conn.fetchval("SELECT current_database()")
+    async with advisory_locks(conn, database, [f"\0leases\0{schema}"]), conn.transaction():
+        await conn.execute(_ddl(schema))
+
+
+async def now(conn: Connection) -> datetime:
+    """The database's clock: leases are compared with it, never with a worker's."""
+    return await conn.fetchval("SELECT now()")  # type: ignore[no-any-return]
+
+
+async def record_boot(
+    conn: Connection,
+    *,
+    service: str,
+    instance: str,
+    manifest_hash: str,
+    old_shape: frozenset[str],
+    new_shape: frozenset[str],
+    ttl_s: float,
+    schema: str = DEFAULT_SCHEMA,
+) -> None:
+    """A boot of ``instance``: its lease now holds this manifest, for ``ttl_s`` from now."""
+    await ensure_store(conn, schema)
+    await conn.execute(
+        f"""INSERT INTO {quote_ident(schema)}.leases AS l
+                (service, instance, manifest_hash, old_shape, new_shape, expires_at)
+            VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+            ON CONFLICT (service, instance) DO UPDATE SET
+                manifest_hash = excluded.manifest_hash, old_shape = excluded.old_shape,
+                new_shape = excluded.new_shape, booted_at = now(), renewed_at = now(),
+                expires_at = excluded.expires_at, ended_at = NULL""",
+        service,
+        instance,
+        manifest_hash,
+        sorted(old_shape),
+        sorted(new_shape),
+        float(ttl_s),
+    )
+
+
+async def heartbeat(
+    conn: Connection, *, service: str, instance: str, ttl_s: float, schema: str = DEFAULT_SCHEMA
+) -> bool:
+    """Renew a running instance's lease for ``ttl_s``; False when it has none (it never booted
+    through the gate, or it stopped): a heartbeat cannot make a lease."""
+    await ensure_store(conn, schema)
+    renewed = await conn.fetchval(
+        f"""UPDATE {quote_ident(schema)}.leases
+               SET renewed_at = now(),
+                   expires_at = greatest(expires_at, now() + make_interval(secs => $3))
+             WHERE service = $1 AND instance = $2 AND ended_at IS NULL RETURNING true""",
+        service,
+        instance,
+        float(ttl_s),
+    )
+    return bool(renewed)
+
+
+async def stop(
+    conn: Connection, *, service: str, instance: str, schema: str = DEFAULT_SCHEMA
+) -> bool:
+    """End an instance's lease now; False when it had no running lease."""
+    await ensure_store(conn, schema)
+    ended = await conn.fetchval(
+        f"""UPDATE {quote_ident(schema)}.leases SET ended_at = now()
+             WHERE service = $1 AND instance = $2 AND ended_at IS NULL RETURNING true""",
+        service,
+        instance,
+    )
+    return bool(ended)
+
+
+def _lease(row: Any) -> Lease:
+    return Lease(
+        service=row["service"],
+        instance=row["instance"],
+        manifest_hash=row["manifest_hash"],
+        old_shape=frozenset(row["old_shape"]),
+        new_shape=frozenset(row["new_shape"]),
+        expires_at=row["expires_at"],
+        ended_at=row["ended_at"],
+    )
+
+
+async def leases(conn: Connection, schema: str = DEFAULT_SCHEMA) -> list[Lease]:
+    """Every lease, running or not (an ended one still counts for the grace period)."""
+    query = f"SELECT * FROM {quote_ident(schema)}.leases ORDER BY service, instance"
+    return [_lease(r) for r in await fetch_if_exists(conn, f"{schema}.leases", query)]
+
+
+async def contract_records(
+    conn: Connection, schema: str = DEFAULT_SCHEMA
+) -> dict[str, ContractRecord]:
+    """Migration id → its contract record (only migrations whose contract began)."""
+    query = f"SELECT * FROM {quote_ident(schema)}.contracts"
+    rows = await fetch_if_exists(conn, f"{schema}.contracts", query)
+    return {
+        r["migration_id"]: ContractRecord(
+            migration_id=r["migration_id"],
+            sync_dropped_at=r["sync_dropped_at"],
+            column_dropped_at=r["column_dropped_at"],
+            column_kept=r["column_kept"],
+        )
+        for r in rows
+    }
+
+
+async def record_contract(
+    conn: Connection,
+    migration_id: str,
+    *,
+    step: str,
+    kept: str | None = None,
+    schema: str = DEFAULT_SCHEMA,
+) -> None:
+    """One contract step committed (call it in the step's transaction): ``sync`` (trigger and
+    function dropped), ``column`` (old column dropped) or ``kept`` (old column kept: ``kept``
+    says why and what to do)."""
+    column = {"sync": "sync_dropped_at", "column": "column_dropped_at", "kept": "column_kept"}
+    value = "$2" if step == "kept" else "now()"
+    await conn.execute(
+        f"""INSERT INTO {quote_ident(schema)}.contracts AS c (migration_id, {column[step]})
+            VALUES ($1, {value})
+            ON CONFLICT (migration_id) DO UPDATE
+               SET {column[step]} = excluded.{column[step]}, updated_at = now()""",
+        migration_id,
+        *([kept] if step == "kept" else []),
+    )
