@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import asyncpg
 import pytest
 
+from contracts import Manifest, load_manifest
 from tests.conftest import FreshDatabase
+from tests.contracts.builders import column, manifest, pk, table
 from tests.engine.backfill_helpers import RENAME, expanded_users
-from worker.engine import lease_store
+from worker.engine import backfill_store, lease_store
 from worker.engine.backfill import BackfillSettings, Finish, run_pending
+from worker.engine.connection import connect
 from worker.engine.contract import ContractFinish, ContractSettings, kept_reason, run_contracts
 from worker.engine.expand import ColumnMigration
+from worker.engine.heal import Outcome, heal
 from worker.engine.liveness import Lease
 
 pytestmark = pytest.mark.postgres
@@ -111,3 +116,46 @@ async def test_stopped_lets_it_run_after_the_grace_and_new_leases_do_not_hold_it
     await asyncio.sleep(0.35)
     assert (await run_contracts(conn, always, GRACE))[RENAME.id][0] is ContractFinish.CONTRACTED
     assert (await shape(conn))[1] == {"id", "full_name", "amount", "touches"}
+
+
+def users(*columns: dict[str, Any]) -> Manifest:
+    return load_manifest(manifest(table("users", ID, *columns, primary_key=pk("id"))))
+
+
+ID = column("id", "integer", nullable=False)
+OLD = users(column("name", nullable=False))
+NEW = users(column("full_name", nullable=False, renamed_from="name"))
+
+
+@pytest.mark.parametrize("approve", [False, True])
+async def test_after_contract_the_new_version_boots_and_an_old_one_is_blocked(
+    database: FreshDatabase, approve: bool
+) -> None:
+    await database.execute(
+        "CREATE TABLE public.users (id integer PRIMARY KEY, name text NOT NULL);"
+        "INSERT INTO public.users SELECT i, 'user ' || i FROM generate_series(1, 50) AS i"
+    )
+    conn = await connect(database.dsn)
+    try:
+        assert (await heal(conn, OLD)).outcome is Outcome.UNCHANGED
+        assert (await heal(conn, NEW)).outcome is Outcome.HEALED
+        (m,) = [p.migration for p in await backfill_store.registered(conn)]
+        assert (await run_pending(conn)) == {m.id: Finish.EXPANDED}
+        assert (await heal(conn, OLD)).outcome is Outcome.UNCHANGED  # not contracted yet
+        finish, _ = (await run_contracts(conn, always if approve else never, GRACE))[m.id]
+        assert finish is (ContractFinish.CONTRACTED if approve else ContractFinish.KEPT)
+        again = await heal(conn, NEW)
+        assert again.outcome is Outcome.UNCHANGED, again.error_message
+        assert again.applied == ()
+        old = await heal(conn, OLD)
+        assert (old.outcome, old.error_code) == (Outcome.BLOCKED, "version-retired")
+        assert old.error_message is not None
+        assert (
+            "this version is retired: public.users finished its rename migration to "
+            "full_name text" in old.error_message
+        )
+        assert "deploy a version whose manifest declares full_name" in old.error_message
+        assert old.applied == ()  # the dropped column is not added back
+        assert ("name" in (await shape(conn))[1]) is not approve
+    finally:
+        await conn.close()

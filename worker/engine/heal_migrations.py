@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.identifiers import quote_ident
-from worker.engine import backfill_store
+from worker.engine import backfill_store, lease_store
 from worker.engine.apply import AppliedStatement
 from worker.engine.connection import Connection
 from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.expand_sql import render
+from worker.engine.liveness import uses_old_shape
 from worker.engine.model import Realm
 from worker.engine.statements import Plan
 
@@ -26,6 +27,7 @@ __all__ = [
     "declares_migrations",
     "registered_ids",
     "registering",
+    "retired_uses",
     "statuses",
 ]
 
@@ -126,4 +128,31 @@ def _status(m: ColumnMigration, record: Any) -> MigrationStatus:
         rows_done=record["rows_touched"] if record is not None else 0,
         error=error,
         relies_on=f"stopped: {error}" if error is not None else _RELY.get(state, _UNREGISTERED),
+    )
+
+
+async def retired_uses(conn: Connection, desired: Realm, schema: str) -> tuple[str, ...]:
+    """Why ``desired`` is a retired version: each contracted migration whose old shape it uses
+    (its writes would no longer be kept in step, or its old column is gone)."""
+    records = await lease_store.contract_records(conn, schema)
+    if not records:
+        return ()
+    return tuple(
+        _retired(p.migration, records[p.migration.id].sync_dropped_at)
+        for p in await backfill_store.registered(conn, schema)
+        if p.migration.id in records
+        and records[p.migration.id].contracted
+        and uses_old_shape(desired, p.migration)
+    )
+
+
+def _retired(m: ColumnMigration, when: object) -> str:
+    table = f"{m.schema}.{m.table}"
+    old = f"column {m.old_column}" if m.old_column else f"{table} without {m.new_column}"
+    if m.in_place:
+        old = f"column {m.old_column} of its old type"
+    return (
+        f"this version is retired: {table} finished its {m.kind.value} migration to "
+        f"{m.new_column} {m.new_type} (contracted at {when}), and its old shape ({old}) is no "
+        f"longer kept in step; deploy a version whose manifest declares {m.new_column}"
     )
