@@ -24,6 +24,10 @@ from worker.engine.liveness import Lease
 
 pytestmark = pytest.mark.postgres
 GRACE = ContractSettings(grace_s=0.3)
+OLD_SHAPE = frozenset({("public", "users", "id", "integer"), ("public", "users", "name", "text")})
+NEW_SHAPE = frozenset(
+    {("public", "users", "id", "integer"), ("public", "users", "full_name", "text")}
+)
 
 
 def never(m: ColumnMigration, leases: Sequence[Lease]) -> bool:
@@ -46,8 +50,7 @@ async def conn(database: FreshDatabase) -> AsyncIterator[asyncpg.Connection]:
 async def boot(conn: asyncpg.Connection, instance: str, *, old: bool, ttl_s: float) -> None:
     await lease_store.record_boot(
         conn, service="app", instance=instance, manifest_hash="old" if old else "new",
-        old_shape=frozenset({RENAME.id} if old else ()),
-        new_shape=frozenset(() if old else {RENAME.id}), ttl_s=ttl_s,
+        shape=OLD_SHAPE if old else NEW_SHAPE, ttl_s=ttl_s,
     )  # fmt: skip
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.engine.builders import column, realm, table
 from worker.engine.expand import ColumnMigration, MigrationKind
-from worker.engine.liveness import Lease, decide, uses_new_shape, uses_old_shape
+from worker.engine.liveness import Lease, decide, shape_of, uses_new_shape, uses_old_shape
 
 RENAME = ColumnMigration(kind=MigrationKind.RENAME, schema="public", table="users", key=("id",),
                          new_column="full_name", new_type="text", forward="name",
@@ -35,24 +35,27 @@ FILL = ColumnMigration(kind=MigrationKind.BACKFILL, schema="public", table="user
 def test_old_and_new_shape(
     migration: ColumnMigration, columns: list[tuple[str, str]], old: bool, new: bool
 ) -> None:
-    desired = realm(table(migration.table, *(column(n, t) for n, t in columns)))
-    assert uses_old_shape(desired, migration) is old
-    assert uses_new_shape(desired, migration) is new
+    shape = shape_of(realm(table(migration.table, *(column(n, t) for n, t in columns))))
+    assert uses_old_shape(shape, migration) is old
+    assert uses_new_shape(shape, migration) is new
 
 
 def test_a_manifest_without_the_table_uses_neither_shape() -> None:
-    desired = realm(table("other", column("id", "integer")))
-    assert not uses_old_shape(desired, RENAME) and not uses_new_shape(desired, RENAME)
+    shape = shape_of(realm(table("other", column("id", "integer"))))
+    assert not uses_old_shape(shape, RENAME) and not uses_new_shape(shape, RENAME)
 
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
-M = RENAME.id
+OLD_SHAPE = frozenset({("public", "users", "id", "integer"), ("public", "users", "name", "text")})
+NEW_SHAPE = frozenset(
+    {("public", "users", "id", "integer"), ("public", "users", "full_name", "text")}
+)
 
 
 def lease(old: bool = True, expires: float = 60, ended: float | None = None) -> Lease:
-    """A lease using M's old shape (or not), expiring/ended that many seconds from NOW."""
+    """A lease using RENAME's old shape (or not), expiring/ended that many seconds from NOW."""
     return Lease(service="app", instance="i-1", manifest_hash="h",
-                 old_shape=frozenset({M} if old else ()),
+                 shape=OLD_SHAPE if old else NEW_SHAPE,
                  expires_at=NOW + timedelta(seconds=expires),
                  ended_at=None if ended is None else NOW + timedelta(seconds=ended))  # fmt: skip
 
@@ -73,6 +76,6 @@ def lease(old: bool = True, expires: float = 60, ended: float | None = None) -> 
     ],
 )
 def test_decide(leases: list[Lease], grace_s: float, contractable: bool, reason: str) -> None:
-    decision = decide(M, leases, now=NOW, grace_s=grace_s)
+    decision = decide(RENAME, leases, now=NOW, grace_s=grace_s)
     assert decision.contractable is contractable
     assert reason in decision.reason

@@ -103,7 +103,7 @@ async def _decided(
     schema = settings.store_schema
     await lease_store.ensure_store(conn, schema)
     leases = await lease_store.leases(conn, schema)
-    decision = decide(m.id, leases, now=await lease_store.now(conn), grace_s=settings.grace_s)
+    decision = decide(m, leases, now=await lease_store.now(conn), grace_s=settings.grace_s)
     if not decision.contractable:
         return ContractFinish.WAITING, decision.reason
     record = (await lease_store.contract_records(conn, schema)).get(m.id)

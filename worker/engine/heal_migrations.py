@@ -18,7 +18,7 @@ from worker.engine.apply import AppliedStatement
 from worker.engine.connection import Connection
 from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.expand_sql import render
-from worker.engine.liveness import uses_old_shape
+from worker.engine.liveness import shape_of, uses_old_shape
 from worker.engine.model import Realm
 from worker.engine.statements import Plan
 
@@ -137,12 +137,13 @@ async def retired_uses(conn: Connection, desired: Realm, schema: str) -> tuple[s
     records = await lease_store.contract_records(conn, schema)
     if not records:
         return ()
+    shape = shape_of(desired)
     return tuple(
         _retired(p.migration, records[p.migration.id].sync_dropped_at)
         for p in await backfill_store.registered(conn, schema)
         if p.migration.id in records
         and records[p.migration.id].contracted
-        and uses_old_shape(desired, p.migration)
+        and uses_old_shape(shape, p.migration)
     )
 
 

@@ -1,6 +1,7 @@
 """Where leases and contract steps are kept: ``<ledger schema>.leases`` and ``.contracts``.
 
-A lease row per (service, instance) is written by every boot the gate sees (:func:`record_boot`,
+A lease row per (service, instance), naming its manifest's shape (``shapes``: the columns it
+declares, one row per manifest hash), is written by every boot the gate sees (:func:`record_boot`,
 before its heal), renewed by heartbeats (:func:`heartbeat`) and ended by ``service.stopped``
 (:func:`stop`). Times are the database's (``now()``), so workers' clocks never disagree.
 
@@ -12,13 +13,14 @@ advisory lock, in this module.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from contracts.identifiers import quote_ident
 from worker.engine.connection import Connection, fetch_if_exists
-from worker.engine.liveness import Lease
+from worker.engine.liveness import Lease, Shape
 from worker.engine.lock import advisory_locks
 
 __all__ = [
@@ -44,13 +46,15 @@ CREATE TABLE IF NOT EXISTS {s}.leases (
     service text NOT NULL,
     instance text NOT NULL,
     manifest_hash text NOT NULL,
-    old_shape text[] NOT NULL,  -- migration ids whose old shape the manifest uses
-    new_shape text[] NOT NULL,  -- migration ids whose new shape it declares
     booted_at timestamptz NOT NULL DEFAULT now(),
     renewed_at timestamptz NOT NULL DEFAULT now(),
     expires_at timestamptz NOT NULL,
     ended_at timestamptz,       -- the instance said it stopped
     PRIMARY KEY (service, instance)
+);
+CREATE TABLE IF NOT EXISTS {s}.shapes (  -- one per manifest: replicas of a version share it
+    manifest_hash text PRIMARY KEY,
+    columns jsonb NOT NULL      -- [[schema, table, column, type], ...]
 );
 CREATE TABLE IF NOT EXISTS {s}.contracts (
     migration_id text PRIMARY KEY,
@@ -95,28 +99,31 @@ async def record_boot(
     service: str,
     instance: str,
     manifest_hash: str,
-    old_shape: frozenset[str],
-    new_shape: frozenset[str],
+    shape: Shape,
     ttl_s: float,
     schema: str = DEFAULT_SCHEMA,
 ) -> None:
     """A boot of ``instance``: its lease now holds this manifest, for ``ttl_s`` from now."""
     await ensure_store(conn, schema)
-    await conn.execute(
-        f"""INSERT INTO {quote_ident(schema)}.leases AS l
-                (service, instance, manifest_hash, old_shape, new_shape, expires_at)
-            VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
-            ON CONFLICT (service, instance) DO UPDATE SET
-                manifest_hash = excluded.manifest_hash, old_shape = excluded.old_shape,
-                new_shape = excluded.new_shape, booted_at = now(), renewed_at = now(),
-                expires_at = excluded.expires_at, ended_at = NULL""",
-        service,
-        instance,
-        manifest_hash,
-        sorted(old_shape),
-        sorted(new_shape),
-        float(ttl_s),
-    )
+    s = quote_ident(schema)
+    async with conn.transaction():
+        await conn.execute(
+            f"""INSERT INTO {s}.shapes (manifest_hash, columns) VALUES ($1, $2::jsonb)
+                ON CONFLICT (manifest_hash) DO NOTHING""",
+            manifest_hash,
+            json.dumps(sorted(shape)),
+        )
+        await conn.execute(
+            f"""INSERT INTO {s}.leases AS l (service, instance, manifest_hash, expires_at)
+                VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+                ON CONFLICT (service, instance) DO UPDATE SET
+                    manifest_hash = excluded.manifest_hash, booted_at = now(),
+                    renewed_at = now(), expires_at = excluded.expires_at, ended_at = NULL""",
+            service,
+            instance,
+            manifest_hash,
+            float(ttl_s),
+        )
 
 
 async def heartbeat(
@@ -151,13 +158,15 @@ async def stop(
     return bool(ended)
 
 
-def _lease(row: Any) -> Lease:
+def _lease(row: Any, shapes: dict[str, Shape]) -> Lease:
+    if row["manifest_hash"] not in shapes:
+        columns = json.loads(row["columns"])
+        shapes[row["manifest_hash"]] = frozenset(tuple(c) for c in columns)
     return Lease(
         service=row["service"],
         instance=row["instance"],
         manifest_hash=row["manifest_hash"],
-        old_shape=frozenset(row["old_shape"]),
-        new_shape=frozenset(row["new_shape"]),
+        shape=shapes[row["manifest_hash"]],
         expires_at=row["expires_at"],
         ended_at=row["ended_at"],
     )
@@ -165,8 +174,11 @@ def _lease(row: Any) -> Lease:
 
 async def leases(conn: Connection, schema: str = DEFAULT_SCHEMA) -> list[Lease]:
     """Every lease, running or not (an ended one still counts for the grace period)."""
-    query = f"SELECT * FROM {quote_ident(schema)}.leases ORDER BY service, instance"
-    return [_lease(r) for r in await fetch_if_exists(conn, f"{schema}.leases", query)]
+    s = quote_ident(schema)
+    query = f"""SELECT l.*, s.columns::text AS columns FROM {s}.leases l
+                JOIN {s}.shapes s USING (manifest_hash) ORDER BY service, instance"""
+    shapes: dict[str, Shape] = {}
+    return [_lease(r, shapes) for r in await fetch_if_exists(conn, f"{schema}.leases", query)]
 
 
 async def contract_records(

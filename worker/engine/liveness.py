@@ -1,8 +1,10 @@
 """Which manifests are live, and when a migration may be contracted. Pure.
 
 Every boot the gate sees is an instance of a manifest: it holds a *lease* (service, instance)
-that says which registered migrations that manifest still uses in their *old shape*
-(:func:`uses_old_shape`). A lease lasts ``lease_ttl_s`` after the boot or the instance's last
+on that manifest's *shape* (every column it declares, with its type: :func:`shape_of`). A
+migration registered after the boot is judged against the same shape, so an old replica that
+booted before the new version's expand still holds the old shape (:func:`uses_old_shape`). A
+lease lasts ``lease_ttl_s`` after the boot or the instance's last
 heartbeat, and ends when the instance says it stopped. A migration whose expand is complete is
 *contractable* (:func:`decide`) when no unexpired lease uses its old shape and the last such
 lease ended more than ``grace_s`` ago.
@@ -17,7 +19,10 @@ from datetime import datetime, timedelta
 from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.model import Realm
 
-__all__ = ["Decision", "Lease", "decide", "old_shape_ids", "uses_new_shape", "uses_old_shape"]
+__all__ = ["Decision", "Lease", "Shape", "decide", "shape_of", "uses_new_shape", "uses_old_shape"]
+
+#: (schema, table, column, type) of every column a manifest declares
+Shape = frozenset[tuple[str, str, str, str]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,10 +32,8 @@ class Lease:
     service: str
     instance: str
     manifest_hash: str
-    #: ids of the registered migrations whose old shape this instance's manifest uses
-    old_shape: frozenset[str]
-    #: ids of the registered migrations whose new shape it declares (its service owns them)
-    new_shape: frozenset[str] = frozenset()
+    #: the columns its manifest declares
+    shape: Shape
     expires_at: datetime
     #: when the instance said it stopped (None: it did not)
     ended_at: datetime | None = None
@@ -50,37 +53,41 @@ class Decision:
     reason: str
 
 
-def uses_old_shape(desired: Realm, m: ColumnMigration) -> bool:
-    """True when ``desired`` (a manifest) is a version from before ``m``: it declares the old
-    column (the old type, for a change in place), or, for a backfill, the table without the new
-    column (its inserts rely on the trigger to fill it)."""
-    table = desired.table(m.schema, m.table)
-    if table is None:
+def shape_of(desired: Realm) -> Shape:
+    return frozenset((t.schema, t.name, c.name, c.type) for t in desired.tables for c in t.columns)
+
+
+def _columns(shape: Shape, m: ColumnMigration) -> dict[str, str] | None:
+    """The table's declared columns → types, or None when the manifest has no such table."""
+    found = {c: ty for s, t, c, ty in shape if (s, t) == (m.schema, m.table)}
+    return found or None
+
+
+def uses_old_shape(shape: Shape, m: ColumnMigration) -> bool:
+    """True when ``shape`` (a manifest's) is of a version from before ``m``: it declares the
+    old column (the old type, for a change in place), or, for a backfill, the table without the
+    new column (its inserts rely on the trigger to fill it)."""
+    columns = _columns(shape, m)
+    if columns is None:
         return False
     if m.kind is MigrationKind.BACKFILL:
-        return table.column(m.new_column) is None
-    old = table.column(m.old_column) if m.old_column is not None else None
+        return m.new_column not in columns
+    old = columns.get(m.old_column) if m.old_column is not None else None
     if old is None:
         return False
-    return not m.in_place or old.type != m.new_type
+    return not m.in_place or old != m.new_type
 
 
-def uses_new_shape(desired: Realm, m: ColumnMigration) -> bool:
-    """True when ``desired`` declares the migration's new column with its new type."""
-    table = desired.table(m.schema, m.table)
-    column = table.column(m.new_column) if table is not None else None
-    return column is not None and column.type == m.new_type
-
-
-def old_shape_ids(desired: Realm, migrations: Iterable[ColumnMigration]) -> frozenset[str]:
-    return frozenset(m.id for m in migrations if uses_old_shape(desired, m))
+def uses_new_shape(shape: Shape, m: ColumnMigration) -> bool:
+    """True when ``shape`` declares the migration's new column with its new type."""
+    return (_columns(shape, m) or {}).get(m.new_column) == m.new_type
 
 
 def decide(
-    migration_id: str, leases: Iterable[Lease], *, now: datetime, grace_s: float
+    m: ColumnMigration, leases: Iterable[Lease], *, now: datetime, grace_s: float
 ) -> Decision:
     """May the migration (its expand complete) be contracted now?"""
-    users = [lease for lease in leases if migration_id in lease.old_shape]
+    users = [lease for lease in leases if uses_old_shape(lease.shape, m)]
     live = sorted(f"{lease.service}/{lease.instance}" for lease in users if lease.live(now))
     if live:
         shown = ", ".join(live[:5]) + (f" and {len(live) - 5} more" if len(live) > 5 else "")
