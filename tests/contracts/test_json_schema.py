@@ -59,10 +59,17 @@ def test_committed_asyncapi_document_is_current() -> None:
         "service.starting",
         "schema.healed",
         "service.starting.dlq",
+        "service.heartbeat",
     }
     request = document["components"]["messages"]["service.starting:SubscribeMessage"]
     assert request["payload"] == {"$ref": "#/components/schemas/ServiceStarting"}
     assert "ce_id" in request["headers"]["required"]
+    beat = document["components"]["messages"]["service.heartbeat:SubscribeMessage"]
+    assert beat["payload"] == {"$ref": "#/components/schemas/ServiceHeartbeat"}
+    assert beat["headers"]["properties"]["ce_type"]["enum"] == [
+        "dev.schemaheal.service.heartbeat.v1", "dev.schemaheal.service.stopped.v1"
+    ]  # fmt: skip
+    assert "x-schemaheal-signature" in beat["headers"]["properties"]
 
 
 def test_the_docs_page_offers_no_try_it_out_publishing() -> None:
