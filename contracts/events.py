@@ -127,7 +127,10 @@ class MigrationInfo(_Event):
     id: str
     kind: Literal["rename", "convert", "backfill"]
     target: str = Field(description="schema.table.column")
-    state: str = Field(description="backfilling, enforcing, expanded, or unregistered")
+    state: str = Field(
+        description="backfilling, enforcing, expanded, contracted, retired-kept (contracted, the "
+        "old column kept until column-drop is approved), or unregistered"
+    )
     running: bool = Field(description="true while the backfill or the enforcement runs")
     rows_done: int
     relies_on: str = Field(description="what the service may rely on meanwhile")

@@ -9,7 +9,7 @@ holds a boot. The reply then says what is still running and what the service may
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from contracts.identifiers import quote_ident
@@ -42,6 +42,8 @@ _RELY = {
     backfill_store.EXPANDED: "complete: every row converted and enforced; the old shape is "
     "kept in step until contract",
 }
+#: states after contract began (the contracts record), past ``expanded``
+CONTRACTED, KEPT = "contracted", "retired-kept"
 _UNREGISTERED = "not registered for its backfill yet: the next heal of this manifest expands it"
 
 
@@ -102,8 +104,25 @@ async def statuses(
     conn: Connection, migrations: tuple[ColumnMigration, ...], schema: str
 ) -> tuple[MigrationStatus, ...]:
     """Each migration's state from its progress record. Reads only (``plan`` uses it too)."""
-    records = await _records(conn, [m.id for m in migrations], schema) if migrations else {}
-    return tuple(_status(m, records.get(m.id)) for m in migrations)
+    if not migrations:
+        return ()
+    records = await _records(conn, [m.id for m in migrations], schema)
+    contracts = await lease_store.contract_records(conn, schema)
+    return tuple(_contracted(m, _status(m, records.get(m.id)), contracts) for m in migrations)
+
+
+def _contracted(
+    m: ColumnMigration, status: MigrationStatus, contracts: dict[str, lease_store.ContractRecord]
+) -> MigrationStatus:
+    """The status once contract began: the old shape is no longer kept in step."""
+    record = contracts.get(m.id)
+    if record is None or not record.contracted:
+        return status
+    if record.column_dropped_at is None and record.column_kept is not None:
+        return replace(status, state=KEPT, relies_on=f"contracted: the trigger is gone; "
+                       f"{record.column_kept}")  # fmt: skip
+    return replace(status, state=CONTRACTED, relies_on="contracted: the new shape only; the "
+                   "trigger and the old column are gone")  # fmt: skip
 
 
 async def _records(conn: Connection, ids: list[str], schema: str) -> dict[str, Any]:
