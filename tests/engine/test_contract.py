@@ -13,7 +13,7 @@ import pytest
 from contracts import Manifest, load_manifest
 from tests.conftest import FreshDatabase
 from tests.contracts.builders import column, manifest, pk, table
-from tests.engine.backfill_helpers import RENAME, expanded_users
+from tests.engine.backfill_helpers import RENAME, expanded_users, trigger_and_columns
 from worker.engine import backfill_store, lease_store
 from worker.engine.backfill import BackfillSettings, Finish, run_pending
 from worker.engine.connection import connect
@@ -54,19 +54,6 @@ async def boot(conn: asyncpg.Connection, instance: str, *, old: bool, ttl_s: flo
     )  # fmt: skip
 
 
-async def shape(conn: asyncpg.Connection) -> tuple[bool, set[str]]:
-    """(the sync trigger exists, the table's columns)."""
-    trigger = await conn.fetchval(
-        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.users'::regclass"
-        " AND tgname LIKE 'schemaheal_sync_%'"
-    )
-    rows = await conn.fetch(
-        "SELECT attname FROM pg_attribute WHERE attrelid = 'public.users'::regclass"
-        " AND attnum > 0 AND NOT attisdropped"
-    )
-    return bool(trigger), {r["attname"] for r in rows}
-
-
 async def test_a_live_lease_keeps_it_then_expiry_and_grace_let_it_run(
     conn: asyncpg.Connection,
 ) -> None:
@@ -76,12 +63,12 @@ async def test_a_live_lease_keeps_it_then_expiry_and_grace_let_it_run(
     await asyncio.sleep(0.6)  # expired, within the grace
     finish, why = (await run_contracts(conn, never, GRACE))[RENAME.id]
     assert finish is ContractFinish.WAITING and "grace period" in why
-    assert (await shape(conn))[0]
+    assert (await trigger_and_columns(conn))[0]
     await asyncio.sleep(0.35)
     assert (await run_contracts(conn, never, GRACE))[RENAME.id] == (
         ContractFinish.KEPT, kept_reason(RENAME)
     )  # fmt: skip
-    trigger, columns = await shape(conn)
+    trigger, columns = await trigger_and_columns(conn)
     assert not trigger and {"name", "full_name"} <= columns
     record = (await lease_store.contract_records(conn))[RENAME.id]
     assert record.contracted and record.column_dropped_at is None
@@ -91,7 +78,7 @@ async def test_a_live_lease_keeps_it_then_expiry_and_grace_let_it_run(
     )
     # approved later: the next round drops the column, and then has nothing left to do
     assert (await run_contracts(conn, always, GRACE))[RENAME.id][0] is ContractFinish.CONTRACTED
-    trigger, columns = await shape(conn)
+    trigger, columns = await trigger_and_columns(conn)
     assert not trigger and "name" not in columns and "full_name" in columns
     assert await run_contracts(conn, always, GRACE) == {}
 
@@ -102,7 +89,7 @@ async def test_heartbeats_keep_the_lease(conn: asyncpg.Connection) -> None:
         await asyncio.sleep(0.2)
         assert await lease_store.heartbeat(conn, service="app", instance="old-1", ttl_s=0.4)
         assert (await run_contracts(conn, always, GRACE))[RENAME.id][0] is ContractFinish.WAITING
-    assert (await shape(conn))[0]  # 0.8 s after a boot whose lease lasts 0.4 s
+    assert (await trigger_and_columns(conn))[0]  # 0.8 s after a boot whose lease lasts 0.4 s
 
 
 async def test_stopped_lets_it_run_after_the_grace_and_new_leases_do_not_hold_it(
@@ -118,7 +105,7 @@ async def test_stopped_lets_it_run_after_the_grace_and_new_leases_do_not_hold_it
     assert finish is ContractFinish.WAITING and "grace period" in why
     await asyncio.sleep(0.35)
     assert (await run_contracts(conn, always, GRACE))[RENAME.id][0] is ContractFinish.CONTRACTED
-    assert (await shape(conn))[1] == {"id", "full_name", "amount", "touches"}
+    assert (await trigger_and_columns(conn))[1] == {"id", "full_name", "amount", "touches"}
 
 
 def users(*columns: dict[str, Any]) -> Manifest:
@@ -159,6 +146,6 @@ async def test_after_contract_the_new_version_boots_and_an_old_one_is_blocked(
         )
         assert "deploy a version whose manifest declares full_name" in old.error_message
         assert old.applied == ()  # the dropped column is not added back
-        assert ("name" in (await shape(conn))[1]) is not approve
+        assert ("name" in (await trigger_and_columns(conn))[1]) is not approve
     finally:
         await conn.close()

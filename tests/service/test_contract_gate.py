@@ -17,6 +17,7 @@ from contracts import keep_alive, load_manifest, request_schema
 from contracts.events import SchemaHealed
 from tests.conftest import FreshDatabase
 from tests.contracts.builders import column, manifest, pk, table
+from tests.engine.backfill_helpers import trigger_and_columns
 from tests.kafka import KafkaServer
 from tests.service.conftest import running_worker, worker_settings
 from worker.engine import backfill_store, lease_store
@@ -53,18 +54,6 @@ async def until(database: FreshDatabase, check: Callable[[Any], Awaitable[bool]]
         raise AssertionError("timed out")
     finally:
         await conn.close()
-
-
-async def trigger_and_columns(database: FreshDatabase) -> tuple[bool, set[str]]:
-    trigger = await database.fetch(
-        "SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.users'::regclass"
-        " AND tgname LIKE 'schemaheal_sync_%'"
-    )
-    rows = await database.fetch(
-        "SELECT attname FROM pg_attribute WHERE attrelid = 'public.users'::regclass"
-        " AND attnum > 0 AND NOT attisdropped"
-    )
-    return bool(trigger), {r["attname"] for r in rows}
 
 
 async def test_leases_heartbeats_stop_and_contract_through_the_gate(
