@@ -21,6 +21,8 @@ from worker.engine.contract import ContractFinish, ContractSettings, kept_reason
 from worker.engine.expand import ColumnMigration
 from worker.engine.heal import Outcome, heal
 from worker.engine.liveness import Lease
+from worker.replay.database import read_migrations
+from worker.replay.migrations_report import phases
 
 pytestmark = pytest.mark.postgres
 GRACE = ContractSettings(grace_s=0.3)
@@ -147,5 +149,12 @@ async def test_after_contract_the_new_version_boots_and_an_old_one_is_blocked(
         assert "deploy a version whose manifest declares full_name" in old.error_message
         assert old.applied == ()  # the dropped column is not added back
         assert ("name" in (await trigger_and_columns(conn))[1]) is not approve
+        (row,) = await read_migrations(conn, "schemaheal", "nexus")  # what replay shows
+        contract = phases(row)["contract"]
+        assert contract.startswith("done: trigger dropped" if approve else "trigger dropped")
+        if approve:
+            assert "old column dropped" in contract
+        else:
+            assert contract.endswith(kept_reason(m))
     finally:
         await conn.close()
