@@ -21,6 +21,7 @@ from worker.engine.contract import ContractFinish, ContractSettings, kept_reason
 from worker.engine.expand import ColumnMigration
 from worker.engine.heal import Outcome, heal
 from worker.engine.liveness import Lease
+from worker.engine.lock import advisory_key
 from worker.replay.database import read_migrations
 from worker.replay.migrations_report import phases
 
@@ -158,3 +159,20 @@ async def test_after_contract_the_new_version_boots_and_an_old_one_is_blocked(
             assert contract.endswith(kept_reason(m))
     finally:
         await conn.close()
+
+
+async def test_a_heal_holding_the_schema_leaves_contract_for_a_later_round(
+    conn: asyncpg.Connection, database: FreshDatabase
+) -> None:
+    holder = await connect(database.dsn)
+    try:
+        key = advisory_key(await conn.fetchval("SELECT current_database()"), "public")
+        await holder.execute("SELECT pg_advisory_lock($1)", key)  # as a heal of public does
+        settings = ContractSettings(grace_s=0, lock_wait_s=0.2)
+        finish, why = (await run_contracts(conn, never, settings))[RENAME.id]
+        assert finish is ContractFinish.LATER and "next round" in why
+        assert (await trigger_and_columns(conn))[0]
+        await holder.execute("SELECT pg_advisory_unlock($1)", key)
+        assert (await run_contracts(conn, never, settings))[RENAME.id][0] is ContractFinish.KEPT
+    finally:
+        await holder.close()

@@ -31,6 +31,7 @@ from worker.engine.expand_parts import Step, retired_column
 from worker.engine.expand_sql import render
 from worker.engine.liveness import Lease, decide
 from worker.engine.lock import advisory_key, advisory_locks
+from worker.errors import LockWaitTimeout
 
 __all__ = ["Approval", "ContractFinish", "ContractSettings", "kept_reason", "run_contracts"]
 
@@ -91,8 +92,8 @@ async def _contract(
     try:
         async with advisory_locks(conn, database, [m.schema], max_wait_s=settings.lock_wait_s):
             return await _decided(conn, m, approved, settings)
-    except asyncpg.exceptions.LockNotAvailableError:
-        return ContractFinish.LATER, "a lock timed out; tried again in the next round"
+    except (asyncpg.exceptions.LockNotAvailableError, LockWaitTimeout):
+        return ContractFinish.LATER, "a lock timed out (a heal or a writer held it); next round"
     finally:
         await conn.fetchval("SELECT pg_advisory_unlock($1)", key)
 
