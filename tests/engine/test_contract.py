@@ -176,3 +176,11 @@ async def test_a_heal_holding_the_schema_leaves_contract_for_a_later_round(
         assert (await run_contracts(conn, never, settings))[RENAME.id][0] is ContractFinish.KEPT
     finally:
         await holder.close()
+
+
+async def test_leases_long_ended_are_pruned(conn: asyncpg.Connection) -> None:
+    await boot(conn, "old-1", old=True, ttl_s=0.1)
+    await boot(conn, "new-1", old=False, ttl_s=3600)
+    await asyncio.sleep(0.3)
+    assert await lease_store.prune(conn, keep_s=0.1) == 1
+    assert [lease.instance for lease in await lease_store.leases(conn)] == ["new-1"]

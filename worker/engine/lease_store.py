@@ -30,6 +30,7 @@ __all__ = [
     "heartbeat",
     "leases",
     "now",
+    "prune",
     "record_boot",
     "record_contract",
     "stop",
@@ -156,6 +157,20 @@ async def stop(
         instance,
     )
     return bool(ended)
+
+
+async def prune(conn: Connection, keep_s: float, schema: str = DEFAULT_SCHEMA) -> int:
+    """Forget leases that ended (or expired) more than ``keep_s`` ago — past the grace they no
+    longer hold anything back; how many. Shapes stay (one per manifest version): deleting one
+    could race a boot that is leasing it."""
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.leases"):
+        return 0
+    status = await conn.execute(
+        f"""DELETE FROM {quote_ident(schema)}.leases
+             WHERE coalesce(ended_at, expires_at) < now() - make_interval(secs => $1)""",
+        float(keep_s),
+    )
+    return int(status.split()[-1])
 
 
 def _lease(row: Any, shapes: dict[str, Shape]) -> Lease:

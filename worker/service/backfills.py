@@ -23,7 +23,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from worker.engine import backfill_store
+from worker.engine import backfill_store, lease_store
 from worker.engine.backfill import BackfillSettings, Finish, run_pending
 from worker.engine.connection import DATABASE_ERRORS
 from worker.engine.contract import ContractFinish, run_contracts
@@ -37,6 +37,8 @@ from worker.settings import WorkerSettings
 
 log = logging.getLogger("schemaheal.backfill")
 RECONNECT_PAUSE_S = 5.0
+#: how long a lease is kept past its end and the grace (for people looking at the table)
+LEASE_KEPT_S = 86_400.0
 
 
 class Backfills:
@@ -106,7 +108,9 @@ class Backfills:
         def approved(m: ColumnMigration, leases: Sequence[Lease]) -> bool:
             return column_drop_approved(self.access, alias, m, leases)
 
-        contracted = await run_contracts(conn, approved, self.settings.contract_settings())
+        settings = self.settings.contract_settings()
+        contracted = await run_contracts(conn, approved, settings)
+        await lease_store.prune(conn, settings.grace_s + LEASE_KEPT_S, settings.store_schema)
         for migration_id, (finish, why) in contracted.items():
             if finish in (ContractFinish.CONTRACTED, ContractFinish.KEPT):
                 log.info("contract of %s: %s (%s)", migration_id, finish.value, why,
