@@ -28,6 +28,9 @@ from worker.replay.migrations_report import phases
 pytestmark = pytest.mark.postgres
 GRACE = ContractSettings(grace_s=0.3)
 OLD_SHAPE = frozenset({("public", "users", "id", "integer"), ("public", "users", "name", "text")})
+NARROW_SHAPE = frozenset(
+    {("public", "users", "id", "integer"), ("public", "users", "name", "text")}
+)
 NEW_SHAPE = frozenset(
     {("public", "users", "id", "integer"), ("public", "users", "full_name", "text")}
 )
@@ -184,3 +187,38 @@ async def test_leases_long_ended_are_pruned(conn: asyncpg.Connection) -> None:
     await asyncio.sleep(0.3)
     assert await lease_store.prune(conn, keep_s=0.1) == 1
     assert [lease.instance for lease in await lease_store.leases(conn)] == ["new-1"]
+
+
+WIDE = load_manifest(manifest(table("users", column("id", "bigint", nullable=False, using="id"),
+                                    column("name", nullable=False), primary_key=pk("id"))))  # fmt: skip
+NARROW = users(column("name", nullable=False))
+
+
+async def test_a_key_widened_in_place_is_contracted_and_the_narrow_version_retired(
+    database: FreshDatabase,
+) -> None:
+    await database.execute(
+        "CREATE TABLE public.users (id integer PRIMARY KEY, name text NOT NULL);"
+        "INSERT INTO public.users SELECT i, 'user ' || i FROM generate_series(1, 50) AS i"
+    )
+    conn = await connect(database.dsn)
+    try:
+        assert (await heal(conn, WIDE)).outcome is Outcome.HEALED
+        (m,) = [p.migration for p in await backfill_store.registered(conn)]
+        assert (await run_pending(conn)) == {m.id: Finish.EXPANDED}
+        assert (await heal(conn, NARROW)).outcome is Outcome.UNCHANGED  # widened: accepted
+        await lease_store.record_boot(conn, service="orchestrator", instance="narrow-1",
+                                      manifest_hash="narrow", shape=NARROW_SHAPE, ttl_s=3600)  # fmt: skip
+        assert (await run_contracts(conn, always, GRACE))[m.id][0] is ContractFinish.WAITING
+        await lease_store.stop(conn, service="orchestrator", instance="narrow-1")
+        await asyncio.sleep(0.35)
+        assert (await run_contracts(conn, always, GRACE))[m.id][0] is ContractFinish.CONTRACTED
+        assert (await trigger_and_columns(conn)) == (False, {"id", "name"})
+        assert (await heal(conn, WIDE)).outcome is Outcome.UNCHANGED
+        narrow = await heal(conn, NARROW)
+        assert (narrow.outcome, narrow.error_code) == (Outcome.BLOCKED, "version-retired")
+        assert narrow.error_message is not None
+        assert "old shape (column id of its old type)" in narrow.error_message
+        await conn.execute("INSERT INTO public.users (id, name) VALUES (3000000000, 'wide')")
+    finally:
+        await conn.close()
