@@ -123,20 +123,28 @@ OLD = users(column("name", nullable=False))
 NEW = users(column("full_name", nullable=False, renamed_from="name"))
 
 
-@pytest.mark.parametrize("approve", [False, True])
-async def test_after_contract_the_new_version_boots_and_an_old_one_is_blocked(
-    database: FreshDatabase, approve: bool
-) -> None:
+async def migrated(
+    database: FreshDatabase, wanted: Manifest
+) -> tuple[asyncpg.Connection, ColumnMigration]:
+    """users(id integer, name) with rows; ``wanted`` healed (its one migration expanded) and
+    its backfill and enforce run."""
     await database.execute(
         "CREATE TABLE public.users (id integer PRIMARY KEY, name text NOT NULL);"
         "INSERT INTO public.users SELECT i, 'user ' || i FROM generate_series(1, 50) AS i"
     )
     conn = await connect(database.dsn)
+    assert (await heal(conn, wanted)).outcome is Outcome.HEALED
+    (m,) = [p.migration for p in await backfill_store.registered(conn)]
+    assert (await run_pending(conn)) == {m.id: Finish.EXPANDED}
+    return conn, m
+
+
+@pytest.mark.parametrize("approve", [False, True])
+async def test_after_contract_the_new_version_boots_and_an_old_one_is_blocked(
+    database: FreshDatabase, approve: bool
+) -> None:
+    conn, m = await migrated(database, NEW)
     try:
-        assert (await heal(conn, OLD)).outcome is Outcome.UNCHANGED
-        assert (await heal(conn, NEW)).outcome is Outcome.HEALED
-        (m,) = [p.migration for p in await backfill_store.registered(conn)]
-        assert (await run_pending(conn)) == {m.id: Finish.EXPANDED}
         assert (await heal(conn, OLD)).outcome is Outcome.UNCHANGED  # not contracted yet
         finish, _ = (await run_contracts(conn, always if approve else never, GRACE))[m.id]
         assert finish is (ContractFinish.CONTRACTED if approve else ContractFinish.KEPT)
@@ -197,15 +205,8 @@ NARROW = users(column("name", nullable=False))
 async def test_a_key_widened_in_place_is_contracted_and_the_narrow_version_retired(
     database: FreshDatabase,
 ) -> None:
-    await database.execute(
-        "CREATE TABLE public.users (id integer PRIMARY KEY, name text NOT NULL);"
-        "INSERT INTO public.users SELECT i, 'user ' || i FROM generate_series(1, 50) AS i"
-    )
-    conn = await connect(database.dsn)
+    conn, m = await migrated(database, WIDE)
     try:
-        assert (await heal(conn, WIDE)).outcome is Outcome.HEALED
-        (m,) = [p.migration for p in await backfill_store.registered(conn)]
-        assert (await run_pending(conn)) == {m.id: Finish.EXPANDED}
         assert (await heal(conn, NARROW)).outcome is Outcome.UNCHANGED  # widened: accepted
         await lease_store.record_boot(conn, service="orchestrator", instance="narrow-1",
                                       manifest_hash="narrow", shape=NARROW_SHAPE, ttl_s=3600)  # fmt: skip
