@@ -302,12 +302,12 @@ def broker_security(auth: KafkaAuth) -> BaseSecurity | None:
     )
 
 
-def _batch_consumer(settings: WorkerSettings) -> dict[str, Any]:
+def _batch_consumer(settings: WorkerSettings, group_id: str) -> dict[str, Any]:
     """Subscriber options of the worker's batch consumers: acknowledged by hand, only after the
     whole batch was served (the Kafka default commits before the handler runs)."""
     return {
         "batch": True,
-        "group_id": settings.group_id,
+        "group_id": group_id,
         "ack_policy": AckPolicy.MANUAL,
         "auto_offset_reset": "earliest",
         "max_records": settings.batch_max_records,
@@ -346,7 +346,8 @@ def _subscribe_heartbeats(broker: KafkaBroker, settings: WorkerSettings, sink: K
 
     @broker.subscriber(  # type: ignore[untyped-decorator]  # options given as one dict
         settings.heartbeat_topic,
-        **_batch_consumer(settings),
+        # a group of its own: its members joining or leaving never rebalance the boot gate's
+        **_batch_consumer(settings, f"{settings.group_id}.heartbeats"),
         title="service.heartbeat",
         description="A booted instance says it still runs (ce_type "
         "dev.schemaheal.service.heartbeat.v1: its lease is renewed) or that it stopped "
@@ -388,7 +389,7 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
 
     @broker.subscriber(  # type: ignore[untyped-decorator]  # options given as one dict
         settings.request_topic,
-        **_batch_consumer(settings),
+        **_batch_consumer(settings, settings.group_id),
         max_poll_interval_ms=settings.max_poll_interval_ms,
         title="service.starting",
         description="A service asks for its schema to be healed before it starts.",
