@@ -95,3 +95,28 @@ def test_asyncapi_names_the_correlation_and_reply_headers_the_worker_reads() -> 
     answer = document["operations"]["service.starting"]["reply"]
     assert answer["address"]["location"] == f"$message.header#/{routing.REPLY_TO}"
     assert answer["channel"] == {"$ref": "#/channels/schema.healed"}
+
+
+@pytest.mark.parametrize(
+    ("data", "valid"),
+    [
+        ({"service": "orchestrator", "instance": "pod-a", "database": "nexus"}, True),
+        ({"service": "orchestrator", "instance": "pod-a"}, False),
+        ({"service": "Bad Name", "instance": "pod-a", "database": "nexus"}, False),
+        ({"service": "orchestrator", "instance": "pod a", "database": "nexus"}, False),
+        ({"service": "orchestrator", "instance": "pod-a", "database": "nexus", "x": 1}, False),
+    ],
+)
+def test_the_heartbeat_schema_judges_as_the_model_does(data: dict[str, Any], valid: bool) -> None:
+    from pydantic import ValidationError
+
+    from contracts.events import ServiceHeartbeat
+
+    schema = json.loads((SCHEMA_DIR / "service-heartbeat.schema.json").read_text())
+    assert (list(jsonschema.Draft202012Validator(schema).iter_errors(data)) == []) is valid
+    try:
+        ServiceHeartbeat.model_validate(data)
+    except ValidationError:
+        assert not valid
+    else:
+        assert valid
