@@ -340,7 +340,9 @@ async def _settle(message: Any, sink: KafkaSink, serving: Awaitable[bool], doing
         await message.nack()
 
 
-def _subscribe_heartbeats(broker: KafkaBroker, settings: WorkerSettings, sink: KafkaSink) -> None:
+def _subscribe_heartbeats(
+    broker: KafkaBroker, settings: WorkerSettings, sink: KafkaSink
+) -> Heartbeats:
     """``service.heartbeat`` records renew or end leases (:mod:`worker.service.heartbeats`)."""
     heartbeats = Heartbeats(settings, sink.dead_letter)
 
@@ -360,6 +362,8 @@ def _subscribe_heartbeats(broker: KafkaBroker, settings: WorkerSettings, sink: K
         raw = message.raw_message
         records = raw if isinstance(raw, tuple) else (raw,)
         await _settle(message, sink, heartbeats.handle(records), "serving heartbeats")
+
+    return heartbeats
 
 
 def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
@@ -409,7 +413,7 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
                 return  # nothing to serve yet: the partition is fetched again from the hole
         await _settle(message, sink, gate.handle(records), "publishing the batch's replies")
 
-    _subscribe_heartbeats(broker, settings, sink)
+    heartbeats = _subscribe_heartbeats(broker, settings, sink)
 
     # Declared for the AsyncAPI document only. Replies and dead letters are sent by KafkaSink:
     # decorating the handler would make FastStream publish its return value as an extra message.
@@ -450,5 +454,6 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
             await health.stop()
         await sink.stop()
         await gate.close()
+        await heartbeats.close()
 
     return app, broker

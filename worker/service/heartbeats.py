@@ -13,6 +13,7 @@ logged: only a boot makes a lease. There is no reply.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,6 +76,7 @@ class Heartbeats:
         self.settings = settings
         self.dead_letter = dead_letter  # async (Rejection) -> None, the gate's sink
         self.access = PolicyFile(settings.access_policy)
+        self._connections: dict[str, Any] = {}
 
     async def handle(self, records: Sequence[Any]) -> bool:
         """Serve a batch; True when every record was applied or dead-lettered."""
@@ -101,7 +103,7 @@ class Heartbeats:
 
     async def _apply(self, alias: str, beats: list[Beat]) -> bool:
         try:
-            conn = await open_checked(self.settings, alias)
+            conn = await self._connection(alias)
         except (SchemahealError, *DATABASE_ERRORS) as exc:
             log.error("heartbeats: database unavailable", extra={"database": alias,
                                                                  "error": str(exc)})  # fmt: skip
@@ -122,7 +124,22 @@ class Heartbeats:
                              extra={"database": alias, **who})  # fmt: skip
         except DATABASE_ERRORS as exc:
             log.error("heartbeats: %s", exc, extra={"database": alias, "error": str(exc)})
+            self._connections.pop(alias, None)
+            with contextlib.suppress(*DATABASE_ERRORS):
+                await conn.close(timeout=5)
             return False
-        finally:
-            await conn.close()
         return True
+
+    async def _connection(self, alias: str) -> Any:
+        """A connection to ``alias`` kept between batches; a closed one is opened again."""
+        conn = self._connections.get(alias)
+        if conn is None or conn.is_closed():
+            conn = self._connections[alias] = await open_checked(self.settings, alias)
+        return conn
+
+    async def close(self) -> None:
+        """Close the kept connections (at shutdown)."""
+        connections, self._connections = list(self._connections.values()), {}
+        for conn in connections:
+            with contextlib.suppress(*DATABASE_ERRORS):
+                await conn.close(timeout=5)
