@@ -55,7 +55,7 @@ async def conn(database: FreshDatabase) -> AsyncIterator[asyncpg.Connection]:
 
 async def boot(conn: asyncpg.Connection, instance: str, *, old: bool, ttl_s: float) -> None:
     await lease_store.record_boot(
-        conn, service="app", instance=instance, manifest_hash="old" if old else "new",
+        conn, instances=[("app", instance)], manifest_hash="old" if old else "new",
         shape=OLD_SHAPE if old else NEW_SHAPE, ttl_s=ttl_s,
     )  # fmt: skip
 
@@ -208,7 +208,7 @@ async def test_a_key_widened_in_place_is_contracted_and_the_narrow_version_retir
     conn, m = await migrated(database, WIDE)
     try:
         assert (await heal(conn, NARROW)).outcome is Outcome.UNCHANGED  # widened: accepted
-        await lease_store.record_boot(conn, service="orchestrator", instance="narrow-1",
+        await lease_store.record_boot(conn, instances=[("orchestrator", "narrow-1")],
                                       manifest_hash="narrow", shape=NARROW_SHAPE, ttl_s=3600)  # fmt: skip
         assert (await run_contracts(conn, always, GRACE))[m.id][0] is ContractFinish.WAITING
         await lease_store.stop(conn, service="orchestrator", instance="narrow-1")
@@ -223,3 +223,13 @@ async def test_a_key_widened_in_place_is_contracted_and_the_narrow_version_retir
         await conn.execute("INSERT INTO public.users (id, name) VALUES (3000000000, 'wide')")
     finally:
         await conn.close()
+
+
+async def test_boots_of_one_manifest_are_leased_together_even_twice(
+    conn: asyncpg.Connection,
+) -> None:
+    pairs = [("app", "a"), ("app", "b"), ("app", "a")]  # "a" asked twice in one batch
+    await lease_store.record_boot(conn, instances=pairs, manifest_hash="old",
+                                  shape=OLD_SHAPE, ttl_s=60)  # fmt: skip
+    leases = await lease_store.leases(conn)
+    assert [(x.instance, x.shape) for x in leases] == [("a", OLD_SHAPE), ("b", OLD_SHAPE)]

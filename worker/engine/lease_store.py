@@ -14,6 +14,7 @@ advisory lock, in this module.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -97,16 +98,17 @@ async def now(conn: Connection) -> datetime:
 async def record_boot(
     conn: Connection,
     *,
-    service: str,
-    instance: str,
+    instances: Sequence[tuple[str, str]],
     manifest_hash: str,
     shape: Shape,
     ttl_s: float,
     schema: str = DEFAULT_SCHEMA,
 ) -> None:
-    """A boot of ``instance``: its lease now holds this manifest, for ``ttl_s`` from now."""
+    """Boots of ``instances`` ((service, instance) pairs) of one manifest, in one transaction:
+    each one's lease now holds this manifest, for ``ttl_s`` from now."""
     await ensure_store(conn, schema)
     s = quote_ident(schema)
+    instances = sorted(set(instances))  # one instance may ask twice in a batch
     async with conn.transaction():
         await conn.execute(
             f"""INSERT INTO {s}.shapes (manifest_hash, columns) VALUES ($1, $2::jsonb)
@@ -116,12 +118,13 @@ async def record_boot(
         )
         await conn.execute(
             f"""INSERT INTO {s}.leases AS l (service, instance, manifest_hash, expires_at)
-                VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+                SELECT service, instance, $3, now() + make_interval(secs => $4)
+                  FROM unnest($1::text[], $2::text[]) AS i (service, instance)
                 ON CONFLICT (service, instance) DO UPDATE SET
                     manifest_hash = excluded.manifest_hash, booted_at = now(),
                     renewed_at = now(), expires_at = excluded.expires_at, ended_at = NULL""",
-            service,
-            instance,
+            [service for service, _ in instances],
+            [instance for _, instance in instances],
             manifest_hash,
             float(ttl_s),
         )

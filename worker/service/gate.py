@@ -297,12 +297,11 @@ class Gate:
                 self._shapes.clear()
             shape = self._shapes[leader.manifest_hash] = shape_of(desired_state(leader.manifest))
         try:
-            for request in group:
-                await lease_store.record_boot(
-                    conn, service=request.body.service, instance=request.body.instance,
-                    manifest_hash=request.manifest_hash, shape=shape,
-                    ttl_s=self.settings.lease_ttl_s, schema=self.settings.ledger_schema,
-                )  # fmt: skip
+            await lease_store.record_boot(
+                conn, instances=[(r.body.service, r.body.instance) for r in group],
+                manifest_hash=leader.manifest_hash, shape=shape,
+                ttl_s=self.settings.lease_ttl_s, schema=self.settings.ledger_schema,
+            )  # fmt: skip
         except DATABASE_ERRORS as exc:
             log.error("recording leases failed", extra={"database": alias, "error": str(exc)})
             return False
