@@ -334,6 +334,7 @@ class WorkerSettings(GateSettings):
     def contract_settings(self) -> ContractSettings:
         return ContractSettings(
             grace_s=self.contract_grace_s,
+            lease_ttl_s=self.lease_ttl_s,
             lock_timeout_ms=self.backfill_lock_timeout_ms,
             statement_timeout_ms=max(self.statement_timeout_ms, self.backfill_lock_timeout_ms + 1),
             store_schema=self.ledger_schema,

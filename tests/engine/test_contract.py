@@ -26,7 +26,7 @@ from worker.replay.database import read_migrations
 from worker.replay.migrations_report import phases
 
 pytestmark = pytest.mark.postgres
-GRACE = ContractSettings(grace_s=0.3)
+GRACE = ContractSettings(grace_s=0.3, lease_ttl_s=0.3)  # leases recorded 0.3 s: no wait
 OLD_SHAPE = frozenset({("public", "users", "id", "integer"), ("public", "users", "name", "text")})
 NARROW_SHAPE = frozenset(
     {("public", "users", "id", "integer"), ("public", "users", "name", "text")}
@@ -44,11 +44,18 @@ def always(m: ColumnMigration, leases: Sequence[Lease]) -> bool:
     return True
 
 
+async def tracked_long_ago(conn: asyncpg.Connection) -> None:
+    """As if the worker had recorded leases for a day: no instance predates them."""
+    await lease_store.ensure_store(conn)
+    await conn.execute("UPDATE schemaheal.liveness SET tracked_since = now() - interval '1 day'")
+
+
 @pytest.fixture
 async def conn(database: FreshDatabase) -> AsyncIterator[asyncpg.Connection]:
     """users renamed name → full_name, expand complete."""
     connection = await expanded_users(database, 50, RENAME)
     assert await run_pending(connection, BackfillSettings()) == {RENAME.id: Finish.EXPANDED}
+    await tracked_long_ago(connection)
     yield connection
     await connection.close()
 
@@ -136,6 +143,7 @@ async def migrated(
     assert (await heal(conn, wanted)).outcome is Outcome.HEALED
     (m,) = [p.migration for p in await backfill_store.registered(conn)]
     assert (await run_pending(conn)) == {m.id: Finish.EXPANDED}
+    await tracked_long_ago(conn)
     return conn, m
 
 
@@ -179,7 +187,7 @@ async def test_a_heal_holding_the_schema_leaves_contract_for_a_later_round(
     try:
         key = advisory_key(await conn.fetchval("SELECT current_database()"), "public")
         await holder.execute("SELECT pg_advisory_lock($1)", key)  # as a heal of public does
-        settings = ContractSettings(grace_s=0, lock_wait_s=0.2)
+        settings = ContractSettings(grace_s=0, lock_wait_s=0.2, lease_ttl_s=0)
         finish, why = (await run_contracts(conn, never, settings))[RENAME.id]
         assert finish is ContractFinish.LATER and "next round" in why
         assert (await trigger_and_columns(conn))[0]
@@ -233,3 +241,19 @@ async def test_boots_of_one_manifest_are_leased_together_even_twice(
                                   shape=OLD_SHAPE, ttl_s=60)  # fmt: skip
     leases = await lease_store.leases(conn)
     assert [(x.instance, x.shape) for x in leases] == [("a", OLD_SHAPE), ("b", OLD_SHAPE)]
+
+
+async def test_instances_older_than_the_leases_hold_contract_for_a_ttl(
+    database: FreshDatabase,
+) -> None:
+    """A worker upgraded to record leases cannot know who booted before: no lease at all, yet
+    contract waits one lease TTL from when recording began."""
+    connection = await expanded_users(database, 50, RENAME)
+    try:
+        assert await run_pending(connection) == {RENAME.id: Finish.EXPANDED}
+        finish, why = (await run_contracts(connection, never, GRACE))[RENAME.id]
+        assert finish is ContractFinish.WAITING and "booted before may run until" in why
+        await asyncio.sleep(0.35)  # GRACE's lease TTL
+        assert (await run_contracts(connection, never, GRACE))[RENAME.id][0] is ContractFinish.KEPT
+    finally:
+        await connection.close()

@@ -46,6 +46,7 @@ def test_a_manifest_without_the_table_uses_neither_shape() -> None:
 
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+LONG_AGO = NOW - timedelta(days=30)
 OLD_SHAPE = frozenset({("public", "users", "id", "integer"), ("public", "users", "name", "text")})
 NEW_SHAPE = frozenset(
     {("public", "users", "id", "integer"), ("public", "users", "full_name", "text")}
@@ -76,6 +77,21 @@ def lease(old: bool = True, expires: float = 60, ended: float | None = None) -> 
     ],
 )
 def test_decide(leases: list[Lease], grace_s: float, contractable: bool, reason: str) -> None:
-    decision = decide(RENAME, leases, now=NOW, grace_s=grace_s)
+    decision = decide(RENAME, leases, now=NOW, grace_s=grace_s, tracked_since=LONG_AGO,
+                      lease_ttl_s=3600)  # fmt: skip
     assert decision.contractable is contractable
     assert reason in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("tracked_s_ago", "contractable"), [(0, False), (3599, False), (3601, True)]
+)
+def test_instances_booted_before_leases_were_recorded_are_presumed_running(
+    tracked_s_ago: float, contractable: bool
+) -> None:
+    """No lease at all, but leases are recorded only since ``tracked_s_ago`` (TTL 3600 s)."""
+    since = NOW - timedelta(seconds=tracked_s_ago)
+    decision = decide(RENAME, [], now=NOW, grace_s=0, tracked_since=since, lease_ttl_s=3600)
+    assert decision.contractable is contractable
+    if not contractable:
+        assert "instances that booted before may run until" in decision.reason

@@ -45,6 +45,9 @@ Approval = Callable[[ColumnMigration, Sequence[Lease]], bool]
 class ContractSettings:
     #: how long after the last instance using the old shape ended contract waits
     grace_s: float = 600.0
+    #: how long a boot's lease lasts: instances that booted before leases were recorded are
+    #: presumed to run that long after recording began
+    lease_ttl_s: float = 3600.0
     lock_timeout_ms: int = 1000
     statement_timeout_ms: int = 60_000
     lock_wait_s: float = 5.0
@@ -104,7 +107,11 @@ async def _decided(
     schema = settings.store_schema
     await lease_store.ensure_store(conn, schema)
     leases = await lease_store.leases(conn, schema)
-    decision = decide(m, leases, now=await lease_store.now(conn), grace_s=settings.grace_s)
+    decision = decide(
+        m, leases, now=await lease_store.now(conn), grace_s=settings.grace_s,
+        tracked_since=await lease_store.tracked_since(conn, schema),
+        lease_ttl_s=settings.lease_ttl_s,
+    )  # fmt: skip
     if not decision.contractable:
         return ContractFinish.WAITING, decision.reason
     record = (await lease_store.contract_records(conn, schema)).get(m.id)

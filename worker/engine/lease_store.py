@@ -35,6 +35,7 @@ __all__ = [
     "record_boot",
     "record_contract",
     "stop",
+    "tracked_since",
 ]
 
 DEFAULT_SCHEMA = "schemaheal"
@@ -44,6 +45,11 @@ def _ddl(schema: str) -> str:
     s = quote_ident(schema)
     return f"""
 CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.liveness (  -- one row: since when leases are recorded
+    one_row boolean PRIMARY KEY DEFAULT true CHECK (one_row),
+    tracked_since timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO {s}.liveness DEFAULT VALUES ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS {s}.leases (
     service text NOT NULL,
     instance text NOT NULL,
@@ -88,6 +94,13 @@ async def ensure_store(conn: Connection, schema: str = DEFAULT_SCHEMA) -> None:
     database = await conn.fetchval("SELECT current_database()")
     async with advisory_locks(conn, database, [f"\0leases\0{schema}"]), conn.transaction():
         await conn.execute(_ddl(schema))
+
+
+async def tracked_since(conn: Connection, schema: str = DEFAULT_SCHEMA) -> datetime:
+    """When this database began recording leases (call after :func:`ensure_store`)."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        f"SELECT tracked_since FROM {quote_ident(schema)}.liveness"
+    )
 
 
 async def now(conn: Connection) -> datetime:

@@ -84,9 +84,24 @@ def uses_new_shape(shape: Shape, m: ColumnMigration) -> bool:
 
 
 def decide(
-    m: ColumnMigration, leases: Iterable[Lease], *, now: datetime, grace_s: float
+    m: ColumnMigration,
+    leases: Iterable[Lease],
+    *,
+    now: datetime,
+    grace_s: float,
+    tracked_since: datetime,
+    lease_ttl_s: float,
 ) -> Decision:
-    """May the migration (its expand complete) be contracted now?"""
+    """May the migration (its expand complete) be contracted now? ``tracked_since``: when the
+    worker began recording leases; an instance that booted before holds none, so it is presumed
+    to run (in any shape) until a lease of its own would have expired."""
+    untracked_until = tracked_since + timedelta(seconds=lease_ttl_s)
+    if untracked_until > now:
+        return Decision(
+            contractable=False,
+            reason=f"leases are recorded since {tracked_since.isoformat()}: instances that "
+            f"booted before may run until {untracked_until.isoformat()}",
+        )
     users = [lease for lease in leases if uses_old_shape(lease.shape, m)]
     live = sorted(f"{lease.service}/{lease.instance}" for lease in users if lease.live(now))
     if live:
