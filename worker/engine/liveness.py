@@ -97,23 +97,22 @@ def decide(
     to run (in any shape) until a lease of its own would have expired."""
     untracked_until = tracked_since + timedelta(seconds=lease_ttl_s)
     if untracked_until > now:
-        return Decision(
-            contractable=False,
-            reason=f"leases are recorded since {tracked_since.isoformat()}: instances that "
-            f"booted before may run until {untracked_until.isoformat()}",
-        )
+        return _wait(f"leases are recorded since {tracked_since.isoformat()}: instances that "
+                     f"booted before may run until {untracked_until.isoformat()}")  # fmt: skip
     users = [lease for lease in leases if uses_old_shape(lease.shape, m)]
     live = sorted(f"{lease.service}/{lease.instance}" for lease in users if lease.live(now))
     if live:
         shown = ", ".join(live[:5]) + (f" and {len(live) - 5} more" if len(live) > 5 else "")
-        return Decision(contractable=False, reason=f"still used in its old shape by {shown}")
+        return _wait(f"still used in its old shape by {shown}")
     if users:
         last = max(lease.end for lease in users)
         until = last + timedelta(seconds=grace_s)
         if until > now:
-            return Decision(
-                contractable=False,
-                reason=f"the last instance using its old shape ended at {last.isoformat()}; "
-                f"contract waits for the grace period, until {until.isoformat()}",
-            )
+            ended = last.isoformat()
+            return _wait(f"the last instance using its old shape ended at {ended}; contract "
+                         f"waits for the grace period, until {until.isoformat()}")  # fmt: skip
     return Decision(contractable=True, reason="no live instance uses its old shape")
+
+
+def _wait(reason: str) -> Decision:
+    return Decision(contractable=False, reason=reason)
