@@ -53,6 +53,7 @@ bench: install  ## benchmarks against their peers (prints ratios)
 	$(BIN)/python -m bench.heal_empty
 	$(BIN)/python -m bench.boot_gate
 	$(BIN)/python -m bench.corpus
+	$(BIN)/python -m bench.backfill
 
 wheel-check: install  ## build the wheel, install it alone in a clean venv, run schemaheal --help
 	rm -rf build/wheel build/clean-venv

@@ -74,6 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
                 choices=[h.value for h in Hazard],
                 help="approve a hazard: " + ", ".join(h.value for h in Hazard),
             )
+    backfill = commands.add_parser(
+        "backfill", help="run the database's pending online migrations once (no worker needed)"
+    )
+    backfill.add_argument("--dsn", required=True, help="postgresql://user@host:port/database")
+    backfill.add_argument(
+        "--retry", action="append", default=[], metavar="ID",
+        help="clear a stopped migration's error first, once its cause is fixed (repeatable)",
+    )  # fmt: skip
+    backfill.add_argument("--batch-rows", type=int, default=1000, help="rows per batch")
+    backfill.add_argument("--pause-s", type=float, default=0.0, help="pause between batches")
+    backfill.add_argument("--ledger-schema", default="schemaheal", help="schema of the ledger")
+    backfill.add_argument("--format", choices=["text", "json"], default="text")
     worker = commands.add_parser("worker", help="consume service.starting, heal, reply")
     add_flags(worker)
 
@@ -171,6 +183,14 @@ def run(args: argparse.Namespace) -> int:
                 demo=args.demo, replicas=args.replicas, exit_after_demo=args.exit_after_demo
             )
         )
+    if args.command == "backfill":
+        from worker.commands.backfill_command import backfill_command
+        from worker.engine.backfill import BackfillSettings
+
+        throttle = BackfillSettings(
+            batch_rows=args.batch_rows, pause_s=args.pause_s, store_schema=args.ledger_schema
+        )
+        return asyncio.run(backfill_command(args.dsn, throttle, retry=args.retry, fmt=args.format))
     from worker.commands.engine_commands import heal_command, plan_command
 
     settings = settings_from(args, HealSettings)

@@ -3,8 +3,13 @@ its progress record says, and the migrations it must stop with a message."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -14,10 +19,12 @@ from tests.engine.backfill_helpers import CENTS, LABEL, RENAME, USERS, WIDE_KEY,
 from worker.engine import backfill_store as store
 from worker.engine.backfill import BackfillSettings, Finish, run_migration, run_pending
 from worker.engine.connection import connect
-from worker.engine.expand import ColumnMigration
+from worker.engine.expand import ColumnMigration, MigrationKind
+from worker.engine.lock import advisory_locks
 
 pytestmark = pytest.mark.postgres
 ROWS, BATCH = 2500, 400
+ROOT = Path(__file__).parents[2]
 SETTINGS = BackfillSettings(batch_rows=BATCH)
 
 
@@ -38,6 +45,10 @@ async def finished(conn: asyncpg.Connection, m: ColumnMigration) -> store.Progre
     touches = await conn.fetch("SELECT touches, count(*) FROM public.users GROUP BY 1")
     assert [tuple(r) for r in touches] == [(1, ROWS)]
     return record
+
+
+def conn_version(conn: asyncpg.Connection) -> int:
+    return int(conn.get_server_version().major)
 
 
 async def columns(conn: asyncpg.Connection) -> dict[str, tuple[str, bool]]:
@@ -120,6 +131,13 @@ async def test_an_integer_key_widens_in_place_with_its_sequence_and_references(
     new_id = await conn.fetchval("INSERT INTO public.users (name) VALUES ('z') RETURNING id")
     assert new_id == ROWS + 1  # the sequence went on where it was
     assert await conn.fetchval("SELECT count(*) FROM public.users WHERE id <> id__sh_old") == 0
+    not_null = await conn.fetch(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'public.users'::regclass "
+        "AND contype = 'n' AND conname LIKE 'users_id%'"
+    )
+    assert [r["conname"] for r in not_null] == (
+        ["users_id_not_null"] if conn_version(conn) >= 18 else []
+    )
 
 
 async def test_an_identity_key_widens_in_place_and_keeps_counting(
@@ -156,6 +174,7 @@ async def test_rows_not_null_cannot_accept_stop_the_migration_with_a_message(
     assert record is not None and record.state == store.BACKFILLING
     assert record.error is not None and record.error.startswith("2 rows of public.users")
     assert "fix those rows" in record.error
+    assert f"SET error = NULL WHERE id = '{LABEL.id}'" in record.error
     assert (await columns(conn))["label"] == ("text", False)
     assert await run_pending(conn, SETTINGS) == {}  # stopped: not taken up again
     await conn.execute("UPDATE public.users SET name = 'fixed' WHERE id IN (7, 8)")
@@ -171,3 +190,169 @@ async def test_registering_twice_keeps_the_progress(conn: asyncpg.Connection) ->
     record = await store.progress(conn, CENTS.id)
     assert record is not None and record.state == store.EXPANDED
     assert await run_pending(conn, SETTINGS) == {}
+
+
+async def test_short_enforce_steps_wait_for_a_heal_of_the_schema(
+    conn: asyncpg.Connection, database: FreshDatabase
+) -> None:
+    """The swap and the NOT NULL steps never run while a heal holds the schema: the migration is
+    left for a later round, then finishes."""
+    await expand(conn, RENAME)
+    heal = await connect(database.dsn)
+    try:
+        async with advisory_locks(heal, database.name, ["public"]):
+            patient = BackfillSettings(batch_rows=BATCH, heal_wait_s=0.3)
+            assert await run_migration(conn, RENAME, patient) is Finish.LATER
+            record = await store.progress(conn, RENAME.id)
+            assert record is not None
+            assert (record.state, record.enforce_steps) == (store.ENFORCING, 0)
+            assert (await columns(conn))["full_name"] == ("text", False)
+    finally:
+        await heal.close()
+    assert await run_migration(conn, RENAME, SETTINGS) is Finish.EXPANDED
+    assert (await columns(conn))["full_name"] == ("text", True)
+
+
+async def cli_backfill(database: FreshDatabase, *args: str) -> tuple[int, list[dict[str, Any]]]:
+    """``schemaheal backfill --format json`` in its own process: exit code and output lines."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker.cli", "backfill", "--dsn", database.dsn, "--format", "json",
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode is not None, err.decode()
+    return process.returncode, [json.loads(line) for line in out.decode().splitlines()]
+
+
+async def test_the_backfill_command_runs_and_retries_without_a_worker(
+    conn: asyncpg.Connection, database: FreshDatabase
+) -> None:
+    await conn.execute("ALTER TABLE public.users ALTER COLUMN name DROP NOT NULL")
+    await conn.execute("UPDATE public.users SET name = NULL WHERE id = 9")
+    await expand(conn, LABEL)
+    code, lines = await cli_backfill(database)
+    assert code == 1  # stopped: one row cannot take NOT NULL
+    assert [(x["migration"], x["finish"], x["rows"]) for x in lines] == [
+        (LABEL.id, "stopped", ROWS)
+    ]
+    assert "fix those rows" in lines[0]["error"]
+    assert await cli_backfill(database) == (0, [])  # a stopped migration waits for a person
+    await conn.execute("UPDATE public.users SET name = 'fixed' WHERE id = 9")
+    code, lines = await cli_backfill(database, "--retry", LABEL.id)
+    assert (code, [x["finish"] for x in lines]) == (0, ["expanded"])
+    assert (await columns(conn))["label"] == ("text", True)
+
+
+async def test_a_column_widened_in_place_keeps_its_foreign_key_and_checks(
+    conn: asyncpg.Connection,
+) -> None:
+    await conn.execute(
+        """CREATE TABLE public.orders (id serial PRIMARY KEY,
+               user_id integer NOT NULL REFERENCES public.users CHECK (user_id > 0));
+           INSERT INTO public.orders (user_id) SELECT g FROM generate_series(1, 300) g"""
+    )
+    m = ColumnMigration(
+        kind=MigrationKind.CONVERT, schema="public", table="orders", key=("id",),
+        new_column="user_id", new_type="bigint", forward="user_id::bigint",
+        old_column="user_id", in_place=True, not_null=True,
+    )  # fmt: skip
+    await expand(conn, m)
+    assert await run_migration(conn, m, SETTINGS) is Finish.EXPANDED
+    constraints = await conn.fetch(
+        """SELECT contype::text AS type, convalidated AS valid, pg_get_constraintdef(oid) AS def
+             FROM pg_constraint WHERE conrelid = 'public.orders'::regclass
+              AND contype IN ('f', 'c') ORDER BY 1"""
+    )
+    assert [tuple(r) for r in constraints] == [
+        ("c", True, "CHECK ((user_id > 0))"),
+        ("f", True, "FOREIGN KEY (user_id) REFERENCES public.users(id)"),
+    ]
+    kind = await conn.fetchval(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = 'public.orders'::regclass AND attname = 'user_id'"
+    )
+    assert kind == "bigint"
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await conn.execute("INSERT INTO public.orders (user_id) VALUES (999999)")
+
+
+async def test_a_swap_that_would_leave_an_index_or_view_behind_stops_first(
+    conn: asyncpg.Connection,
+) -> None:
+    """A unique index on the old column would stop enforcing once no one writes it, a view would
+    read NULLs: the swap stops before changing anything, saying what to move."""
+    await conn.execute(
+        """CREATE TABLE public.orders (id serial PRIMARY KEY, code integer NOT NULL);
+           CREATE UNIQUE INDEX orders_code_idx ON public.orders (code);
+           CREATE VIEW public.order_codes AS SELECT code FROM public.orders;
+           INSERT INTO public.orders (code) SELECT g FROM generate_series(1, 100) g"""
+    )
+    m = ColumnMigration(
+        kind=MigrationKind.CONVERT, schema="public", table="orders", key=("id",),
+        new_column="code", new_type="bigint", forward="code::bigint", old_column="code",
+        in_place=True, not_null=True,
+    )  # fmt: skip
+    await expand(conn, m)
+    assert await run_migration(conn, m, SETTINGS) is Finish.STOPPED
+    record = await store.progress(conn, m.id)
+    assert record is not None and record.error is not None
+    assert "index public.orders_code_idx" in record.error
+    assert "view public.order_codes" in record.error
+    assert "drop them, or re-create them on code__sh_new" in record.error
+    assert "code__sh_old" not in str(
+        await conn.fetch(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'public.orders'::regclass"
+        )
+    )
+    await conn.execute("DROP VIEW public.order_codes; DROP INDEX public.orders_code_idx")
+    await store.retry(conn, m.id)
+    assert await run_migration(conn, m, SETTINGS) is Finish.EXPANDED
+
+
+async def test_an_invalid_index_left_by_an_interrupted_build_is_rebuilt(
+    conn: asyncpg.Connection,
+) -> None:
+    """A runner killed during CREATE INDEX CONCURRENTLY leaves an INVALID index that IF NOT
+    EXISTS would keep (and the key could not be built on): it is dropped and built again."""
+    await expand(conn, WIDE_KEY)
+    await conn.execute("CREATE UNIQUE INDEX users__sh_pkey ON public.users (id__sh_new)")
+    await conn.execute(
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.users__sh_pkey'::regclass"
+    )  # what an interrupted concurrent build leaves
+    await finished(conn, WIDE_KEY)
+    key = await conn.fetchrow(
+        """SELECT c.conname, i.indisvalid FROM pg_constraint c JOIN pg_index i
+             ON i.indexrelid = c.conindid
+            WHERE c.conrelid = 'public.users'::regclass AND c.contype = 'p'"""
+    )
+    assert (key["conname"], key["indisvalid"]) == ("users_pkey", True)
+
+
+async def test_a_composite_text_and_integer_key_is_paged_without_a_gap(
+    conn: asyncpg.Connection,
+) -> None:
+    """Keys travel between batches as jsonb and are read back through the row type: a text
+    column with quotes and collation-sensitive values, and an integer, in one key."""
+    await conn.execute(
+        """CREATE SCHEMA billing;
+           CREATE TABLE billing."Invoices" (tenant text, no integer, amount numeric(12, 2),
+               PRIMARY KEY (tenant, no));
+           INSERT INTO billing."Invoices"
+               SELECT t, n, n / 100.0 FROM unnest(ARRAY['a', 'B', 'o''brien', 'z"q', 'é'])
+                   AS t, generate_series(1, 150) AS n"""
+    )
+    m = ColumnMigration(
+        kind=MigrationKind.CONVERT, schema="billing", table="Invoices", key=("tenant", "no"),
+        new_column="amount_cents", new_type="bigint", forward="round(amount * 100)::bigint",
+        old_column="amount", reverse="(amount_cents / 100.0)::numeric(12,2)",
+    )  # fmt: skip
+    await expand(conn, m)
+    assert await run_migration(conn, m, BackfillSettings(batch_rows=7)) is Finish.EXPANDED
+    record = await store.progress(conn, m.id)
+    assert record is not None and record.rows_scanned == 750
+    assert record.batches == math.ceil(750 / 7)
+    wrong = await conn.fetchval(
+        """SELECT count(*) FROM billing."Invoices"
+            WHERE amount_cents IS DISTINCT FROM round(amount * 100)::bigint"""
+    )
+    assert wrong == 0

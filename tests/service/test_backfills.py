@@ -83,3 +83,20 @@ async def test_a_worker_stopped_mid_backfill_leaves_it_to_the_next(
         assert [tuple(r) for r in touched] == [(1, rows)]
     finally:
         await conn.close()
+
+
+async def test_a_worker_creates_nothing_in_a_database_without_migrations(
+    database: FreshDatabase,
+) -> None:
+    backfills = Backfills(settings(database))
+    await backfills.start()
+    try:
+        for _ in range(200):
+            if backfills.rounds.get("nexus", 0):
+                break
+            await asyncio.sleep(0.05)
+        assert backfills.rounds["nexus"] >= 1
+    finally:
+        await backfills.stop()
+    made = await database.fetch("SELECT nspname FROM pg_namespace WHERE nspname = 'schemaheal'")
+    assert made == []

@@ -23,19 +23,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
-from typing import TypeVar
-
-import asyncpg
 
 from worker.engine import backfill_store as store
-from worker.engine.connection import Connection, connection_lost
+from worker.engine.backfill_steps import (
+    RETRY_HOW,
+    BackfillSettings,
+    GaveUp,
+    Stop,
+    enforce,
+    retrying,
+    timeouts,
+)
+from worker.engine.connection import Connection
 from worker.engine.expand import ColumnMigration
-from worker.engine.expand_parts import Step
 from worker.engine.expand_sql import MigrationSql, render
 from worker.engine.lock import advisory_key
 
@@ -43,39 +45,6 @@ __all__ = ["BackfillSettings", "Finish", "register", "run_migration", "run_pendi
 
 log = logging.getLogger("schemaheal.backfill")
 register = store.register
-T = TypeVar("T")
-
-#: Retried with a growing, jittered wait: the batch or step is rolled back and run again.
-_RETRYABLE = (
-    asyncpg.exceptions.LockNotAvailableError,  # 55P03: lock_timeout
-    asyncpg.exceptions.DeadlockDetectedError,  # 40P01
-    asyncpg.exceptions.SerializationError,  # 40001
-)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BackfillSettings:
-    """Throttle and timeouts of the runner."""
-
-    batch_rows: int = 1000
-    #: pause between batches, in seconds: the throttle that leaves room to writers
-    pause_s: float = 0.0
-    #: how long a batch or a step waits for a lock before it is rolled back and retried
-    lock_timeout_ms: int = 1000
-    statement_timeout_ms: int = 60_000
-    #: VALIDATE, CREATE INDEX CONCURRENTLY and the final check scan the table
-    long_statement_timeout_ms: int = 3_600_000
-    #: attempts of one batch or step before the migration is left for the next round
-    attempts: int = 20
-    first_wait_s: float = 0.05
-    max_wait_s: float = 2.0
-    store_schema: str = store.DEFAULT_SCHEMA
-
-    def __post_init__(self) -> None:
-        if self.batch_rows < 1 or self.pause_s < 0 or self.attempts < 1:
-            raise ValueError("batch_rows and attempts must be positive, pause_s not negative")
-        if not 0 < self.lock_timeout_ms < self.statement_timeout_ms:
-            raise ValueError("lock_timeout must be positive and below statement_timeout")
 
 
 class Finish(StrEnum):
@@ -85,14 +54,6 @@ class Finish(StrEnum):
     BUSY = "busy"  # another runner holds the table: taken up later
     LATER = "later"  # locks kept timing out: taken up in the next round
     STOPPED = "stopped"  # an error a person must fix; recorded in the store
-
-
-class _Stop(Exception):
-    """An error a retry cannot fix; its message says what to do."""
-
-
-class _GaveUp(Exception):
-    """Locks kept timing out: the migration waits for the next round."""
 
 
 async def run_pending(
@@ -134,7 +95,7 @@ async def _run_locked(conn: Connection, m: ColumnMigration, settings: BackfillSe
     session = await conn.fetchrow(
         "SELECT " + ", ".join(f"current_setting('{name}') AS {name}" for name in _SESSION)
     )
-    await _timeouts(conn, settings, long=False, local=False)  # batches and records run under them
+    await timeouts(conn, settings, long=False, local=False)  # batches and records run under them
     # Batches do not wait for their commit to reach the disk: a crash can lose only the last
     # batches, each with its own progress record (the WAL keeps their order), so the runner
     # resumes from an earlier key and touches those rows again, which changes nothing.
@@ -160,17 +121,17 @@ async def _run(conn: Connection, m: ColumnMigration, settings: BackfillSettings)
             stop_key = progress.stop_key
             if stop_key is None:
                 take = partial(_take_stop_key, conn, m, sql, settings)
-                stop_key = await _retrying(take, m, settings)
+                stop_key = await retrying(take, m, settings)
             await _backfill(conn, m, sql, stop_key, progress.last_key, settings)
             await _check_converted(conn, m, sql, settings)
             await store.record_state(conn, m.id, store.ENFORCING, settings.store_schema)
-        await _enforce(conn, m, sql.enforce, progress.enforce_steps, settings)
+        await enforce(conn, m, sql.enforce, progress.enforce_steps, settings)
         await store.record_state(conn, m.id, store.EXPANDED, settings.store_schema)
-    except _Stop as exc:
+    except Stop as exc:
         log.error("migration %s stopped: %s", m.id, exc, extra={"migration": m.id})
         await store.fail(conn, m.id, str(exc), settings.store_schema)
         return Finish.STOPPED
-    except _GaveUp:
+    except GaveUp:
         return Finish.LATER
     log.info("migration %s expanded", m.id, extra={"migration": m.id})
     return Finish.EXPANDED
@@ -199,7 +160,7 @@ async def _backfill(
         return
     while True:
         batch = partial(_one_batch, conn, m, sql, stop_key, last_key, settings)
-        last_key = await _retrying(batch, m, settings)
+        last_key = await retrying(batch, m, settings)
         if last_key is None:
             return
         if settings.pause_s:
@@ -239,83 +200,14 @@ async def _check_converted(
 ) -> None:
     async def count() -> int:
         async with conn.transaction():
-            await _timeouts(conn, settings, long=True)
+            await timeouts(conn, settings, long=True)
             return int(await conn.fetchval(sql.unconverted))
 
-    left = await _retrying(count, m, settings)
+    left = await retrying(count, m, settings)
     if left:
-        raise _Stop(
+        raise Stop(
             f"{left} rows of {m.schema}.{m.table} have no value in {m.new_column} after the "
             f"backfill although the expression gives one, or NOT NULL is wanted and the "
             f"expression gives NULL for them: fix those rows (or the manifest's expression), "
-            f"then let the migration retry"
+            f"then {RETRY_HOW.format(schema=settings.store_schema, id=m.id)}"
         )
-
-
-async def _enforce(
-    conn: Connection,
-    m: ColumnMigration,
-    steps: tuple[Step, ...],
-    done: int,
-    settings: BackfillSettings,
-) -> None:
-    """The enforce steps after the ``done`` already committed, each recorded as it commits."""
-    for index in range(done, len(steps)):
-        await _retrying(partial(_one_step, conn, m, steps[index], index, settings), m, settings)
-
-
-async def _one_step(
-    conn: Connection, m: ColumnMigration, step: Step, index: int, settings: BackfillSettings
-) -> None:
-    if step.transactional:
-        async with conn.transaction():
-            await _timeouts(conn, settings, long=step.long)
-            await conn.execute(step.sql)
-            await store.record_step(conn, m.id, index + 1, settings.store_schema)
-        return
-    # CREATE INDEX CONCURRENTLY: alone, outside a transaction; what an interrupted attempt left
-    # goes first (an INVALID index that IF NOT EXISTS would keep)
-    await _timeouts(conn, settings, long=step.long, local=False)
-    try:
-        if step.reset is not None:
-            await conn.execute(step.reset)
-        await conn.execute(step.sql)
-    finally:
-        await _timeouts(conn, settings, long=False, local=False)
-    await store.record_step(conn, m.id, index + 1, settings.store_schema)
-
-
-async def _timeouts(
-    conn: Connection, settings: BackfillSettings, *, long: bool, local: bool = True
-) -> None:
-    statement = settings.long_statement_timeout_ms if long else settings.statement_timeout_ms
-    verb = "SET LOCAL" if local else "SET"
-    await conn.execute(
-        f"{verb} lock_timeout = {int(settings.lock_timeout_ms)}; "
-        f"{verb} statement_timeout = {int(statement)}"
-    )
-
-
-async def _retrying(
-    work: Callable[[], Awaitable[T]], m: ColumnMigration, settings: BackfillSettings
-) -> T:
-    """``work()``, retried on lock timeouts and deadlocks with growing, jittered waits; other
-    database errors stop the migration (unless the connection is gone: that propagates)."""
-    wait = settings.first_wait_s
-    for attempt in range(1, settings.attempts + 1):
-        try:
-            return await work()
-        except _RETRYABLE as exc:
-            log.info("migration %s: %s, attempt %d; retrying", m.id, type(exc).__name__, attempt)
-            await asyncio.sleep(random.uniform(wait / 2, wait))
-            wait = min(wait * 2, settings.max_wait_s)
-        except asyncpg.PostgresError as exc:
-            if connection_lost(exc):
-                raise
-            raise _Stop(
-                f"migrating {m.schema}.{m.table}.{m.new_column} failed: {type(exc).__name__}: "
-                f"{exc}; fix the cause (often a row the expression cannot convert), then let "
-                "the migration retry"
-            ) from exc
-    log.warning("migration %s: locks kept timing out; left for the next round", m.id)
-    raise _GaveUp

@@ -101,10 +101,14 @@ class Progress:
         return self.error is not None
 
 
+async def _exists(conn: Connection, schema: str) -> bool:
+    return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.migrations"))
+
+
 async def ensure_store(conn: Connection, schema: str = DEFAULT_SCHEMA) -> None:
     """Create the table unless it exists. Checked every time (cheap): a creation inside a
     caller's transaction that rolls back must not be remembered."""
-    if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.migrations"):
+    if await _exists(conn, schema):
         return
     database = await conn.fetchval("SELECT current_database()")
     async with advisory_locks(conn, database, [f"\0migrations\0{schema}"]), conn.transaction():
@@ -166,8 +170,10 @@ _PROGRESS_FIELDS = tuple(f.name for f in dataclasses.fields(Progress) if f.name 
 
 
 async def pending(conn: Connection, schema: str = DEFAULT_SCHEMA) -> list[Progress]:
-    """Migrations still backfilling or enforcing and not stopped by an error, oldest first."""
-    await ensure_store(conn, schema)
+    """Migrations still backfilling or enforcing and not stopped by an error, oldest first
+    (none before the first registration: reading never creates the table)."""
+    if not await _exists(conn, schema):
+        return []
     rows = await conn.fetch(
         f"""SELECT {_COLUMNS} FROM {quote_ident(schema)}.migrations
              WHERE state IN ('backfilling', 'enforcing') AND error IS NULL
@@ -180,7 +186,8 @@ async def progress(
     conn: Connection, migration_id: str, schema: str = DEFAULT_SCHEMA
 ) -> Progress | None:
     """One migration's row, or None when it was never registered."""
-    await ensure_store(conn, schema)
+    if not await _exists(conn, schema):
+        return None
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM {quote_ident(schema)}.migrations WHERE id = $1", migration_id
     )

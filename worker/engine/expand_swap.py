@@ -41,10 +41,11 @@ def key_index(m: ColumnMigration) -> str | None:
 
 
 def steps(m: ColumnMigration) -> tuple[Step, ...]:
-    """The index build (for a key), the swap, and the foreign keys' validation (for a key)."""
+    """The index build (for a key), the swap, and the validation of the constraints it re-added
+    NOT VALID."""
     index = key_index(m)
     if index is None:
-        return (Step(sql=_swap(m, None)),)
+        return (Step(sql=_swap(m, None)), Step(sql=_validate_moved(m), long=True))
     table = qualified(m.schema, m.table)
     shadow = physical_column(m)
     columns = ", ".join(quote_ident(shadow if k == m.old_column else k) for k in m.key)
@@ -58,7 +59,7 @@ def steps(m: ColumnMigration) -> tuple[Step, ...]:
             reset=drop,
         ),
         Step(sql=_swap(m, index)),
-        Step(sql=_validate_references(m), long=True),
+        Step(sql=_validate_moved(m), long=True),
     )
 
 
@@ -71,12 +72,14 @@ def _swap(m: ColumnMigration, index: str | None) -> str:
         "DECLARE",
         f"  rel regclass := {literal(table)}::regclass;",
         "  fk record; fks text[] := '{}'; stmt text; pk name; dflt text; seq text;",
+        "  moved text[] := '{}'; users text;",
         '  ident "char"; next_value bigint; step bigint;',
         "BEGIN",
         "  IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = rel",
         f"      AND attname = {literal(shadow)} AND NOT attisdropped) THEN",
         "    RETURN;  -- swapped already",
         "  END IF;",
+        *_refuse_left_behind(table, old, shadow),
         *(f"  {command};" for command in drop_sync(m)),
         "  SELECT pg_get_expr(d.adbin, d.adrelid), a.attidentity INTO dflt, ident",
         "    FROM pg_attribute a LEFT JOIN pg_attrdef d",
@@ -86,14 +89,16 @@ def _swap(m: ColumnMigration, index: str | None) -> str:
     ]
     if index is not None:
         lines += _drop_key()
+    lines += _take_constraints(old)
     lines += _move_column(m, table, old, shadow, retired)
+    lines += _not_null_name(m.table, old, shadow)
     if index is not None:
         lines += [
             "  EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY USING INDEX %I',",
             f"    rel, pk, {literal(index)});",
             "  FOREACH stmt IN ARRAY fks LOOP EXECUTE stmt; END LOOP;",
         ]
-    lines.append("END")
+    lines += ["  FOREACH stmt IN ARRAY moved LOOP EXECUTE stmt; END LOOP;", "END"]
     return _do("\n".join(lines))
 
 
@@ -110,6 +115,45 @@ def _drop_key() -> list[str]:
         "      fk.tbl, fk.conname, fk.def);",
         "  END LOOP;",
         "  EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I CASCADE', rel, pk);",
+    ]
+
+
+def _refuse_left_behind(table: str, old: str, shadow: str) -> list[str]:
+    """Stop before anything changes when objects the swap does not move use the old column —
+    other indexes, unique constraints, views, triggers, policies: they would be left on it once
+    no one writes it (a unique index no longer enforcing, a view reading NULLs)."""
+    hint = f"drop them, or re-create them on {shadow} (the column that takes the name), then retry"
+    return [
+        "  SELECT string_agg(pg_describe_object(d.classid, d.objid, d.objsubid), ', ' ORDER BY 1)",
+        "    INTO users FROM pg_depend d",
+        "    LEFT JOIN pg_constraint c",
+        "      ON d.classid = 'pg_constraint'::regclass AND c.oid = d.objid",
+        "    LEFT JOIN pg_class k ON d.classid = 'pg_class'::regclass AND k.oid = d.objid",
+        "    WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = rel AND d.refobjsubid =",
+        "        (SELECT attnum FROM pg_attribute WHERE attrelid = rel",
+        f"          AND attname = {literal(old)})",
+        "      AND d.classid <> 'pg_attrdef'::regclass AND coalesce(c.contype, '') NOT IN",
+        "        ('p', 'f', 'c', 'n') AND coalesce(k.relkind, '') <> 'S';",
+        "  IF users IS NOT NULL THEN",
+        "    RAISE EXCEPTION 'schemaheal: % use %.%, which the swap would leave behind',",
+        f"      users, {literal(table)}, {literal(old)}",
+        f"      USING HINT = {literal(hint)};",
+        "  END IF;",
+    ]
+
+
+def _take_constraints(old: str) -> list[str]:
+    """The table's own foreign keys and CHECKs on the old column: dropped before the renames,
+    their definitions (which name the column) kept to be re-added NOT VALID on the new one."""
+    return [
+        "  FOR fk IN SELECT conname, regexp_replace(pg_get_constraintdef(oid), ' NOT VALID$', '')",
+        "        AS def FROM pg_constraint WHERE conrelid = rel AND contype IN ('f', 'c')",
+        "        AND conkey @> ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = rel",
+        f"          AND attname = {literal(old)})] ORDER BY conname LOOP",
+        "    moved := moved || format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID',",
+        "      rel, fk.conname, fk.def);",
+        "    EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', rel, fk.conname);",
+        "  END LOOP;",
     ]
 
 
@@ -147,22 +191,41 @@ def _move_column(m: ColumnMigration, table: str, old: str, shadow: str, retired:
     return [*lines, "  END IF;"]
 
 
-def _validate_references(m: ColumnMigration) -> str:
-    """Validate the foreign keys the swap re-added NOT VALID; one that fails stays NOT VALID
-    (as it may have been before) with a warning, rather than blocking the migration."""
+def _not_null_name(table: str, old: str, shadow: str) -> list[str]:
+    """PostgreSQL 18 names NOT NULL constraints after their column: the one the shadow got
+    takes the name the old column's had (dropped with its NOT NULL). None before 18."""
+    was, now = f"{table}_{shadow}_not_null", f"{table}_{old}_not_null"
+    if len(was.encode()) > 63 or len(now.encode()) > 63:
+        return []  # PostgreSQL cut these names its own way: left as they are
+    return [
+        "  FOR stmt IN SELECT format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', rel, conname,",
+        f"      {literal(now)}) FROM pg_constraint WHERE conrelid = rel AND contype = 'n'",
+        f"      AND conname = {literal(was)} AND NOT EXISTS (SELECT FROM pg_constraint",
+        f"        WHERE conrelid = rel AND conname = {literal(now)}) LOOP",
+        "    EXECUTE stmt;",
+        "  END LOOP;",
+    ]
+
+
+def _validate_moved(m: ColumnMigration) -> str:
+    """Validate what the swap re-added NOT VALID — the foreign keys referencing the table and
+    the table's own foreign keys and CHECKs — under locks that block no writer. One that fails
+    stays NOT VALID (as it may have been before) with a warning, rather than stopping the
+    migration."""
     table = qualified(m.schema, m.table)
     body = "\n".join(
         [
-            "DECLARE fk record;",
+            "DECLARE c record;",
             "BEGIN",
-            "  FOR fk IN SELECT conrelid::regclass AS tbl, conname FROM pg_constraint",
-            f"      WHERE confrelid = {literal(table)}::regclass AND contype = 'f'",
+            "  FOR c IN SELECT conrelid::regclass AS tbl, conname FROM pg_constraint",
+            f"      WHERE (confrelid = {literal(table)}::regclass AND contype = 'f'",
+            f"          OR conrelid = {literal(table)}::regclass AND contype IN ('f', 'c'))",
             "        AND NOT convalidated ORDER BY 1, 2 LOOP",
             "    BEGIN",
-            "      EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', fk.tbl, fk.conname);",
-            "    EXCEPTION WHEN foreign_key_violation THEN",
-            "      RAISE WARNING 'schemaheal: foreign key % on % stays NOT VALID: %',",
-            "        fk.conname, fk.tbl, SQLERRM;",
+            "      EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', c.tbl, c.conname);",
+            "    EXCEPTION WHEN foreign_key_violation OR check_violation THEN",
+            "      RAISE WARNING 'schemaheal: constraint % on % stays NOT VALID: %',",
+            "        c.conname, c.tbl, SQLERRM;",
             "    END;",
             "  END LOOP;",
             "END",

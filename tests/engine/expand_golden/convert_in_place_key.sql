@@ -37,11 +37,27 @@ DO $sh$
 DECLARE
   rel regclass := 'public.orders'::regclass;
   fk record; fks text[] := '{}'; stmt text; pk name; dflt text; seq text;
+  moved text[] := '{}'; users text;
   ident "char"; next_value bigint; step bigint;
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = rel
       AND attname = 'id__sh_new' AND NOT attisdropped) THEN
     RETURN;  -- swapped already
+  END IF;
+  SELECT string_agg(pg_describe_object(d.classid, d.objid, d.objsubid), ', ' ORDER BY 1)
+    INTO users FROM pg_depend d
+    LEFT JOIN pg_constraint c
+      ON d.classid = 'pg_constraint'::regclass AND c.oid = d.objid
+    LEFT JOIN pg_class k ON d.classid = 'pg_class'::regclass AND k.oid = d.objid
+    WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = rel AND d.refobjsubid =
+        (SELECT attnum FROM pg_attribute WHERE attrelid = rel
+          AND attname = 'id')
+      AND d.classid <> 'pg_attrdef'::regclass AND coalesce(c.contype, '') NOT IN
+        ('p', 'f', 'c', 'n') AND coalesce(k.relkind, '') <> 'S';
+  IF users IS NOT NULL THEN
+    RAISE EXCEPTION 'schemaheal: % use %.%, which the swap would leave behind',
+      users, 'public.orders', 'id'
+      USING HINT = 'drop them, or re-create them on id__sh_new (the column that takes the name), then retry';
   END IF;
   DROP TRIGGER IF EXISTS schemaheal_sync_674a238b927d8462 ON public.orders;
   DROP FUNCTION IF EXISTS public.schemaheal_sync_674a238b927d8462();
@@ -60,6 +76,14 @@ BEGIN
       fk.tbl, fk.conname, fk.def);
   END LOOP;
   EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I CASCADE', rel, pk);
+  FOR fk IN SELECT conname, regexp_replace(pg_get_constraintdef(oid), ' NOT VALID$', '')
+        AS def FROM pg_constraint WHERE conrelid = rel AND contype IN ('f', 'c')
+        AND conkey @> ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = rel
+          AND attname = 'id')] ORDER BY conname LOOP
+    moved := moved || format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID',
+      rel, fk.conname, fk.def);
+    EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', rel, fk.conname);
+  END LOOP;
   IF dflt IS NOT NULL THEN
     ALTER TABLE public.orders ALTER COLUMN id DROP DEFAULT;
   END IF;
@@ -85,23 +109,31 @@ BEGIN
     EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.%I', seq, rel, 'id');
     EXECUTE format('ALTER SEQUENCE %s AS bigint', seq);
   END IF;
+  FOR stmt IN SELECT format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', rel, conname,
+      'orders_id_not_null') FROM pg_constraint WHERE conrelid = rel AND contype = 'n'
+      AND conname = 'orders_id__sh_new_not_null' AND NOT EXISTS (SELECT FROM pg_constraint
+        WHERE conrelid = rel AND conname = 'orders_id_not_null') LOOP
+    EXECUTE stmt;
+  END LOOP;
   EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY USING INDEX %I',
     rel, pk, 'orders__sh_pkey');
   FOREACH stmt IN ARRAY fks LOOP EXECUTE stmt; END LOOP;
+  FOREACH stmt IN ARRAY moved LOOP EXECUTE stmt; END LOOP;
 END
 $sh$;
 -- enforce (transaction, long)
 DO $sh$
-DECLARE fk record;
+DECLARE c record;
 BEGIN
-  FOR fk IN SELECT conrelid::regclass AS tbl, conname FROM pg_constraint
-      WHERE confrelid = 'public.orders'::regclass AND contype = 'f'
+  FOR c IN SELECT conrelid::regclass AS tbl, conname FROM pg_constraint
+      WHERE (confrelid = 'public.orders'::regclass AND contype = 'f'
+          OR conrelid = 'public.orders'::regclass AND contype IN ('f', 'c'))
         AND NOT convalidated ORDER BY 1, 2 LOOP
     BEGIN
-      EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', fk.tbl, fk.conname);
-    EXCEPTION WHEN foreign_key_violation THEN
-      RAISE WARNING 'schemaheal: foreign key % on % stays NOT VALID: %',
-        fk.conname, fk.tbl, SQLERRM;
+      EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', c.tbl, c.conname);
+    EXCEPTION WHEN foreign_key_violation OR check_violation THEN
+      RAISE WARNING 'schemaheal: constraint % on % stays NOT VALID: %',
+        c.conname, c.tbl, SQLERRM;
     END;
   END LOOP;
 END

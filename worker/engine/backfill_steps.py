@@ -1,0 +1,167 @@
+"""The backfill runner's settings, retries and enforce steps (see :mod:`worker.engine.backfill`).
+
+Every batch and step is retried on the lock timeouts and deadlocks that a busy table gives
+(growing, jittered waits; never skipped); any other database error stops the migration with a
+message saying what to do (:class:`Stop`), and locks that keep timing out leave it for the next
+round (:class:`GaveUp`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+import asyncpg
+
+from worker.engine import backfill_store as store
+from worker.engine.connection import Connection, connection_lost
+from worker.engine.expand import ColumnMigration
+from worker.engine.expand_parts import Step
+from worker.engine.lock import advisory_locks
+from worker.errors import LockWaitTimeout
+
+__all__ = ["RETRY_HOW", "BackfillSettings", "GaveUp", "Stop", "enforce", "retrying", "timeouts"]
+
+log = logging.getLogger("schemaheal.backfill")
+T = TypeVar("T")
+
+#: Retried with a growing, jittered wait: the batch or step is rolled back and run again.
+_RETRYABLE = (
+    asyncpg.exceptions.LockNotAvailableError,  # 55P03: lock_timeout
+    asyncpg.exceptions.DeadlockDetectedError,  # 40P01
+    asyncpg.exceptions.SerializationError,  # 40001
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackfillSettings:
+    """Throttle and timeouts of the runner."""
+
+    batch_rows: int = 1000
+    #: pause between batches, in seconds: the throttle that leaves room to writers
+    pause_s: float = 0.0
+    #: how long a batch or a step waits for a lock before it is rolled back and retried
+    lock_timeout_ms: int = 1000
+    statement_timeout_ms: int = 60_000
+    #: VALIDATE, CREATE INDEX CONCURRENTLY and the final check scan the table
+    long_statement_timeout_ms: int = 3_600_000
+    #: attempts of one batch or step before the migration is left for the next round
+    attempts: int = 20
+    #: how long a short enforce step waits for a heal of its schema to finish
+    heal_wait_s: float = 10.0
+    first_wait_s: float = 0.05
+    max_wait_s: float = 2.0
+    store_schema: str = store.DEFAULT_SCHEMA
+
+    def __post_init__(self) -> None:
+        if self.batch_rows < 1 or self.pause_s < 0 or self.attempts < 1:
+            raise ValueError("batch_rows and attempts must be positive, pause_s not negative")
+        if not 0 < self.lock_timeout_ms < self.statement_timeout_ms:
+            raise ValueError("lock_timeout must be positive and below statement_timeout")
+
+
+class Stop(Exception):
+    """An error a retry cannot fix; its message says what to do."""
+
+
+class GaveUp(Exception):
+    """Locks kept timing out: the migration waits for the next round."""
+
+
+#: What a person runs to let a stopped migration go on.
+RETRY_HOW = (
+    "run `schemaheal backfill --dsn … --retry '{id}'` (or clear the error: "
+    "UPDATE {schema}.migrations SET error = NULL WHERE id = '{id}')"
+)
+
+
+async def enforce(
+    conn: Connection,
+    m: ColumnMigration,
+    steps: tuple[Step, ...],
+    done: int,
+    settings: BackfillSettings,
+) -> None:
+    """The enforce steps after the ``done`` already committed, each recorded as it commits.
+    The short ones (the DDL under a strong lock, the swap) hold the schema's heal lock, so that
+    no heal inspects or changes the table halfway through them; the scans (VALIDATE, the
+    concurrent index build) do not, so that boots are never held up behind them."""
+    database = await conn.fetchval("SELECT current_database()")
+    for index in range(done, len(steps)):
+        step = partial(_one_step, conn, m, steps[index], index, settings)
+        if steps[index].long:
+            await retrying(step, m, settings)
+            continue
+        try:
+            async with advisory_locks(conn, database, [m.schema], max_wait_s=settings.heal_wait_s):
+                await retrying(step, m, settings)
+        except LockWaitTimeout as exc:
+            raise GaveUp from exc
+
+
+async def _one_step(
+    conn: Connection, m: ColumnMigration, step: Step, index: int, settings: BackfillSettings
+) -> None:
+    if step.transactional:
+        async with conn.transaction():
+            await timeouts(conn, settings, long=step.long)
+            await conn.execute(step.sql)
+            await store.record_step(conn, m.id, index + 1, settings.store_schema)
+        return
+    # CREATE INDEX CONCURRENTLY: alone, outside a transaction; what an interrupted attempt left
+    # goes first (an INVALID index that IF NOT EXISTS would keep)
+    await timeouts(conn, settings, long=step.long, local=False)
+    try:
+        if step.reset is not None:
+            await conn.execute(step.reset)
+        await conn.execute(step.sql)
+    finally:
+        await timeouts(conn, settings, long=False, local=False)
+    await store.record_step(conn, m.id, index + 1, settings.store_schema)
+
+
+async def timeouts(
+    conn: Connection, settings: BackfillSettings, *, long: bool, local: bool = True
+) -> None:
+    statement = settings.long_statement_timeout_ms if long else settings.statement_timeout_ms
+    verb = "SET LOCAL" if local else "SET"
+    await conn.execute(
+        f"{verb} lock_timeout = {int(settings.lock_timeout_ms)}; "
+        f"{verb} statement_timeout = {int(statement)}"
+    )
+
+
+async def retrying(
+    work: Callable[[], Awaitable[T]], m: ColumnMigration, settings: BackfillSettings
+) -> T:
+    """``work()``, retried on lock timeouts and deadlocks with growing, jittered waits; other
+    database errors stop the migration (unless the connection is gone: that propagates)."""
+    wait = settings.first_wait_s
+    for attempt in range(1, settings.attempts + 1):
+        try:
+            return await work()
+        except _RETRYABLE as exc:
+            log.info("migration %s: %s, attempt %d; retrying", m.id, type(exc).__name__, attempt)
+            await asyncio.sleep(random.uniform(wait / 2, wait))
+            wait = min(wait * 2, settings.max_wait_s)
+        except asyncpg.PostgresError as exc:
+            if connection_lost(exc):
+                raise
+            raise Stop(
+                f"migrating {m.schema}.{m.table}.{m.new_column} failed: {type(exc).__name__}: "
+                f"{exc}; {_cause(exc)}, then "
+                + RETRY_HOW.format(schema=settings.store_schema, id=m.id)
+            ) from exc
+    log.warning("migration %s: locks kept timing out; left for the next round", m.id)
+    raise GaveUp
+
+
+def _cause(exc: asyncpg.PostgresError) -> str:
+    """What to do: the server's hint where it gives one (the swap's do)."""
+    hint = getattr(exc, "hint", None)
+    return str(hint) if hint else "fix the cause (often a row the expression cannot convert)"
