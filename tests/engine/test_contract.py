@@ -257,3 +257,17 @@ async def test_instances_older_than_the_leases_hold_contract_for_a_ttl(
         assert (await run_contracts(connection, never, GRACE))[RENAME.id][0] is ContractFinish.KEPT
     finally:
         await connection.close()
+
+
+async def test_a_column_drop_that_fails_is_reported_and_tried_again(
+    conn: asyncpg.Connection,
+) -> None:
+    await conn.execute("CREATE VIEW public.names AS SELECT name FROM public.users")
+    finish, why = (await run_contracts(conn, always, GRACE))[RENAME.id]
+    assert finish is ContractFinish.LATER
+    assert "DependentObjectsStillExistError" in why and "tried again every round" in why
+    trigger, columns = await trigger_and_columns(conn)
+    assert not trigger and "name" in columns  # the trigger step committed on its own
+    await conn.execute("DROP VIEW public.names")
+    assert (await run_contracts(conn, always, GRACE))[RENAME.id][0] is ContractFinish.CONTRACTED
+    assert "name" not in (await trigger_and_columns(conn))[1]

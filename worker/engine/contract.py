@@ -25,7 +25,7 @@ import asyncpg
 
 from worker.engine import backfill_store, lease_store
 from worker.engine.backfill import lock_name
-from worker.engine.connection import Connection
+from worker.engine.connection import Connection, connection_lost
 from worker.engine.expand import ColumnMigration
 from worker.engine.expand_parts import Step, retired_column
 from worker.engine.expand_sql import render
@@ -97,6 +97,14 @@ async def _contract(
             return await _decided(conn, m, approved, settings)
     except (asyncpg.exceptions.LockNotAvailableError, LockWaitTimeout):
         return ContractFinish.LATER, "a lock timed out (a heal or a writer held it); next round"
+    except asyncpg.PostgresError as exc:
+        if connection_lost(exc):
+            raise
+        why = (f"contracting {m.schema}.{m.table} failed: {type(exc).__name__}: {exc}; fix the "
+               "cause (often a view or another object using the old column), it is tried again "
+               "every round")  # fmt: skip
+        log.error("%s", why, extra={"migration": m.id})
+        return ContractFinish.LATER, why
     finally:
         await conn.fetchval("SELECT pg_advisory_unlock($1)", key)
 
