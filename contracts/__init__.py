@@ -18,7 +18,8 @@ from contracts.errors import (
     SchemaNotReady,
     SchemaRejected,
 )
-from contracts.events import SchemaHealed, ServiceStarting
+from contracts.events import SchemaHealed, ServiceHeartbeat, ServiceStarting
+from contracts.heartbeat import keep_alive
 from contracts.kafka_auth import KafkaAuth
 from contracts.manifest import (
     CheckConstraint,
@@ -65,11 +66,13 @@ __all__ = [
     "SchemaNotReady",
     "SchemaRejected",
     "Sequence",
+    "ServiceHeartbeat",
     "ServiceStarting",
     "Table",
     "UniqueConstraint",
     "canonical_json",
     "ensure_schema",
+    "keep_alive",
     "load_manifest",
     "manifest_hash",
     "request_schema",

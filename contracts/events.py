@@ -7,6 +7,8 @@ database alias, so one database's requests stay in order on one partition.
     service.starting      request   ServiceStarting   key = database alias
     schema.healed         reply     SchemaHealed      key = database alias
     service.starting.dlq  dead letters: the original record, with x-schemaheal-error-* headers
+    service.heartbeat     liveness  ServiceHeartbeat  key = database alias; ce_type
+                          HEARTBEAT_TYPE (still running) or STOPPED_TYPE (stopped for good)
 
 A reply's ``ce_subject`` repeats the request's ``ce_id``; its ``correlation_id`` header repeats
 the request's ``correlation_id`` (else its ``ce_id``), and Spring Kafka's ``kafka_correlationId``
@@ -27,16 +29,20 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "CONTENT_TYPE",
     "DEAD_LETTER_TOPIC",
+    "HEARTBEAT_TOPIC",
+    "HEARTBEAT_TYPE",
     "REPLY_TOPIC",
     "REPLY_TYPE",
     "REQUEST_TOPIC",
     "REQUEST_TYPE",
+    "STOPPED_TYPE",
     "AppliedStatementInfo",
     "BlockedStatementInfo",
     "DriftInfo",
     "Durations",
     "ErrorInfo",
     "SchemaHealed",
+    "ServiceHeartbeat",
     "ServiceStarting",
     "decode_headers",
     "event_headers",
@@ -49,6 +55,9 @@ REQUEST_TOPIC = "service.starting"
 REPLY_TOPIC = "schema.healed"
 DEAD_LETTER_TOPIC = "service.starting.dlq"
 REQUEST_TYPE = "dev.schemaheal.service.starting.v1"
+HEARTBEAT_TOPIC = "service.heartbeat"
+HEARTBEAT_TYPE = "dev.schemaheal.service.heartbeat.v1"
+STOPPED_TYPE = "dev.schemaheal.service.stopped.v1"
 REPLY_TYPE = "dev.schemaheal.schema.healed.v1"
 CONTENT_TYPE = "application/json"
 SPEC_VERSION = "1.0"
@@ -61,19 +70,32 @@ class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ServiceStarting(_Event):
+class _Instance(_Event):
+    """Which running instance of which service an event comes from."""
+
+    service: Annotated[str, Field(pattern=_NAME)]
+    instance: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
+
+
+class ServiceStarting(_Instance):
     """The request a service publishes before it starts: heal my schemas, then tell me.
 
     Where the worker's access policy lists keys for ``service``, the record must be signed
     (version 2, in ``x-schemaheal-*`` headers: see the AsyncAPI document) over these exact
     bytes, its key and its routing headers, and its ``ce_source`` must name ``service``."""
 
-    service: Annotated[str, Field(pattern=_NAME)]
-    instance: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
     database: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")] = Field(
         description="an alias the worker maps to a DSN; a DSN never travels in an event"
     )
     manifest: dict[str, Any] = Field(description="the schema manifest (manifest.schema.json)")
+
+
+class ServiceHeartbeat(_Instance):
+    """An instance that booted through the gate says it still runs (``ce_type`` HEARTBEAT_TYPE:
+    its lease is renewed for the worker's ``lease_ttl_s``) or that it stopped (STOPPED_TYPE: its
+    lease ends now). Signed and checked like a request, without a manifest; no reply."""
+
+    database: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
 
 
 class AppliedStatementInfo(_Event):
@@ -105,7 +127,10 @@ class MigrationInfo(_Event):
     id: str
     kind: Literal["rename", "convert", "backfill"]
     target: str = Field(description="schema.table.column")
-    state: str = Field(description="backfilling, enforcing, expanded, or unregistered")
+    state: str = Field(
+        description="backfilling, enforcing, expanded, contracted, retired-kept (contracted, the "
+        "old column kept until column-drop is approved), or unregistered"
+    )
     running: bool = Field(description="true while the backfill or the enforcement runs")
     rows_done: int
     relies_on: str = Field(description="what the service may rely on meanwhile")

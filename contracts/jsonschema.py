@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from contracts.events import SchemaHealed, ServiceStarting
+from contracts.events import SchemaHealed, ServiceHeartbeat, ServiceStarting
 from contracts.manifest import Manifest
 
 __all__ = ["SCHEMA_DIR", "documents"]
@@ -27,6 +27,7 @@ def documents() -> dict[str, dict[str, Any]]:
     for name, model in (
         ("manifest.schema.json", Manifest),
         ("service-starting.schema.json", ServiceStarting),
+        ("service-heartbeat.schema.json", ServiceHeartbeat),
         ("schema-healed.schema.json", SchemaHealed),
     ):
         document = model.model_json_schema(by_alias=True, mode="validation")

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from contracts.kafka_auth import KafkaAuth, SaslMechanism, SecurityProtocol, connection_problem
 from worker.engine.apply import RetryPolicy
 from worker.engine.backfill import BackfillSettings
+from worker.engine.contract import ContractSettings
 from worker.engine.heal import HealOptions
 from worker.engine.plan import PlanSettings
 from worker.engine.policy import Policy
@@ -325,6 +326,26 @@ class WorkerSettings(GateSettings):
         30.0, gt=0, description="how often the worker looks for migrations to backfill besides "
         "being woken when a heal registers one",
     )  # fmt: skip
+    heartbeat_topic: str = Field(
+        "service.heartbeat", description="topic of service.heartbeat and service.stopped events"
+    )
+    lease_ttl_s: float = Field(
+        3600.0, gt=0, description="how long a booted instance counts as running without a "
+        "heartbeat (contract waits while a running instance uses a migration's old shape)",
+    )  # fmt: skip
+    contract_grace_s: float = Field(
+        600.0, ge=0, description="how long after the last instance using a migration's old shape "
+        "ended contract still waits",
+    )  # fmt: skip
+
+    def contract_settings(self) -> ContractSettings:
+        return ContractSettings(
+            grace_s=self.contract_grace_s,
+            lease_ttl_s=self.lease_ttl_s,
+            lock_timeout_ms=self.backfill_lock_timeout_ms,
+            statement_timeout_ms=max(self.statement_timeout_ms, self.backfill_lock_timeout_ms + 1),
+            store_schema=self.ledger_schema,
+        )
 
     def backfill_settings(self) -> BackfillSettings:
         return BackfillSettings(

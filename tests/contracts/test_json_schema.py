@@ -59,10 +59,17 @@ def test_committed_asyncapi_document_is_current() -> None:
         "service.starting",
         "schema.healed",
         "service.starting.dlq",
+        "service.heartbeat",
     }
     request = document["components"]["messages"]["service.starting:SubscribeMessage"]
     assert request["payload"] == {"$ref": "#/components/schemas/ServiceStarting"}
     assert "ce_id" in request["headers"]["required"]
+    beat = document["components"]["messages"]["service.heartbeat:SubscribeMessage"]
+    assert beat["payload"] == {"$ref": "#/components/schemas/ServiceHeartbeat"}
+    assert beat["headers"]["properties"]["ce_type"]["enum"] == [
+        "dev.schemaheal.service.heartbeat.v1", "dev.schemaheal.service.stopped.v1"
+    ]  # fmt: skip
+    assert "x-schemaheal-signature" in beat["headers"]["properties"]
 
 
 def test_the_docs_page_offers_no_try_it_out_publishing() -> None:
@@ -88,3 +95,28 @@ def test_asyncapi_names_the_correlation_and_reply_headers_the_worker_reads() -> 
     answer = document["operations"]["service.starting"]["reply"]
     assert answer["address"]["location"] == f"$message.header#/{routing.REPLY_TO}"
     assert answer["channel"] == {"$ref": "#/channels/schema.healed"}
+
+
+@pytest.mark.parametrize(
+    ("data", "valid"),
+    [
+        ({"service": "orchestrator", "instance": "pod-a", "database": "nexus"}, True),
+        ({"service": "orchestrator", "instance": "pod-a"}, False),
+        ({"service": "Bad Name", "instance": "pod-a", "database": "nexus"}, False),
+        ({"service": "orchestrator", "instance": "pod a", "database": "nexus"}, False),
+        ({"service": "orchestrator", "instance": "pod-a", "database": "nexus", "x": 1}, False),
+    ],
+)
+def test_the_heartbeat_schema_judges_as_the_model_does(data: dict[str, Any], valid: bool) -> None:
+    from pydantic import ValidationError
+
+    from contracts.events import ServiceHeartbeat
+
+    schema = json.loads((SCHEMA_DIR / "service-heartbeat.schema.json").read_text())
+    assert (list(jsonschema.Draft202012Validator(schema).iter_errors(data)) == []) is valid
+    try:
+        ServiceHeartbeat.model_validate(data)
+    except ValidationError:
+        assert not valid
+    else:
+        assert valid

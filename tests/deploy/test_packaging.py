@@ -97,7 +97,8 @@ def test_compose_worker_environment_matches_the_settings_model() -> None:
 def test_compose_topics_are_the_contracts_topics_with_time_based_retention() -> None:
     script = (ROOT / "deploy" / "kafka-topics.sh").read_text()
     defaults = WorkerSettings()
-    for topic in (defaults.request_topic, defaults.reply_topic, defaults.dead_letter_topic):
+    for topic in (defaults.request_topic, defaults.reply_topic, defaults.dead_letter_topic,
+                  defaults.heartbeat_topic):  # fmt: skip
         assert topic in script
     assert "cleanup.policy=delete" in script
     assert "cleanup.policy=compact" not in script

@@ -79,3 +79,17 @@ async def wait_for_batches(conn: Connection, migration_id: str, n: int) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"the runner did not reach {n} batches")
+
+
+async def trigger_and_columns(db: Any, table: str = "public.users") -> tuple[bool, set[str]]:
+    """(a migration's sync trigger is on ``table``, the table's columns); ``db`` has fetch()."""
+    trigger = await db.fetch(
+        "SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname LIKE 'schemaheal_sync_%'",
+        table,
+    )
+    rows = await db.fetch(
+        "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass"
+        " AND attnum > 0 AND NOT attisdropped",
+        table,
+    )
+    return bool(trigger), {r["attname"] for r in rows}

@@ -73,7 +73,7 @@ async def run_migration(
     """Backfill and enforce ``m`` from where its progress record says, holding its table's
     lock; other runners skip the table meanwhile."""
     settings = settings or BackfillSettings()
-    key = advisory_key(await conn.fetchval("SELECT current_database()"), _lock_name(m))
+    key = advisory_key(await conn.fetchval("SELECT current_database()"), lock_name(m))
     if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
         return Finish.BUSY
     try:
@@ -83,7 +83,7 @@ async def run_migration(
             await conn.fetchval("SELECT pg_advisory_unlock($1)", key)
 
 
-def _lock_name(m: ColumnMigration) -> str:
+def lock_name(m: ColumnMigration) -> str:
     return f"\0backfill\0{m.schema}\0{m.table}"
 
 

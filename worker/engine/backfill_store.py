@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from contracts.identifiers import quote_ident
-from worker.engine.connection import Connection
+from worker.engine.connection import Connection, fetch_if_exists
 from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.lock import advisory_locks
 
@@ -254,3 +254,9 @@ async def fail(
 async def retry(conn: Connection, migration_id: str, schema: str = DEFAULT_SCHEMA) -> None:
     """Let the runner take a stopped migration up again where it stopped."""
     await _update(conn, schema, migration_id, "error = NULL")
+
+
+async def registered(conn: Connection, schema: str = DEFAULT_SCHEMA) -> list[Progress]:
+    """Every registered migration, oldest first (none when the table does not exist yet)."""
+    query = f"SELECT {_COLUMNS} FROM {quote_ident(schema)}.migrations ORDER BY registered_at, id"
+    return [_progress(r) for r in await fetch_if_exists(conn, f"{schema}.migrations", query)]

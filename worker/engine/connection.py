@@ -161,3 +161,11 @@ def translate(exc: BaseException, doing: str) -> SchemahealError:
             "least-privilege section lists"
         )
     return PermanentError(f"{doing}: {type(exc).__name__}: {exc}")
+
+
+async def fetch_if_exists(conn: Connection, relation: str, query: str) -> list[Any]:
+    """``query``'s rows, or none when ``relation`` (schema.table) does not exist yet: a read
+    never creates the tables it reads."""
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", relation):
+        return []
+    return list(await conn.fetch(query))

@@ -36,6 +36,7 @@ from worker.engine.heal_migrations import (
     declares_migrations,
     registered_ids,
     registering,
+    retired_uses,
     statuses,
 )
 from worker.engine.heal_values import HealOptions, HealResult, Outcome, RequestInfo
@@ -180,6 +181,17 @@ async def _locked(
     now = time.time_ns()
     tracer().start_span("schemaheal lock wait", start_time=now - int(waited * 1e9)).end(now)
     mark = time.perf_counter()
+    retired = await retired_uses(conn, desired, options.ledger_schema)
+    if retired:  # before the fingerprint: an old version's schema may well be unchanged
+        return HealResult(
+            outcome=Outcome.BLOCKED,
+            manifest_hash=manifest_hash,
+            plan=Plan(statements=()),
+            lock_wait_s=waited,
+            timings=timings,
+            error_code="version-retired",
+            error_message="; ".join(retired),
+        )
     known = await _known(conn, desired, manifest_hash, options)
     # nothing changed since verified (a manifest migrating columns is planned every time: the
     # reply says where its migrations stand)

@@ -9,15 +9,16 @@ holds a boot. The reply then says what is still running and what the service may
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from contracts.identifiers import quote_ident
-from worker.engine import backfill_store
+from worker.engine import backfill_store, lease_store
 from worker.engine.apply import AppliedStatement
 from worker.engine.connection import Connection
 from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.expand_sql import render
+from worker.engine.liveness import shape_of, uses_old_shape
 from worker.engine.model import Realm
 from worker.engine.statements import Plan
 
@@ -26,6 +27,7 @@ __all__ = [
     "declares_migrations",
     "registered_ids",
     "registering",
+    "retired_uses",
     "statuses",
 ]
 
@@ -40,6 +42,8 @@ _RELY = {
     backfill_store.EXPANDED: "complete: every row converted and enforced; the old shape is "
     "kept in step until contract",
 }
+#: states after contract began (the contracts record), past ``expanded``
+CONTRACTED, KEPT = "contracted", "retired-kept"
 _UNREGISTERED = "not registered for its backfill yet: the next heal of this manifest expands it"
 
 
@@ -101,8 +105,25 @@ async def statuses(
     conn: Connection, migrations: tuple[ColumnMigration, ...], schema: str
 ) -> tuple[MigrationStatus, ...]:
     """Each migration's state from its progress record. Reads only (``plan`` uses it too)."""
-    records = await _records(conn, [m.id for m in migrations], schema) if migrations else {}
-    return tuple(_status(m, records.get(m.id)) for m in migrations)
+    if not migrations:
+        return ()
+    records = await _records(conn, [m.id for m in migrations], schema)
+    contracts = await lease_store.contract_records(conn, schema)
+    return tuple(_contracted(m, _status(m, records.get(m.id)), contracts) for m in migrations)
+
+
+def _contracted(
+    m: ColumnMigration, status: MigrationStatus, contracts: dict[str, lease_store.ContractRecord]
+) -> MigrationStatus:
+    """The status once contract began: the old shape is no longer kept in step."""
+    record = contracts.get(m.id)
+    if record is None or not record.contracted:
+        return status
+    if record.column_dropped_at is None and record.column_kept is not None:
+        return replace(status, state=KEPT, relies_on=f"contracted: the trigger is gone; "
+                       f"{record.column_kept}")  # fmt: skip
+    return replace(status, state=CONTRACTED, relies_on="contracted: the new shape only; the "
+                   "trigger and the old column are gone")  # fmt: skip
 
 
 async def _records(conn: Connection, ids: list[str], schema: str) -> dict[str, Any]:
@@ -127,4 +148,32 @@ def _status(m: ColumnMigration, record: Any) -> MigrationStatus:
         rows_done=record["rows_touched"] if record is not None else 0,
         error=error,
         relies_on=f"stopped: {error}" if error is not None else _RELY.get(state, _UNREGISTERED),
+    )
+
+
+async def retired_uses(conn: Connection, desired: Realm, schema: str) -> tuple[str, ...]:
+    """Why ``desired`` is a retired version: each contracted migration whose old shape it uses
+    (its writes would no longer be kept in step, or its old column is gone)."""
+    records = await lease_store.contract_records(conn, schema)
+    if not records:
+        return ()
+    shape = shape_of(desired)
+    return tuple(
+        _retired(p.migration, records[p.migration.id].sync_dropped_at)
+        for p in await backfill_store.registered(conn, schema)
+        if p.migration.id in records
+        and records[p.migration.id].contracted
+        and uses_old_shape(shape, p.migration)
+    )
+
+
+def _retired(m: ColumnMigration, when: object) -> str:
+    table = f"{m.schema}.{m.table}"
+    old = f"column {m.old_column}" if m.old_column else f"{table} without {m.new_column}"
+    if m.in_place:
+        old = f"column {m.old_column} of its old type"
+    return (
+        f"this version is retired: {table} finished its {m.kind.value} migration to "
+        f"{m.new_column} {m.new_type} (contracted at {when}), and its old shape ({old}) is no "
+        f"longer kept in step; deploy a version whose manifest declares {m.new_column}"
     )

@@ -28,6 +28,7 @@ from worker.observability.tracing import context_from_headers, tracer
 from worker.replay.audit import REAPPLY_PREFIX, Boot, DdlEvent, LedgerRow, Replan, StatementRow
 from worker.replay.events import MigrationRow
 from worker.replay.history import Window
+from worker.replay.migrations_report import contract_progress
 
 #: Where ``deploy/ddl-audit.sql`` keeps its log (not in the ledger's schema: the worker owns that).
 DDL_LOG_SCHEMA = "schemaheal_audit"
@@ -92,13 +93,23 @@ async def read_ledger(
 
 
 async def read_migrations(conn: Connection, schema: str, alias: str) -> list[MigrationRow]:
-    """Every online migration's progress record of the database (none: no migrations table)."""
+    """Every online migration's progress record of the database (none: no migrations table),
+    with how far its contract got (the contracts record, when there is one)."""
     if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.migrations"):
         return []
+    s = quote_ident(schema)
+    contracts = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.contracts")
+    joined = (
+        f"""c.sync_dropped_at, c.column_dropped_at, c.column_kept
+            FROM {s}.migrations m LEFT JOIN {s}.contracts c ON c.migration_id = m.id"""
+        if contracts
+        else f"""NULL::timestamptz AS sync_dropped_at, NULL::timestamptz AS column_dropped_at,
+                 NULL::text AS column_kept FROM {s}.migrations m"""
+    )
     rows = await conn.fetch(
-        f"""SELECT id, kind, schema_name, table_name, column_name, state, batches, rows_touched,
-                   enforce_steps, error, registered_at, updated_at, finished_at
-            FROM {quote_ident(schema)}.migrations ORDER BY registered_at, id"""
+        f"""SELECT m.id, m.kind, m.schema_name, m.table_name, m.column_name, m.state, m.batches,
+                   m.rows_touched, m.enforce_steps, m.error, m.registered_at, m.updated_at,
+                   m.finished_at, {joined} ORDER BY m.registered_at, m.id"""
     )
     return [
         MigrationRow(
@@ -108,6 +119,8 @@ async def read_migrations(conn: Connection, schema: str, alias: str) -> list[Mig
             enforce_steps=r["enforce_steps"], error=r["error"],
             registered_ms=_ms(r["registered_at"]), updated_ms=_ms(r["updated_at"]),
             finished_ms=_ms(r["finished_at"]) if r["finished_at"] is not None else None,
+            contract=contract_progress(r["sync_dropped_at"], r["column_dropped_at"],
+                                       r["column_kept"]),
         )
         for r in rows
     ]  # fmt: skip

@@ -175,6 +175,8 @@ class MigrationRow:
     registered_ms: int
     updated_ms: int
     finished_ms: int | None
+    #: how far contract got (from the contracts record); None: not begun
+    contract: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,20 +2,36 @@
 
 Part of :mod:`worker.replay.report`. The progress record (``<ledger schema>.migrations``) is
 written by the heal (registered in the expand's transaction) and by the backfill runner (each
-batch and enforce step in its own transaction), so what it says committed did.
+batch and enforce step in its own transaction), and contract's steps by the contract runner
+(``<ledger schema>.contracts``), so what it says committed did.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rich.table import Table
 
 from worker.replay.events import MigrationRow
 
-__all__ = ["migration_json", "migrations_html", "migrations_table", "phases"]
+__all__ = ["contract_progress", "migration_json", "migrations_html", "migrations_table", "phases"]
 
 _CONTRACT = "not run: waits until no live instance uses the old shape"
+
+
+def contract_progress(
+    sync_dropped: datetime | None, column_dropped: datetime | None, kept: str | None
+) -> str | None:
+    """The contracts record's steps as text; None when contract has not begun."""
+    if sync_dropped is None:
+        return None
+    trigger = f"trigger dropped {sync_dropped.isoformat(timespec='seconds')}"
+    if column_dropped is not None:
+        return f"done: {trigger}; old column dropped {column_dropped.isoformat(timespec='seconds')}"
+    if kept is not None:
+        return f"{trigger}; {kept}"
+    return f"done: {trigger}"
 
 
 def phases(row: MigrationRow) -> dict[str, str]:
@@ -34,7 +50,8 @@ def phases(row: MigrationRow) -> dict[str, str]:
             (f"stopped: {row.error}", enforce) if stopped == "backfill"
             else (backfill, f"stopped: {row.error}")
         )  # fmt: skip
-    return {"expand": "done", "backfill": backfill, "enforce": enforce, "contract": _CONTRACT}
+    contract = row.contract or _CONTRACT
+    return {"expand": "done", "backfill": backfill, "enforce": enforce, "contract": contract}
 
 
 def migration_json(row: MigrationRow, iso: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from typing import Annotated, Any, cast
 
@@ -32,7 +32,13 @@ from faststream.specification import AsyncAPI
 from opentelemetry import metrics
 from opentelemetry.trace import SpanKind
 
-from contracts.events import REPLY_TYPE, SchemaHealed, ServiceStarting, event_headers
+from contracts.events import (
+    REPLY_TYPE,
+    SchemaHealed,
+    ServiceHeartbeat,
+    ServiceStarting,
+    event_headers,
+)
 from contracts.kafka_auth import KafkaAuth
 from worker.engine.connection import DATABASE_ERRORS, connect
 from worker.errors import KafkaUnavailable
@@ -43,6 +49,7 @@ from worker.observability.tracing import headers_from_context, messaging_attribu
 from worker.service.backfills import Backfills
 from worker.service.databases import check_databases
 from worker.service.gate import Gate
+from worker.service.heartbeats import Heartbeats
 from worker.service.offsets import GuardedConsumer, OffsetGuard
 from worker.service.polling import poll_without_idle_sleep
 from worker.service.replies import dead_letter
@@ -202,7 +209,7 @@ class KafkaSink:
 
 
 async def ensure_topics(settings: WorkerSettings) -> None:
-    """Create the request, reply and dead-letter topics unless they exist."""
+    """Create the request, reply, dead-letter and heartbeat topics unless they exist."""
     options = settings.kafka_auth().aiokafka_options()
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **options)
     await settings.start_client(admin)
@@ -216,7 +223,12 @@ async def ensure_topics(settings: WorkerSettings) -> None:
             NewTopic(
                 name, settings.topic_partitions, settings.topic_replication, topic_configs=retention
             )
-            for name in (settings.request_topic, settings.reply_topic, settings.dead_letter_topic)
+            for name in (
+                settings.request_topic,
+                settings.reply_topic,
+                settings.dead_letter_topic,
+                settings.heartbeat_topic,
+            )
             if name not in existing
         ]
         if missing:
@@ -293,6 +305,70 @@ def broker_security(auth: KafkaAuth) -> BaseSecurity | None:
     )
 
 
+def _batch_consumer(settings: WorkerSettings, group_id: str) -> dict[str, Any]:
+    """Subscriber options of the worker's batch consumers: acknowledged by hand, only after the
+    whole batch was served (the Kafka default commits before the handler runs)."""
+    return {
+        "batch": True,
+        "group_id": group_id,
+        "ack_policy": AckPolicy.MANUAL,
+        "auto_offset_reset": "earliest",
+        "max_records": settings.batch_max_records,
+        "batch_timeout_ms": settings.fetch_max_wait_ms,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        # FastStream would publish the handler's return value (nothing) to any topic a request
+        # names in reply_to; replies are KafkaSink's, to the topics the operator allows.
+        "no_reply": True,
+        "parser": _tolerant_parser(),
+        "decoder": _raw_bodies,
+    }
+
+
+async def _settle(message: Any, sink: KafkaSink, serving: Awaitable[bool], doing: str) -> None:
+    """Acknowledge the batch once it is served and every reply and dead letter is acknowledged
+    by the broker; otherwise rewind it after a pause (served requests are then answered from
+    the ledger). The handlers never raise; a refused or lost send does."""
+    try:
+        served = await serving
+        await sink.flush()
+    except Exception:
+        log.exception("%s failed; the batch will be redelivered", doing)
+        served = False
+    if served:
+        await message.ack()
+    else:
+        await asyncio.sleep(REDELIVERY_PAUSE_S)
+        await message.nack()
+
+
+def _subscribe_heartbeats(
+    broker: KafkaBroker, settings: WorkerSettings, sink: KafkaSink
+) -> Heartbeats:
+    """``service.heartbeat`` records renew or end leases (:mod:`worker.service.heartbeats`)."""
+    heartbeats = Heartbeats(settings, sink.dead_letter)
+
+    @broker.subscriber(  # type: ignore[untyped-decorator]  # options given as one dict
+        settings.heartbeat_topic,
+        # a group of its own: its members joining or leaving never rebalance the boot gate's
+        **_batch_consumer(settings, f"{settings.group_id}.heartbeats"),
+        title="service.heartbeat",
+        description="A booted instance says it still runs (ce_type "
+        "dev.schemaheal.service.heartbeat.v1: its lease is renewed) or that it stopped "
+        "(dev.schemaheal.service.stopped.v1: its lease ends). No reply; bad records are "
+        "dead-lettered.",
+    )
+    async def on_service_heartbeat(
+        bodies: Annotated[list[ServiceHeartbeat], NoCastField()], message: KafkaMessage
+    ) -> None:
+        raw = message.raw_message
+        records = raw if isinstance(raw, tuple) else (raw,)
+        await _settle(message, sink, heartbeats.handle(records), "serving heartbeats")
+
+    return heartbeats
+
+
 def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
     """The FastStream application of the worker (also what the AsyncAPI document describes)."""
     broker = KafkaBroker(
@@ -318,23 +394,10 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
     )
     app = FastStream(broker, specification=spec)
 
-    @broker.subscriber(
+    @broker.subscriber(  # type: ignore[untyped-decorator]  # options given as one dict
         settings.request_topic,
-        batch=True,
-        group_id=settings.group_id,
-        ack_policy=AckPolicy.MANUAL,  # commit only after every reply of the batch is published
-        auto_offset_reset="earliest",
-        max_records=settings.batch_max_records,
-        batch_timeout_ms=settings.fetch_max_wait_ms,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        session_timeout_ms=settings.session_timeout_ms,
-        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        **_batch_consumer(settings, settings.group_id),
         max_poll_interval_ms=settings.max_poll_interval_ms,
-        # FastStream would publish the handler's return value (nothing) to any topic a request
-        # names in reply_to; replies are KafkaSink's, to the topics the operator allows.
-        no_reply=True,
-        parser=_tolerant_parser(),
-        decoder=_raw_bodies,
         title="service.starting",
         description="A service asks for its schema to be healed before it starts.",
     )
@@ -351,17 +414,9 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
             message.raw_message = records  # a nack rewinds to these, never past a hole
             if not records:
                 return  # nothing to serve yet: the partition is fetched again from the hole
-        try:
-            answered = await gate.handle(records)
-            await sink.flush()  # every reply and dead letter acknowledged by the broker
-        except Exception:  # the gate never raises; a refused or lost send does
-            log.exception("publishing the batch's replies failed; it will be redelivered")
-            answered = False
-        if answered:
-            await message.ack()
-        else:
-            await asyncio.sleep(REDELIVERY_PAUSE_S)
-            await message.nack()  # rewinds the batch; served requests are answered from the ledger
+        await _settle(message, sink, gate.handle(records), "publishing the batch's replies")
+
+    heartbeats = _subscribe_heartbeats(broker, settings, sink)
 
     for subscriber in broker.subscribers:
         poll_without_idle_sleep(subscriber)
@@ -405,5 +460,6 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
             await health.stop()
         await sink.stop()
         await gate.close()
+        await heartbeats.close()
 
     return app, broker

@@ -12,7 +12,13 @@ from typing import Any
 
 from faststream.specification.asyncapi import get_asyncapi_html
 
-from contracts.events import REPLY_TYPE, REQUEST_TYPE
+from contracts.events import (
+    HEARTBEAT_TYPE,
+    REPLY_TYPE,
+    REQUEST_TYPE,
+    STOPPED_TYPE,
+    ServiceHeartbeat,
+)
 from worker.service.app import build_app
 from worker.settings import WorkerSettings
 
@@ -77,6 +83,8 @@ _REQUEST = {
         "policy lists keys, whose ce_source must then be /services/SERVICE[/INSTANCE]",
     },
 }
+#: heartbeats are signed like requests, and route nothing
+_SIGNED = {k: v for k, v in _REQUEST.items() if k.startswith("x-schemaheal-")}
 _REPLY = {
     "correlation_id": {
         "type": "string",
@@ -99,8 +107,9 @@ _REPLY_ADDRESS = {
 }
 
 
-def _headers(event_type: str, own: dict[str, Any]) -> dict[str, Any]:
-    properties = {**_CE, **own, "ce_type": {"type": "string", "const": event_type}}
+def _headers(event_type: str | list[str], own: dict[str, Any]) -> dict[str, Any]:
+    kind = {"const": event_type} if isinstance(event_type, str) else {"enum": event_type}
+    properties = {**_CE, **own, "ce_type": {"type": "string", **kind}}
     required = ["ce_specversion", "ce_id", "ce_source", "ce_type", "content-type"]
     return {"type": "object", "properties": properties, "required": required}
 
@@ -118,6 +127,10 @@ def document() -> dict[str, Any]:
     request["payload"] = {"$ref": "#/components/schemas/ServiceStarting"}
     request["headers"] = _headers(REQUEST_TYPE, _REQUEST)
     messages["schema.healed:Message"]["headers"] = _headers(REPLY_TYPE, _REPLY)
+    heartbeat = messages["service.heartbeat:SubscribeMessage"]
+    heartbeat["payload"] = {"$ref": "#/components/schemas/ServiceHeartbeat"}
+    heartbeat["headers"] = _headers([HEARTBEAT_TYPE, STOPPED_TYPE], _SIGNED)
+    data["components"]["schemas"]["ServiceHeartbeat"] = ServiceHeartbeat.model_json_schema()
     data["operations"]["service.starting"]["reply"] = {
         "address": _REPLY_ADDRESS,
         "channel": {"$ref": "#/channels/schema.healed"},

@@ -7,6 +7,12 @@ run_pending`) when woken and every ``backfill_poll_s``. A table another worker i
 skipped (its lock is tried, never waited for) and taken up in a later round. A lost connection
 is opened again after a pause; stopping the worker cancels the tasks, and a batch cut short is
 rolled back by PostgreSQL and done again by whichever worker resumes the migration.
+
+Each round then contracts the migrations no live instance needs any more
+(:func:`~worker.engine.contract.run_contracts`). The old column is dropped only when the access
+policy grants the ``column-drop`` hazard on this database to a service whose running or recent
+instances declare the migration's new shape (the service that owns the table); otherwise it is
+kept, unused, and reported.
 """
 
 from __future__ import annotations
@@ -14,17 +20,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from worker.engine import backfill_store
+from worker.engine import backfill_store, lease_store
 from worker.engine.backfill import BackfillSettings, Finish, run_pending
 from worker.engine.connection import DATABASE_ERRORS
+from worker.engine.contract import ContractFinish, run_contracts
+from worker.engine.expand import ColumnMigration
+from worker.engine.hazards import Hazard
+from worker.engine.liveness import Lease, uses_new_shape
 from worker.errors import SchemahealError
+from worker.service.access import Grant, PolicyFile
 from worker.service.databases import open_checked
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("schemaheal.backfill")
 RECONNECT_PAUSE_S = 5.0
+#: how long a lease is kept past its end and the grace (for people looking at the table)
+LEASE_KEPT_S = 86_400.0
 
 
 class Backfills:
@@ -34,6 +48,7 @@ class Backfills:
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         self.rounds: dict[str, int] = {}
+        self.access = PolicyFile(settings.access_policy)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -86,4 +101,32 @@ class Backfills:
                 log.info("backfill of %s: %s", migration_id, finish.value,
                          extra={"database": alias, "migration": migration_id,
                                 "finish": finish.value})  # fmt: skip
+        await self._contract(conn, alias)
         self.rounds[alias] = self.rounds.get(alias, 0) + 1
+
+    async def _contract(self, conn: Any, alias: str) -> None:
+        def approved(m: ColumnMigration, leases: Sequence[Lease]) -> bool:
+            return column_drop_approved(self.access, alias, m, leases)
+
+        settings = self.settings.contract_settings()
+        contracted = await run_contracts(conn, approved, settings)
+        await lease_store.prune(conn, settings.grace_s + LEASE_KEPT_S, settings.store_schema)
+        for migration_id, (finish, why) in contracted.items():
+            if finish in (ContractFinish.CONTRACTED, ContractFinish.KEPT):
+                log.info("contract of %s: %s (%s)", migration_id, finish.value, why,
+                         extra={"database": alias, "migration": migration_id,
+                                "finish": finish.value})  # fmt: skip
+
+
+def column_drop_approved(
+    access: PolicyFile, alias: str, m: ColumnMigration, leases: Sequence[Lease]
+) -> bool:
+    """The access policy grants ``column-drop`` on ``alias`` to a service owning the table
+    (one whose instances declared the migration's new shape)."""
+    policy = access.current()
+    owners = sorted({lease.service for lease in leases if uses_new_shape(lease.shape, m)})
+    for service in owners:
+        grant = policy.decide(service, alias, frozenset({m.schema}))
+        if isinstance(grant, Grant) and Hazard.COLUMN_DROP in grant.hazards:
+            return True
+    return False

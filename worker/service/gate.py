@@ -23,9 +23,10 @@ from opentelemetry import metrics
 from opentelemetry.trace import Link, SpanKind
 
 from contracts.events import SchemaHealed
-from worker.engine import ledger
+from worker.engine import lease_store, ledger
 from worker.engine.connection import DATABASE_ERRORS
-from worker.engine.heal import HealResult, RequestInfo, heal
+from worker.engine.heal import HealResult, Outcome, RequestInfo, heal
+from worker.engine.liveness import Shape, shape_of
 from worker.errors import RetryableError, SchemahealError
 from worker.observability.metrics import make_instruments
 from worker.observability.tracing import context_from_headers, messaging_attributes, tracer
@@ -64,6 +65,7 @@ class Gate:
         self.sink = sink
         self.options = settings.heal_options()
         self._connections: dict[str, Any] = {}
+        self._shapes: dict[str, Shape] = {}  # manifest hash → its columns, for leases
         self.metrics = make_instruments(metrics.get_meter("schemaheal"), counter_series(settings))
         self.access = PolicyFile(settings.access_policy)
         self.access.current()  # a broken policy file stops the worker at start-up
@@ -242,12 +244,16 @@ class Gate:
         except RetryableError as exc:
             log.error("database unavailable", extra={"database": alias, "error": str(exc)})
             return False
+        if not await self._record_boots(alias, conn, group):
+            return False  # redelivered later; nobody in this group has been answered
         with self._process_span(leader.headers, leader.request_id, leader.record) as span:
             conn, result = await self._heal_with_retries(alias, conn, leader)
             if result.error_code in RETRYABLE_CODES:
                 span.set_attribute("error.type", result.error_code or "retryable")
                 return False  # redelivered later; nobody in this group has been answered
             self._record_metrics(alias, result)
+            if result.outcome in (Outcome.BLOCKED, Outcome.FAILED):  # these will not start
+                await self._end_leases(alias, conn, group)
             span.set_attributes({
                 "schemaheal.outcome": result.outcome.value,
                 "schemaheal.manifest.hash": leader.manifest_hash,
@@ -276,6 +282,36 @@ class Gate:
                 self.metrics.coalesced.add(1, {"database": alias})
                 await self._send(follower, replies.from_result(follower, result, leader=leader))
         return True
+
+    async def _record_boots(self, alias: str, conn: Any, group: list[Request]) -> bool:
+        """Each booting instance's lease on its manifest's shape, committed before the heal
+        takes the schemas' locks (contract decides under the same locks); False when the
+        database failed (the group is redelivered)."""
+        leader = group[0]
+        shape = self._shapes.get(leader.manifest_hash)
+        if shape is None:
+            if len(self._shapes) > 256:
+                self._shapes.clear()
+            shape = self._shapes[leader.manifest_hash] = shape_of(leader.desired.realm)
+        try:
+            await lease_store.record_boot(
+                conn, instances=[(r.body.service, r.body.instance) for r in group],
+                manifest_hash=leader.manifest_hash, shape=shape,
+                ttl_s=self.settings.lease_ttl_s, schema=self.settings.ledger_schema,
+            )  # fmt: skip
+        except DATABASE_ERRORS as exc:
+            log.error("recording leases failed", extra={"database": alias, "error": str(exc)})
+            return False
+        return True
+
+    async def _end_leases(self, alias: str, conn: Any, group: list[Request]) -> None:
+        try:
+            for request in group:
+                await lease_store.stop(conn, service=request.body.service,
+                                       instance=request.body.instance,
+                                       schema=self.settings.ledger_schema)  # fmt: skip
+        except DATABASE_ERRORS as exc:  # the lease expires by itself; the replies matter more
+            log.error("ending leases failed", extra={"database": alias, "error": str(exc)})
 
     async def _heal_with_retries(
         self, alias: str, conn: Any, leader: Request

@@ -105,10 +105,67 @@ def load(manifest: dict[str, Any]) -> Loaded:
     return loaded
 
 
-def parse_record(record: Any, *, max_bytes: int, aliases: frozenset[str]) -> Request | Rejection:
-    """Check one ``service.starting`` record from the outside in; the first problem wins."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """A record that is a CloudEvent of an expected type with a JSON object body."""
+
+    request_id: str
+    event_type: str
+    headers: dict[str, str]
+    raw: dict[str, Any]
+
+
+def parse_envelope(record: Any, *, max_bytes: int, types: frozenset[str]) -> Envelope | Rejection:
+    """Check a record's size, CloudEvents headers, ``ce_type`` (one of ``types``), content type
+    and JSON object body; the first problem wins."""
     headers = decode_headers(record.headers)
     request_id = headers.get("ce_id") or None
+
+    def reject(code: str, message: str) -> Rejection:
+        return Rejection(code=code, message=message, record=record, headers=headers,
+                         request_id=request_id)  # fmt: skip
+
+    size = len(record.value or b"")
+    if size > max_bytes:
+        return reject("too-large", f"the record is {size} bytes; the limit is {max_bytes}")
+    if headers.get("ce_specversion") != SPEC_VERSION or not request_id:
+        return reject(
+            "not-a-cloudevent",
+            "missing ce_specversion 1.0 or ce_id header: "
+            "publish CloudEvents in binary mode (see the README)",
+        )
+    event_type = headers.get("ce_type")
+    if event_type not in types:
+        return reject("unknown-type", f"ce_type {event_type!r} is not {' or '.join(sorted(types))}")
+    content_type = headers.get("content-type", "").split(";")[0].strip()
+    if content_type != CONTENT_TYPE:
+        return reject("wrong-content-type", f"content-type {content_type!r} is not {CONTENT_TYPE}")
+    try:
+        raw = json.loads(record.value or b"")
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return reject("not-json", "the body is not UTF-8 JSON")
+    if not isinstance(raw, dict):
+        return reject("not-json", "the body must be a JSON object")
+    return Envelope(request_id=request_id, event_type=event_type, headers=headers, raw=raw)
+
+
+def invalid_body(exc: ValidationError) -> str:
+    return "; ".join(f"{json_path(e['loc'])}: {e['msg']}" for e in exc.errors()[:10])
+
+
+def unknown_alias(alias: str) -> str:
+    return (
+        f"database alias {alias!r} is not configured "
+        "on the worker: ask its operators to add it (--database ALIAS=DSN)"
+    )
+
+
+def parse_record(record: Any, *, max_bytes: int, aliases: frozenset[str]) -> Request | Rejection:
+    """Check one ``service.starting`` record from the outside in; the first problem wins."""
+    envelope = parse_envelope(record, max_bytes=max_bytes, types=frozenset({REQUEST_TYPE}))
+    if isinstance(envelope, Rejection):
+        return envelope
+    request_id, headers, raw = envelope.request_id, envelope.headers, envelope.raw
 
     def reject(code: str, message: str, body: dict[str, Any] | None = None) -> Rejection:
         return Rejection(
@@ -120,31 +177,10 @@ def parse_record(record: Any, *, max_bytes: int, aliases: frozenset[str]) -> Req
             body=body,
         )
 
-    size = len(record.value or b"")
-    if size > max_bytes:
-        return reject("too-large", f"the record is {size} bytes; the limit is {max_bytes}")
-    if headers.get("ce_specversion") != SPEC_VERSION or not request_id:
-        return reject(
-            "not-a-cloudevent",
-            "missing ce_specversion 1.0 or ce_id header: "
-            "publish CloudEvents in binary mode (see the README)",
-        )
-    if headers.get("ce_type") != REQUEST_TYPE:
-        return reject("unknown-type", f"ce_type {headers.get('ce_type')!r} is not {REQUEST_TYPE}")
-    content_type = headers.get("content-type", "").split(";")[0].strip()
-    if content_type != CONTENT_TYPE:
-        return reject("wrong-content-type", f"content-type {content_type!r} is not {CONTENT_TYPE}")
-    try:
-        raw = json.loads(record.value or b"")
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return reject("not-json", "the body is not UTF-8 JSON")
-    if not isinstance(raw, dict):
-        return reject("not-json", "the body must be a JSON object")
     try:
         body = ServiceStarting.model_validate(raw)
     except ValidationError as exc:
-        details = "; ".join(f"{json_path(e['loc'])}: {e['msg']}" for e in exc.errors()[:10])
-        return reject("invalid-request", details, raw)
+        return reject("invalid-request", invalid_body(exc), raw)
     try:
         manifest = load(body.manifest)
     except ManifestError as exc:
@@ -157,12 +193,7 @@ def parse_record(record: Any, *, max_bytes: int, aliases: frozenset[str]) -> Req
             raw,
         )
     if body.database not in aliases:
-        return reject(
-            "unknown-database",
-            f"database alias {body.database!r} is not configured "
-            "on the worker: ask its operators to add it (--database ALIAS=DSN)",
-            raw,
-        )
+        return reject("unknown-database", unknown_alias(body.database), raw)
     return Request(
         request_id=request_id,
         body=body,
