@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from contracts.identifiers import quote_ident
-from worker.engine.connection import Connection, fetch_if_exists
+from worker.engine.connection import Connection, fetch_if_exists, relation_exists
 from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.lock import advisory_locks
 
@@ -102,7 +102,7 @@ class Progress:
 
 
 async def _exists(conn: Connection, schema: str) -> bool:
-    return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.migrations"))
+    return await relation_exists(conn, f"{schema}.migrations")
 
 
 async def ensure_store(conn: Connection, schema: str = DEFAULT_SCHEMA) -> None:

@@ -163,9 +163,14 @@ def translate(exc: BaseException, doing: str) -> SchemahealError:
     return PermanentError(f"{doing}: {type(exc).__name__}: {exc}")
 
 
+async def relation_exists(conn: Connection, relation: str) -> bool:
+    """True when ``relation`` (schema.table) exists: reads never create the tables they read."""
+    return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", relation))
+
+
 async def fetch_if_exists(conn: Connection, relation: str, query: str) -> list[Any]:
     """``query``'s rows, or none when ``relation`` (schema.table) does not exist yet: a read
     never creates the tables it reads."""
-    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", relation):
+    if not await relation_exists(conn, relation):
         return []
     return list(await conn.fetch(query))

@@ -27,7 +27,7 @@ from typing import Any
 import contracts
 from contracts.identifiers import quote_ident
 from worker.engine.changes import Drift, DriftKind
-from worker.engine.connection import Connection, database_name
+from worker.engine.connection import Connection, database_name, relation_exists
 from worker.engine.lock import advisory_locks
 
 __all__ = ["Fingerprint", "Known", "check", "engine_key", "read", "store", "trusted"]
@@ -100,7 +100,7 @@ _READY: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 async def _ensure_table(conn: Connection, schema: str) -> None:
     if schema in _READY.get(conn, ()):
         return
-    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.verified"):
+    if not await relation_exists(conn, f"{schema}.verified"):
         database = await database_name(conn)
         async with advisory_locks(conn, database, [f"\0verified\0{schema}"]), conn.transaction():
             await conn.execute(_table_ddl(schema))

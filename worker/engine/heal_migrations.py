@@ -15,7 +15,7 @@ from typing import Any
 from contracts.identifiers import quote_ident
 from worker.engine import backfill_store, lease_store
 from worker.engine.apply import AppliedStatement
-from worker.engine.connection import Connection
+from worker.engine.connection import Connection, relation_exists
 from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.expand_sql import render
 from worker.engine.liveness import shape_of, uses_old_shape
@@ -74,7 +74,7 @@ async def registered_ids(conn: Connection, desired: Realm, schema: str) -> froze
     needed). Read before planning, so that an expand nobody registered is planned again."""
     if not declares_migrations(desired):
         return None
-    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.migrations"):
+    if not await relation_exists(conn, f"{schema}.migrations"):
         return frozenset()
     rows = await conn.fetch(f"SELECT id FROM {quote_ident(schema)}.migrations")
     return frozenset(r["id"] for r in rows)
@@ -127,7 +127,7 @@ def _contracted(
 
 
 async def _records(conn: Connection, ids: list[str], schema: str) -> dict[str, Any]:
-    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.migrations"):
+    if not await relation_exists(conn, f"{schema}.migrations"):
         return {}
     rows = await conn.fetch(
         f"""SELECT id, state, rows_touched, error FROM {quote_ident(schema)}.migrations

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from contracts.identifiers import quote_ident
-from worker.engine.connection import Connection, fetch_if_exists
+from worker.engine.connection import Connection, fetch_if_exists, relation_exists
 from worker.engine.liveness import Lease, Shape
 from worker.engine.lock import advisory_locks
 
@@ -89,7 +89,7 @@ class ContractRecord:
 
 async def ensure_store(conn: Connection, schema: str = DEFAULT_SCHEMA) -> None:
     """Create the tables unless they exist (checked every time: cheap)."""
-    if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.contracts"):
+    if await relation_exists(conn, f"{schema}.contracts"):
         return
     database = await conn.fetchval("SELECT current_database()")
     async with advisory_locks(conn, database, [f"\0leases\0{schema}"]), conn.transaction():
@@ -179,7 +179,7 @@ async def prune(conn: Connection, keep_s: float, schema: str = DEFAULT_SCHEMA) -
     """Forget leases that ended (or expired) more than ``keep_s`` ago — past the grace they no
     longer hold anything back; how many. Shapes stay (one per manifest version): deleting one
     could race a boot that is leasing it."""
-    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.leases"):
+    if not await relation_exists(conn, f"{schema}.leases"):
         return 0
     status = await conn.execute(
         f"""DELETE FROM {quote_ident(schema)}.leases

@@ -26,7 +26,7 @@ from typing import Any
 
 from contracts.identifiers import quote_ident
 from worker.engine.apply import AppliedStatement
-from worker.engine.connection import Connection
+from worker.engine.connection import Connection, relation_exists
 from worker.engine.intent import RAN, StatementState
 from worker.engine.lock import advisory_locks
 
@@ -218,9 +218,7 @@ async def find_many(
     s = quote_ident(schema)
     if not request_ids:
         return {}
-    if schema not in _READY.get(conn, ()) and not await conn.fetchval(
-        "SELECT to_regclass($1) IS NOT NULL", f"{schema}.heals"
-    ):
+    if schema not in _READY.get(conn, ()) and not await relation_exists(conn, f"{schema}.heals"):
         return {}
     rows = await conn.fetch(
         f"""SELECT DISTINCT ON (request_id) * FROM {s}.heals

@@ -19,7 +19,7 @@ from opentelemetry.trace import Link, SpanKind
 
 from contracts.identifiers import quote_ident
 from worker.engine.changes import describe
-from worker.engine.connection import Connection
+from worker.engine.connection import Connection, relation_exists
 from worker.engine.desired import desired_state
 from worker.engine.heal import HealOptions, HealResult, RequestInfo, current_plan, heal
 from worker.engine.ledger import ran
@@ -39,7 +39,7 @@ async def read_ledger(
 ) -> list[LedgerRow]:
     """Ledger rows that started in ``window`` or answer one of ``request_ids``, with the
     statements of each (and of the heals coalesced rows point to). No ledger: no rows."""
-    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.heals"):
+    if not await relation_exists(conn, f"{schema}.heals"):
         return []
     s = quote_ident(schema)
     rows = await conn.fetch(
@@ -95,10 +95,10 @@ async def read_ledger(
 async def read_migrations(conn: Connection, schema: str, alias: str) -> list[MigrationRow]:
     """Every online migration's progress record of the database (none: no migrations table),
     with how far its contract got (the contracts record, when there is one)."""
-    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.migrations"):
+    if not await relation_exists(conn, f"{schema}.migrations"):
         return []
     s = quote_ident(schema)
-    contracts = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.contracts")
+    contracts = await relation_exists(conn, f"{schema}.contracts")
     joined = (
         f"""c.sync_dropped_at, c.column_dropped_at, c.column_kept
             FROM {s}.migrations m LEFT JOIN {s}.contracts c ON c.migration_id = m.id"""
@@ -133,7 +133,7 @@ def _ms(moment: datetime) -> int:
 async def read_ddl_log(conn: Connection, alias: str, window: Window) -> list[DdlEvent] | None:
     """The DDL log's rows in ``window`` (``deploy/ddl-audit.sql``); None when not installed."""
     schema = DDL_LOG_SCHEMA
-    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.ddl_log"):
+    if not await relation_exists(conn, f"{schema}.ddl_log"):
         return None
     rows = await conn.fetch(
         f"""SELECT floor(extract(epoch FROM at) * 1000)::bigint AS at_ms, username, application,
