@@ -24,7 +24,9 @@ from opentelemetry.trace import Link, SpanKind
 
 from contracts.events import SchemaHealed
 from worker.engine import lease_store, ledger
+from worker.engine.cache import BoundedCache
 from worker.engine.connection import DATABASE_ERRORS
+from worker.engine.desired import CACHED_MANIFESTS, CACHED_TABLES
 from worker.engine.heal import HealResult, Outcome, RequestInfo, heal
 from worker.engine.liveness import Shape, shape_of
 from worker.errors import RetryableError, SchemahealError
@@ -65,7 +67,10 @@ class Gate:
         self.sink = sink
         self.options = settings.heal_options()
         self._connections: dict[str, Any] = {}
-        self._shapes: dict[str, Shape] = {}  # manifest hash → its columns, for leases
+        # manifest hash → its columns, for leases: bounded like the realms it is made from
+        self._shapes: BoundedCache[str, Shape] = BoundedCache(
+            entries=CACHED_MANIFESTS, weight=CACHED_TABLES
+        )
         self.metrics = make_instruments(metrics.get_meter("schemaheal"), counter_series(settings))
         self.access = PolicyFile(settings.access_policy)
         self.access.current()  # a broken policy file stops the worker at start-up
@@ -290,9 +295,9 @@ class Gate:
         leader = group[0]
         shape = self._shapes.get(leader.manifest_hash)
         if shape is None:
-            if len(self._shapes) > 256:
-                self._shapes.clear()
-            shape = self._shapes[leader.manifest_hash] = shape_of(leader.desired.realm)
+            realm = leader.desired.realm
+            shape = shape_of(realm)
+            self._shapes.put(leader.manifest_hash, shape, weight=len(realm.tables))
         try:
             await lease_store.record_boot(
                 conn, instances=[(r.body.service, r.body.instance) for r in group],
