@@ -4,7 +4,8 @@
     ├── PermanentError                answer with a failure reply; redelivery would not help
     │   ├── ConfigurationError        settings are wrong (bad DSN alias, bad flag value)
     │   ├── UnsafeConnectionError     the connection cannot hold session advisory locks
-    │   └── StatementFailed           a planned statement failed for a reason other than a lock
+    │   ├── StatementFailed           a planned statement failed for a reason other than a lock
+    │   └── MigrationChanged          the manifest changes a running migration's expression
     └── RetryableError                try again later; the request is redelivered
         ├── DatabaseUnavailable       cannot connect or the connection broke
         ├── LockWaitTimeout           another heal held the advisory lock for too long
@@ -41,6 +42,10 @@ class UnsafeConnectionError(PermanentError):
 
 class StatementFailed(PermanentError):
     code = "statement-failed"
+
+
+class MigrationChanged(PermanentError):
+    code = "migration-changed"
 
 
 class RetryableError(SchemahealError):
