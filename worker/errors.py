@@ -5,7 +5,9 @@
     │   ├── ConfigurationError        settings are wrong (bad DSN alias, bad flag value)
     │   ├── UnsafeConnectionError     the connection cannot hold session advisory locks
     │   ├── StatementFailed           a planned statement failed for a reason other than a lock
-    │   └── MigrationChanged          the manifest changes a running migration's expression
+    │   └── MigrationRefused          an online migration cannot start; nothing ran
+    │       ├── MigrationChanged      the manifest changes a running migration's expression
+    │       └── SwapRefused           the in-place swap could not carry what uses the column
     └── RetryableError                try again later; the request is redelivered
         ├── DatabaseUnavailable       cannot connect or the connection broke
         ├── LockWaitTimeout           another heal held the advisory lock for too long
@@ -44,8 +46,16 @@ class StatementFailed(PermanentError):
     code = "statement-failed"
 
 
-class MigrationChanged(PermanentError):
+class MigrationRefused(PermanentError):
+    code = "migration-refused"
+
+
+class MigrationChanged(MigrationRefused):
     code = "migration-changed"
+
+
+class SwapRefused(MigrationRefused):
+    code = "swap-refused"
 
 
 class RetryableError(SchemahealError):

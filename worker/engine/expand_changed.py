@@ -1,4 +1,8 @@
-"""A migration whose expression changed mid-migration: refused before anything runs.
+"""Online migrations the heal refuses before anything runs (:func:`refuse_before_expand`).
+
+An in-place change whose swap could not carry what already uses the old column (a materialized
+view, a generated column …: :mod:`worker.engine.expand_dependents`) is refused before its expand,
+naming them. And a migration whose expression changed mid-migration:
 
 The manifest declares a migration (``using``, ``reverse``, ``backfill``) on a column that a
 *different* registered migration — not contracted yet — already changes: the same column with
@@ -17,10 +21,13 @@ from dataclasses import dataclass
 from worker.engine import backfill_store, lease_store
 from worker.engine.connection import Connection
 from worker.engine.expand import ColumnMigration
-from worker.engine.expand_parts import object_name, physical_column, retired_column
-from worker.errors import MigrationChanged
+from worker.engine.expand_dependents import refusal
+from worker.engine.expand_dependents_read import read_dependents
+from worker.engine.expand_parts import object_name, physical_column, retired_column, table_name
+from worker.engine.statements import Plan
+from worker.errors import MigrationChanged, SwapRefused
 
-__all__ = ["Clash", "clashes", "refuse_changed"]
+__all__ = ["Clash", "clashes", "refuse_before_expand", "refuse_changed"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,3 +93,16 @@ async def refuse_changed(
     found = clashes(wanted, running)
     if found:
         raise MigrationChanged("; ".join(message(c, store_schema) for c in found))
+
+
+async def refuse_before_expand(conn: Connection, plan: Plan, store_schema: str) -> None:
+    """Raise a :class:`~worker.errors.MigrationRefused` when a migration of ``plan`` changes a
+    running one, or is an in-place change whose swap could not carry what uses the column."""
+    await refuse_changed(conn, plan.migrations, store_schema)
+    for m in plan.expanding:
+        if not m.in_place or m.old_column is None:
+            continue
+        dependents = await read_dependents(conn, table_name(m), m.old_column)
+        if dependents.unmovable:
+            then = "boot again (or leave the column's type as it is)"
+            raise SwapRefused(refusal(dependents.unmovable, table_name(m), m.old_column, then))
