@@ -273,3 +273,39 @@ async def test_the_heal_refuses_an_expand_whose_swap_could_not_carry_a_dependent
         "SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.accounts'::regclass"
         " AND attname LIKE '%\\_\\_sh\\_%'"
     )
+
+
+async def test_a_key_swap_carries_a_view_grouped_by_the_key_and_an_index_on_it(
+    conn: asyncpg.Connection,
+) -> None:
+    """A view that groups by the primary key (its other columns depend on the key constraint,
+    which the swap drops and adds again) and a second index on the key."""
+    await conn.execute(
+        "CREATE VIEW public.per_account AS SELECT a.id, a.tenant, count(p.id) AS payments"
+        "  FROM public.accounts a LEFT JOIN public.payments p ON p.account_code = a.code"
+        " GROUP BY a.id;"
+        "CREATE INDEX accounts_id_tenant_idx ON public.accounts (id, tenant)"
+    )
+    rows = "SELECT * FROM public.per_account ORDER BY id"
+    before = [tuple(r) for r in await conn.fetch(rows)]
+    key = ColumnMigration(
+        kind=MigrationKind.CONVERT, schema="public", table="accounts", key=("id",),
+        new_column="id", new_type="bigint", forward="id::bigint", old_column="id",
+        in_place=True, not_null=True,
+    )  # fmt: skip
+    await expand(conn, key)
+    assert await run_migration(conn, key, SETTINGS) is Finish.EXPANDED
+    assert [tuple(r) for r in await conn.fetch(rows)] == before
+    types = await conn.fetch(
+        "SELECT attrelid::regclass::text, format_type(atttypid, NULL) FROM pg_attribute"
+        " WHERE attname = 'id' AND attrelid IN ('public.per_account'::regclass,"
+        " 'public.accounts'::regclass) ORDER BY 1"
+    )
+    assert [tuple(r) for r in types] == [
+        ("public.accounts", "bigint"),
+        ("public.per_account", "bigint"),
+    ]
+    index = await conn.fetchval("SELECT pg_get_indexdef('public.accounts_id_tenant_idx'::regclass)")
+    assert (
+        index == "CREATE INDEX accounts_id_tenant_idx ON public.accounts USING btree (id, tenant)"
+    )
