@@ -83,7 +83,7 @@ async def swap_carrying(conn: Connection, m: ColumnMigration, swap: str, then: s
     ``then``: how to go on once what cannot be carried is dropped."""
     assert m.old_column is not None
     table = table_name(m)
-    await conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+    await _lock(conn, table, m.old_column)
     if not await _shadow_exists(conn, m):
         return  # swapped already (the record of the step was lost with a crash)
     dependents = await read_dependents(conn, table, m.old_column)
@@ -101,6 +101,41 @@ async def swap_carrying(conn: Connection, m: ColumnMigration, swap: str, then: s
     await conn.execute(swap)
     for command in after_swap(dependents, m.schema, m.table):
         await conn.execute(command)
+
+
+#: the tables whose foreign keys reference the table, then the views that use the column
+#: (LOCK TABLE on a view also locks the tables it reads): everything the swap changes besides
+#: the table itself, in the order writers take them — a writer of a referencing table locks it,
+#: then the table its foreign key check reads
+_LOCK_FIRST = """
+SELECT name FROM (
+    SELECT DISTINCT conrelid::regclass::text AS name, 1 AS rank FROM pg_constraint
+     WHERE contype = 'f' AND confrelid = $1::regclass AND conrelid <> $1::regclass
+    UNION
+    SELECT DISTINCT r.ev_class::regclass::text, 2 FROM pg_depend d
+      JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class c ON c.oid = r.ev_class
+     WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+       AND d.refobjid = $1::regclass AND c.relkind = 'v'
+       AND d.refobjsubid = (SELECT attnum FROM pg_attribute WHERE attrelid = $1::regclass
+                              AND attname = $2)
+) AS l ORDER BY rank, name"""
+
+#: waits for a lock at most half the deadlock_timeout: a writer that queued behind the swap
+#: before the swap began to wait is never the one the deadlock check rolls back (the swap gives
+#: up first, and is retried)
+_SHORT_WAIT = """
+SELECT set_config('lock_timeout', (CASE WHEN l.setting::int = 0 THEN d.setting::int / 2
+                  ELSE least(l.setting::int, d.setting::int / 2) END)::text, true)
+  FROM pg_settings l, pg_settings d
+ WHERE l.name = 'lock_timeout' AND d.name = 'deadlock_timeout'"""
+
+
+async def _lock(conn: Connection, table: str, old: str) -> None:
+    """Every lock the swap needs, before it changes anything, in one statement: the
+    referencing tables and the views, then the table."""
+    first = [r["name"] for r in await conn.fetch(_LOCK_FIRST, table, old)]
+    await conn.fetchval(_SHORT_WAIT)
+    await conn.execute(f"LOCK TABLE {', '.join([*first, table])} IN ACCESS EXCLUSIVE MODE")
 
 
 async def _shadow_exists(conn: Connection, m: ColumnMigration) -> bool:
