@@ -72,7 +72,7 @@ CODE = ColumnMigration(
     new_column="code", new_type="bigint", forward="code::bigint", old_column="code",
     in_place=True, not_null=True,
 )  # fmt: skip
-SETTINGS = BackfillSettings(batch_rows=200, lock_timeout_ms=200)
+SETTINGS = BackfillSettings(batch_rows=200)
 INDEXES = (
     "accounts_big_idx", "accounts_code_idx", "accounts_code_key", "accounts_code_mod_idx",
     "accounts_tenant_code_idx", "accounts_tenant_code_key",
