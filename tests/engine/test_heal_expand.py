@@ -307,3 +307,40 @@ async def test_a_changed_expression_is_refused_naming_the_running_migration(
     assert done == {running.id: Finish.EXPANDED}
     again = await heal(conn, users(*keep, first))
     assert again.outcome is Outcome.UNCHANGED, again.error_message
+
+
+async def test_the_abandon_route_the_refusal_gives_lets_the_changed_expression_run(
+    conn: asyncpg.Connection,
+) -> None:
+    """Each object the refusal names, dropped as it says: the changed manifest then expands
+    afresh and every row gets the new expression's value."""
+    await conn.execute(
+        "CREATE TABLE public.users (id integer PRIMARY KEY, name text NOT NULL);"
+        "INSERT INTO public.users SELECT i, 'U' || i FROM generate_series(1, 50) AS i"
+    )
+    name = column("name", nullable=False)
+    first = users(name, column("label", nullable=False, backfill="'u' || id"))
+    changed = users(name, column("label", nullable=False, backfill="'user ' || id"))
+    (running,) = (await heal(conn, first)).migrations
+    await conn.execute("UPDATE public.users SET name = name WHERE id <= 10")  # filled 'u…'
+    refused = await heal(conn, changed)
+    assert refused.error_code == "migration-changed"
+    message = refused.error_message or ""
+    trigger = message.split("drop its trigger ")[1].split(" ")[0]
+    function = message.split(" and function ")[1].split(" ")[0]
+    column_ = message.split(", the column ")[1].split(" ")[0]
+    delete = message.split("(DELETE FROM ")[1].split(")")[0]
+    await conn.execute(
+        f"DROP TRIGGER {trigger} ON public.users; DROP FUNCTION {function};"
+        f"ALTER TABLE public.users DROP COLUMN {column_}; DELETE FROM {delete}"
+    )
+    again = await heal(conn, changed)
+    assert again.outcome is Outcome.HEALED, again.error_message
+    (migration,) = again.migrations
+    assert migration.id != running.id
+    assert await run_pending(conn, BackfillSettings(batch_rows=20)) == {
+        migration.id: Finish.EXPANDED
+    }
+    labels = await conn.fetch("SELECT DISTINCT left(label, 5) AS l FROM public.users")
+    assert [r["l"] for r in labels] == ["user "]
+    assert len(await _sync_triggers(conn)) == 1
