@@ -202,15 +202,17 @@ async def test_what_the_swap_cannot_carry_stops_it_first_naming_it(
     conn: asyncpg.Connection,
 ) -> None:
     """A materialized view (re-created it would be refilled under the lock), a generated column,
-    an exclusion constraint, extended statistics: the swap stops before changing anything;
-    dropped, the migration goes on."""
+    an exclusion constraint, extended statistics, a function returning a view's rows: the swap
+    stops before changing anything; dropped, the migration goes on."""
     await expand(conn, CODE)
     await conn.execute(
         "CREATE MATERIALIZED VIEW public.code_totals AS SELECT sum(code) FROM public.accounts;"
         "ALTER TABLE public.accounts ADD COLUMN code2 integer GENERATED ALWAYS AS (code * 2) STORED;"
         "ALTER TABLE public.accounts ADD CONSTRAINT accounts_code_excl EXCLUDE USING btree"
         " (code WITH =);"
-        "CREATE STATISTICS public.accounts_stats ON tenant, code FROM public.accounts"
+        "CREATE STATISTICS public.accounts_stats ON tenant, code FROM public.accounts;"
+        "CREATE FUNCTION public.big() RETURNS SETOF public.big_codes LANGUAGE sql"
+        " AS 'SELECT * FROM public.big_codes'"
     )
     assert await run_migration(conn, CODE, SETTINGS) is Finish.STOPPED
     record = await store.progress(conn, CODE.id)
@@ -219,6 +221,7 @@ async def test_what_the_swap_cannot_carry_stops_it_first_naming_it(
     assert "column code2 of table public.accounts" in record.error
     assert "constraint accounts_code_excl on table public.accounts" in record.error
     assert "statistics object public.accounts_stats" in record.error
+    assert "function public.big() (uses a re-created view)" in record.error
     assert f"--retry '{CODE.id}'" in record.error
     kinds = await conn.fetchval(
         "SELECT format_type(atttypid, NULL) FROM pg_attribute"
@@ -228,7 +231,7 @@ async def test_what_the_swap_cannot_carry_stops_it_first_naming_it(
     await conn.execute("DROP MATERIALIZED VIEW public.code_totals;"
                        "ALTER TABLE public.accounts DROP COLUMN code2;"
                        "ALTER TABLE public.accounts DROP CONSTRAINT accounts_code_excl;"
-                       "DROP STATISTICS public.accounts_stats")  # fmt: skip
+                       "DROP STATISTICS public.accounts_stats; DROP FUNCTION public.big()")  # fmt: skip
     # meanwhile an index was made on the old column after the indexes were prepared (the swap
     # sends the runner back to prepare it), and a prepared one was left INVALID (rebuilt)
     await conn.execute(

@@ -84,18 +84,21 @@ SELECT c.oid, c.oid::regclass::text AS name, c.relkind::text AS kind, bool_and(u
   FROM users u JOIN pg_class c ON c.oid = u.oid
  GROUP BY c.oid ORDER BY max(u.depth), 2"""
 
-#: $1 = the views' oids: what depends on them besides their own rules, their row types, the
-#: views over them and their triggers (all re-created): what would be lost with them
+#: $1 = the views' oids: what depends on them or their row types besides their own rules, their
+#: row (and array) types, the views over them and their triggers (all re-created): what DROP
+#: VIEW would refuse, or lose
 _VIEW_USERS = """
 SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS what
   FROM pg_depend d
   LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
   LEFT JOIN pg_trigger t ON d.classid = 'pg_trigger'::regclass AND t.oid = d.objid
   LEFT JOIN pg_type y ON d.classid = 'pg_type'::regclass AND y.oid = d.objid
- WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = ANY ($1::oid[])
+ WHERE (d.refclassid = 'pg_class'::regclass AND d.refobjid = ANY ($1::oid[])
+        OR d.refclassid = 'pg_type'::regclass AND d.refobjid IN (SELECT reltype FROM pg_class
+           WHERE oid = ANY ($1::oid[])))  -- its row type: a function returning it, a column
    AND NOT (r.oid IS NOT NULL AND r.rulename = '_RETURN' AND r.ev_class = ANY ($1::oid[]))
    AND NOT (t.oid IS NOT NULL AND NOT t.tgisinternal AND t.tgconstraint = 0)
-   AND NOT (y.oid IS NOT NULL AND y.typrelid = d.refobjid)
+   AND NOT (y.oid IS NOT NULL AND (y.typrelid = d.refobjid OR y.typelem = d.refobjid))
  ORDER BY 1"""
 
 #: $1 = the table, $2 = attnum, $3 = the views' oids; the migration's own sync trigger is not
