@@ -7,7 +7,9 @@ trigger. Once it is filled and NOT NULL where needed, one short transaction unde
 default, sequence (widened, re-owned) or identity (continued), and — for a primary key — the
 constraint, rebuilt on a unique index built ``CONCURRENTLY`` beforehand. Foreign keys that
 referenced the old key are re-added ``NOT VALID`` in the swap and validated in a later step,
-which blocks no writer.
+which blocks no writer. The other objects that use the old column — indexes, unique constraints,
+views, triggers, policies — are carried around this ``DO`` block by the runner
+(:mod:`worker.engine.expand_dependents`, :mod:`worker.engine.backfill_carry`).
 
 The swap reads what it moves (constraint names, default, sequence, identity) from the catalog
 while it holds the table's lock, in a ``DO`` block: names come from the catalog through
