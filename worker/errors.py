@@ -4,7 +4,10 @@
     ├── PermanentError                answer with a failure reply; redelivery would not help
     │   ├── ConfigurationError        settings are wrong (bad DSN alias, bad flag value)
     │   ├── UnsafeConnectionError     the connection cannot hold session advisory locks
-    │   └── StatementFailed           a planned statement failed for a reason other than a lock
+    │   ├── StatementFailed           a planned statement failed for a reason other than a lock
+    │   └── MigrationRefused          an online migration cannot start; nothing ran
+    │       ├── MigrationChanged      the manifest changes a running migration's expression
+    │       └── SwapRefused           the in-place swap could not carry what uses the column
     └── RetryableError                try again later; the request is redelivered
         ├── DatabaseUnavailable       cannot connect or the connection broke
         ├── LockWaitTimeout           another heal held the advisory lock for too long
@@ -41,6 +44,18 @@ class UnsafeConnectionError(PermanentError):
 
 class StatementFailed(PermanentError):
     code = "statement-failed"
+
+
+class MigrationRefused(PermanentError):
+    code = "migration-refused"
+
+
+class MigrationChanged(MigrationRefused):
+    code = "migration-changed"
+
+
+class SwapRefused(MigrationRefused):
+    code = "swap-refused"
 
 
 class RetryableError(SchemahealError):

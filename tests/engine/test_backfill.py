@@ -276,39 +276,6 @@ async def test_a_column_widened_in_place_keeps_its_foreign_key_and_checks(
         await conn.execute("INSERT INTO public.orders (user_id) VALUES (999999)")
 
 
-async def test_a_swap_that_would_leave_an_index_or_view_behind_stops_first(
-    conn: asyncpg.Connection,
-) -> None:
-    """A unique index on the old column would stop enforcing once no one writes it, a view would
-    read NULLs: the swap stops before changing anything, saying what to move."""
-    await conn.execute(
-        """CREATE TABLE public.orders (id serial PRIMARY KEY, code integer NOT NULL);
-           CREATE UNIQUE INDEX orders_code_idx ON public.orders (code);
-           CREATE VIEW public.order_codes AS SELECT code FROM public.orders;
-           INSERT INTO public.orders (code) SELECT g FROM generate_series(1, 100) g"""
-    )
-    m = ColumnMigration(
-        kind=MigrationKind.CONVERT, schema="public", table="orders", key=("id",),
-        new_column="code", new_type="bigint", forward="code::bigint", old_column="code",
-        in_place=True, not_null=True,
-    )  # fmt: skip
-    await expand(conn, m)
-    assert await run_migration(conn, m, SETTINGS) is Finish.STOPPED
-    record = await store.progress(conn, m.id)
-    assert record is not None and record.error is not None
-    assert "index public.orders_code_idx" in record.error
-    assert "view public.order_codes" in record.error
-    assert "drop them, or re-create them on code__sh_new" in record.error
-    assert "code__sh_old" not in str(
-        await conn.fetch(
-            "SELECT attname FROM pg_attribute WHERE attrelid = 'public.orders'::regclass"
-        )
-    )
-    await conn.execute("DROP VIEW public.order_codes; DROP INDEX public.orders_code_idx")
-    await store.retry(conn, m.id)
-    assert await run_migration(conn, m, SETTINGS) is Finish.EXPANDED
-
-
 async def test_an_invalid_index_left_by_an_interrupted_build_is_rebuilt(
     conn: asyncpg.Connection,
 ) -> None:

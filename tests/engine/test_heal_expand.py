@@ -254,3 +254,93 @@ async def test_plan_says_where_a_running_migration_stands(
     assert (migration["state"], migration["rows_done"]) == (store.EXPANDED, 50)
     code, _, err = await _cli("plan", "--dsn", database.dsn, str(path))
     assert "expanded, 50" in err, err  # the table's "now" column (wrapped at 80 columns)
+
+
+# A migration's expression changed mid-migration: the manifest's ``using``, ``reverse`` or
+# ``backfill`` differs from the running migration's on the same column. The heal refuses, naming
+# the running migration and what to do, and changes nothing: a second sync trigger would fight
+# the first over the same column.
+
+
+async def _sync_triggers(conn: asyncpg.Connection) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = 'public.users'::regclass"
+        " AND tgname LIKE 'schemaheal_sync_%' ORDER BY 1"
+    )
+    return [r["tgname"] for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("first", "changed"),
+    [
+        pytest.param(
+            column("label", nullable=False, backfill="'u' || id"),
+            column("label", nullable=False, backfill="'user ' || id"),
+            id="backfill",
+        ),
+        pytest.param(
+            column("full_name", nullable=False, renamed_from="name", reverse="full_name"),
+            column("full_name", nullable=False, renamed_from="name", reverse="lower(full_name)"),
+            id="reverse",
+        ),
+    ],
+)
+async def test_a_changed_expression_is_refused_naming_the_running_migration(
+    conn: asyncpg.Connection, first: dict[str, Any], changed: dict[str, Any]
+) -> None:
+    await conn.execute(
+        "CREATE TABLE public.users (id integer PRIMARY KEY, name text NOT NULL);"
+        "INSERT INTO public.users SELECT i, 'U' || i FROM generate_series(1, 50) AS i"
+    )
+    keep = [column("name", nullable=False)] if "backfill" in first else []
+    started = await heal(conn, users(*keep, first))
+    assert started.outcome is Outcome.HEALED, started.error_message
+    (running,) = started.migrations
+    refused = await heal(conn, users(*keep, changed))
+    assert refused.outcome is Outcome.FAILED
+    assert refused.error_code == "migration-changed"
+    message = refused.error_message or ""
+    assert running.id in message and "abandon" in message and "new column name" in message
+    assert len(await _sync_triggers(conn)) == 1  # the old code made a second one
+    # the running migration goes on and finishes; the first manifest is still served
+    done = await run_pending(conn, BackfillSettings(batch_rows=20))
+    assert done == {running.id: Finish.EXPANDED}
+    again = await heal(conn, users(*keep, first))
+    assert again.outcome is Outcome.UNCHANGED, again.error_message
+
+
+async def test_the_abandon_route_the_refusal_gives_lets_the_changed_expression_run(
+    conn: asyncpg.Connection,
+) -> None:
+    """Each object the refusal names, dropped as it says: the changed manifest then expands
+    afresh and every row gets the new expression's value."""
+    await conn.execute(
+        "CREATE TABLE public.users (id integer PRIMARY KEY, name text NOT NULL);"
+        "INSERT INTO public.users SELECT i, 'U' || i FROM generate_series(1, 50) AS i"
+    )
+    name = column("name", nullable=False)
+    first = users(name, column("label", nullable=False, backfill="'u' || id"))
+    changed = users(name, column("label", nullable=False, backfill="'user ' || id"))
+    (running,) = (await heal(conn, first)).migrations
+    await conn.execute("UPDATE public.users SET name = name WHERE id <= 10")  # filled 'u…'
+    refused = await heal(conn, changed)
+    assert refused.error_code == "migration-changed"
+    message = refused.error_message or ""
+    trigger = message.split("drop its trigger ")[1].split(" ")[0]
+    function = message.split(" and function ")[1].split(" ")[0]
+    column_ = message.split(", the column ")[1].split(" ")[0]
+    delete = message.split("(DELETE FROM ")[1].split(")")[0]
+    await conn.execute(
+        f"DROP TRIGGER {trigger} ON public.users; DROP FUNCTION {function};"
+        f"ALTER TABLE public.users DROP COLUMN {column_}; DELETE FROM {delete}"
+    )
+    again = await heal(conn, changed)
+    assert again.outcome is Outcome.HEALED, again.error_message
+    (migration,) = again.migrations
+    assert migration.id != running.id
+    assert await run_pending(conn, BackfillSettings(batch_rows=20)) == {
+        migration.id: Finish.EXPANDED
+    }
+    labels = await conn.fetch("SELECT DISTINCT left(label, 5) AS l FROM public.users")
+    assert [r["l"] for r in labels] == ["user "]
+    assert len(await _sync_triggers(conn)) == 1

@@ -208,6 +208,7 @@ async def _check_converted(
         raise Stop(
             f"{left} rows of {m.schema}.{m.table} have no value in {m.new_column} after the "
             f"backfill although the expression gives one, or NOT NULL is wanted and the "
-            f"expression gives NULL for them: fix those rows (or the manifest's expression), "
-            f"then {RETRY_HOW.format(schema=settings.store_schema, id=m.id)}"
+            f"expression gives NULL for them: fix those rows, then "
+            f"{RETRY_HOW.format(schema=settings.store_schema, id=m.id)} (a changed expression "
+            f"is refused while this migration runs: abandon it first, as the refusal says)"
         )

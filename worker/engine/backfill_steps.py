@@ -19,9 +19,16 @@ from typing import TypeVar
 import asyncpg
 
 from worker.engine import backfill_store as store
+from worker.engine.backfill_carry import (
+    BUILD_ATTEMPTS,
+    Unmovable,
+    Unprepared,
+    prepare_indexes,
+    swap_carrying,
+)
 from worker.engine.connection import Connection, connection_lost
 from worker.engine.expand import ColumnMigration
-from worker.engine.expand_parts import Step
+from worker.engine.expand_parts import Carry, Step
 from worker.engine.lock import advisory_locks
 from worker.errors import LockWaitTimeout
 
@@ -92,16 +99,37 @@ async def enforce(
     no heal inspects or changes the table halfway through them; the scans (VALIDATE, the
     concurrent index build) do not, so that boots are never held up behind them."""
     database = await conn.fetchval("SELECT current_database()")
-    for index in range(done, len(steps)):
-        step = partial(_one_step, conn, m, steps[index], index, settings)
-        if steps[index].long:
-            await retrying(step, m, settings)
-            continue
+    index, rounds = done, 0
+    while index < len(steps):
         try:
-            async with advisory_locks(conn, database, [m.schema], max_wait_s=settings.heal_wait_s):
-                await retrying(step, m, settings)
-        except LockWaitTimeout as exc:
-            raise GaveUp from exc
+            await _locked_step(conn, m, steps[index], index, settings, database)
+        except Unprepared as exc:  # an index made on the old column since they were prepared
+            rounds += 1
+            if rounds >= BUILD_ATTEMPTS:
+                raise GaveUp from exc
+            index = next(i for i, s in enumerate(steps) if s.carry is Carry.PREPARE)
+            await store.record_step(conn, m.id, index, settings.store_schema)
+            continue
+        index += 1
+
+
+async def _locked_step(
+    conn: Connection,
+    m: ColumnMigration,
+    step: Step,
+    index: int,
+    settings: BackfillSettings,
+    database: str,
+) -> None:
+    work = partial(_one_step, conn, m, step, index, settings)
+    if step.long:
+        await retrying(work, m, settings)
+        return
+    try:
+        async with advisory_locks(conn, database, [m.schema], max_wait_s=settings.heal_wait_s):
+            await retrying(work, m, settings)
+    except LockWaitTimeout as exc:
+        raise GaveUp from exc
 
 
 async def _one_step(
@@ -110,19 +138,34 @@ async def _one_step(
     if step.transactional:
         async with conn.transaction():
             await timeouts(conn, settings, long=step.long)
-            await conn.execute(step.sql)
+            if step.carry is Carry.SWAP:
+                how = RETRY_HOW.format(schema=settings.store_schema, id=m.id)
+                await _carrying(swap_carrying(conn, m, step.sql, how), m)
+            else:
+                await conn.execute(step.sql)
             await store.record_step(conn, m.id, index + 1, settings.store_schema)
         return
     # CREATE INDEX CONCURRENTLY: alone, outside a transaction; what an interrupted attempt left
     # goes first (an INVALID index that IF NOT EXISTS would keep)
     await timeouts(conn, settings, long=step.long, local=False)
     try:
-        if step.reset is not None:
-            await conn.execute(step.reset)
-        await conn.execute(step.sql)
+        if step.carry is Carry.PREPARE:
+            await _carrying(prepare_indexes(conn, m), m)
+        else:
+            if step.reset is not None:
+                await conn.execute(step.reset)
+            await conn.execute(step.sql)
     finally:
         await timeouts(conn, settings, long=False, local=False)
     await store.record_step(conn, m.id, index + 1, settings.store_schema)
+
+
+async def _carrying(work: Awaitable[None], m: ColumnMigration) -> None:
+    """``work``, with what the swap cannot carry turned into a stop of the migration."""
+    try:
+        await work
+    except Unmovable as exc:
+        raise Stop(f"migrating {m.schema}.{m.table}.{m.new_column}: {exc}") from exc
 
 
 async def timeouts(

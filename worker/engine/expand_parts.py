@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from enum import StrEnum
 
 from contracts.identifiers import qualified, quote_ident
 from worker.engine.expand import ColumnMigration
 
 __all__ = [
+    "Carry",
     "Step",
     "derived_name",
     "dollar_quoted",
@@ -25,6 +27,17 @@ __all__ = [
 ]
 
 _MAX_NAME = 63  # bytes PostgreSQL keeps of an identifier
+
+
+class Carry(StrEnum):
+    """A step that also carries what uses the old column of an in-place swap: what it runs
+    besides ``sql`` is read from the catalog when it runs
+    (:mod:`worker.engine.expand_dependents`)."""
+
+    #: build, CONCURRENTLY, an equivalent on the shadow column of each index on the old one
+    PREPARE = "prepare"
+    #: ``sql`` (the swap) between dropping and re-creating the dependents, in one transaction
+    SWAP = "swap"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +54,7 @@ class Step:
     reset: str | None = None
     #: drops a column that holds data: a hazard needing approval
     drops_column: bool = False
+    carry: Carry | None = None
 
 
 def literal(text: str) -> str:

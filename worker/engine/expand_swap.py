@@ -7,7 +7,9 @@ trigger. Once it is filled and NOT NULL where needed, one short transaction unde
 default, sequence (widened, re-owned) or identity (continued), and — for a primary key — the
 constraint, rebuilt on a unique index built ``CONCURRENTLY`` beforehand. Foreign keys that
 referenced the old key are re-added ``NOT VALID`` in the swap and validated in a later step,
-which blocks no writer.
+which blocks no writer. The other objects that use the old column — indexes, unique constraints,
+views, triggers, policies — are carried around this ``DO`` block by the runner
+(:mod:`worker.engine.expand_dependents`, :mod:`worker.engine.backfill_carry`).
 
 The swap reads what it moves (constraint names, default, sequence, identity) from the catalog
 while it holds the table's lock, in a ``DO`` block: names come from the catalog through
@@ -19,6 +21,7 @@ from __future__ import annotations
 from contracts.identifiers import qualified, quote_ident
 from worker.engine.expand import ColumnMigration
 from worker.engine.expand_parts import (
+    Carry,
     Step,
     derived_name,
     dollar_quoted,
@@ -41,11 +44,20 @@ def key_index(m: ColumnMigration) -> str | None:
 
 
 def steps(m: ColumnMigration) -> tuple[Step, ...]:
-    """The index build (for a key), the swap, and the validation of the constraints it re-added
-    NOT VALID."""
+    """The index build (for a key), the other indexes' equivalents on the shadow, the swap (which
+    also carries the dependents: :mod:`worker.engine.expand_dependents`), and the validation of
+    the constraints it re-added NOT VALID."""
     index = key_index(m)
+    prepare = Step(
+        sql="-- an equivalent on the shadow column of each index on the old one, built "
+        "CONCURRENTLY (read from the catalog when the step runs)",
+        transactional=False,
+        long=True,
+        carry=Carry.PREPARE,
+    )
+    validate = Step(sql=_validate_moved(m), long=True)
     if index is None:
-        return (Step(sql=_swap(m, None)), Step(sql=_validate_moved(m), long=True))
+        return (prepare, Step(sql=_swap(m, None), carry=Carry.SWAP), validate)
     table = qualified(m.schema, m.table)
     shadow = physical_column(m)
     columns = ", ".join(quote_ident(shadow if k == m.old_column else k) for k in m.key)
@@ -58,8 +70,9 @@ def steps(m: ColumnMigration) -> tuple[Step, ...]:
             long=True,
             reset=drop,
         ),
-        Step(sql=_swap(m, index)),
-        Step(sql=_validate_moved(m), long=True),
+        prepare,
+        Step(sql=_swap(m, index), carry=Carry.SWAP),
+        validate,
     )
 
 
@@ -119,9 +132,10 @@ def _drop_key() -> list[str]:
 
 
 def _refuse_left_behind(table: str, old: str, shadow: str) -> list[str]:
-    """Stop before anything changes when objects the swap does not move use the old column —
-    other indexes, unique constraints, views, triggers, policies: they would be left on it once
-    no one writes it (a unique index no longer enforcing, a view reading NULLs)."""
+    """Stop before anything changes when objects still use the old column once the runner has
+    dropped the dependents it re-creates (:mod:`worker.engine.expand_dependents`): they would
+    be left on it once no one writes it. The runner refuses these itself, by name; this is the
+    last guard, against one made between its reading and the renames."""
     hint = f"drop them, or re-create them on {shadow} (the column that takes the name), then retry"
     return [
         "  SELECT string_agg(pg_describe_object(d.classid, d.objid, d.objsubid), ', ' ORDER BY 1)",

@@ -32,6 +32,7 @@ from worker.engine.connection import (
 from worker.engine.defaults import adopt_defaults, ask, default_questions
 from worker.engine.desired import Desired, prepare
 from worker.engine.diff import diff, tables_to_probe
+from worker.engine.expand_changed import refuse_before_expand
 from worker.engine.heal_migrations import (
     declares_migrations,
     registered_ids,
@@ -45,7 +46,7 @@ from worker.engine.lock import advisory_locks
 from worker.engine.model import Realm
 from worker.engine.plan import Plan, PlanSettings, make_plan
 from worker.engine.policy import review, rewritten_tables
-from worker.errors import DatabaseUnavailable, SchemahealError
+from worker.errors import DatabaseUnavailable, MigrationRefused, SchemahealError
 from worker.observability.tracing import tracer
 
 __all__ = ["HealOptions", "HealResult", "Outcome", "RequestInfo", "current_plan", "heal"]
@@ -233,6 +234,10 @@ async def _locked(
             error_code="needs-approval",
             error_message=f"{len(blocked)} statement(s) need approval",
         )
+    try:  # a migration changing a running one, or whose swap would fail: nothing runs
+        await refuse_before_expand(conn, plan, options.ledger_schema)
+    except MigrationRefused as exc:
+        return _failed(base, exc)
     applied: list[AppliedStatement] = []
     # the intent goes to the ledger before the first statement, each statement as it commits
     intent = await intend(plan) if plan.statements else None

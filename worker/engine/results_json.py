@@ -66,7 +66,10 @@ def background(m: ColumnMigration) -> str:
     if m.not_null or (m.in_place and m.old_column in m.key):
         steps.append("set NOT NULL (CHECK NOT VALID, VALIDATE, SET NOT NULL)")
     if m.in_place:
-        steps.append(f"swap the new column in for {m.old_column}")
+        steps.append(
+            f"swap the new column in for {m.old_column}, with the indexes, constraints, views, "
+            "triggers and policies that use it"
+        )
     return "; then ".join(steps)
 
 

@@ -23,6 +23,8 @@ WITH sh_batch AS (SELECT id FROM public.orders WHERE id <= (SELECT id FROM jsonb
 WITH sh_batch AS (SELECT id FROM public.orders WHERE id <= (SELECT id FROM jsonb_populate_record(NULL::public.orders, $1::jsonb)) AND id > (SELECT id FROM jsonb_populate_record(NULL::public.orders, $2::jsonb)) ORDER BY id LIMIT $3), sh_last AS (SELECT id FROM sh_batch ORDER BY id DESC LIMIT 1), sh_touched AS (UPDATE public.orders AS sh_t SET title__sh_new = sh_t.title__sh_new WHERE sh_t.id > (SELECT id FROM jsonb_populate_record(NULL::public.orders, $2::jsonb)) AND sh_t.id <= (SELECT id FROM sh_last) RETURNING 1) SELECT (SELECT count(*) FROM sh_batch) AS scanned, (SELECT count(*) FROM sh_touched) AS touched, (SELECT to_jsonb(sh_last.*) FROM sh_last)::text AS last_key WHERE EXISTS (SELECT FROM sh_batch);
 -- backfill: rows left unconverted
 SELECT count(*) FROM public.orders WHERE title__sh_new IS NULL AND (title::text) IS NOT NULL;
+-- enforce (no transaction, long)
+-- an equivalent on the shadow column of each index on the old one, built CONCURRENTLY (read from the catalog when the step runs);
 -- enforce (transaction)
 DO $sh$
 DECLARE

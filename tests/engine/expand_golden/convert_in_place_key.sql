@@ -32,6 +32,8 @@ ALTER TABLE public.orders ALTER COLUMN id__sh_new SET NOT NULL; ALTER TABLE publ
 -- enforce (no transaction, long)
 -- first: DROP INDEX CONCURRENTLY IF EXISTS public.orders__sh_pkey;
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS orders__sh_pkey ON public.orders (id__sh_new);
+-- enforce (no transaction, long)
+-- an equivalent on the shadow column of each index on the old one, built CONCURRENTLY (read from the catalog when the step runs);
 -- enforce (transaction)
 DO $sh$
 DECLARE
