@@ -87,9 +87,11 @@ async def _kill_when(
         pids[:] = [r["pid"] for r in await database.fetch(query)]
         return bool(pids)
 
-    await wait_for(matched, 90)
-    worker.send_signal(signal.SIGKILL)
-    await worker.wait()
+    try:
+        await wait_for(matched, 90)
+    finally:  # killed whether or not it got there: a worker left running would hold the topics
+        worker.send_signal(signal.SIGKILL)
+        await worker.wait()
 
     async def ended() -> bool:
         return not await database.fetch(
