@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, HealSettings)
     if args.command == "plan":
         return asyncio.run(
-            plan_command(args.dsn, args.manifest, args.format, settings.plan_settings())
+            plan_command(args.dsn, args.manifest, args.format, settings.heal_options())
         )
     return asyncio.run(
         heal_command(

@@ -163,6 +163,14 @@ class HealSettings(BaseSettings):
         description="a pooling proxy in front of a database: refuse, or session (it pools by "
         "session, so advisory locks hold)",
     )
+    lease_ttl_s: float = Field(
+        3600.0, gt=0, description="how long a booted instance counts as running without a "
+        "heartbeat (contract waits while a running instance uses a migration's old shape)",
+    )  # fmt: skip
+    contract_grace_s: float = Field(
+        600.0, ge=0, description="how long after the last instance using a migration's old shape "
+        "ended contract still waits",
+    )  # fmt: skip
 
     def plan_settings(self) -> PlanSettings:
         """The statements' timeouts; ConfigurationError when they do not fit together."""
@@ -183,6 +191,8 @@ class HealSettings(BaseSettings):
             retry=RetryPolicy(budget_s=self.retry_budget_s),
             lock_wait_s=self.lock_wait_s,
             ledger_schema=self.ledger_schema,
+            # what replies and replay say about contract is judged with the worker's settings
+            contract=ContractSettings(grace_s=self.contract_grace_s, lease_ttl_s=self.lease_ttl_s),
         )
 
 
@@ -329,14 +339,6 @@ class WorkerSettings(GateSettings):
     heartbeat_topic: str = Field(
         "service.heartbeat", description="topic of service.heartbeat and service.stopped events"
     )
-    lease_ttl_s: float = Field(
-        3600.0, gt=0, description="how long a booted instance counts as running without a "
-        "heartbeat (contract waits while a running instance uses a migration's old shape)",
-    )  # fmt: skip
-    contract_grace_s: float = Field(
-        600.0, ge=0, description="how long after the last instance using a migration's old shape "
-        "ended contract still waits",
-    )  # fmt: skip
 
     def contract_settings(self) -> ContractSettings:
         return ContractSettings(

@@ -278,7 +278,7 @@ async def _locked(
             "person: " + "; ".join(f"{d.target}: {d.detail}" for d in remaining.blocking_drift),
         )
     await _remember(conn, known, manifest_hash, remaining.drift, options)
-    migrations = await statuses(conn, remaining.migrations, options.ledger_schema)
+    migrations = await statuses(conn, remaining.migrations, options.ledger_schema, options.contract)
     outcome = Outcome.HEALED if applied else Outcome.UNCHANGED
     return replace(result, outcome=outcome, migrations=migrations)
 
