@@ -9,20 +9,21 @@ import pytest
 
 from tests.engine.test_liveness import FILL, LONG_AGO, NOW, RENAME, lease
 from worker.engine.contract_reason import (
-    Contracted,
     ContractState,
     Expand,
     Liveness,
     contract_reason,
 )
 from worker.engine.expand import ColumnMigration
+from worker.engine.lease_store import ContractRecord
 from worker.engine.liveness import Lease, Wait
 
 EXPANDED = Expand(state="expanded", rows_done=10)
-NOT_YET = Contracted()
+NOT_YET = None
 LIVE = Liveness(leases=(), now=NOW, tracked_since=LONG_AGO, grace_s=60, lease_ttl_s=3600)
-TRIGGER_GONE = Contracted(sync_dropped_at=NOW)
-KEPT = Contracted(sync_dropped_at=NOW, column_kept="public.users.name: retired, unused, kept")
+TRIGGER_GONE = ContractRecord(migration_id="m", sync_dropped_at=NOW, column_dropped_at=None,
+                              column_kept=None)  # fmt: skip
+KEPT = replace(TRIGGER_GONE, column_kept="public.users.name: retired, unused, kept")
 
 
 def leased(*leases: Lease) -> Liveness:
@@ -83,7 +84,7 @@ def leased(*leases: Lease) -> Liveness:
 def test_contract_reason(
     migration: ColumnMigration,
     expand: Expand,
-    contracted: Contracted,
+    contracted: ContractRecord | None,
     liveness: Liveness,
     approved: bool | None,
     state: ContractState,

@@ -13,9 +13,10 @@ from enum import StrEnum
 
 from worker.engine.expand import ColumnMigration
 from worker.engine.expand_parts import retired_column
+from worker.engine.lease_store import ContractRecord
 from worker.engine.liveness import Decision, Lease, Wait, decide
 
-__all__ = ["ContractReason", "ContractState", "Contracted", "Expand", "Liveness", "contract_reason"]
+__all__ = ["ContractReason", "ContractState", "Expand", "Liveness", "contract_reason"]
 
 
 class ContractState(StrEnum):
@@ -40,15 +41,6 @@ class Expand:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Contracted:
-    """How far its contract got (the contracts record)."""
-
-    sync_dropped_at: datetime | None = None
-    column_dropped_at: datetime | None = None
-    column_kept: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Liveness:
     """The leases and the settings contract decides with, read at ``now``."""
 
@@ -70,14 +62,15 @@ class ContractReason:
 def contract_reason(
     m: ColumnMigration,
     expand: Expand,
-    contracted: Contracted,
+    contracted: ContractRecord | None,
     liveness: Liveness,
     *,
     drop_approved: bool | None = None,
 ) -> ContractReason:
-    """Where ``m``'s contract stands. ``drop_approved``: whether the access policy grants
+    """Where ``m``'s contract stands (``contracted``: its contracts record, None before contract
+    began). ``drop_approved``: whether the access policy grants
     column-drop to the service owning the table (None: not known here, e.g. ``plan``)."""
-    if contracted.sync_dropped_at is not None:
+    if contracted is not None and contracted.sync_dropped_at is not None:
         return _contracted(m, contracted, drop_approved)
     if expand.error is not None:
         return _waiting(Wait.STOPPED, f"backfill stopped: {expand.error}")
@@ -97,7 +90,7 @@ def contract_reason(
 
 
 def _contracted(
-    m: ColumnMigration, contracted: Contracted, drop_approved: bool | None
+    m: ColumnMigration, contracted: ContractRecord, drop_approved: bool | None
 ) -> ContractReason:
     column = retired_column(m)
     if column is None or contracted.column_dropped_at is not None:

@@ -17,7 +17,7 @@ from worker.engine import backfill_store, lease_store
 from worker.engine.apply import AppliedStatement
 from worker.engine.connection import Connection, relation_exists
 from worker.engine.contract import ContractSettings
-from worker.engine.contract_reason import Contracted, Expand, Liveness, contract_reason
+from worker.engine.contract_reason import Expand, Liveness, contract_reason
 from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.expand_sql import render
 from worker.engine.liveness import shape_of, uses_old_shape
@@ -132,11 +132,7 @@ async def statuses(
             rows_estimate=await _estimate(conn, m) if status.state == "backfilling" else None,
             error=status.error,
         )
-        contracted = Contracted() if record is None else Contracted(
-            sync_dropped_at=record.sync_dropped_at, column_dropped_at=record.column_dropped_at,
-            column_kept=record.column_kept,
-        )  # fmt: skip
-        why = contract_reason(m, expand, contracted, liveness)
+        why = contract_reason(m, expand, record, liveness)
         wait = why.wait.value if why.wait is not None else None
         out.append(replace(status, contract=why.reason, waiting=wait))
     return tuple(out)

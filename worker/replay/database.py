@@ -22,7 +22,7 @@ from worker.engine import backfill_store
 from worker.engine.changes import describe
 from worker.engine.connection import Connection, relation_exists
 from worker.engine.contract import ContractSettings
-from worker.engine.contract_reason import Contracted, Expand, Liveness, contract_reason
+from worker.engine.contract_reason import Expand, Liveness, contract_reason
 from worker.engine.desired import desired_state
 from worker.engine.heal import HealOptions, HealResult, RequestInfo, current_plan, heal
 from worker.engine.heal_migrations import read_liveness
@@ -140,7 +140,7 @@ def _waits(row: Any, liveness: Liveness) -> str:
     """Why the contract of a migration it has not begun waits."""
     expand = Expand(state=row["state"], rows_done=row["rows_touched"], error=row["error"])
     m = backfill_store.decode(row["migration"], row["id"])
-    return contract_reason(m, expand, Contracted(), liveness).reason
+    return contract_reason(m, expand, None, liveness).reason
 
 
 def _ms(moment: datetime) -> int:
