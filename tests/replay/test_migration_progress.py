@@ -19,10 +19,10 @@ from worker.engine.desired import desired_state
 from worker.engine.heal import Outcome, heal
 from worker.engine.heal_migrations import statuses
 from worker.engine.liveness import shape_of
-from worker.replay.database import read_migrations
+from worker.replay.database import read_ledger, read_migrations
 from worker.replay.events import Audit, MigrationRow
 from worker.replay.history import Window
-from worker.replay.migrations_report import phases
+from worker.replay.migrations_report import phases, started_text
 from worker.replay.report import html_report, json_lines
 
 pytestmark = pytest.mark.postgres
@@ -105,6 +105,36 @@ async def test_replay_and_the_reply_say_why_a_contract_waits(database: FreshData
         and status.contract == held.contract
     )
     assert graced.contract is not None and graced.contract.startswith("waiting: grace period until")
+
+
+async def test_the_heal_that_started_a_migration_lists_it_in_its_ledger_row(
+    database: FreshDatabase,
+) -> None:
+    """Kind, table, columns and phase, in the heal's row; replay reads them back; a later heal
+    of the same manifest started nothing."""
+    await database.execute("CREATE TABLE users (id integer PRIMARY KEY, name text NOT NULL)")
+    conn = await connect(database.dsn)
+    try:
+        first = await heal(conn, load_manifest(RENAMED))
+        again = await heal(conn, load_manifest(RENAMED))
+        reader = await connect(database.dsn, read_only=True)
+        try:
+            rows = await read_ledger(reader, "schemaheal", "nexus", Window(since_ms=0,
+                                     until_ms=2**42), [])  # fmt: skip
+        finally:
+            await reader.close()
+    finally:
+        await conn.close()
+    assert (first.outcome, again.outcome) == (Outcome.HEALED, Outcome.UNCHANGED)
+    by_id = {r.id: r for r in rows}
+    (started,) = by_id[first.ledger_id].migrations
+    assert started == {"id": first.plan.expanding[0].id, "kind": "rename",
+                       "table": "public.users", "column": "full_name", "from": "name",
+                       "type": "text", "phase": "backfilling"}  # fmt: skip
+    assert by_id[again.ledger_id].migrations == ()
+    assert started_text(by_id[first.ledger_id].migrations) == (
+        "rename public.users.full_name (from name): backfilling"
+    )
 
 
 def test_a_stopped_migration_says_where_and_why() -> None:

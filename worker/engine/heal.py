@@ -37,6 +37,7 @@ from worker.engine.heal_migrations import (
     registered_ids,
     registering,
     retired_uses,
+    started_migrations,
     statuses,
 )
 from worker.engine.heal_values import HealOptions, HealResult, Outcome, RequestInfo
@@ -390,4 +391,5 @@ def _entry(
             for b in result.blocked
         ),
         statements=result.applied,
+        migrations=started_migrations(result.plan, result.migrations),
     )

@@ -31,6 +31,7 @@ __all__ = [
     "registered_ids",
     "registering",
     "retired_uses",
+    "started_migrations",
     "statuses",
 ]
 
@@ -197,6 +198,19 @@ def _status(m: ColumnMigration, record: Any) -> MigrationStatus:
         error=error,
         relies_on=f"stopped: {error}" if error is not None else _RELY.get(state, _UNREGISTERED),
     )
+
+
+def started_migrations(plan: Plan, states: Sequence[MigrationStatus]) -> tuple[dict[str, Any], ...]:
+    """The migrations a heal of ``plan`` started (its expand registered them), for its ledger
+    row: kind, table, columns and the phase each was in when the heal answered."""
+    by_id = {s.id: s for s in states}
+    return tuple(
+        {"id": m.id, "kind": m.kind.value, "table": f"{m.schema}.{m.table}",
+         "column": m.new_column, "from": m.old_column, "type": m.new_type,
+         "phase": by_id[m.id].state}
+        for m in plan.expanding
+        if m.id in by_id and by_id[m.id].state != "unregistered"
+    )  # fmt: skip
 
 
 async def retired_uses(conn: Connection, desired: Realm, schema: str) -> tuple[str, ...]:

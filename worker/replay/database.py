@@ -8,6 +8,7 @@ the original request's trace (it is not that trace's child: the boot it served e
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -91,6 +92,7 @@ async def read_ledger(
             trace_id=row["trace_id"],
             error_message=row["error_message"],
             statements=tuple(statements.get(row["id"], ())),
+            migrations=tuple(json.loads(dict(row).get("migrations") or "[]")),
         )
         for row in rows
     ]
