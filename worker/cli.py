@@ -22,9 +22,8 @@ from worker.settings import (
     KafkaSettings,
     ReplaySettings,
     WorkerSettings,
-    add_flags,
-    settings_from,
 )
+from worker.settings_flags import add_flags, settings_from
 
 
 def build_parser() -> argparse.ArgumentParser:
