@@ -134,6 +134,15 @@ class MigrationInfo(_Event):
     running: bool = Field(description="true while the backfill or the enforcement runs")
     rows_done: int
     relies_on: str = Field(description="what the service may rely on meanwhile")
+    contract: str = Field(
+        "", description="where its contract stands, and why it waits (\"waiting: service X "
+        "instance I with the old shape holds a lease until T…\", \"waiting: grace period until "
+        "T\", \"waiting: approval for column-drop needed…\", \"waiting: backfill running N%…\")",
+    )  # fmt: skip
+    waiting: str | None = Field(
+        None, description="why contract waits, as a stable word: backfill, stopped, tracking, "
+        "lease, grace or approval (null: it does not wait)",
+    )  # fmt: skip
 
 
 class ErrorInfo(_Event):

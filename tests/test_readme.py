@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worker.settings import ReplaySettings, markdown_table
+from worker.settings import ReplaySettings
+from worker.settings_flags import markdown_table
 
 
 def test_readme_lists_every_setting() -> None:

@@ -16,9 +16,8 @@ from worker.settings import (
     KafkaSettings,
     ReplaySettings,
     WorkerSettings,
-    add_flags,
-    settings_from,
 )
+from worker.settings_flags import add_flags, settings_from
 
 S = TypeVar("S", bound=BaseSettings)
 

@@ -22,9 +22,8 @@ from worker.settings import (
     KafkaSettings,
     ReplaySettings,
     WorkerSettings,
-    add_flags,
-    settings_from,
 )
+from worker.settings_flags import add_flags, settings_from
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, HealSettings)
     if args.command == "plan":
         return asyncio.run(
-            plan_command(args.dsn, args.manifest, args.format, settings.plan_settings())
+            plan_command(args.dsn, args.manifest, args.format, settings.heal_options())
         )
     return asyncio.run(
         heal_command(

@@ -2,13 +2,13 @@
 
 Each setting is read from a flag or from an environment variable ``SCHEMAHEAL_<NAME>``; flags win.
 Secrets (database DSNs, Kafka passwords) may also come from files: ``SCHEMAHEAL_DATABASES_FILE``.
-DSNs are kept as secrets and never logged.
+DSNs are kept as secrets and never logged. The flags themselves: :mod:`worker.settings_flags`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, Self
 
 from aiokafka.errors import KafkaError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -127,10 +127,10 @@ class KafkaSettings(BaseSettings):
 
 
 def _first_error(exc: ValueError) -> str:
-    return _message(exc.errors()[0]) if isinstance(exc, ValidationError) else str(exc)
+    return error_message(exc.errors()[0]) if isinstance(exc, ValidationError) else str(exc)
 
 
-def _message(error: Any) -> str:
+def error_message(error: Any) -> str:
     """One pydantic error's message, without the "Value error, " our validators get."""
     return str(error["msg"]).removeprefix("Value error, ")
 
@@ -163,6 +163,14 @@ class HealSettings(BaseSettings):
         description="a pooling proxy in front of a database: refuse, or session (it pools by "
         "session, so advisory locks hold)",
     )
+    lease_ttl_s: float = Field(
+        3600.0, gt=0, description="how long a booted instance counts as running without a "
+        "heartbeat (contract waits while a running instance uses a migration's old shape)",
+    )  # fmt: skip
+    contract_grace_s: float = Field(
+        600.0, ge=0, description="how long after the last instance using a migration's old shape "
+        "ended contract still waits",
+    )  # fmt: skip
 
     def plan_settings(self) -> PlanSettings:
         """The statements' timeouts; ConfigurationError when they do not fit together."""
@@ -183,6 +191,8 @@ class HealSettings(BaseSettings):
             retry=RetryPolicy(budget_s=self.retry_budget_s),
             lock_wait_s=self.lock_wait_s,
             ledger_schema=self.ledger_schema,
+            # what replies and replay say about contract is judged with the worker's settings
+            contract=ContractSettings(grace_s=self.contract_grace_s, lease_ttl_s=self.lease_ttl_s),
         )
 
 
@@ -329,14 +339,6 @@ class WorkerSettings(GateSettings):
     heartbeat_topic: str = Field(
         "service.heartbeat", description="topic of service.heartbeat and service.stopped events"
     )
-    lease_ttl_s: float = Field(
-        3600.0, gt=0, description="how long a booted instance counts as running without a "
-        "heartbeat (contract waits while a running instance uses a migration's old shape)",
-    )  # fmt: skip
-    contract_grace_s: float = Field(
-        600.0, ge=0, description="how long after the last instance using a migration's old shape "
-        "ended contract still waits",
-    )  # fmt: skip
 
     def contract_settings(self) -> ContractSettings:
         return ContractSettings(
@@ -361,90 +363,3 @@ class WorkerSettings(GateSettings):
     def max_poll_interval_ms(self) -> int:
         """Long enough for a batch's longest heal, so a slow heal never leaves the group."""
         return int((self.max_heal_s + self.lock_wait_s + 60) * 1000)
-
-
-S = TypeVar("S", bound=BaseSettings)
-
-
-def _flag_type(annotation: Any) -> Any:
-    if annotation in (int, float):
-        return annotation
-    if annotation is bool:
-        return _boolean
-    return str
-
-
-def _boolean(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(text)
-
-
-def _flag_of(name: str) -> str:
-    """The flag of a setting: ``--lock-timeout-ms``; ``--database`` (it repeats) for databases."""
-    return "--database" if name == "databases" else "--" + name.replace("_", "-")
-
-
-def add_flags(parser: Any, model: type[BaseSettings] = WorkerSettings) -> None:
-    """One ``--flag`` per setting of ``model`` (``--database ALIAS=DSN`` repeats), all
-    defaulting to unset, so an unset flag leaves the environment variable or the default in
-    force."""
-    for name, field in model.model_fields.items():
-        if name == "databases":
-            parser.add_argument(
-                _flag_of(name),
-                dest="databases",
-                action="append",
-                metavar="ALIAS=DSN",
-                help="a database the worker may heal (repeat for more)",
-            )
-            continue
-        env = "SCHEMAHEAL_" + name.upper()
-        parser.add_argument(
-            _flag_of(name),
-            dest=name,
-            type=_flag_type(field.annotation),
-            default=None,
-            help=f"{field.description or name} (env {env}; default {field.default})",
-        )
-
-
-def settings_from(args: Any, model: type[S]) -> S:
-    """Settings from parsed flags over environment over defaults."""
-    given = {
-        name: getattr(args, name)
-        for name in model.model_fields
-        if getattr(args, name, None) is not None
-    }
-    try:
-        return model(**given)
-    except ValidationError as exc:
-        raise ConfigurationError("settings: " + _problems(exc)) from None
-
-
-def _problems(exc: ValidationError) -> str:
-    """``database_proxy (--database-proxy, SCHEMAHEAL_DATABASE_PROXY): Input should be …``;
-    never the value given, which may be a secret."""
-    out = []
-    for error in exc.errors():
-        name = str(error["loc"][0]) if error["loc"] else ""
-        where = f"{name} ({_flag_of(name)}, SCHEMAHEAL_{name.upper()})" if name else ""
-        out.append(f"{where}: {_message(error)}")
-    return "; ".join(out)
-
-
-def markdown_table(model: type[BaseSettings] = WorkerSettings, *, only_own: bool = False) -> str:
-    """A README configuration table, generated so that it cannot fall behind the model
-    (``only_own``: just the fields the model adds to :class:`GateSettings`)."""
-    rows = ["| flag | environment variable | default | meaning |", "|---|---|---|---|"]
-    for name, field in model.model_fields.items():
-        if only_own and name in GateSettings.model_fields:
-            continue
-        flag = _flag_of(name) + (" ALIAS=DSN" if name == "databases" else "")
-        default = "" if field.default_factory is not None else field.default
-        shown = f"`{default}`" if default not in ("", None) else ""
-        rows.append(f"| `{flag}` | `SCHEMAHEAL_{name.upper()}` | {shown} | {field.description} |")
-    return "\n".join(rows)

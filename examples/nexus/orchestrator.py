@@ -6,7 +6,9 @@ schemaheal worker and waits for the answer; it starts only when the schema is re
 
     python -m examples.nexus.orchestrator --bootstrap-servers localhost:9092 --instance pod-a
 
-The manifest is generated from the same SQLAlchemy models the service uses.
+The manifest is generated from the same SQLAlchemy models the service uses. While it runs it
+sends heartbeats (``contracts.keep_alive``), so the worker knows this version still runs and
+keeps the old shape of any online migration for it; leaving the lifespan says it stopped.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from contracts import BootGateError, Manifest, SchemaHealed
+from contracts import BootGateError, Manifest, SchemaHealed, keep_alive
 from contracts.client import ensure_schema
 from contracts.from_sqlalchemy import manifest_from_metadata
 from examples.nexus.models import Base
@@ -32,18 +34,29 @@ def manifest() -> Manifest:
 
 @asynccontextmanager
 async def lifespan(
-    *, bootstrap_servers: str, instance: str, timeout_s: float = 120.0
+    *, bootstrap_servers: str, instance: str, timeout_s: float = 120.0, heartbeat_s: float = 300.0
 ) -> AsyncIterator[SchemaHealed]:
-    """The orchestrator's startup: the boot gate first, then everything else."""
+    """The orchestrator's startup: the boot gate first, then everything else; heartbeats every
+    ``heartbeat_s`` (well below the worker's lease TTL) while it runs, and ``service.stopped``
+    when it ends."""
+    wanted = manifest()
     reply = await ensure_schema(
-        manifest(),
+        wanted,
         bootstrap_servers=bootstrap_servers,
         instance=instance,
         timeout_s=timeout_s,
         kafka_options={"client_id": f"orchestrator-{instance}"},
     )
     log.info("schema ready (%s, %d statements); starting", reply.outcome, len(reply.statements))
-    yield reply  # … serve requests …
+    async with keep_alive(
+        service=wanted.service,
+        instance=instance,
+        database=wanted.database,
+        bootstrap_servers=bootstrap_servers,
+        interval_s=heartbeat_s,
+        kafka_options={"client_id": f"orchestrator-{instance}-heartbeat"},
+    ):
+        yield reply  # … serve requests …
 
 
 async def main() -> int:

@@ -1,7 +1,8 @@
 """What ``/metrics`` really exposes after the worker served traffic: ``schemaheal worker`` as
 deployed (a process, JSON logs, the Prometheus reader), fed one batch that exercises every
 instrument — two requests for the same manifest (one heal, one coalesced), one whose manifest
-contradicts the database (blocked: unresolved drift), a poison record (a rejection and a dead
+contradicts the database (blocked: unresolved drift), one that renames a column (an online
+migration: its backfill, contract gauges and lease), a poison record (a rejection and a dead
 letter) — then scraped over HTTP and parsed with prometheus_client's own parser."""
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ NEXUS = ROOT / "examples" / "nexus"
 CONTRARY = {"format_version": 1, "service": "legacy", "database": "nexus", "schemas": ["public"],
             "tables": [{"name": "tenants", "columns": [{"name": "id", "type": "text", "nullable": False}],
                         "primary_key": {"columns": ["id"]}}]}  # fmt: skip
+# an online rename of a table only this test has: the worker backfills it in the background
+NOTES_SQL = """CREATE TABLE public.scrape_notes (id integer PRIMARY KEY, body text NOT NULL);
+INSERT INTO public.scrape_notes SELECT g, 'note ' || g FROM generate_series(1, 50) g"""
+RENAMED = {"format_version": 1, "service": "notes", "database": "nexus", "schemas": ["public"],
+           "tables": [{"name": "scrape_notes", "primary_key": {"columns": ["id"]}, "columns": [
+               {"name": "id", "type": "integer", "nullable": False},
+               {"name": "text", "type": "text", "nullable": False, "renamed_from": "body"}]}]}  # fmt: skip
 
 
 def metric_samples(text: str) -> dict[str, set[frozenset[str]]]:
@@ -47,7 +55,13 @@ async def _one_batch(kafka: KafkaServer, database: FreshDatabase) -> None:
     settings = worker_settings(kafka, database)
     await ensure_topics(settings)
     seed = json.loads((NEXUS / "manifest.json").read_text())
-    for request_id, manifest in (("scrape-1", seed), ("scrape-2", seed), ("scrape-3", CONTRARY)):
+    requests = (
+        ("scrape-1", seed),
+        ("scrape-2", seed),
+        ("scrape-3", CONTRARY),
+        ("scrape-4", RENAMED),
+    )
+    for request_id, manifest in requests:
         body = {"service": manifest["service"], "instance": "pod-a", "database": "nexus",
                 "manifest": manifest}  # fmt: skip
         headers = event_headers(event_type=REQUEST_TYPE, source="/services/x/pod-a",
@@ -120,13 +134,17 @@ async def gauge(port: int, name: str) -> float | None:
 async def scrape_after_traffic(kafka: KafkaServer, database: FreshDatabase) -> str:
     """``/metrics`` of a worker process after it answered the batch of :func:`_one_batch`."""
     await database.execute((NEXUS / "old_shape.sql").read_text())
+    await database.execute(NOTES_SQL)
     await _one_batch(kafka, database)
     async with worker_process(kafka, database) as port:
-        replies = await read_topic(kafka, "schema.healed", 4, timeout_s=90)
+        replies = await read_topic(kafka, "schema.healed", 5, timeout_s=90)
         outcomes = sorted(json.loads(r.value)["outcome"] for r in replies)
-        assert outcomes == ["blocked", "healed", "healed", "rejected"], outcomes
-        for _ in range(100):  # the fetch-age gauge has a value after the consumer's first fetch
-            if await gauge(port, "schemaheal_consumer_fetch_age_seconds") is not None:
+        assert outcomes == ["blocked", "healed", "healed", "healed", "rejected"], outcomes
+        # the fetch-age gauge has a value after the consumer's first fetch; the migration
+        # gauges count the rename's lease after the backfill round it woke
+        for _ in range(300):
+            text = await scrape(port)
+            if "schemaheal_consumer_fetch_age_seconds" in text and "schemaheal_leases_live" in text:
                 break
             await asyncio.sleep(0.1)
         return await scrape(port)

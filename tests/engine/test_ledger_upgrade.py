@@ -71,3 +71,19 @@ async def test_a_ledger_from_before_the_statement_states_is_upgraded_in_place(
         "AND attname IN ('started_at', 'duration_ms') AND NOT attnotnull ORDER BY 1"
     )
     assert [r["attname"] for r in nullable] == ["duration_ms", "started_at"]  # planned: not yet
+
+
+async def test_a_ledger_from_before_the_migrations_column_is_upgraded_in_place(
+    database: FreshDatabase,
+) -> None:
+    """Layout 3 (statement states, no ``heals.migrations``): its rows read as having started no
+    migration, and the next heal writes its own list."""
+    old = ledger._ddl(ledger.DEFAULT_SCHEMA).split("-- layout 4")[0]
+    assert "catalog_check" in old and "migrations jsonb" not in old
+    result = await _heal_over(database, old, "INSERT INTO schemaheal.heals (manifest_hash, "
+                              "schemas, outcome, started_at) VALUES ('old', '{public}', 'healed', now())")  # fmt: skip
+    rows = await database.fetch("SELECT id, manifest_hash, migrations::text FROM schemaheal.heals "
+                                "ORDER BY id")  # fmt: skip
+    assert [(r["manifest_hash"], r["migrations"]) for r in rows] == [
+        ("old", "[]"), (result.manifest_hash, "[]"),
+    ]  # fmt: skip

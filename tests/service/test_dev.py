@@ -24,6 +24,8 @@ async def test_the_demo_heals_the_seed_once_for_three_replicas() -> None:
     assert process.returncode == 0, text[-3000:]
     assert "3/3 replicas got their reply; the DDL ran once" in text
     assert re.search(r"ledger rows: .*healed x \d", text)  # 3 coalesced, or 1 + unchanged
+    # the example service's lifespan keeps its lease alive and ends it (contracts.keep_alive)
+    assert "leases (schemaheal.leases): 3 of 3 ended by the replicas' service.stopped" in text
     assert "temporary data removed" in text
 
 

@@ -197,6 +197,7 @@ async def run_demo(settings: WorkerSettings, dsn: str, replicas: int) -> bool:
     )
     console.print("ledger rows: " + ", ".join(f"{r['outcome']} x {r['n']}" for r in heals))
     console.print(await _seed_columns_table(conn, "present after the boot"))
+    await _show_leases(conn, [f"orchestrator-{i}" for i in range(replicas)])
     await conn.close()
     replies_ok = all(isinstance(r, SchemaHealed) and r.may_start for r in results)
     ddl_once = len({r["request_id"] for r in applied}) == 1
@@ -235,6 +236,22 @@ async def _show_audit(
     for problem in problems:
         console.print(f"[red]the audit disagrees with the demo: {problem}[/]")
     return not problems
+
+
+async def _show_leases(conn: Any, instances: list[str], wait_s: float = 30.0) -> None:
+    """The replicas' leases: renewed by their heartbeats while they ran, ended by the
+    ``service.stopped`` each sent when its lifespan ended (the worker consumes them)."""
+    query = """SELECT count(*) FILTER (WHERE ended_at IS NOT NULL) AS ended,
+                      count(*) FILTER (WHERE renewed_at > booted_at) AS renewed
+               FROM schemaheal.leases WHERE service = 'orchestrator' AND instance = ANY($1)"""
+    deadline = time.monotonic() + wait_s
+    while (row := await conn.fetchrow(query, instances))["ended"] < len(instances):
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    ended, renewed = row["ended"], row["renewed"]
+    console.print(f"leases (schemaheal.leases): {ended} of {len(instances)} ended by the "
+                  f"replicas' service.stopped, {renewed} renewed by a heartbeat")  # fmt: skip
 
 
 async def _seed_columns_table(conn: Any, title: str) -> Table:

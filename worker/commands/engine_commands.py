@@ -8,13 +8,11 @@ from pathlib import Path
 
 import contracts
 from worker.commands import output
-from worker.engine import ledger
 from worker.engine.connection import DATABASE_ERRORS, connect, translate
 from worker.engine.desired import desired_state
 from worker.engine.hazards import Hazard
 from worker.engine.heal import HealOptions, current_plan, heal
 from worker.engine.heal_migrations import statuses
-from worker.engine.plan import PlanSettings
 from worker.engine.pooler import ProxyMode, require_direct
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_BLOCKED = 0, 1, 2, 3
@@ -26,9 +24,11 @@ def read_manifest(path: str) -> contracts.Manifest:
     return contracts.load_manifest(data)
 
 
-async def plan_command(dsn: str, manifest_path: str, fmt: str, settings: PlanSettings) -> int:
-    """Print what a heal would do; change nothing. Exit 0 nothing to do, 2 pending, 1 error."""
+async def plan_command(dsn: str, manifest_path: str, fmt: str, options: HealOptions) -> int:
+    """Print what a heal would do; change nothing. Exit 0 nothing to do, 2 pending, 1 error.
+    Where a migration's contract stands is judged with ``options.contract`` (grace, lease TTL)."""
     manifest = read_manifest(manifest_path)
+    settings = options.plan
     try:
         conn = await connect(dsn, application_name="schemaheal plan", timeouts=settings)
     except DATABASE_ERRORS as exc:
@@ -36,7 +36,7 @@ async def plan_command(dsn: str, manifest_path: str, fmt: str, settings: PlanSet
     try:
         plan = await current_plan(conn, desired_state(manifest), settings)
         running = tuple(m for m in plan.migrations if m not in plan.expanding)
-        states = await statuses(conn, running, ledger.DEFAULT_SCHEMA)  # reads only
+        states = await statuses(conn, running, options.ledger_schema, options.contract)  # reads
     except DATABASE_ERRORS as exc:
         raise translate(exc, "inspecting the catalog") from exc
     finally:

@@ -66,12 +66,14 @@ def migrations_table(plan: Plan, states: tuple[MigrationStatus, ...]) -> Table:
     table.add_column("from")
     table.add_column("then")
     table.add_column("now")
+    table.add_column("contract", overflow="fold")
     by_id = {s.id: s for s in states}
     for m in plan.migrations:
         target = f"{m.schema}.{m.table}.{m.new_column} {m.new_type}"
         found = by_id.get(m.id)
         now = "-" if found is None else f"{found.state}, {found.rows_done} row(s)"
-        table.add_row(m.kind.value, target, m.old_column or "-", background(m), now)
+        contract = "-" if found is None else found.contract
+        table.add_row(m.kind.value, target, m.old_column or "-", background(m), now, contract)
     return table
 
 

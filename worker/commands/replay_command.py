@@ -124,7 +124,9 @@ async def _audit(
             try:
                 ledger[alias] = await read_ledger(conn, settings.ledger_schema, alias, window, ids)
                 log = await read_ddl_log(conn, alias, window)
-                migrations += await read_migrations(conn, settings.ledger_schema, alias)
+                migrations += await read_migrations(
+                    conn, settings.ledger_schema, alias, settings.heal_options().contract
+                )
                 for boot in audit_mod.latest_accepted(draft.boots):
                     if boot.request.database == alias:
                         replans.append(await replan(conn, boot, plan_settings))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from enum import StrEnum
 from functools import partial
 
@@ -160,9 +161,12 @@ async def _backfill(
         return
     while True:
         batch = partial(_one_batch, conn, m, sql, stop_key, last_key, settings)
-        last_key = await retrying(batch, m, settings)
+        started = time.monotonic()
+        last_key, touched = await retrying(batch, m, settings)
         if last_key is None:
             return
+        if settings.on_batch is not None:
+            settings.on_batch(m, touched, time.monotonic() - started)
         if settings.pause_s:
             await asyncio.sleep(settings.pause_s)
 
@@ -174,16 +178,16 @@ async def _one_batch(
     stop_key: str,
     last_key: str | None,
     settings: BackfillSettings,
-) -> str | None:
-    """One batch and its progress record, in one transaction; the batch's last key, or None
-    when no row is left."""
+) -> tuple[str | None, int]:
+    """One batch and its progress record, in one transaction; the batch's last key (None when
+    no row is left) and how many rows it touched."""
     async with conn.transaction():
         if last_key is None:
             row = await conn.fetchrow(sql.backfill_first, stop_key, settings.batch_rows)
         else:
             row = await conn.fetchrow(sql.backfill_batch, stop_key, last_key, settings.batch_rows)
         if row is None:
-            return None
+            return None, 0
         await store.record_batch(
             conn,
             m.id,
@@ -192,7 +196,7 @@ async def _one_batch(
             touched=row["touched"],
             schema=settings.store_schema,
         )
-        return str(row["last_key"])
+        return str(row["last_key"]), int(row["touched"])
 
 
 async def _check_converted(

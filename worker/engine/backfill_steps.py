@@ -64,6 +64,8 @@ class BackfillSettings:
     first_wait_s: float = 0.05
     max_wait_s: float = 2.0
     store_schema: str = store.DEFAULT_SCHEMA
+    #: called after each committed batch: (migration, rows converted, seconds, retries included)
+    on_batch: Callable[[ColumnMigration, int, float], None] | None = None
 
     def __post_init__(self) -> None:
         if self.batch_rows < 1 or self.pause_s < 0 or self.attempts < 1:

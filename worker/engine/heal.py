@@ -38,6 +38,7 @@ from worker.engine.heal_migrations import (
     registered_ids,
     registering,
     retired_uses,
+    started_migrations,
     statuses,
 )
 from worker.engine.heal_values import HealOptions, HealResult, Outcome, RequestInfo
@@ -283,7 +284,7 @@ async def _locked(
             "person: " + "; ".join(f"{d.target}: {d.detail}" for d in remaining.blocking_drift),
         )
     await _remember(conn, known, manifest_hash, remaining.drift, options)
-    migrations = await statuses(conn, remaining.migrations, options.ledger_schema)
+    migrations = await statuses(conn, remaining.migrations, options.ledger_schema, options.contract)
     outcome = Outcome.HEALED if applied else Outcome.UNCHANGED
     return replace(result, outcome=outcome, migrations=migrations)
 
@@ -395,4 +396,5 @@ def _entry(
             for b in result.blocked
         ),
         statements=result.applied,
+        migrations=started_migrations(result.plan, result.migrations),
     )

@@ -16,6 +16,8 @@ from contracts.identifiers import quote_ident
 from worker.engine import backfill_store, lease_store
 from worker.engine.apply import AppliedStatement
 from worker.engine.connection import Connection, relation_exists
+from worker.engine.contract import ContractSettings
+from worker.engine.contract_reason import Expand, Liveness, contract_reason
 from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.expand_sql import render
 from worker.engine.liveness import shape_of, uses_old_shape
@@ -25,9 +27,11 @@ from worker.engine.statements import Plan
 __all__ = [
     "MigrationStatus",
     "declares_migrations",
+    "read_liveness",
     "registered_ids",
     "registering",
     "retired_uses",
+    "started_migrations",
     "statuses",
 ]
 
@@ -58,6 +62,10 @@ class MigrationStatus:
     rows_done: int
     error: str | None
     relies_on: str
+    #: where its contract stands and why it waits (:func:`~worker.engine.contract_reason.
+    #: contract_reason`); the kind of wait (a :class:`~worker.engine.liveness.Wait`), or None
+    contract: str = ""
+    waiting: str | None = None
 
     @property
     def running(self) -> bool:
@@ -102,14 +110,55 @@ async def registering(
 
 
 async def statuses(
-    conn: Connection, migrations: tuple[ColumnMigration, ...], schema: str
+    conn: Connection,
+    migrations: tuple[ColumnMigration, ...],
+    schema: str,
+    settings: ContractSettings | None = None,
 ) -> tuple[MigrationStatus, ...]:
-    """Each migration's state from its progress record. Reads only (``plan`` uses it too)."""
+    """Each migration's state from its progress record, and why its contract waits (judged with
+    the worker's contract ``settings``). Reads only (``plan`` uses it too)."""
     if not migrations:
         return ()
     records = await _records(conn, [m.id for m in migrations], schema)
     contracts = await lease_store.contract_records(conn, schema)
-    return tuple(_contracted(m, _status(m, records.get(m.id)), contracts) for m in migrations)
+    settings = settings or ContractSettings()
+    liveness = await read_liveness(conn, schema, settings.grace_s, settings.lease_ttl_s)
+    out = []
+    for m in migrations:
+        status = _contracted(m, _status(m, records.get(m.id)), contracts)
+        record = contracts.get(m.id)
+        expand = Expand(
+            state=status.state if record is None else backfill_store.EXPANDED,
+            rows_done=status.rows_done,
+            rows_estimate=await _estimate(conn, m) if status.state == "backfilling" else None,
+            error=status.error,
+        )
+        why = contract_reason(m, expand, record, liveness)
+        wait = why.wait.value if why.wait is not None else None
+        out.append(replace(status, contract=why.reason, waiting=wait))
+    return tuple(out)
+
+
+async def read_liveness(
+    conn: Connection, schema: str, grace_s: float, lease_ttl_s: float
+) -> Liveness:
+    """The leases, since when they are recorded, and the database's clock. Reads only."""
+    tracked = None
+    if await relation_exists(conn, f"{schema}.liveness"):
+        tracked = await lease_store.tracked_since(conn, schema)
+    return Liveness(
+        leases=tuple(await lease_store.leases(conn, schema)), now=await lease_store.now(conn),
+        tracked_since=tracked, grace_s=grace_s, lease_ttl_s=lease_ttl_s,
+    )  # fmt: skip
+
+
+async def _estimate(conn: Connection, m: ColumnMigration) -> int | None:
+    """The table's estimated rows (None: never analysed)."""
+    found = await conn.fetchval(
+        "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)",
+        f"{quote_ident(m.schema)}.{quote_ident(m.table)}",
+    )
+    return int(found) if found is not None and found >= 0 else None
 
 
 def _contracted(
@@ -149,6 +198,19 @@ def _status(m: ColumnMigration, record: Any) -> MigrationStatus:
         error=error,
         relies_on=f"stopped: {error}" if error is not None else _RELY.get(state, _UNREGISTERED),
     )
+
+
+def started_migrations(plan: Plan, states: Sequence[MigrationStatus]) -> tuple[dict[str, Any], ...]:
+    """The migrations a heal of ``plan`` started (its expand registered them), for its ledger
+    row: kind, table, columns and the phase each was in when the heal answered."""
+    by_id = {s.id: s for s in states}
+    return tuple(
+        {"id": m.id, "kind": m.kind.value, "table": f"{m.schema}.{m.table}",
+         "column": m.new_column, "from": m.old_column, "type": m.new_type,
+         "phase": by_id[m.id].state}
+        for m in plan.expanding
+        if m.id in by_id and by_id[m.id].state != "unregistered"
+    )  # fmt: skip
 
 
 async def retired_uses(conn: Connection, desired: Realm, schema: str) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from opentelemetry import trace
 from worker.engine import ledger
 from worker.engine.apply import AppliedStatement, RetryPolicy
 from worker.engine.changes import Drift
+from worker.engine.contract import ContractSettings
 from worker.engine.heal_migrations import MigrationStatus
 from worker.engine.plan import Plan, PlanSettings
 from worker.engine.policy import Blocked, Policy
@@ -34,6 +35,8 @@ class HealOptions:
     lock_wait_s: float = 60.0
     ledger_schema: str = ledger.DEFAULT_SCHEMA
     record: bool = True
+    #: the worker's contract grace and lease TTL: the reply says why a contract waits with them
+    contract: ContractSettings = ContractSettings()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -77,11 +77,13 @@ CREATE INDEX IF NOT EXISTS heals_running_idx ON {s}.heals (id) WHERE outcome = '
 ALTER TABLE {s}.statements ADD COLUMN IF NOT EXISTS state text NOT NULL DEFAULT 'applied',
     ADD COLUMN IF NOT EXISTS catalog_check jsonb,
     ALTER COLUMN started_at DROP NOT NULL, ALTER COLUMN duration_ms DROP NOT NULL;
+-- layout 4: the online migrations a heal started (kind, table, columns, phase)
+ALTER TABLE {s}.heals ADD COLUMN IF NOT EXISTS migrations jsonb NOT NULL DEFAULT '[]';
 """
 
 
 #: The table and column the latest ledger layout added last: absent means "upgrade in place".
-_LATEST_TABLE, _LATEST_COLUMN = "statements", "catalog_check"
+_LATEST_TABLE, _LATEST_COLUMN = "heals", "migrations"
 RUNNING, INTERRUPTED = "running", "interrupted"
 UNFINISHED = (RUNNING, INTERRUPTED)
 
@@ -108,6 +110,8 @@ class HealRecord:
     statements: tuple[AppliedStatement, ...] = field(default=())
     served_by: int | None = None
     record_position: str | None = None
+    #: the online migrations this heal started: id, kind, table, column, from, type, phase
+    migrations: tuple[dict[str, Any], ...] = ()
 
 
 _READY: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
@@ -150,9 +154,9 @@ async def insert_heal(
         f"""INSERT INTO {s}.heals (request_id, service, instance, database_alias,
                 manifest_hash, schemas, outcome, error_code, error_message, lock_wait_ms,
                 duration_ms, started_at, trace_id, drift, blocked, served_by, record_position,
-                planned)
+                planned, migrations)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                    $18)
+                    $18, $19)
             RETURNING id""",
         entry.request_id,
         entry.service,
@@ -172,6 +176,7 @@ async def insert_heal(
         entry.served_by,
         entry.record_position,
         planned,
+        json.dumps(list(entry.migrations)),
     )
     return heal_id
 
@@ -200,9 +205,10 @@ async def record_served(
     await conn.executemany(  # type: ignore[attr-defined]
         f"""INSERT INTO {s}.heals (request_id, service, instance, database_alias, manifest_hash,
                 schemas, outcome, error_code, error_message, lock_wait_ms, duration_ms,
-                started_at, finished_at, trace_id, drift, blocked, served_by, record_position)
+                started_at, finished_at, trace_id, drift, blocked, served_by, record_position,
+                migrations)
             SELECT $1, $2, $3, database_alias, manifest_hash, schemas, outcome, error_code,
-                   error_message, 0, 0, now(), now(), $4, drift, blocked, id, $5
+                   error_message, 0, 0, now(), now(), $4, drift, blocked, id, $5, migrations
             FROM {s}.heals WHERE id = $6""",
         [(*request, served_by) for request in requests],
     )

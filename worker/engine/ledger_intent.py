@@ -106,7 +106,7 @@ async def finish(
     await conn.execute(
         f"""UPDATE {s}.heals SET outcome = $2, error_code = $3, error_message = $4,
                 lock_wait_ms = $5, duration_ms = $6, finished_at = now(), drift = $7,
-                blocked = $8
+                blocked = $8, migrations = $9
             WHERE id = $1""",
         heal_id,
         entry.outcome,
@@ -116,6 +116,7 @@ async def finish(
         entry.duration_s * 1000,
         json.dumps(list(entry.drift)),
         json.dumps(list(entry.blocked)),
+        json.dumps(list(entry.migrations)),
     )
     return heal_id
 

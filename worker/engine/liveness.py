@@ -15,11 +15,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.model import Realm
 
-__all__ = ["Decision", "Lease", "Shape", "decide", "shape_of", "uses_new_shape", "uses_old_shape"]
+__all__ = [
+    "Decision",
+    "Lease",
+    "Shape",
+    "Wait",
+    "decide",
+    "shape_of",
+    "uses_new_shape",
+    "uses_old_shape",
+]
 
 #: (schema, table, column, type) of every column a manifest declares
 Shape = frozenset[tuple[str, str, str, str]]
@@ -47,10 +57,27 @@ class Lease:
         return self.ended_at if self.ended_at is not None else self.expires_at
 
 
+class Wait(StrEnum):
+    """Why a contract waits: a closed set (a metric's label values)."""
+
+    BACKFILL = "backfill"  # the expand is not complete: backfill or enforce still runs
+    STOPPED = "stopped"  # the backfill stopped on an error a person must fix
+    TRACKING = "tracking"  # leases are recorded only recently: older instances may still run
+    LEASE = "lease"  # a live instance uses the old shape
+    GRACE = "grace"  # the grace period after the last such instance ended
+    APPROVAL = "approval"  # the old column stays until column-drop is approved
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Decision:
     contractable: bool
     reason: str
+    #: why it waits (None: contractable)
+    wait: Wait | None = None
+    #: when the wait ends unless a lease is renewed (None: contractable)
+    until: datetime | None = None
+    #: the live leases using the old shape, soonest ending first
+    holders: tuple[Lease, ...] = ()
 
 
 def shape_of(desired: Realm) -> Shape:
@@ -97,22 +124,27 @@ def decide(
     to run (in any shape) until a lease of its own would have expired."""
     untracked_until = tracked_since + timedelta(seconds=lease_ttl_s)
     if untracked_until > now:
-        return _wait(f"leases are recorded since {tracked_since.isoformat()}: instances that "
-                     f"booted before may run until {untracked_until.isoformat()}")  # fmt: skip
+        why = (f"leases are recorded since {tracked_since.isoformat()}: instances that booted "
+               f"before may run until {untracked_until.isoformat()}")  # fmt: skip
+        return _wait(why, Wait.TRACKING, untracked_until)
     users = [lease for lease in leases if uses_old_shape(lease.shape, m)]
-    live = sorted(f"{lease.service}/{lease.instance}" for lease in users if lease.live(now))
-    if live:
+    holders = tuple(sorted((u for u in users if u.live(now)), key=lambda u: (u.end, u.service)))
+    if holders:
+        live = sorted(f"{lease.service}/{lease.instance}" for lease in holders)
         shown = ", ".join(live[:5]) + (f" and {len(live) - 5} more" if len(live) > 5 else "")
-        return _wait(f"still used in its old shape by {shown}")
+        last = max(lease.end for lease in holders)
+        return _wait(f"still used in its old shape by {shown}", Wait.LEASE, last, holders)
     if users:
         last = max(lease.end for lease in users)
         until = last + timedelta(seconds=grace_s)
         if until > now:
-            ended = last.isoformat()
-            return _wait(f"the last instance using its old shape ended at {ended}; contract "
-                         f"waits for the grace period, until {until.isoformat()}")  # fmt: skip
+            why = (
+                f"the last instance using its old shape ended at {last.isoformat()}; "
+                f"contract waits for the grace period, until {until.isoformat()}"
+            )
+            return _wait(why, Wait.GRACE, until)
     return Decision(contractable=True, reason="no live instance uses its old shape")
 
 
-def _wait(reason: str) -> Decision:
-    return Decision(contractable=False, reason=reason)
+def _wait(reason: str, wait: Wait, until: datetime, holders: tuple[Lease, ...] = ()) -> Decision:
+    return Decision(contractable=False, reason=reason, wait=wait, until=until, holders=holders)

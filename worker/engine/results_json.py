@@ -48,6 +48,8 @@ def migration_json(m: ColumnMigration, status: MigrationStatus | None = None) ->
     return {
         "state": status.state if status is not None else None,
         "rows_done": status.rows_done if status is not None else None,
+        "contract": status.contract if status is not None else None,
+        "waiting": status.waiting if status is not None else None,
         "id": m.id,
         "kind": m.kind.value,
         "target": f"{m.schema}.{m.table}.{m.new_column}",
@@ -120,6 +122,8 @@ def result_json(result: HealResult) -> dict[str, Any]:
                 "running": s.running,
                 "rows_done": s.rows_done,
                 "relies_on": s.relies_on,
+                "contract": s.contract,
+                "waiting": s.waiting,
             }
             for s in result.migrations
         ],

@@ -17,6 +17,8 @@ from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Ob
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
+from worker.observability.migration_metrics import BATCH_DURATION
+
 SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
@@ -135,6 +137,6 @@ def meter_provider() -> MeterProvider:
     """A provider whose readings Prometheus scrapes from ``/metrics``."""
     views = [
         View(instrument_name=name, aggregation=ExplicitBucketHistogramAggregation(SECONDS))
-        for name in ("schemaheal.heal.duration", "schemaheal.lock.wait")
+        for name in ("schemaheal.heal.duration", "schemaheal.lock.wait", BATCH_DURATION)
     ]
     return MeterProvider(metric_readers=[PrometheusMetricReader()], views=views)

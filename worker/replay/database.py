@@ -8,6 +8,7 @@ the original request's trace (it is not that trace's child: the boot it served e
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -18,10 +19,14 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 
 from contracts.identifiers import quote_ident
+from worker.engine import backfill_store
 from worker.engine.changes import describe
 from worker.engine.connection import Connection, relation_exists
+from worker.engine.contract import ContractSettings
+from worker.engine.contract_reason import Expand, Liveness, contract_reason
 from worker.engine.desired import desired_state
 from worker.engine.heal import HealOptions, HealResult, RequestInfo, current_plan, heal
+from worker.engine.heal_migrations import read_liveness
 from worker.engine.ledger import ran
 from worker.engine.plan import PlanSettings
 from worker.observability.tracing import context_from_headers, tracer
@@ -87,14 +92,18 @@ async def read_ledger(
             trace_id=row["trace_id"],
             error_message=row["error_message"],
             statements=tuple(statements.get(row["id"], ())),
+            migrations=tuple(json.loads(dict(row).get("migrations") or "[]")),
         )
         for row in rows
     ]
 
 
-async def read_migrations(conn: Connection, schema: str, alias: str) -> list[MigrationRow]:
+async def read_migrations(
+    conn: Connection, schema: str, alias: str, contract: ContractSettings | None = None
+) -> list[MigrationRow]:
     """Every online migration's progress record of the database (none: no migrations table),
-    with how far its contract got (the contracts record, when there is one)."""
+    with how far its contract got (the contracts record, when there is one), or else why it
+    waits (judged with the worker's ``contract`` settings)."""
     if not await relation_exists(conn, f"{schema}.migrations"):
         return []
     s = quote_ident(schema)
@@ -107,10 +116,13 @@ async def read_migrations(conn: Connection, schema: str, alias: str) -> list[Mig
                  NULL::text AS column_kept FROM {s}.migrations m"""
     )
     rows = await conn.fetch(
-        f"""SELECT m.id, m.kind, m.schema_name, m.table_name, m.column_name, m.state, m.batches,
-                   m.rows_touched, m.enforce_steps, m.error, m.registered_at, m.updated_at,
-                   m.finished_at, {joined} ORDER BY m.registered_at, m.id"""
+        f"""SELECT m.id, m.migration, m.kind, m.schema_name, m.table_name, m.column_name,
+                   m.state, m.batches, m.rows_touched, m.enforce_steps, m.error,
+                   m.registered_at, m.updated_at, m.finished_at, {joined}
+             ORDER BY m.registered_at, m.id"""
     )
+    contract = contract or ContractSettings()
+    liveness = await read_liveness(conn, schema, contract.grace_s, contract.lease_ttl_s)
     return [
         MigrationRow(
             database=alias, id=r["id"], kind=r["kind"],
@@ -120,10 +132,17 @@ async def read_migrations(conn: Connection, schema: str, alias: str) -> list[Mig
             registered_ms=_ms(r["registered_at"]), updated_ms=_ms(r["updated_at"]),
             finished_ms=_ms(r["finished_at"]) if r["finished_at"] is not None else None,
             contract=contract_progress(r["sync_dropped_at"], r["column_dropped_at"],
-                                       r["column_kept"]),
+                                       r["column_kept"]) or _waits(r, liveness),
         )
         for r in rows
     ]  # fmt: skip
+
+
+def _waits(row: Any, liveness: Liveness) -> str:
+    """Why the contract of a migration it has not begun waits."""
+    expand = Expand(state=row["state"], rows_done=row["rows_touched"], error=row["error"])
+    m = backfill_store.decode(row["migration"], row["id"])
+    return contract_reason(m, expand, None, liveness).reason
 
 
 def _ms(moment: datetime) -> int:

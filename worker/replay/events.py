@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from contracts.events import SchemaHealed
 from contracts.manifest import Manifest
@@ -84,6 +85,9 @@ class LedgerRow:
     trace_id: str | None
     error_message: str | None = None
     statements: tuple[StatementRow, ...] = ()
+    #: the online migrations the heal started (kind, table, column, from, type, phase); none
+    #: in a ledger from before layout 4
+    migrations: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

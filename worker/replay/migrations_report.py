@@ -8,6 +8,7 @@ batch and enforce step in its own transaction), and contract's steps by the cont
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,14 @@ from rich.table import Table
 
 from worker.replay.events import MigrationRow
 
-__all__ = ["contract_progress", "migration_json", "migrations_html", "migrations_table", "phases"]
+__all__ = [
+    "contract_progress",
+    "migration_json",
+    "migrations_html",
+    "migrations_table",
+    "phases",
+    "started_text",
+]
 
 _CONTRACT = "not run: waits until no live instance uses the old shape"
 
@@ -96,3 +104,16 @@ def migrations_html(rows: tuple[MigrationRow, ...], escape: Any) -> str:
         for h in ("database", "kind", "column", "expand", "backfill", "enforce", "contract")
     )
     return f"<h2>Online migrations</h2>\n<table><tr>{head}</tr>{cells}</table>\n"
+
+
+def started_text(migrations: Sequence[Mapping[str, Any]]) -> str:
+    """``rename public.users.full_name (from name): backfilling`` per migration a heal started."""
+    return (
+        "; ".join(
+            f"{m.get('kind')} {m.get('table')}.{m.get('column')}"
+            + (f" (from {m['from']})" if m.get("from") else "")
+            + f": {m.get('phase')}"
+            for m in migrations
+        )
+        or "—"
+    )

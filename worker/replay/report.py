@@ -14,7 +14,12 @@ from rich.table import Table
 from rich.text import Text
 
 from worker.replay.audit import Audit, Boot, Mismatch, StatementRow
-from worker.replay.migrations_report import migration_json, migrations_html, migrations_table
+from worker.replay.migrations_report import (
+    migration_json,
+    migrations_html,
+    migrations_table,
+    started_text,
+)
 
 OUTCOME_COLOURS = {
     "healed": "#2e7d32",
@@ -80,6 +85,8 @@ def boot_json(boot: Boot) -> dict[str, Any]:
             {"target": m.target, "state": m.state, "rows_done": m.rows_done}
             for m in (reply.reply.migrations if reply else ())
         ],
+        # the migrations its heal started, from the ledger row (kind, table, columns, phase)
+        "started_migrations": list(boot.heal.migrations) if boot.heal else [],
     }
 
 
@@ -132,7 +139,8 @@ def terminal(audit: Audit) -> RenderableType:
     boots = Table(title=f"Boots {iso(audit.window.since_ms)} → {iso(audit.window.until_ms)}",
                   title_justify="left", expand=False)  # fmt: skip
     for column in ("time (UTC)", "service", "instance", "database", "outcome", "stmts",
-                   "heal ms", "manifest", "changes since previous", "trace"):  # fmt: skip
+                   "heal ms", "manifest", "changes since previous", "migrations started",
+                   "trace"):  # fmt: skip
         boots.add_column(column, overflow="fold")
     for boot in audit.boots:
         event = boot.request
@@ -147,6 +155,7 @@ def terminal(audit: Audit) -> RenderableType:
             f"{boot.heal.duration_ms:.0f}" if boot.heal else "",
             (event.manifest_hash or "")[:12],
             changes if event.problem is None else event.problem,
+            started_text(boot.heal.migrations if boot.heal else ()),
             (event.trace_id or "")[:16],
         )
     parts: list[RenderableType] = [boots]

@@ -13,6 +13,10 @@ Each round then contracts the migrations no live instance needs any more
 policy grants the ``column-drop`` hazard on this database to a service whose running or recent
 instances declare the migration's new shape (the service that owns the table); otherwise it is
 kept, unused, and reported.
+
+Each committed batch adds to the backfill metrics, and each round ends by counting the
+database's migrations (by phase, and why their contract waits) and live leases for the gauges
+(:mod:`worker.observability.migration_metrics`).
 """
 
 from __future__ import annotations
@@ -20,8 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.metrics import Meter
 
 from worker.engine import backfill_store, lease_store
 from worker.engine.backfill import BackfillSettings, Finish, run_pending
@@ -29,8 +37,11 @@ from worker.engine.connection import DATABASE_ERRORS
 from worker.engine.contract import ContractFinish, run_contracts
 from worker.engine.expand import ColumnMigration
 from worker.engine.hazards import Hazard
+from worker.engine.heal_migrations import read_liveness
 from worker.engine.liveness import Lease, uses_new_shape
+from worker.engine.migration_census import Census, census
 from worker.errors import SchemahealError
+from worker.observability.migration_metrics import BackfillInstruments, observe_migrations
 from worker.service.access import Grant, PolicyFile
 from worker.service.databases import open_checked
 from worker.settings import WorkerSettings
@@ -43,13 +54,17 @@ LEASE_KEPT_S = 86_400.0
 
 class Backfills:
     """Start with :meth:`start`, stop with :meth:`stop`; ``rounds`` counts finished rounds per
-    database (for tests and health)."""
+    database (for tests and health), ``counts`` what the last round of each found (the gauges)."""
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, meter: Meter | None = None) -> None:
         self.settings = settings
         self.rounds: dict[str, int] = {}
+        self.counts: dict[str, Census] = {}
         self.access = PolicyFile(settings.access_policy)
         self._tasks: list[asyncio.Task[None]] = []
+        meter = meter or metrics.get_meter("schemaheal")
+        self._metrics = BackfillInstruments.make(meter)
+        observe_migrations(meter, lambda: self.counts)
 
     async def start(self) -> None:
         if not self.settings.backfill:
@@ -64,6 +79,7 @@ class Backfills:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self.counts.clear()  # a stopped worker reports no migrations (another one does)
 
     async def _serve(self, alias: str) -> None:
         """Rounds on ``alias`` until cancelled, reconnecting after a pause when it fails."""
@@ -84,7 +100,7 @@ class Backfills:
 
         try:
             await conn.add_listener(backfill_store.CHANNEL, wake)
-            settings = self.settings.backfill_settings()
+            settings = replace(self.settings.backfill_settings(), on_batch=self._batch(alias))
             while True:
                 woken.clear()
                 await self._round(conn, alias, settings)
@@ -102,7 +118,27 @@ class Backfills:
                          extra={"database": alias, "migration": migration_id,
                                 "finish": finish.value})  # fmt: skip
         await self._contract(conn, alias)
+        self.counts[alias] = await self._count(conn, alias)
         self.rounds[alias] = self.rounds.get(alias, 0) + 1
+
+    def _batch(self, alias: str) -> Callable[[ColumnMigration, int, float], None]:
+        def done(m: ColumnMigration, rows: int, seconds: float) -> None:
+            table = f"{m.schema}.{m.table}"
+            self._metrics.batch(alias, table, m.new_column, rows, seconds)
+
+        return done
+
+    async def _count(self, conn: Any, alias: str) -> Census:
+        """The database's migrations and live leases, counted for the gauges. Reads only."""
+        schema = self.settings.ledger_schema
+        contract = self.settings.contract_settings()
+        liveness = await read_liveness(conn, schema, contract.grace_s, contract.lease_ttl_s)
+
+        def approved(m: ColumnMigration) -> bool:
+            return column_drop_approved(self.access, alias, m, liveness.leases)
+
+        items = await backfill_store.registered(conn, schema)
+        return census(items, await lease_store.contract_records(conn, schema), liveness, approved)
 
     async def _contract(self, conn: Any, alias: str) -> None:
         def approved(m: ColumnMigration, leases: Sequence[Lease]) -> bool:

@@ -1,0 +1,103 @@
+"""How the worker's batch subscribers consume: options, a parser that survives binary headers,
+raw bodies, Kafka security in FastStream's form, and acknowledging a batch only once it is
+served and every reply is confirmed (at-least-once)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from dataclasses import replace
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+
+from contracts.kafka_auth import KafkaAuth
+from worker.service.sink import KafkaSink
+from worker.settings import WorkerSettings
+
+log = logging.getLogger("schemaheal.worker")
+REDELIVERY_PAUSE_S = 5.0
+
+
+def tolerant_parser() -> Any:
+    """FastStream's batch parser decodes every header as UTF-8 and crashes on null or binary
+    values. Hand it copies without such headers, then put the original records back."""
+
+    async def parse(records: tuple[Any, ...], original: Any) -> Any:
+        clean = tuple(
+            replace(r, headers=tuple((k, v) for k, v in (r.headers or ()) if _utf8(v)))
+            for r in records
+        )
+        message = await original(clean)
+        message.raw_message = records
+        return message
+
+    return parse
+
+
+def _utf8(value: bytes | None) -> bool:
+    if value is None:
+        return False
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+async def raw_bodies(message: Any, _original: Any) -> list[bytes]:
+    """Bodies stay bytes here; the gate parses (and rejects) them itself."""
+    return [r.value or b"" for r in message.raw_message]
+
+
+def broker_security(auth: KafkaAuth) -> BaseSecurity | None:
+    """FastStream's form of ``auth`` (it takes security objects, not aiokafka's keywords)."""
+    context = auth.ssl_context()
+    if not auth.uses_sasl or auth.username is None or auth.password is None:
+        return BaseSecurity(ssl_context=context) if context is not None else None
+    kind = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256}.get(
+        auth.sasl_mechanism, SASLPlaintext
+    )
+    return kind(
+        auth.username, auth.password.get_secret_value(), ssl_context=context, use_ssl=auth.uses_tls
+    )
+
+
+def batch_consumer(settings: WorkerSettings, group_id: str) -> dict[str, Any]:
+    """Subscriber options of the worker's batch consumers: acknowledged by hand, only after the
+    whole batch was served (the Kafka default commits before the handler runs)."""
+    return {
+        "batch": True,
+        "group_id": group_id,
+        "ack_policy": AckPolicy.MANUAL,
+        "auto_offset_reset": "earliest",
+        "max_records": settings.batch_max_records,
+        "batch_timeout_ms": settings.fetch_max_wait_ms,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        # FastStream would publish the handler's return value (nothing) to any topic a request
+        # names in reply_to; replies are KafkaSink's, to the topics the operator allows.
+        "no_reply": True,
+        "parser": tolerant_parser(),
+        "decoder": raw_bodies,
+    }
+
+
+async def settle(message: Any, sink: KafkaSink, serving: Awaitable[bool], doing: str) -> None:
+    """Acknowledge the batch once it is served and every reply and dead letter is acknowledged
+    by the broker; otherwise rewind it after a pause (served requests are then answered from
+    the ledger). The handlers never raise; a refused or lost send does."""
+    try:
+        served = await serving
+        await sink.flush()
+    except Exception:
+        log.exception("%s failed; the batch will be redelivered", doing)
+        served = False
+    if served:
+        await message.ack()
+    else:
+        await asyncio.sleep(REDELIVERY_PAUSE_S)
+        await message.nack()
