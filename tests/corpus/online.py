@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
@@ -31,6 +31,7 @@ class Write:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Case:
+    name: str
     app: str
     #: driver.changed's changes: the new version's models
     changes: tuple[dict[str, Any], ...]
@@ -76,6 +77,7 @@ _UPDATE = """UPDATE trial_user_attributes SET {column} = '"updated by {who} ' ||
     WHERE trial_user_attribute_id = 1 + ($1::int * {k}) % 2000 RETURNING trial_user_attribute_id"""
 
 OPTUNA = Case(
+    name="optuna",
     app="optuna",
     changes=(
         widen("trials", "trial_id"),  # referenced by six tables' foreign keys
@@ -111,7 +113,102 @@ OPTUNA = Case(
     ),
 )
 
-CASES = {case.app: case for case in (OPTUNA,)}
+_EXPERIMENT = """INSERT INTO experiments (name, workspace, lifecycle_stage, creation_time{label})
+    VALUES ('{who} ' || $1::int, 'default', 'active', $1::int{value})"""
+_RUN = """INSERT INTO runs (run_uuid, {column}, status, lifecycle_stage, experiment_id)
+    SELECT md5('{who}' || $1::int), '{who} ' || $1::int, 'RUNNING', 'active', max(experiment_id)
+    FROM experiments"""
+_TAG = """INSERT INTO experiment_tags (key, value, experiment_id)
+    SELECT '{who} ' || $1::int, 'v', max(experiment_id) FROM experiments"""
+_RUN_UPDATE = """UPDATE runs SET {column} = 'updated by {who} ' || $1::int
+    WHERE run_uuid = md5((1 + ($1::int * {k}) % 2000)::text) RETURNING run_uuid"""
+
+MLFLOW = Case(
+    name="mlflow",
+    app="mlflow",
+    changes=(
+        widen("experiments", "experiment_id"),  # referenced by ten tables, in composite keys too
+        add("experiments", "name_length", "integer", "length(name)"),  # the same table
+        rename("runs", "name", "run_name"),  # a text primary key (run_uuid) to page by
+    ),
+    fill="""
+        INSERT INTO experiments (name, workspace, artifact_location, lifecycle_stage,
+                                 creation_time, last_update_time)
+            SELECT 'exp ' || g, 'default', 's3://b/' || g, 'active', g, g
+            FROM generate_series(1, {n}) g;
+        INSERT INTO runs (run_uuid, name, source_type, status, start_time, lifecycle_stage,
+                          artifact_uri, experiment_id)
+            SELECT md5(g::text), 'run ' || g, 'LOCAL', 'FINISHED', g, 'active', 's3://r/' || g,
+                   e.experiment_id
+            FROM generate_series(1, {n}) g JOIN experiments e ON e.name = 'exp ' || g;
+        INSERT INTO experiment_tags (key, value, experiment_id)
+            SELECT 'k', 'v' || experiment_id, experiment_id FROM experiments
+            WHERE name LIKE 'exp %';""",
+    old_writes=(
+        Write("experiments", _EXPERIMENT.format(who="old", label="", value="")),
+        Write("runs", _RUN.format(column="name", who="old")),
+        Write("experiment_tags", _TAG.format(who="old")),
+        Write("runs", _RUN_UPDATE.format(column="name", who="old", k=1)),
+    ),
+    new_writes=(
+        Write(
+            "experiments",
+            _EXPERIMENT.format(
+                who="new", label=", name_length", value=", length('new ' || $1::int)"
+            ),
+        ),
+        Write("runs", _RUN.format(column="run_name", who="new")),
+        Write("experiment_tags", _TAG.format(who="new")),
+        Write("runs", _RUN_UPDATE.format(column="run_name", who="new", k=7)),
+    ),
+)
+
+_TASK = """INSERT INTO celery_taskmeta (id, {column}, status, date_done)
+    VALUES (nextval('task_id_sequence'), '{who}-' || $1::int, 'PENDING', now())"""
+_TASKSET = """INSERT INTO celery_tasksetmeta (id, taskset_id{label})
+    VALUES (nextval('taskset_id_sequence'), '{who}-' || $1::int{value})"""
+
+CELERY = Case(
+    name="celery",
+    app="celery",
+    changes=(
+        widen("celery_taskmeta", "id"),  # an explicit sequence, no default: celery calls nextval
+        rename("celery_taskmeta", "task_id", "task_uuid"),  # under a unique constraint
+        add("celery_tasksetmeta", "label", "text", "coalesce(taskset_id, 'set ' || id)"),
+    ),
+    fill="""
+        SELECT setval('task_id_sequence', max(id)) FROM celery_taskmeta;  -- rows.fill's row
+        SELECT setval('taskset_id_sequence', max(id)) FROM celery_tasksetmeta;
+        INSERT INTO celery_taskmeta (id, task_id, status, date_done, result)
+            SELECT nextval('task_id_sequence'), 'task-' || g, 'SUCCESS', now(), '\\x00'
+            FROM generate_series(1, {n}) g;
+        INSERT INTO celery_tasksetmeta (id, taskset_id, date_done)
+            SELECT nextval('taskset_id_sequence'), CASE WHEN g % 3 > 0 THEN 'set-' || g END, now()
+            FROM generate_series(1, {n}) g;""",
+    old_writes=(
+        Write("celery_taskmeta", _TASK.format(column="task_id", who="old")),
+        Write("celery_tasksetmeta", _TASKSET.format(who="old", label="", value="")),
+    ),
+    new_writes=(
+        Write("celery_taskmeta", _TASK.format(column="task_uuid", who="new")),
+        Write(
+            "celery_tasksetmeta",
+            _TASKSET.format(who="new", label=", label", value=", 'new-' || $1::int"),
+        ),
+    ),
+)
+
+#: what a user widening trials.trial_id does next: the foreign key columns referencing it, each
+#: under a unique constraint that begins with it (the swap refuses those today)
+OPTUNA_REFERENCES = replace(
+    OPTUNA,
+    name="optuna-references",
+    changes=(widen("trial_values", "trial_id"), widen("trial_params", "trial_id")),
+    old_writes=OPTUNA.old_writes[:2],
+    new_writes=(OPTUNA.new_writes[0], OPTUNA.old_writes[1]),
+)
+
+CASES = {case.name: case for case in (OPTUNA, MLFLOW, CELERY, OPTUNA_REFERENCES)}
 
 
 @dataclass(slots=True)

@@ -46,25 +46,35 @@ def always(m: ColumnMigration, leases: Sequence[Lease]) -> bool:
     return True
 
 
-@pytest.mark.parametrize("app", sorted(CASES))
+SWAP_REFUSES = pytest.mark.xfail(
+    strict=True,
+    reason="h19swap (worker/engine/expand_swap.py): the in-place swap refuses a column under a "
+    "unique constraint or index (trial_values_trial_id_objective_key, "
+    "trial_params_trial_id_param_name_key); the migration stops",
+)
+NAMES = [pytest.param(n, marks=[SWAP_REFUSES] if n == "optuna-references" else []) for n in CASES]
+
+
+@pytest.mark.parametrize("name", NAMES)
 async def test_real_models_through_expand_backfill_and_contract(
-    app: str, corpus: Corpus, pg_server: LocalPostgres
+    name: str, corpus: Corpus, pg_server: LocalPostgres
 ) -> None:
-    case = CASES[app]
-    name, reference = await new_database(pg_server), await new_database(pg_server)
+    case = CASES[name]
+    app = case.app
+    work, reference = await new_database(pg_server), await new_database(pg_server)
     try:
-        corpus.create_all(app, pg_server.dsn_for(name))
+        corpus.create_all(app, pg_server.dsn_for(work))
         corpus.create_all(app, pg_server.dsn_for(reference), list(case.changes))
-        await _walk(case, corpus, pg_server.dsn_for(name))
+        await _walk(case, corpus, pg_server.dsn_for(work))
         lines = catalog.differences(
-            await catalog.snapshot(pg_server.dsn_for(name)),
+            await catalog.snapshot(pg_server.dsn_for(work)),
             await catalog.snapshot(pg_server.dsn_for(reference)),
         )
         assert not lines, "after contract, differs from the new models' create_all:\n" + (
             "\n".join(lines[:40])
         )
     finally:
-        await drop_database(pg_server, name)
+        await drop_database(pg_server, work)
         await drop_database(pg_server, reference)
 
 
@@ -80,8 +90,7 @@ async def _walk(case: Case, corpus: Corpus, dsn: str) -> None:
     conn = await connect(dsn)
     try:
         before = await online_checks.rows_by_key(conn, case)
-        references = {c["table"]: await online_checks.references(conn, c["table"])
-                      for c in case.widened()}  # fmt: skip
+        shapes = await online_checks.shapes(conn, case)
         await _boot(conn, old, Outcome.UNCHANGED)
         expanded = await _boot(conn, new, Outcome.HEALED)
         assert len(expanded.migrations) == len(case.changes), expanded.migrations
@@ -89,9 +98,7 @@ async def _walk(case: Case, corpus: Corpus, dsn: str) -> None:
         writes = await _backfill_under_writes(conn, case, dsn, len(case.changes))
         await _boot(conn, old, Outcome.UNCHANGED)
         await _boot(conn, new, Outcome.UNCHANGED)
-        await online_checks.assert_converted(conn, case)
-        for table, found in references.items():
-            assert (await online_checks.references(conn, table)).keys() == found.keys()
+        await online_checks.assert_converted(conn, case, shapes)
         await _contract(conn, case, old, new)
         after = await online_checks.rows_by_key(conn, case)
         online_checks.assert_nothing_lost(before, after, case, writes)
