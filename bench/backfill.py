@@ -13,8 +13,12 @@ The server runs with PostgreSQL's durable defaults (fsync, synchronous_commit an
 full_page_writes on, 128 MB of shared buffers), not the test suite's fast settings.
 
 pgroll itself runs as the peer in the same run (``bench.pgroll``; ``--peer none`` to leave it
-out): its benchmark migration, ``pgroll start --complete``, on the same table with the same rows
-and the same writers, in turn with schemaheal's for each size; the ratios of the two are printed.
+out): its benchmark migration on the same table with the same rows and the same writers, in turn
+with schemaheal's for each size; the ratios of the two are printed. Its time is ``pgroll start``
+(the backfill) + ``pgroll complete`` (NOT NULL validated and set, the old column dropped); its
+writers write through the old version's schema (pgroll's clients set their search_path to one)
+during ``start`` and stop before ``complete``, which drops that schema. A failed write is
+counted and shown.
 
     python -m bench.backfill [--rows 1000000 10000000] [--rate 400] [--batch 1000] [--pause 0]
                              [--repeat 3] [--peer pgroll|none]
@@ -66,21 +70,24 @@ class Measured:
     backfill_s: float  # backfill, final check and enforcement
     before: list[float]  # writers' latencies, ms
     during: list[float]
+    errors: dict[str, int]  # writes that failed (from the start of the load to its end)
 
     @property
     def rate(self) -> float:
         return self.rows / (self.expand_s + self.backfill_s)
 
 
-async def seed(dsn: str, rows: int, tool: str) -> None:
+async def seed(dsn: str, rows: int, tool: str) -> tuple[str, str]:
     """``bench.users(id serial, name varchar(255))`` with ``rows`` rows, half the names NULL;
     each tool's own state made first, as pgroll's benchmark has it (pgroll makes the table: it
-    refuses to migrate a schema whose tables it did not make)."""
+    refuses to migrate a schema whose tables it did not make). The table and search_path the
+    old version writes with."""
     conn = await connect(dsn, timeouts=_LONG)
+    written = "bench.users", ""
     try:
         await conn.execute("CREATE SCHEMA bench")
         if tool == "pgroll":
-            await asyncio.to_thread(pgroll.create, dsn, "bench")
+            written = "users", await asyncio.to_thread(pgroll.create, dsn, "bench")
         else:
             await conn.execute(
                 "CREATE TABLE bench.users (id serial PRIMARY KEY, name varchar(255))"
@@ -94,6 +101,7 @@ async def seed(dsn: str, rows: int, tool: str) -> None:
         await conn.execute("VACUUM ANALYZE bench.users")
     finally:
         await conn.close()
+    return written
 
 
 @dataclass(frozen=True)
@@ -159,21 +167,20 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
     await admin.execute(f"CREATE DATABASE {database}")
     await admin.close()
     dsn = pg.dsn_for(database)
-    await seed(dsn, rows, tool)
-    load = await _start_load(dsn, rows, args) if args.rate > 0 else None
+    written = await seed(dsn, rows, tool)
+    load = await _start_load(dsn, rows, args, *written) if args.rate > 0 else None
     before_from = time.time()
     await asyncio.sleep(args.baseline_s if load is not None else 0)
     during_from = time.time()
-    if tool == "pgroll":  # one process: start and complete together
-        expand_s, backfill_s = (
-            0.0,
-            await asyncio.to_thread(pgroll.migrate, dsn, "bench", args.batch),
-        )
+    if tool == "pgroll":  # start (the backfill) under the writers; complete after them
+        expand_s, backfill_s = 0.0, await asyncio.to_thread(pgroll.start, dsn, "bench", args.batch)
     else:
         settings = BackfillSettings(batch_rows=args.batch, pause_s=args.pause)
         expand_s, backfill_s = await migrate(dsn, settings)
     during_to = time.time()
-    samples = await _stop_load(load) if load is not None else []
+    samples, errors = await _stop_load(load) if load is not None else ([], {})
+    if tool == "pgroll":
+        backfill_s += await asyncio.to_thread(pgroll.complete, dsn, "bench")
     await check(dsn, tool)
     admin = await connect(pg.dsn)
     await admin.execute(f"DROP DATABASE {database}")
@@ -185,23 +192,28 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
         backfill_s=backfill_s,
         before=[ms for at, ms in samples if before_from <= at < during_from],
         during=[ms for at, ms in samples if during_from <= at < during_to],
+        errors=errors,
     )
 
 
-async def _start_load(dsn: str, rows: int, args: argparse.Namespace) -> Process:
+async def _start_load(
+    dsn: str, rows: int, args: argparse.Namespace, table: str, search_path: str
+) -> Process:
     load = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.backfill_load", dsn, str(args.rate), str(args.writers),
-        str(rows), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        str(rows), table, search_path, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     await asyncio.sleep(2)  # connections open, caches warm
     return load
 
 
-async def _stop_load(load: Process) -> list[list[float]]:
+async def _stop_load(load: Process) -> tuple[list[list[float]], dict[str, int]]:
     assert load.stdin is not None
     load.stdin.close()
     out, _ = await load.communicate()
-    return list(json.loads(out))
+    found = json.loads(out)
+    return list(found["samples"]), dict(found["errors"])
 
 
 def p99(samples: list[float]) -> float:
@@ -212,7 +224,7 @@ def show(m: Measured, args: argparse.Namespace) -> None:
     writers = f"writers {args.rate:g}/s" if args.rate > 0 else "no writers"
     print(f"{m.tool}: {m.rows:,} rows, batch {args.batch}, pause {args.pause} s, {writers}")
     if m.tool == "pgroll":
-        print(f"  pgroll start --complete {m.backfill_s:.1f} s (one process, its startup included)")
+        print(f"  pgroll start + complete {m.backfill_s:.1f} s (two processes, startup included)")
     else:
         print(f"  expand {m.expand_s * 1000:.0f} ms, backfill + check + NOT NULL "
               f"{m.backfill_s:.1f} s")  # fmt: skip
@@ -224,6 +236,8 @@ def show(m: Measured, args: argparse.Namespace) -> None:
             f"  writers {name}: {len(values)} writes, p50 {statistics.median(values):.2f} ms, "
             f"p99 {p99(values):.2f} ms"
         )
+    for error, count in m.errors.items():
+        print(f"  WRITES FAILED: {count} x {error}")
     for size, (low, high) in PGROLL.items():
         if m.tool != "pgroll" and (size == m.rows or size == max(PGROLL) < m.rows):
             print(f"  vs pgroll's published figure at {size:,} rows ({low:,}-{high:,} rows/s): "

@@ -8,8 +8,10 @@ builds (cgo: its SQL parser is libpg_query, compiled by the system's C compiler;
 cold). v0.14.0 (July 2025) is the newest version tried: a newer one may be served too.
 
 The migration is the one pgroll's own benchmark runs (``internal/benchmarks``:
-``02_alter_column``), started and completed at once, timed from outside the process like its
-benchmark times ``Start`` + ``Complete``.
+``02_alter_column``), started, then completed, each timed from outside the process (its benchmark
+times ``Start`` + ``Complete``). pgroll's clients use a version schema (their search_path): the
+old version's writers write through its view, and ``complete`` drops that schema, so they stop
+before it.
 
     python -m bench.pgroll     # build it now, print the path
 """
@@ -71,25 +73,35 @@ def _run(dsn: str, schema: str, *args: str) -> None:
 
 
 def _start(dsn: str, schema: str, name: str, migration: dict[str, object], *flags: str) -> float:
-    """``pgroll start --complete`` of ``name.json``: seconds, from outside the process."""
+    """``pgroll start`` of ``name.json``: seconds, from outside the process."""
     with tempfile.TemporaryDirectory() as folder:
         file = Path(folder) / f"{name}.json"  # pgroll names a migration after its file
         file.write_text(json.dumps(migration))
         started = time.perf_counter()
-        _run(dsn, schema, "start", str(file), "--complete", *flags)
+        _run(dsn, schema, "start", str(file), *flags)
         return time.perf_counter() - started
 
 
-def create(dsn: str, schema: str) -> None:
-    """pgroll's state and its benchmark's table, ``schema.users`` (the caller fills it)."""
+def create(dsn: str, schema: str) -> str:
+    """pgroll's state and its benchmark's table, ``schema.users`` (the caller fills it); the
+    version schema the old version's clients use (its search_path: a view of the table)."""
     _run(dsn, schema, "init")
-    _start(dsn, schema, "01_create_table", CREATE_TABLE)
+    _start(dsn, schema, "01_create_table", CREATE_TABLE, "--complete")
+    return f"{schema}_01_create_table"
 
 
-def migrate(dsn: str, schema: str, batch_rows: int) -> float:
-    """Its benchmark migration on ``schema.users``, started and completed: seconds."""
+def start(dsn: str, schema: str, batch_rows: int) -> float:
+    """Its benchmark migration on ``schema.users`` started (the backfill runs in it): seconds."""
     flags = ("--backfill-batch-size", str(batch_rows))
     return _start(dsn, schema, "02_alter_column", ALTER_COLUMN, *flags)
+
+
+def complete(dsn: str, schema: str) -> float:
+    """The migration completed (NOT NULL validated and set, the old column and the old version's
+    schema dropped): seconds."""
+    started = time.perf_counter()
+    _run(dsn, schema, "complete")
+    return time.perf_counter() - started
 
 
 if __name__ == "__main__":

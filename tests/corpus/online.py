@@ -208,7 +208,24 @@ OPTUNA_REFERENCES = replace(
     new_writes=(OPTUNA.new_writes[0], OPTUNA.old_writes[1]),
 )
 
-CASES = {case.name: case for case in (OPTUNA, MLFLOW, CELERY, OPTUNA_REFERENCES)}
+_STUDY = """INSERT INTO studies ({column}) VALUES ('{who} study ' || $1::int)"""
+
+#: a rename under a unique index (not a constraint), and a value computed from an enum
+OPTUNA_INDEXED = replace(
+    OPTUNA,
+    name="optuna-indexed",
+    changes=(
+        rename("studies", "study_name", "name"),
+        add("trials", "state_label", "text", "lower(state::text)"),
+    ),
+    old_writes=(
+        Write("studies", _STUDY.format(column="study_name", who="old")),
+        OPTUNA.old_writes[0],
+    ),
+    new_writes=(Write("studies", _STUDY.format(column="name", who="new")),),
+)
+
+CASES = {case.name: case for case in (OPTUNA, MLFLOW, CELERY, OPTUNA_REFERENCES, OPTUNA_INDEXED)}
 
 
 @dataclass(slots=True)
