@@ -191,7 +191,18 @@ def changed(metadata: sa.MetaData, changes: list[dict[str, Any]]) -> sa.MetaData
             column.type = TYPES[change["type"]]()
         if "name" in change:
             column.name = change["name"]
+            if not change.get("keep_index_names"):
+                _rename_column_indexes(table, column)
     return copy
+
+
+def _rename_column_indexes(table: sa.Table, column: sa.Column[Any]) -> None:
+    """The index of a renamed ``Column(index=True)`` is named by the naming convention when the
+    column is written, as it is for the new version's model; an explicit ``Index`` keeps its
+    name (``keep_index_names`` keeps those of ``index=True`` too, as if written explicitly)."""
+    for index in [i for i in table.indexes if i._column_flag and column in i.columns.values()]:
+        table.indexes.discard(index)
+        sa.Index(None, *index.columns, unique=index.unique, _column_flag=True)._set_parent(table)
 
 
 def create_all(app: App, metadata: sa.MetaData, dsn: str) -> dict[str, Any]:

@@ -225,7 +225,19 @@ OPTUNA_INDEXED = replace(
     new_writes=(Write("studies", _STUDY.format(column="name", who="new")),),
 )
 
-CASES = {case.name: case for case in (OPTUNA, MLFLOW, CELERY, OPTUNA_REFERENCES, OPTUNA_INDEXED)}
+#: the same rename, its index keeping its name (as an explicitly named Index does): a heal
+#: blocks ("an index of this name exists with another definition"), no migration is planned
+OPTUNA_INDEX_NAME = replace(
+    OPTUNA_INDEXED,
+    name="optuna-index-name",
+    changes=({**rename("studies", "study_name", "name"), "keep_index_names": True},),
+    old_writes=OPTUNA_INDEXED.old_writes[:1],
+)
+
+CASES = {
+    case.name: case
+    for case in (OPTUNA, MLFLOW, CELERY, OPTUNA_INDEXED, OPTUNA_REFERENCES, OPTUNA_INDEX_NAME)
+}
 
 
 @dataclass(slots=True)

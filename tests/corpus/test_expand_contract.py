@@ -46,13 +46,22 @@ def always(m: ColumnMigration, leases: Sequence[Lease]) -> bool:
     return True
 
 
-SWAP_REFUSES = pytest.mark.xfail(
-    strict=True,
-    reason="h19swap (worker/engine/expand_swap.py): the in-place swap refuses a column under a "
-    "unique constraint or index (trial_values_trial_id_objective_key, "
-    "trial_params_trial_id_param_name_key); the migration stops",
-)
-NAMES = [pytest.param(n, marks=[SWAP_REFUSES] if n == "optuna-references" else []) for n in CASES]
+#: the cases real models show failing today, each with its minimal test
+EXPECTED_FAILURES = {
+    "optuna-references": pytest.mark.xfail(
+        strict=True,
+        reason="h19swap (worker/engine/expand_swap.py): the in-place swap refuses a column under "
+        "a unique constraint (trial_values_trial_id_objective_key, "
+        "trial_params_trial_id_param_name_key); the migration stops",
+    ),
+    "optuna-index-name": pytest.mark.xfail(
+        strict=True,
+        reason="plan (worker/engine/diff_table.py): an index keeping its name across a rename is "
+        "'an index of this name exists with another definition', the boot blocked "
+        "(tests/engine/test_diff_rename_index.py)",
+    ),
+}
+NAMES = [pytest.param(n, marks=EXPECTED_FAILURES.get(n, ())) for n in CASES]
 
 
 @pytest.mark.parametrize("name", NAMES)
