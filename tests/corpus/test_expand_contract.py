@@ -57,8 +57,7 @@ EXPECTED_FAILURES = {
     "optuna-index-name": pytest.mark.xfail(
         strict=True,
         reason="plan (worker/engine/diff_table.py): an index keeping its name across a rename is "
-        "'an index of this name exists with another definition', the boot blocked "
-        "(tests/engine/test_diff_rename_index.py)",
+        "a difference that needs a person, the boot blocked (tests/engine/test_diff_rename_index.py)",
     ),
 }
 NAMES = [pytest.param(n, marks=EXPECTED_FAILURES.get(n, ())) for n in CASES]
