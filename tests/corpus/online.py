@@ -41,6 +41,9 @@ class Case:
     old_writes: tuple[Write, ...]
     #: what replicas of the new version write once it booted (the expand committed)
     new_writes: tuple[Write, ...]
+    #: the backfill run by ``schemaheal backfill --dsn`` (a database healed without a worker)
+    #: rather than by the engine's runner in the test's process
+    cli: bool = False
 
     def widened(self) -> list[dict[str, Any]]:
         return [c for c in self.changes if "using" in c["intent"]]
@@ -171,6 +174,7 @@ _TASKSET = """INSERT INTO celery_tasksetmeta (id, taskset_id{label})
 CELERY = Case(
     name="celery",
     app="celery",
+    cli=True,
     changes=(
         widen("celery_taskmeta", "id"),  # an explicit sequence, no default: celery calls nextval
         rename("celery_taskmeta", "task_id", "task_uuid"),  # under a unique constraint

@@ -14,6 +14,8 @@ builds from the changed models.
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -134,7 +136,7 @@ async def _backfill_under_writes(
     try:
         await asyncio.sleep(0.2)
         started = sum(writes.inserted.values())
-        finished = await run_pending(conn, BACKFILL)
+        finished = await _cli_backfill(dsn) if case.cli else await run_pending(conn, BACKFILL)
         writes.during_backfill = sum(writes.inserted.values()) - started
     finally:
         stop.set()
@@ -144,6 +146,19 @@ async def _backfill_under_writes(
     print(f"{case.app}: {writes.during_backfill} rows written during the backfill; writes "
           f"rolled back by a deadlock with the swap (retried): {writes.deadlocks}")  # fmt: skip
     return writes
+
+
+async def _cli_backfill(dsn: str) -> dict[str, Finish]:
+    """``schemaheal backfill --dsn …`` in its own process: each migration's finish, exit 0."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker.cli", "backfill", "--dsn", dsn, "--format", "json",
+        "--batch-rows", str(BACKFILL.batch_rows), "--pause-s", str(BACKFILL.pause_s),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()[-3000:]
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    return {line["migration"]: Finish(line["finish"]) for line in lines}
 
 
 async def _contract(conn: asyncpg.Connection, case: Case, old: Any, new: Any) -> None:
