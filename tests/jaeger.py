@@ -1,10 +1,8 @@
 """Jaeger v2 for the trace tier: a real OpenTelemetry-compatible backend, asked through its
 query API.
 
-The binary is built once from the Go module proxy into ``~/.cache/schemaheal/go/jaeger`` (its own
-GOPATH, module cache and build cache, which CI caches). Jaeger's go.mod has a ``replace``
-directive, so ``go install module/cmd/jaeger@version`` refuses it; the pinned module is
-downloaded and ``go install ./cmd/jaeger`` runs inside it instead. Each server is the all-in-one
+The binary is built once from the Go module proxy into ``~/.cache/schemaheal/go/jaeger``
+(:mod:`tests.gobuild`). Each server is the all-in-one
 collector with memory storage, OTLP over gRPC and HTTP on free ports, and the query service's
 HTTP API (``/api/v3``: OTLP JSON) on another. ``python -m tests.jaeger`` builds it and says how
 long that took.
@@ -13,7 +11,6 @@ long that took.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -23,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests import gobuild
 from worker.embedded.postgres import free_port
 from worker.embedded.processes import stop_process, wait_listening
 
@@ -31,9 +29,7 @@ from worker.embedded.processes import stop_process, wait_listening
 VERSION = "v1.76.0"
 RELEASE = "2.13.0"
 MODULE = "github.com/jaegertracing/jaeger"
-GO = Path(os.environ.get("SCHEMAHEAL_GO", "/usr/local/go/bin/go"))
-CACHE = Path.home() / ".cache" / "schemaheal" / "go" / "jaeger"
-BINARY = CACHE / VERSION / "jaeger"
+BINARY = gobuild.ROOT / "jaeger" / VERSION / "jaeger"
 CONFIG = """
 service:
   extensions: [jaeger_storage, jaeger_query]
@@ -60,44 +56,9 @@ exporters:
 """
 
 
-def go_environment() -> dict[str, str]:
-    """Go's caches under ``CACHE``, the local toolchain only (no toolchain downloads)."""
-    return {
-        **os.environ,
-        "GOPATH": str(CACHE),
-        "GOMODCACHE": str(CACHE / "pkg" / "mod"),
-        "GOCACHE": str(CACHE / "build"),
-        "GOTOOLCHAIN": "local",
-        "GOFLAGS": "-modcacherw",  # the cache can be deleted without chmod
-    }
-
-
 def binary() -> Path:
     """The Jaeger binary, built on first use (minutes cold: see the README's Tests section)."""
-    if BINARY.exists():
-        return BINARY
-    if not GO.exists():
-        raise RuntimeError(
-            f"no Go at {GO} to build Jaeger {VERSION}: install Go 1.24 or later there, or set "
-            "SCHEMAHEAL_GO to its go binary (.ci/run does it)"
-        )
-    env = go_environment()
-    downloaded = subprocess.run(
-        [str(GO), "mod", "download", "-json", f"{MODULE}@{VERSION}"],
-        env=env, check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    source = json.loads(downloaded.stdout)["Dir"]
-    staging = Path(tempfile.mkdtemp(prefix="jaeger-", dir=CACHE))
-    try:
-        subprocess.run(
-            [str(GO), "install", "./cmd/jaeger"],
-            cwd=source, env={**env, "GOBIN": str(staging)}, check=True, capture_output=True,
-        )  # fmt: skip
-        BINARY.parent.mkdir(parents=True, exist_ok=True)
-        (staging / "jaeger").rename(BINARY)  # one rename: a half-built binary is never used
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return BINARY
+    return gobuild.built("jaeger", MODULE, VERSION, "./cmd/jaeger")
 
 
 class Jaeger:

@@ -2,9 +2,11 @@
 application's model modules and prints one JSON line, prefixed ``CORPUS-JSON:`` (applications
 print their own banners), that the tests in our venv read.
 
-Commands: ``manifest`` (the adapter's manifest, canonical JSON), ``create-all DSN``, ``compare
-DSN...`` (Alembic's compare_metadata against each database), ``migrate DSN`` (the application's
-own Alembic migrations to head). Errors are reported in the JSON, never as a traceback only.
+Commands: ``manifest`` (the adapter's manifest, canonical JSON), ``changed CHANGES`` (the manifest
+of the models changed as a user would for a new version: ``changed``), ``create-all DSN
+[CHANGES]``,
+``compare DSN...`` (Alembic's compare_metadata against each database), ``migrate DSN`` (the
+application's own Alembic migrations to head). Errors are reported in the JSON, never as a traceback only.
 """
 
 from __future__ import annotations
@@ -158,6 +160,51 @@ def manifest(app: App, metadata: sa.MetaData) -> dict[str, Any]:
     return {"manifest": canonical_json(built), "tables": len(metadata.tables), "seconds": took}
 
 
+#: the types a change may give a column, as a user writes them in a model
+TYPES: dict[str, Callable[[], Any]] = {
+    "smallint": sa.SmallInteger,
+    "integer": sa.Integer,
+    "bigint": sa.BigInteger,
+    "text": sa.Text,
+}
+
+
+def changed(metadata: sa.MetaData, changes: list[dict[str, Any]]) -> sa.MetaData:
+    """A copy of ``metadata`` changed the way a user edits the models for the next version, the
+    intent in ``Column.info["schemaheal"]``. Each change names a ``table`` and either an existing
+    ``column`` (optionally given a new ``name`` and ``type``) or a column to ``add`` (NOT NULL, of
+    ``type``), with its ``intent``. The loaded metadata is left as it is."""
+    copy = sa.MetaData(naming_convention=dict(metadata.naming_convention))
+    for table in metadata.sorted_tables:
+        table.to_metadata(copy)
+    for change in changes:
+        table = copy.tables[change["table"]]
+        info = {"schemaheal": dict(change["intent"])}
+        if "add" in change:
+            table.append_column(
+                sa.Column(change["add"], TYPES[change["type"]](), nullable=False, info=info)
+            )
+            continue
+        column = table.c[change["column"]]
+        column.info = {**column.info, **info}
+        if "type" in change:
+            column.type = TYPES[change["type"]]()
+        if "name" in change:
+            column.name = change["name"]
+            if not change.get("keep_index_names"):
+                _rename_column_indexes(table, column)
+    return copy
+
+
+def _rename_column_indexes(table: sa.Table, column: sa.Column[Any]) -> None:
+    """The index of a renamed ``Column(index=True)`` is named by the naming convention when the
+    column is written, as it is for the new version's model; an explicit ``Index`` keeps its
+    name (``keep_index_names`` keeps those of ``index=True`` too, as if written explicitly)."""
+    for index in [i for i in table.indexes if i._column_flag and column in i.columns.values()]:
+        table.indexes.discard(index)
+        sa.Index(None, *index.columns, unique=index.unique, _column_flag=True)._set_parent(table)
+
+
 def create_all(app: App, metadata: sa.MetaData, dsn: str) -> dict[str, Any]:
     started = time.perf_counter()
     engine = sa.create_engine(sync_url(dsn))
@@ -228,8 +275,11 @@ def run(command: str, app: App, args: list[str]) -> dict[str, Any]:
     metadata = load(app)
     if command == "manifest":
         return manifest(app, metadata)
-    if command == "create-all":
-        return create_all(app, metadata, args[0])
+    if command == "changed":
+        return manifest(app, changed(metadata, json.loads(args[0])))
+    if command == "create-all":  # DSN [CHANGES]: the new version's models, changed
+        changes = json.loads(args[1]) if len(args) > 1 else []
+        return create_all(app, changed(metadata, changes) if changes else metadata, args[0])
     if command == "compare":
         return compare(metadata, *args)
     raise SystemExit(f"unknown command {command!r}")

@@ -77,8 +77,16 @@ class Corpus:
         assert result["ok"], f"manifest of {app}: {result['error']}"
         return contracts.load_manifest(result["manifest"])
 
-    def create_all(self, app: str, dsn: str) -> None:
-        result = self.driver(app).call("create-all", dsn)
+    def changed(self, app: str, changes: list[dict[str, Any]]) -> contracts.Manifest:
+        """The manifest of the application's models changed for a new version
+        (``driver.changed``)."""
+        result = self.driver(app).call("changed", json.dumps(changes))
+        assert result["ok"], f"changed manifest of {app}: {result['error']}"
+        return contracts.load_manifest(result["manifest"])
+
+    def create_all(self, app: str, dsn: str, changes: list[dict[str, Any]] | None = None) -> None:
+        extra = (json.dumps(changes),) if changes else ()
+        result = self.driver(app).call("create-all", dsn, *extra)
         assert result["ok"], f"create_all of {app}: {result['error']}"
 
     def migrate(self, app: str, dsn: str) -> dict[str, Any]:

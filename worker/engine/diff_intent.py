@@ -10,6 +10,7 @@ version's manifest would see as drift: the new column is an extra column to it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from contracts.identifiers import quote_ident
@@ -24,6 +25,7 @@ __all__ = [
     "intent_diff",
     "kept_columns",
     "lossless_widening",
+    "renamed_index_detail",
     "sequence_widened_online",
     "shadow_column",
     "widened_online",
@@ -71,6 +73,32 @@ def kept_columns(desired: m.Table) -> dict[str, str | None]:
             kept[shadow_column(column.name, "new")] = None
             kept[shadow_column(column.name, "old")] = None
     return kept
+
+
+def renamed_index_detail(
+    current: m.Index, desired: m.Index, table: m.Table, same: Callable[[m.Index, m.Index], bool]
+) -> str | None:
+    """Why an index of ``desired``'s name cannot be planned when the current one is the ``same``
+    index on a column that ``table`` (desired) renames: old replicas use it until contract, so
+    the new column's index needs another name. None when it is not that."""
+    renamed = {
+        c.intent.renamed_from: c.name
+        for c in table.columns
+        if c.intent is not None and c.intent.renamed_from is not None
+    }
+    old = next((e.column for e in current.elements if e.column in renamed), None)
+    if old is None:
+        return None
+    moved = tuple(
+        replace(e, column=renamed.get(e.column or "", e.column)) for e in current.elements
+    )
+    if not same(replace(current, elements=moved), desired):
+        return None
+    return (
+        f"an index of this name is on {old}, which {renamed[old]} is renamed from, and old "
+        f"replicas use it until contract: give the index on {renamed[old]} another name (this "
+        f"one goes when contract drops {old})"
+    )
 
 
 def sequence_widened_online(

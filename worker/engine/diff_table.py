@@ -11,7 +11,12 @@ import re
 from worker.engine import changes as ch
 from worker.engine import model as m
 from worker.engine.changes import Drift, DriftKind
-from worker.engine.diff_intent import intent_diff, kept_columns, widened_online
+from worker.engine.diff_intent import (
+    intent_diff,
+    kept_columns,
+    renamed_index_detail,
+    widened_online,
+)
 from worker.engine.normalize import same_expression
 
 __all__ = ["diff_table", "is_metadata_only_widening", "needs_rows_absent", "same_index"]
@@ -182,13 +187,9 @@ def _indexes(
         elif not existing.valid:
             changes.append(ch.RebuildInvalidIndex(table=current, index=index))
         elif not same_index(existing, index):
-            _report(
-                drift,
-                DriftKind.INDEX_DIFFERS,
-                current,
-                index.name,
-                "an index of this name exists with another definition",
-            )
+            detail = renamed_index_detail(existing, index, desired, same_index)
+            _report(drift, DriftKind.INDEX_DIFFERS, current, index.name,
+                    detail or "an index of this name exists with another definition")  # fmt: skip
     for extra in have.values():
         _report(
             drift, DriftKind.EXTRA_INDEX, current, extra.name, "not in the manifest; left as it is"
