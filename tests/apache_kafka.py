@@ -76,6 +76,16 @@ def class_archive() -> Path:
     return CACHE / f"classes-{key}.jsa"
 
 
+def _usable(archive: Path) -> bool:
+    """The JVM maps ``archive`` for Kafka's classpath (a cut-short file would crash every
+    broker that used it, so only a checked one is kept)."""
+    if not archive.exists():
+        return False
+    check = ["java", f"-XX:SharedArchiveFile={archive}", "-Xshare:on", "-cp", f"{jars()}/*",
+             "-version"]  # fmt: skip
+    return subprocess.run(check, capture_output=True, check=False).returncode == 0
+
+
 _FORMATTED: dict[tuple[str, ...], Path] = {}  # formatted log directories, by SCRAM arguments
 
 
@@ -226,7 +236,7 @@ class ApacheKafka:
         dumping, self.dumping = self.dumping, None
         if dumping is None:
             return
-        if process is not None and process.returncode != -9 and dumping.exists():
+        if process is not None and process.returncode != -9 and _usable(dumping):
             os.replace(dumping, class_archive())
         else:
             dumping.unlink(missing_ok=True)
