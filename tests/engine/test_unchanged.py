@@ -82,3 +82,11 @@ def test_what_is_no_part_of_a_value_is_never_lost_to_interning() -> None:
     qualified = m.IndexElement(column="v", opclass="vector_l2_ops", opclass_schema="ext")
     m.interned(m.IndexElement(column="v", opclass="vector_l2_ops"))
     assert m.interned(qualified).opclass_schema == "ext"
+
+
+def test_interning_keeps_at_most_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(m, "_MAX_INTERNED", 3)
+    monkeypatch.setattr(m, "_INTERNED", {})
+    kept = [m.interned(column(f"c{i}")) for i in range(7)]
+    assert 0 < len(m._INTERNED) <= 3
+    assert [c.name for c in kept] == [f"c{i}" for i in range(7)]  # values are never changed

@@ -188,7 +188,7 @@ class Realm:
 #: One object per distinct value: see :func:`interned`. Bounded (cleared when full): interning
 #: only saves time, it never decides anything.
 _INTERNED: dict[Column | IndexElement, Any] = {}
-_MAX_INTERNED = 100_000
+_MAX_INTERNED = 20_000  # a few MB at most; a large application has a few thousand
 _Part = TypeVar("_Part", Column, IndexElement)
 
 
