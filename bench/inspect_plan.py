@@ -25,7 +25,15 @@ import asyncpg
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from bench.common import async_engine, median_ms, merged, report, synthetic_manifests, timed
+from bench.common import (
+    async_engine,
+    interleaved,
+    median_ms,
+    merged,
+    report,
+    synthetic_manifests,
+    timed,
+)
 from worker.embedded.postgres import LocalPostgres, embedded_binaries
 from worker.engine.connection import connect
 from worker.engine.desired import desired_state
@@ -80,11 +88,16 @@ async def measure(tables: int, schemas: int, repeat: int, alembic_max: int) -> M
         assert plan.empty, "the benchmark needs a database without drift"
         assert not plan.drift, "the benchmark needs a database without drift"
 
-        ours = await timed(lambda: current_plan(conn, desired, settings), repeat)
         raw_conn = await asyncpg.connect(pg.dsn)
         wanted = sorted(desired.schemas)
-        raw = await timed(lambda: raw_conn.fetch(RAW, wanted), repeat)
-        rows = await timed(lambda: fetch_catalog(conn, wanted), repeat)
+        ours, raw, rows = await interleaved(
+            [
+                lambda: current_plan(conn, desired, settings),
+                lambda: raw_conn.fetch(RAW, wanted),
+                lambda: fetch_catalog(conn, wanted),
+            ],
+            repeat,
+        )
         peer = await alembic(pg.dsn, pairs, repeat) if tables <= alembic_max else None
         await raw_conn.close()
         await conn.close()
