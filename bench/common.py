@@ -88,6 +88,22 @@ async def timed(run: Callable[[], Awaitable[object]], repeat: int) -> list[float
     return samples
 
 
+async def interleaved(
+    runs: list[Callable[[], Awaitable[object]]], repeat: int
+) -> list[list[float]]:
+    """Like :func:`timed` for several peers, run in turn in each round: a burst of load on this
+    shared machine then slows all of them instead of one."""
+    for run in runs:
+        await run()
+    samples: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeat):
+        for run, out in zip(runs, samples, strict=True):
+            started = time.perf_counter()
+            await run()
+            out.append(time.perf_counter() - started)
+    return samples
+
+
 def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 

@@ -7,7 +7,7 @@ import pytest
 from tests.engine.builders import column, realm, table
 from worker.engine.apply import command_of
 from worker.engine.defaults import adopt_defaults, default_questions
-from worker.engine.inspect import build_realm
+from worker.engine.inspect import FIELDS, build_realm
 from worker.engine.lock import advisory_key
 from worker.engine.normalize import qualify_extension_functions
 from worker.engine.render import literal
@@ -27,9 +27,10 @@ def test_literals_double_quotes_and_nothing_else() -> None:
     assert literal("a\\b") == "'a\\b'"  # standard_conforming_strings is on
 
 
-def rows(**extra: object) -> dict[str, object]:
-    """Catalog rows as fetch_catalog returns them (dicts stand in for asyncpg records)."""
-    base: dict[str, object] = {
+def rows(**extra: list[dict[str, object]]) -> dict[str, object]:
+    """Catalog rows as fetch_catalog returns them: written as dicts, given as tuples in the
+    order of FIELDS (asyncpg records are read by position); a missing field is a KeyError."""
+    base: dict[str, list[dict[str, object]]] = {
         "server": [{"server_version": 180001, "block_size": 8192, "schemas": ["public"]}],
         "extensions": [{"name": "plpgsql", "schema": "pg_catalog"}],
         "enums": [{"schema": "public", "name": "mood", "labels": ["sad", "ok"]}],
@@ -45,20 +46,21 @@ def rows(**extra: object) -> dict[str, object]:
             {"rel": 1, "name": "t_pkey", "type": "p", "valid": True, "keys": [1], "ref_rel": 0,
              "ref_schema": None, "ref_table": None, "ref_keys": None, "on_delete": " ",
              "on_update": " ", "deferrable": False, "deferred": False, "expr": None,
-             "index": "t_pkey"},
+             "index": "t_pkey", "nulls_not_distinct": False},
         ],
         "indexes": [
             {"rel": 1, "name": "t_pkey", "unique": True, "valid": True, "method": "btree",
-             "key_count": 1, "nulls_not_distinct": False, "keys": [1], "options": [0],
+             "key_count": 1, "keys": [1], "options": [0],
              "opclasses": [1978], "predicate": None, "key_texts": None, "storage": None},
             {"rel": 1, "name": "t_g_idx", "unique": False, "valid": False, "method": "btree",
-             "key_count": 1, "nulls_not_distinct": False, "keys": [2, 1], "options": [3],
+             "key_count": 1, "keys": [2, 1], "options": [3],
              "opclasses": [9999], "predicate": "(g > 0)", "key_texts": None,
              "storage": ["fillfactor=70", "deduplicate_items=false"]},
         ],
         "opclasses": [{"oid": 9999, "name": "int4_special_ops"}],
     }  # fmt: skip
-    return {**base, **extra}
+    given = {**base, **extra}
+    return {name: [tuple(row[f] for f in FIELDS[name]) for row in given[name]] for name in FIELDS}
 
 
 def test_build_realm_from_catalog_rows() -> None:

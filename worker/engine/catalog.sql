@@ -69,13 +69,14 @@ SELECT co.conrelid AS rel, co.conname AS name, co.contype::text AS type, co.conv
        co.confkey AS ref_keys, co.confdeltype::text AS on_delete, co.confupdtype::text AS on_update,
        co.condeferrable AS deferrable, co.condeferred AS deferred,
        CASE WHEN co.contype = 'c' THEN pg_get_expr(co.conbin, co.conrelid) END AS expr,
-       ci.relname AS index
+       ci.relname AS index, COALESCE(ix.indnullsnotdistinct, false) AS nulls_not_distinct
   FROM pg_constraint co
   JOIN pg_class c ON c.oid = co.conrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_class fc ON fc.oid = co.confrelid
   LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
   LEFT JOIN pg_class ci ON ci.oid = co.conindid
+  LEFT JOIN pg_index ix ON ix.indexrelid = co.conindid AND co.contype = 'u'
  WHERE co.contype IN ('p', 'u', 'f', 'c') AND n.nspname = ANY ($1::text[]);
 
 -- name: indexes
@@ -83,7 +84,7 @@ SELECT co.conrelid AS rel, co.conname AS name, co.contype::text AS type, co.conv
 -- expression texts only for indexes that have expressions.
 SELECT x.indrelid AS rel, i.relname AS name, x.indisunique AS unique,
        x.indisvalid AND x.indisready AS valid, am.amname AS method, x.indnkeyatts AS key_count,
-       x.indnullsnotdistinct AS nulls_not_distinct, x.indkey::int2[] AS keys,
+       x.indkey::int2[] AS keys,
        x.indoption::int2[] AS options, x.indclass::oid[] AS opclasses,
        pg_get_expr(x.indpred, x.indrelid) AS predicate, i.reloptions AS storage,
        CASE WHEN x.indexprs IS NOT NULL THEN

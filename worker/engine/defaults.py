@@ -34,7 +34,7 @@ from contracts.expressions import parse_expression
 from contracts.identifiers import qualified
 from worker.engine import model as m
 from worker.engine.connection import DATABASE_ERRORS, Connection
-from worker.engine.diff_table import same_index
+from worker.engine.diff_table import same_index, unchanged
 from worker.engine.normalize import same_expression
 
 __all__ = ["DefaultQuestion", "adopt_defaults", "ask", "default_questions"]
@@ -86,16 +86,16 @@ def default_questions(current: m.Realm, desired: m.Realm) -> tuple[DefaultQuesti
     questions = []
     for table in desired.tables:
         existing = current.table(table.schema, table.name)
-        for column in table.columns if existing is not None else ():
-            assert existing is not None
+        if existing is None or unchanged(existing, table):  # equal texts: nothing to ask
+            continue
+        for column in table.columns:
             have = existing.column(column.name)
             if have is None or have.type != column.type or have.identity is not None:
                 continue
             question = _default_question(have, column) or _generated_question(have, column)
             if question is not None:
                 questions.append(replace(question, schema=table.schema, table=table.name))
-        for index in table.indexes if existing is not None else ():
-            assert existing is not None
+        for index in table.indexes:
             questions += _index_questions(existing, table, index)
     return tuple(questions)
 

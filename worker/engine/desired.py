@@ -108,7 +108,7 @@ def _column(col: c.Column, extension_schemas: dict[str, str]) -> m.Column:
         identity = m.Identity(
             always=col.identity.always, start=col.identity.start, increment=col.identity.increment
         )
-    return m.Column(
+    column = m.Column(
         name=col.name,
         type=col.type,
         nullable=col.nullable,
@@ -118,6 +118,7 @@ def _column(col: c.Column, extension_schemas: dict[str, str]) -> m.Column:
         comment=col.comment or None,  # as for tables: '' is no comment
         intent=_intent(col),
     )
+    return m.interned(column)
 
 
 def _intent(col: c.Column) -> m.Intent | None:
@@ -147,13 +148,17 @@ def _index(ix: c.Index, extension_schemas: dict[str, str]) -> m.Index:
         unique=ix.unique,
         method=ix.method,
         elements=tuple(
-            m.IndexElement(
-                column=e.column,
-                expression=e.expression,
-                opclass=e.opclass,
-                opclass_schema=extension_schemas.get(EXTENSION_OPCLASSES.get(e.opclass or "", "")),
-                descending=e.order == "desc",
-                nulls_first=e.nulls == "first",
+            m.interned(
+                m.IndexElement(
+                    column=e.column,
+                    expression=e.expression,
+                    opclass=e.opclass,
+                    opclass_schema=extension_schemas.get(
+                        EXTENSION_OPCLASSES.get(e.opclass or "", "")
+                    ),
+                    descending=e.order == "desc",
+                    nulls_first=e.nulls == "first",
+                )
             )
             for e in ix.elements
         ),

@@ -56,7 +56,7 @@ def tables_to_probe(current: m.Realm, desired: m.Realm) -> set[tuple[str, str]]:
         if existing is None:
             continue
         for column in table.columns:
-            if existing.column(column.name) is None and needs_rows_absent(column):
+            if needs_rows_absent(column) and existing.column(column.name) is None:
                 wanted.add((table.schema, table.name))
     return wanted
 

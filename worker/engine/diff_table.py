@@ -7,6 +7,7 @@ everything else becomes :class:`~worker.engine.changes.Drift`.
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 from worker.engine import changes as ch
 from worker.engine import model as m
@@ -19,7 +20,17 @@ from worker.engine.diff_intent import (
 )
 from worker.engine.normalize import same_expression
 
-__all__ = ["diff_table", "is_metadata_only_widening", "needs_rows_absent", "same_index"]
+__all__ = [
+    "diff_table",
+    "is_metadata_only_widening",
+    "needs_rows_absent",
+    "same_index",
+    "unchanged",
+    "walk_table",
+]
+
+
+_Named = TypeVar("_Named", m.UniqueConstraint, m.ForeignKey, m.CheckConstraint, m.Index)
 
 
 def _report(drift: list[Drift], kind: DriftKind, table: m.Table, name: str, detail: str) -> None:
@@ -32,9 +43,63 @@ def needs_rows_absent(column: m.Column) -> bool:
     return not column.nullable and no_value
 
 
+def unchanged(current: m.Table, desired: m.Table) -> bool:
+    """True when the table is as declared, part by part as values, so diffing it would find
+    nothing: the no-drift case decided with a few tuple comparisons instead of a walk.
+
+    Sufficient, never necessary (False only means "diff it"): no declared intent (a migration
+    may have steps left on an equal shape), every constraint and index valid (an invalid one is
+    rebuilt or validated), and no index beyond those declared but the ones backing keys."""
+    if (
+        current.columns != desired.columns  # interned: mostly an identity check
+        or current.primary_key != desired.primary_key
+        or (desired.comment is not None and desired.comment != current.comment)
+    ):
+        return False
+    for column in desired.columns:
+        if column.intent is not None:
+            return False
+    own_indexes = tuple([index for index in current.indexes if index.constraint is None])
+    return (
+        _same_parts(current.unique, desired.unique)
+        and _same_parts(current.foreign_keys, desired.foreign_keys)
+        and _same_parts(current.checks, desired.checks)
+        and _same_parts(own_indexes, desired.indexes)
+        and _all_valid(current)
+    )
+
+
+def _all_valid(table: m.Table) -> bool:
+    return (
+        not [fk for fk in table.foreign_keys if not fk.valid]
+        and not [check for check in table.checks if not check.valid]
+        and not [index for index in table.indexes if not index.valid]
+    )
+
+
+def _same_parts(current: tuple[_Named, ...], desired: tuple[_Named, ...]) -> bool:
+    """Equal as values, whatever order the manifest lists them in (the catalog's are by name)."""
+    if current == desired:
+        return True
+    return len(current) == len(desired) and current == tuple(sorted(desired, key=_name))
+
+
+def _name(part: _Named) -> str:
+    return part.name
+
+
 def diff_table(
     current: m.Table, desired: m.Table, changes: list[ch.Change], drift: list[Drift]
 ) -> None:
+    if not unchanged(current, desired):
+        walk_table(current, desired, changes, drift)
+
+
+def walk_table(
+    current: m.Table, desired: m.Table, changes: list[ch.Change], drift: list[Drift]
+) -> None:
+    """The diff of one table, part by part (what :func:`diff_table` does unless the table is
+    :func:`unchanged`)."""
     for column in desired.columns:
         _column(current, column, changes, drift)
     declared = {c.name for c in desired.columns}

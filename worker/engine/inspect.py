@@ -10,8 +10,9 @@ estimate is 0 until the table is first vacuumed or analysed).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,6 @@ QUERIES = {
     chunk.split("\n", 1)[0].strip(): chunk.split("\n", 1)[1].strip().rstrip(";")
     for chunk in CATALOG_SQL.split("-- name: ")[1:]
 }
-_COLUMN_FIELDS = ("name", "type", "not_null", "expr", "identity", "generated", "comment")
 _ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 
 
@@ -75,196 +75,243 @@ async def table_sizes(conn: Connection, tables: Iterable[str]) -> dict[str, int]
     return {row["t"]: int(row["size"] or 0) for row in rows}
 
 
+#: The columns of each query in catalog.sql, in order: build_realm reads rows by position (a
+#: record's fields by name cost three times as much), and tests build rows from these names.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "server": ("server_version", "block_size", "schemas"),
+    "extensions": ("name", "schema"),
+    "enums": ("schema", "name", "labels"),
+    "sequences": ("schema", "name", "data_type", "start", "increment", "min_value", "max_value",
+                  "cycle", "cache", "owner_table", "owner_column"),
+    "tables": ("oid", "schema", "name", "comment", "pages"),
+    "columns": ("rel", "num", "name", "type", "not_null", "expr", "identity", "generated",
+                "comment"),
+    "constraints": ("rel", "name", "type", "valid", "keys", "ref_rel", "ref_schema", "ref_table",
+                    "ref_keys", "on_delete", "on_update", "deferrable", "deferred", "expr",
+                    "index", "nulls_not_distinct"),
+    "indexes": ("rel", "name", "unique", "valid", "method", "key_count", "keys", "options",
+                "opclasses", "predicate", "storage", "key_texts"),
+    "opclasses": ("oid", "name"),
+}  # fmt: skip
+_NAME = attrgetter("name")
+_SCHEMA_NAME = attrgetter("schema", "name")
+
+
+class _Parts:
+    """One table's constraints and indexes, gathered in the single pass over each query."""
+
+    __slots__ = ("checks", "foreign_keys", "indexes", "primary_key", "unique")
+
+    def __init__(self) -> None:
+        self.primary_key: m.PrimaryKey | None = None
+        self.unique: list[m.UniqueConstraint] = []
+        self.foreign_keys: list[m.ForeignKey] = []
+        self.checks: list[m.CheckConstraint] = []
+        self.indexes: list[m.Index] = []
+
+
 def build_realm(rows: Mapping[str, Any]) -> m.Realm:
-    """The pure half of inspection: catalog rows → :class:`Realm`."""
-    [server] = rows["server"]
-    names: dict[int, dict[int, str]] = {}
-    for c in rows["columns"]:
-        names.setdefault(c["rel"], {})[c["num"]] = c["name"]
-    opclasses = {o["oid"]: o["name"] for o in rows["opclasses"]}
+    """The pure half of inspection: catalog rows (sequences of values in :data:`FIELDS` order,
+    as asyncpg records are) → :class:`Realm`, in one pass over each query's rows."""
+    [(server_version, block_size, schemas)] = rows["server"]
+    names: dict[int, dict[int, str]] = {}  # rel → attnum → column name
     columns: dict[int, list[m.Column]] = {}
     # Columns repeat across tables (id, created_at, ...): one frozen value per distinct column
-    # instead of one per row halves the cost of building a large realm's columns.
+    # (the row minus rel and attnum is its key) instead of one per row.
     distinct: dict[tuple[Any, ...], m.Column] = {}
-    for col in rows["columns"]:
-        key = tuple([col[f] for f in _COLUMN_FIELDS])
+    last_rel, by_number, in_table = None, {}, []
+    for row in rows["columns"]:
+        rel = row[0]
+        if rel != last_rel:  # rows come by table: look the table up once, not per column
+            last_rel = rel
+            by_number, in_table = names.setdefault(rel, {}), columns.setdefault(rel, [])
+        by_number[row[1]] = row[2]
+        key = tuple(row[2:])
         column = distinct.get(key)
         if column is None:
-            column = distinct[key] = _column(col)
-        columns.setdefault(col["rel"], []).append(column)
-    constraints: dict[int, list[Any]] = {}
+            column = distinct[key] = m.interned(_column(*key))
+        in_table.append(column)
+    parts: dict[int, _Parts] = {}
+    backing: dict[tuple[int, str], str] = {}  # (rel, index) → the key constraint it backs
     for con in rows["constraints"]:
-        constraints.setdefault(con["rel"], []).append(con)
-    indexes: dict[int, list[m.Index]] = {}
-    backing = {(c["rel"], c["index"]): c["name"] for c in rows["constraints"] if c["type"] in "pu"}
-    nulls_not_distinct = {}
+        _constraint(con, names, parts, backing)
+    opclasses: dict[int, str] = dict(rows["opclasses"])
+    elements: dict[tuple[Any, ...], m.IndexElement] = {}
     for idx in rows["indexes"]:
-        index = _index(idx, names, opclasses, backing.get((idx["rel"], idx["name"])))
-        indexes.setdefault(idx["rel"], []).append(index)
-        nulls_not_distinct[(idx["rel"], idx["name"])] = bool(idx["nulls_not_distinct"])
-    block = server["block_size"]
-    tables = sorted(
-        (
-            _table(
-                t,
-                block,
-                columns.get(t["oid"], []),
-                constraints.get(t["oid"], []),
-                indexes.get(t["oid"], []),
-                names,
-                nulls_not_distinct,
-            )
-            for t in rows["tables"]
-        ),
-        key=lambda t: (t.schema, t.name),
-    )
+        rel = idx[0]
+        index = _index(idx, names[rel], opclasses, backing.get((rel, idx[1])), elements)
+        parts.setdefault(rel, _Parts()).indexes.append(index)
+    empty = _Parts()
+    tables = [
+        _table(t, block_size, columns.get(t[0], []), parts.get(t[0], empty)) for t in rows["tables"]
+    ]
+    tables.sort(key=_SCHEMA_NAME)
     return m.Realm(
-        schemas=frozenset(server["schemas"]),
+        schemas=frozenset(schemas),
         extensions=tuple(
-            sorted(
-                (m.Extension(name=e["name"], schema=e["schema"]) for e in rows["extensions"]),
-                key=lambda e: e.name,
-            )
+            sorted((m.Extension(name=n, schema=s) for n, s in rows["extensions"]), key=_NAME)
         ),
         enums=tuple(
             sorted(
-                (
-                    m.EnumType(schema=e["schema"], name=e["name"], labels=tuple(e["labels"]))
-                    for e in rows["enums"]
-                ),
-                key=lambda e: (e.schema, e.name),
+                (m.EnumType(schema=s, name=n, labels=tuple(ls)) for s, n, ls in rows["enums"]),
+                key=_SCHEMA_NAME,
             )
         ),
-        sequences=tuple(
-            sorted((_sequence(s) for s in rows["sequences"]), key=lambda s: (s.schema, s.name))
-        ),
+        sequences=tuple(sorted((_sequence(*s) for s in rows["sequences"]), key=_SCHEMA_NAME)),
         tables=tuple(tables),
-        server_version=int(server["server_version"]),
+        server_version=int(server_version),
     )
 
 
-def _sequence(row: Mapping[str, Any]) -> m.Sequence:
-    owner = row["owner_table"]
+def _sequence(
+    schema: str,
+    name: str,
+    data_type: str,
+    start: int | None,
+    increment: int,
+    min_value: int | None,
+    max_value: int | None,
+    cycle: bool,
+    cache: int,
+    owner_table: str | None,
+    owner_column: str,  # set whenever owner_table is
+) -> m.Sequence:
     return m.Sequence(
-        schema=row["schema"],
-        name=row["name"],
-        data_type=row["data_type"],
-        start=row["start"],
-        increment=row["increment"],
-        min_value=row["min_value"],
-        max_value=row["max_value"],
-        cycle=row["cycle"],
-        cache=row["cache"],
-        owned_by=(owner, row["owner_column"]) if owner else None,
+        schema=schema,
+        name=name,
+        data_type=data_type,
+        start=start,
+        increment=increment,
+        min_value=min_value,
+        max_value=max_value,
+        cycle=cycle,
+        cache=cache,
+        owned_by=(owner_table, owner_column) if owner_table else None,
     )
 
 
-def _column(row: Mapping[str, Any]) -> m.Column:
-    generated = row["generated"] == "s"
-    identity = None
-    if row["identity"] in ("a", "d"):
-        identity = m.Identity(always=row["identity"] == "a")
+def _column(
+    name: str,
+    type_: str,
+    not_null: bool,
+    expr: str | None,
+    identity: str | None,
+    generated: str | None,
+    comment: str | None,
+) -> m.Column:
+    is_generated = generated == "s"
     return m.Column(
-        name=row["name"],
-        type=row["type"],
-        nullable=not row["not_null"],
-        default=None if generated else row["expr"],
-        generated=row["expr"] if generated else None,
-        identity=identity,
-        comment=row["comment"],
+        name=name,
+        type=type_,
+        nullable=not not_null,
+        default=None if is_generated else expr,
+        generated=expr if is_generated else None,
+        identity=m.Identity(always=identity == "a") if identity in ("a", "d") else None,
+        comment=comment,
     )
 
 
-def _table(
-    row: Mapping[str, Any],
-    block_size: int,
-    columns: list[m.Column],
-    constraints: list[Any],
-    indexes: list[m.Index],
+def _constraint(
+    row: Sequence[Any],
     names: dict[int, dict[int, str]],
-    nulls_not_distinct: dict[tuple[int, str], bool],
-) -> m.Table:
-    rel = row["oid"]
-
-    def cols(rel_id: int, keys: list[int] | None) -> tuple[str, ...]:
-        by_number = names[rel_id]
-        return tuple([by_number[k] for k in keys or ()])
-
-    pk = next((c for c in constraints if c["type"] == "p"), None)
-    return m.Table(
-        schema=row["schema"],
-        name=row["name"],
-        columns=tuple(columns),
-        comment=row["comment"],
-        size_bytes=int(row["pages"] or 0) * block_size,
-        primary_key=m.PrimaryKey(name=pk["name"], columns=cols(rel, pk["keys"])) if pk else None,
-        unique=_by_name(
+    parts: dict[int, _Parts],
+    backing: dict[tuple[int, str], str],
+) -> None:
+    """One constraint row into its table's parts (and, for keys, the index backing it)."""
+    (rel, name, kind, valid, keys, ref_rel, ref_schema, ref_table, ref_keys, on_delete,
+     on_update, deferrable, deferred, expr, index, nulls_not_distinct) = row  # fmt: skip
+    into = parts.get(rel)
+    if into is None:
+        into = parts[rel] = _Parts()
+    if kind == "c":
+        into.checks.append(m.CheckConstraint(name=name, expression=expr, valid=valid))
+        return
+    by_number = names[rel]
+    columns = tuple([by_number[k] for k in keys or ()])
+    if kind == "p":
+        into.primary_key = m.PrimaryKey(name=name, columns=columns)
+        backing[(rel, index)] = name
+    elif kind == "u":
+        into.unique.append(
             m.UniqueConstraint(
-                name=c["name"],
-                columns=cols(rel, c["keys"]),
-                nulls_not_distinct=nulls_not_distinct.get((rel, c["index"]), False),
+                name=name, columns=columns, nulls_not_distinct=bool(nulls_not_distinct)
             )
-            for c in constraints
-            if c["type"] == "u"
-        ),
-        foreign_keys=_by_name(
+        )
+        backing[(rel, index)] = name
+    else:
+        referenced = names[ref_rel]
+        into.foreign_keys.append(
             m.ForeignKey(
-                name=c["name"],
-                columns=cols(rel, c["keys"]),
-                ref_schema=c["ref_schema"],
-                ref_table=c["ref_table"],
-                ref_columns=cols(c["ref_rel"], c["ref_keys"]),
-                on_delete=_ACTIONS[c["on_delete"]],
-                on_update=_ACTIONS[c["on_update"]],
-                deferrable=c["deferrable"],
-                initially_deferred=c["deferred"],
-                valid=c["valid"],
+                name=name,
+                columns=columns,
+                ref_schema=ref_schema,
+                ref_table=ref_table,
+                ref_columns=tuple([referenced[k] for k in ref_keys or ()]),
+                on_delete=_ACTIONS[on_delete],
+                on_update=_ACTIONS[on_update],
+                deferrable=deferrable,
+                initially_deferred=deferred,
+                valid=valid,
             )
-            for c in constraints
-            if c["type"] == "f"
-        ),
-        checks=_by_name(
-            m.CheckConstraint(name=c["name"], expression=c["expr"], valid=c["valid"])
-            for c in constraints
-            if c["type"] == "c"
-        ),
-        indexes=_by_name(indexes),
+        )
+
+
+def _table(row: Sequence[Any], block_size: int, columns: list[m.Column], parts: _Parts) -> m.Table:
+    _, schema, name, comment, pages = row
+    return m.Table(
+        schema=schema,
+        name=name,
+        columns=tuple(columns),
+        comment=comment,
+        size_bytes=int(pages or 0) * block_size,
+        primary_key=parts.primary_key,
+        unique=_by_name(parts.unique),
+        foreign_keys=_by_name(parts.foreign_keys),
+        checks=_by_name(parts.checks),
+        indexes=_by_name(parts.indexes),
     )
 
 
-def _by_name(items: Iterable[Any]) -> tuple[Any, ...]:
-    return tuple(sorted(items, key=lambda item: item.name))
+def _by_name(items: list[Any]) -> tuple[Any, ...]:
+    if len(items) > 1:
+        items.sort(key=_NAME)
+    return tuple(items)
 
 
 def _index(
-    row: Mapping[str, Any],
-    names: dict[int, dict[int, str]],
+    row: Sequence[Any],
+    by_number: dict[int, str],
     opclasses: dict[int, str],
     constraint: str | None,
+    elements: dict[tuple[Any, ...], m.IndexElement],
 ) -> m.Index:
-    by_number, keys, count = names[row["rel"]], row["keys"], row["key_count"]
-    texts = row["key_texts"] or [None] * count
-    options, classes = row["options"], row["opclasses"]  # one entry per key column
-    elements = tuple(
-        [
-            m.IndexElement(
-                column=by_number[keys[k]] if keys[k] else None,
-                expression=None if keys[k] else texts[k],
-                opclass=opclasses.get(classes[k]),
-                descending=bool(options[k] & 1),
-                nulls_first=bool(options[k] & 2),
+    (_, name, unique, valid, method, count, keys, options, classes, predicate, storage,
+     texts) = row  # fmt: skip
+    texts = texts or [None] * count
+    out = []
+    for k in range(count):  # options and operator classes: one entry per key column
+        number = keys[k]
+        key = (number and by_number[number], None if number else texts[k], classes[k], options[k])
+        element = elements.get(key)
+        if element is None:
+            element = elements[key] = m.interned(
+                m.IndexElement(
+                    column=key[0] or None,
+                    expression=key[1],
+                    opclass=opclasses.get(key[2]),
+                    descending=bool(key[3] & 1),
+                    nulls_first=bool(key[3] & 2),
+                )
             )
-            for k in range(count)
-        ]
-    )
+        out.append(element)
     return m.Index(
-        name=row["name"],
-        elements=elements,
-        unique=row["unique"],
-        method=row["method"],
+        name=name,
+        elements=tuple(out),
+        unique=unique,
+        method=method,
         include=tuple([by_number[k] for k in keys[count:]]),
-        where=row["predicate"],
-        storage=tuple(tuple(o.split("=", 1)) for o in row["storage"] or ()),
-        valid=row["valid"],
+        where=predicate,
+        storage=tuple(tuple(o.split("=", 1)) for o in storage or ()),
+        valid=valid,
         constraint=constraint,
     )

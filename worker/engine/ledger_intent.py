@@ -136,6 +136,7 @@ async def close_interrupted(
             WHERE outcome = '{ledger.RUNNING}' AND schemas && $1::text[] ORDER BY id""",
         sorted(schemas),
     )
+    closed = []
     for row in running:
         settled = await settle(conn, row["id"], s)
         ran = await conn.fetchval(
@@ -143,14 +144,16 @@ async def close_interrupted(
             row["id"],
             sorted(RAN),
         )
-        await conn.execute(
+        # still running: a heal records its outcome just after it releases the locks, so the
+        # row read above may have been finished since; its own outcome then stands
+        if await conn.fetchval(
             f"""UPDATE {s}.heals SET outcome = '{ledger.INTERRUPTED}',
                     error_code = '{ledger.INTERRUPTED}', finished_at = now(), error_message = $2
-                WHERE id = $1""",
+                WHERE id = $1 AND outcome = '{ledger.RUNNING}' RETURNING id""",
             row["id"],
             interrupted_message(ran, row["planned"], settled, schema),
-        )
-    closed = [row["id"] for row in running]
+        ):
+            closed.append(row["id"])
     if closed:
         log.warning("closed interrupted heal(s) %s", closed, extra={"ledger_ids": closed})
     return closed

@@ -11,6 +11,7 @@ Types are canonical ``format_type()`` text; expressions are canonical text as pg
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from contracts.identifiers import qualified
 
@@ -182,3 +183,28 @@ class Realm:
 
     def table(self, schema: str, name: str) -> Table | None:
         return self._by_name.get((schema, name))
+
+
+#: One object per distinct value: see :func:`interned`. Bounded (cleared when full): interning
+#: only saves time, it never decides anything.
+_INTERNED: dict[Column | IndexElement, Any] = {}
+_MAX_INTERNED = 20_000  # a few MB at most; a large application has a few thousand
+_Part = TypeVar("_Part", Column, IndexElement)
+
+
+def interned(value: _Part) -> _Part:
+    """The one object kept for ``value`` (``value`` itself the first time it is seen). Both
+    sides intern their columns and index keys, so an unchanged table's tuples of them hold the
+    same objects and compare by identity instead of field by field. A value carrying a field
+    that is no part of its value (a column's intent, an operator class's schema) is never
+    interned: another object of that value would lack it."""
+    if isinstance(value, Column) and value.intent is not None:
+        return value
+    if isinstance(value, IndexElement) and value.opclass_schema is not None:
+        return value
+    kept = _INTERNED.get(value)
+    if kept is None:
+        if len(_INTERNED) >= _MAX_INTERNED:
+            _INTERNED.clear()
+        kept = _INTERNED[value] = value
+    return cast(_Part, kept)

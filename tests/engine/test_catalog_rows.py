@@ -1,0 +1,32 @@
+"""build_realm reads catalog rows by position: each query's columns must be FIELDS, in order."""
+
+from __future__ import annotations
+
+from tests.conftest import FreshDatabase
+from worker.engine.connection import connect
+from worker.engine.inspect import FIELDS, QUERIES, build_realm, fetch_catalog
+
+
+async def test_every_catalog_query_returns_the_fields_build_realm_reads(
+    database: FreshDatabase,
+) -> None:
+    await database.execute("""
+        CREATE TYPE mood AS ENUM ('sad', 'ok');
+        CREATE SEQUENCE s;
+        CREATE TABLE p (id integer PRIMARY KEY);
+        CREATE TABLE t (id integer PRIMARY KEY, p_id integer REFERENCES p, m mood,
+                        n integer CHECK (n > 0), UNIQUE NULLS NOT DISTINCT (n));
+        CREATE INDEX t_expr_idx ON t ((n + 1)) WHERE n > 1;
+    """)  # fmt: skip
+    conn = await connect(database.dsn)
+    try:
+        rows = await fetch_catalog(conn, ["public"])
+    finally:
+        await conn.close()
+    assert set(QUERIES) == set(FIELDS)
+    for name, fields in FIELDS.items():
+        assert rows[name], f"{name}: the setup above should give it a row"
+        assert tuple(rows[name][0].keys()) == fields, name
+    t = build_realm(rows).table("public", "t")
+    assert t is not None and [u.nulls_not_distinct for u in t.unique] == [True]
+    assert [(f.ref_table, f.ref_columns) for f in t.foreign_keys] == [("p", ("id",))]
