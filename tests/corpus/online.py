@@ -229,8 +229,8 @@ OPTUNA_INDEXED = replace(
     new_writes=(Write("studies", _STUDY.format(column="name", who="new")),),
 )
 
-#: the same rename, its index keeping its name (as an explicitly named Index does): the boot is
-#: blocked (the index of that name on the old column needs a person), no migration is planned
+#: the same rename, its index keeping its name (as an explicitly named Index does): built as
+#: ``<name>__sh_rn`` at expand, handed its name at contract
 OPTUNA_INDEX_NAME = replace(
     OPTUNA_INDEXED,
     name="optuna-index-name",

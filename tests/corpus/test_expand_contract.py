@@ -48,14 +48,8 @@ def always(m: ColumnMigration, leases: Sequence[Lease]) -> bool:
     return True
 
 
-#: the cases real models show failing today, each with its minimal test
-EXPECTED_FAILURES = {
-    "optuna-index-name": pytest.mark.xfail(
-        strict=True,
-        reason="plan (worker/engine/diff_table.py): an index keeping its name across a rename is "
-        "a difference that needs a person, the boot blocked (tests/engine/test_diff_rename_index.py)",
-    ),
-}
+#: the cases real models show failing today (none), each with its minimal test
+EXPECTED_FAILURES: dict[str, pytest.MarkDecorator] = {}
 NAMES = [pytest.param(n, marks=EXPECTED_FAILURES.get(n, ())) for n in CASES]
 
 

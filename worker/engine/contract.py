@@ -27,8 +27,9 @@ from worker.engine import backfill_store, lease_store
 from worker.engine.backfill import lock_name
 from worker.engine.connection import Connection, connection_lost
 from worker.engine.expand import ColumnMigration
+from worker.engine.expand_handover import contract_steps
 from worker.engine.expand_parts import Step, retired_column
-from worker.engine.expand_sql import render
+from worker.engine.inspect import inspect
 from worker.engine.liveness import Lease, decide
 from worker.engine.lock import advisory_key, advisory_locks
 from worker.errors import LockWaitTimeout
@@ -123,7 +124,10 @@ async def _decided(
     if not decision.contractable:
         return ContractFinish.WAITING, decision.reason
     record = (await lease_store.contract_records(conn, schema)).get(m.id)
-    for step in render(m).contract:
+    table = None
+    if m.old_column is not None and not m.in_place and (record is None or not record.contracted):
+        table = (await inspect(conn, [m.schema])).table(m.schema, m.table)  # for the handover
+    for step in contract_steps(m, table):
         if not step.drops_column:
             if record is None or not record.contracted:
                 await _step(conn, m, step, "sync", settings)

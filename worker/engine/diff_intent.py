@@ -18,16 +18,19 @@ from worker.engine import changes as ch
 from worker.engine import model as m
 from worker.engine.changes import Drift, DriftKind
 from worker.engine.expand import ColumnMigration, MigrationKind
-from worker.engine.expand_parts import derived_name
+from worker.engine.expand_parts import derived_name, handover_index
 
 __all__ = [
     "Found",
+    "build_handover",
+    "held_by_rename",
     "intent_diff",
     "kept_columns",
     "lossless_widening",
-    "renamed_index_detail",
+    "renames",
     "sequence_widened_online",
     "shadow_column",
+    "unique_handovers",
     "widened_online",
 ]
 
@@ -75,30 +78,57 @@ def kept_columns(desired: m.Table) -> dict[str, str | None]:
     return kept
 
 
-def renamed_index_detail(
-    current: m.Index, desired: m.Index, table: m.Table, same: Callable[[m.Index, m.Index], bool]
-) -> str | None:
-    """Why an index of ``desired``'s name cannot be planned when the current one is the ``same``
-    index on a column that ``table`` (desired) renames: old replicas use it until contract, so
-    the new column's index needs another name. None when it is not that."""
-    renamed = {
+def renames(table: m.Table) -> dict[str, str]:
+    """Old name → new name of each column that ``table`` (desired) renames."""
+    return {
         c.intent.renamed_from: c.name
         for c in table.columns
         if c.intent is not None and c.intent.renamed_from is not None
     }
-    old = next((e.column for e in current.elements if e.column in renamed), None)
-    if old is None:
-        return None
+
+
+def unique_handovers(current: m.Table, desired: m.Table) -> dict[str, m.Index]:
+    """The unique constraints that keep their name across a rename of their columns: the new
+    columns' unique index, built under :func:`~worker.engine.expand_parts.handover_index` until
+    contract adds the constraint back ``USING INDEX`` it, by that name."""
+    renamed = renames(desired)
+    if not renamed:
+        return {}
+    existing = {u.name: u for u in current.unique}
+    out: dict[str, m.Index] = {}
+    for key in desired.unique:
+        found = existing.get(key.name)
+        if found is None or found.columns == key.columns:
+            continue
+        moved = tuple(renamed.get(c, c) for c in found.columns)
+        if moved == key.columns and not (key.nulls_not_distinct or found.nulls_not_distinct):
+            name = handover_index(key.name)
+            elements = tuple(m.IndexElement(column=c) for c in key.columns)
+            out[name] = m.Index(name=name, elements=elements, unique=True)
+    return out
+
+
+def build_handover(table: m.Table, index: m.Index) -> tuple[ch.Change, ...]:
+    """``index`` (a handover's) built, or built again when its build was interrupted."""
+    built = next((i for i in table.indexes if i.name == index.name), None)
+    if built is None:
+        return (ch.AddIndex(table=table, index=index),)
+    return () if built.valid else (ch.RebuildInvalidIndex(table=table, index=index),)
+
+
+def held_by_rename(
+    current: m.Index, desired: m.Index, table: m.Table, same: Callable[[m.Index, m.Index], bool]
+) -> bool:
+    """The current index of ``desired``'s name is the ``same`` index on a column that ``table``
+    (desired) renames: old replicas use it until contract, so the new column's index is built
+    under :func:`~worker.engine.expand_parts.handover_index` meanwhile."""
+    renamed = renames(table)
+    if not any(e.column in renamed for e in current.elements):
+        return False
     moved = tuple(
         replace(e, column=renamed.get(e.column or "", e.column)) for e in current.elements
     )
-    if not same(replace(current, elements=moved), desired):
-        return None
-    return (
-        f"an index of this name is on {old}, which {renamed[old]} is renamed from, and old "
-        f"replicas use it until contract: give the index on {renamed[old]} another name (this "
-        f"one goes when contract drops {old})"
-    )
+    return same(replace(current, elements=moved), desired)
 
 
 def sequence_widened_online(

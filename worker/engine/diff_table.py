@@ -7,17 +7,21 @@ everything else becomes :class:`~worker.engine.changes.Drift`.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TypeVar
 
 from worker.engine import changes as ch
 from worker.engine import model as m
 from worker.engine.changes import Drift, DriftKind
 from worker.engine.diff_intent import (
+    build_handover,
+    held_by_rename,
     intent_diff,
     kept_columns,
-    renamed_index_detail,
+    unique_handovers,
     widened_online,
 )
+from worker.engine.expand_parts import handover_index
 from worker.engine.normalize import same_expression
 
 __all__ = [
@@ -110,8 +114,9 @@ def walk_table(
             _report(drift, DriftKind.EXTRA_COLUMN, current, column.name, detail)
     if desired.comment is not None and desired.comment != current.comment:
         changes.append(ch.SetComment(table=current, column=None, comment=desired.comment))
-    _indexes(current, desired, changes, drift)
-    _keys(current, desired, changes, drift)
+    handovers = unique_handovers(current, desired)
+    _indexes(current, desired, changes, drift, set(handovers))
+    _keys(current, desired, changes, drift, handovers)
     _foreign_keys(current, desired, changes, drift)
     _checks(current, desired, changes, drift)
 
@@ -242,19 +247,27 @@ def is_metadata_only_widening(current: str, desired: str) -> bool:
 
 
 def _indexes(
-    current: m.Table, desired: m.Table, changes: list[ch.Change], drift: list[Drift]
+    current: m.Table,
+    desired: m.Table,
+    changes: list[ch.Change],
+    drift: list[Drift],
+    handed_over: set[str],
 ) -> None:
-    have = {i.name: i for i in current.indexes if i.constraint is None}
-    for index in desired.indexes:
-        existing = have.pop(index.name, None)
+    have = {
+        i.name: i for i in current.indexes if i.constraint is None and i.name not in handed_over
+    }
+    for declared in desired.indexes:
+        index, existing = declared, have.pop(declared.name, None)
+        if existing is not None and held_by_rename(existing, index, desired, same_index):
+            index = replace(index, name=handover_index(index.name))  # renamed back at contract
+            existing = have.pop(index.name, None)
         if existing is None:
             changes.append(ch.AddIndex(table=current, index=index))
         elif not existing.valid:
             changes.append(ch.RebuildInvalidIndex(table=current, index=index))
         elif not same_index(existing, index):
-            detail = renamed_index_detail(existing, index, desired, same_index)
             _report(drift, DriftKind.INDEX_DIFFERS, current, index.name,
-                    detail or "an index of this name exists with another definition")  # fmt: skip
+                    "an index of this name exists with another definition")  # fmt: skip
     for extra in have.values():
         _report(
             drift, DriftKind.EXTRA_INDEX, current, extra.name, "not in the manifest; left as it is"
@@ -286,7 +299,13 @@ def same_index(current: m.Index, desired: m.Index) -> bool:
     return same_expression(current.where, desired.where)
 
 
-def _keys(current: m.Table, desired: m.Table, changes: list[ch.Change], drift: list[Drift]) -> None:
+def _keys(
+    current: m.Table,
+    desired: m.Table,
+    changes: list[ch.Change],
+    drift: list[Drift],
+    handovers: dict[str, m.Index],
+) -> None:
     wanted: list[m.PrimaryKey | m.UniqueConstraint] = list(desired.unique)
     if desired.primary_key is not None:
         if current.primary_key is None:
@@ -306,6 +325,10 @@ def _keys(current: m.Table, desired: m.Table, changes: list[ch.Change], drift: l
     for key in wanted:
         if isinstance(key, m.UniqueConstraint):
             found = existing_unique.pop(key.name, None)
+            handover = handovers.get(handover_index(key.name))
+            if handover is not None:  # on the old columns until contract
+                changes.extend(build_handover(current, handover))
+                continue
             if found is not None or key.columns in by_columns:
                 if found is not None and found.columns != key.columns:
                     _report(

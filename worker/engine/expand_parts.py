@@ -19,6 +19,7 @@ __all__ = [
     "derived_name",
     "dollar_quoted",
     "drop_sync",
+    "handover_index",
     "literal",
     "object_name",
     "physical_column",
@@ -71,6 +72,12 @@ def derived_name(base: str, suffix: str) -> str:
     room = _MAX_NAME - len(suffix.encode()) - len(digest) - 1
     cut = base.encode()[:room].decode(errors="ignore")
     return f"{cut}_{digest}{suffix}"
+
+
+def handover_index(name: str) -> str:
+    """``<name>__sh_rn`` within 63 bytes: the name, until contract, of the new column's index
+    that keeps the name of the old column's index (a rename's; contract renames it back)."""
+    return derived_name(name, "__sh_rn")
 
 
 def physical_column(m: ColumnMigration) -> str:

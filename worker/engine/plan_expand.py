@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from worker.engine import changes as ch
 from worker.engine.expand import Phase
+from worker.engine.expand_handover import contract_steps
 from worker.engine.expand_sql import render
 from worker.engine.hazards import Hazard
 from worker.engine.statements import PlanSettings, Statement
@@ -24,11 +25,12 @@ def expand_commands(change: ch.ExpandColumn) -> tuple[str, ...]:
 def contract_statements(
     changes: tuple[ch.Change, ...], settings: PlanSettings, first_group: int
 ) -> tuple[Statement, ...]:
-    """The contract steps of each migration among ``changes``, each its own group."""
+    """The contract steps of each migration among ``changes``, each its own group (with the
+    handover of the indexes built under another name that the catalog shows)."""
     migrations = [c for c in changes if isinstance(c, ch.ExpandColumn)]
     out: list[Statement] = []
     for change in migrations:
-        for step in render(change.migration).contract:
+        for step in contract_steps(change.migration, change.table):
             hazards: tuple[Hazard, ...] = (Hazard.STRONG_LOCK,)
             if step.drops_column:
                 hazards += (Hazard.COLUMN_DROP,)
