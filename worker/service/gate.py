@@ -29,15 +29,13 @@ from worker.engine.heal import HealResult, Outcome, heal
 from worker.errors import RetryableError, SchemahealError
 from worker.observability.metrics import make_instruments
 from worker.observability.tracing import context_from_headers, messaging_attributes, tracer
-from worker.service import replies, routing
-from worker.service.access import PolicyFile
+from worker.service import replies
+from worker.service.admission import Admission, refusal
 from worker.service.boots import Boots, request_info
 from worker.service.databases import open_checked
 from worker.service.requests import (
     Rejection,
     Request,
-    crashed,
-    parse_record,
     position,
     replayed,
 )
@@ -67,8 +65,7 @@ class Gate:
         self._connections: dict[str, Any] = {}
         self.boots = Boots(settings)
         self.metrics = make_instruments(metrics.get_meter("schemaheal"), counter_series(settings))
-        self.access = PolicyFile(settings.access_policy)
-        self.access.current()  # a broken policy file stops the worker at start-up
+        self.admission = Admission(settings)  # a broken policy file stops the worker here
 
     async def handle(self, records: Sequence[Any]) -> bool:
         """Serve a batch; True when every record got its answer (commit), False to redeliver.
@@ -77,7 +74,7 @@ class Gate:
         by_alias: dict[str, list[Request]] = {}
         delivered = True
         for record in records:
-            parsed = self._admit(record, aliases)
+            parsed = self.admission.admit(record, aliases)
             if isinstance(parsed, Rejection):
                 delivered &= await self._isolated([], "rejecting a record", self._reject(parsed))
             else:
@@ -90,19 +87,6 @@ class Gate:
             if isinstance(outcome, BaseException):  # a bug: the batch comes back, nothing lost
                 log.error("serving a database failed", exc_info=outcome)
         return delivered and all(o is True for o in outcomes)
-
-    def _admit(self, record: Any, aliases: frozenset[str]) -> Request | Rejection:
-        """The record as a request the policy allows, or a rejection; never raises."""
-        try:
-            parsed = parse_record(
-                record, max_bytes=self.settings.max_request_bytes, aliases=aliases
-            )
-            if isinstance(parsed, Request):
-                parsed = self._check_route(parsed)
-            return self._authorize(parsed) if isinstance(parsed, Request) else parsed
-        except Exception as exc:  # a bug in validation must not take the batch down
-            log.exception("checking a record failed", extra={"error": type(exc).__name__})
-            return crashed(record, exc)
 
     async def _isolated(self, requests: list[Request], doing: str, work: Awaitable[bool]) -> bool:
         """Run ``work`` for ``requests``: a failure to publish means False (the batch comes
@@ -128,38 +112,6 @@ class Gate:
             await self._send(request, replies.from_failure(request, code, message))
         return True
 
-    def _route(self, record: Any, request_id: str) -> Route:
-        """Where the reply to ``record`` goes, and how its requester recognises it."""
-        return routing.route(
-            record.headers or (),
-            request_id=request_id,
-            reply_topic=self.settings.reply_topic,
-            allowed=self.settings.allowed_reply_topics,
-        )
-
-    def _check_route(self, request: Request) -> Request | Rejection:
-        """A request naming a reply destination the worker may not use is refused (answered
-        on the standard reply topic), before any database is touched."""
-        refused = self._route(request.record, request.request_id).refused
-        return request if refused is None else _refusal(request, "reply-refused", refused)
-
-    def _authorize(self, request: Request) -> Request | Rejection:
-        """The access policy's word on a valid request, before any database is touched."""
-        policy = self.access.current()
-        service, record = request.body.service, request.record
-        refused = policy.check_signature(service, record.headers or (), record.key,
-                                         record.value or b"")  # fmt: skip
-        if refused is not None:
-            return _refusal(request, "bad-signature", refused)
-        refused = policy.check_source(service, request.headers.get("ce_source"))
-        if refused is not None:
-            return _refusal(request, "not-allowed", refused)
-        decision = policy.decide(request.body.service, request.alias, request.desired.realm.schemas)
-        if isinstance(decision, str):
-            return _refusal(request, "not-allowed", decision)
-        return replace(request, hazards=decision.hazards,
-                       signed=policy.requires_signature(request.body.service))  # fmt: skip
-
     async def _reject(self, rejection: Rejection) -> bool:
         log.warning(
             "rejected record",
@@ -176,7 +128,7 @@ class Gate:
             if rejection.request_id is not None:
                 self.metrics.requests.add(1, {"outcome": "rejected"})
                 reply = replies.from_rejection(rejection)
-                route = self._route(rejection.record, rejection.request_id)
+                route = self.admission.route(rejection.record, rejection.request_id)
                 await _publish(
                     self.sink.reply(reply, rejection.headers, rejection.record.key, route)
                 )
@@ -214,7 +166,7 @@ class Gate:
             message = "this signed request was served before, from another record"
             answered &= await self._isolated(
                 [request], "refusing a replay",
-                self._reject(_refusal(request, "replayed-request", message)),
+                self._reject(refusal(request, "replayed-request", message)),
             )  # fmt: skip
         requests = [r for r in requests if r not in replays]
         for request in requests:
@@ -372,7 +324,7 @@ class Gate:
                 "coalesced": reply.coalesced,
             },
         )
-        route = self._route(request.record, request.request_id)
+        route = self.admission.route(request.record, request.request_id)
         await _publish(self.sink.reply(reply, request.headers, request.record.key, route))
         request.answered = True
 
@@ -386,9 +338,3 @@ async def _publish(sending: Awaitable[None]) -> None:
         await sending
     except Exception as exc:
         raise NotDelivered(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _refusal(request: Request, code: str, message: str) -> Rejection:
-    """A valid request that may not be served, as a rejection (answered and dead-lettered)."""
-    return Rejection(code=code, message=message, record=request.record, headers=request.headers,
-                     request_id=request.request_id, body=request.body.model_dump())  # fmt: skip
