@@ -153,30 +153,6 @@ async def round_trips(
     return gate, raw
 
 
-async def worker_part(bootstrap: str) -> list[float]:
-    """Request record to reply record, by the records' timestamps (the worker's part of each
-    round trip, without the clients'), in seconds, for every request so far."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **FAST)
-    await consumer.start()
-    stamps: dict[str, dict[str, int]] = {}
-    try:
-        for topic in ("service.starting", "schema.healed"):
-            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or {0}]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    for r in records:
-                        rid = decode_headers(r.headers).get("correlation_id", "")
-                        stamps.setdefault(rid, {})[topic] = r.timestamp
-    finally:
-        await consumer.stop()
-    return [
-        (s["schema.healed"] - s["service.starting"]) / 1000 for s in stamps.values() if len(s) == 2
-    ]
-
-
 @dataclass
 class Storm:
     latencies: list[float] = field(default_factory=list)
@@ -268,7 +244,6 @@ async def main(args: argparse.Namespace) -> None:
         try:
             gate, raw = await round_trips(broker.bootstrap_servers, args.repeat,
                                           database_name(0, args.databases))  # fmt: skip
-            part = await worker_part(broker.bootstrap_servers)
             result = Storm()
             if not args.no_storm:
                 result = await storm(
@@ -285,10 +260,6 @@ async def main(args: argparse.Namespace) -> None:
                 "SELECT count(DISTINCT heal_id) FROM schemaheal.statements WHERE state = 'applied'"
             )
             await conn.close()
-    print(
-        f"worker's part of a no-drift boot (request record to reply record, {len(part)} boots):"
-        f" p50 {statistics.median(part) * 1000:.1f} ms, p99 {percentile(part, 0.99):.1f} ms"
-    )
     print_results(args, gate, raw, result, ddl - 1, memory)
 
 
