@@ -44,7 +44,7 @@ from worker.engine.lock import advisory_key, advisory_locks
 from worker.engine.plan import Plan
 from worker.observability.tracing import tracer
 
-__all__ = ["Boot", "BootFacts", "answer", "check", "read_facts"]
+__all__ = ["Boot", "BootFacts", "answer", "check", "forget", "read_facts"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
