@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ from bench.common import report
 from contracts import ensure_schema, load_manifest
 from contracts.client import reply_partition
 from contracts.events import REQUEST_TYPE, ServiceStarting, decode_headers, event_headers
-from worker.embedded.broker import LocalBroker
+from tests.kafka import start_kafka
 from worker.embedded.postgres import LocalPostgres, embedded_binaries
 
 ROOT = Path(__file__).parents[1]
@@ -214,6 +216,16 @@ async def storm(bootstrap: str, services: int, replicas: int, databases: int) ->
     return result
 
 
+@contextmanager
+def _broker(kind: str) -> Iterator[Any]:
+    """A started broker: Tansu (embedded), or Apache Kafka (``tests/apache_kafka.py``)."""
+    server = start_kafka(kind)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def database_name(service: int, databases: int) -> str:
     return f"bench{service % databases}" if databases > 1 else "bench"
 
@@ -222,7 +234,7 @@ async def main(args: argparse.Namespace) -> None:
     binaries = embedded_binaries()
     assert binaries is not None
     names = sorted({database_name(i, args.databases) for i in range(args.services + 1)})
-    with LocalPostgres(binaries) as pg, LocalBroker() as broker:
+    with LocalPostgres(binaries) as pg, _broker(args.broker) as broker:
         admin = await asyncpg.connect(pg.dsn)
         for name in names:
             await admin.execute(f"CREATE DATABASE {name}")
@@ -232,9 +244,11 @@ async def main(args: argparse.Namespace) -> None:
         try:
             gate, raw = await round_trips(broker.bootstrap_servers, args.repeat,
                                           database_name(0, args.databases))  # fmt: skip
-            result = await storm(
-                broker.bootstrap_servers, args.services, args.replicas, args.databases
-            )
+            result = Storm()
+            if not args.no_storm:
+                result = await storm(
+                    broker.bootstrap_servers, args.services, args.replicas, args.databases
+                )
             memory = peak_rss_mb(worker.pid)
         finally:
             worker.terminate()
@@ -256,12 +270,15 @@ def print_results(
     g50, g99 = statistics.median(gate) * 1000, percentile(gate, 0.99)
     r50, r99 = statistics.median(raw) * 1000, percentile(raw, 0.99)
     report(
-        f"boot gate round trip, no drift ({args.repeat} boots) vs raw aiokafka ping-pong (Tansu)",
+        f"boot gate round trip, no drift ({args.repeat} boots) vs raw aiokafka ping-pong"
+        f" ({args.broker})",
         [("ensure_schema p50", g50), ("ensure_schema p99", g99),
          ("raw ping-pong p50", r50), ("raw ping-pong p99", r99)],
         [("p50 gate / raw", g50 / r50, "(target <= 1.5)"),
          ("p99 gate / raw", g99 / r99, "(target <= 2)")],
     )  # fmt: skip
+    if args.no_storm:
+        return
     requests, latencies = args.services * args.replicas, result.latencies
     print(f"boot storm: {args.services} services x {args.replicas} replicas = {requests} requests"
           f" over {args.databases} database(s), {args.partitions} reply partitions")  # fmt: skip
@@ -285,6 +302,8 @@ if __name__ == "__main__":
     parser.add_argument("--databases", type=int, default=1, help="services spread over these")
     parser.add_argument("--partitions", type=int, default=3, help="of the worker's topics")
     parser.add_argument("--full", action="store_true", help="issue 17: 10 services x 1000")
+    parser.add_argument("--broker", choices=("tansu", "apache"), default="tansu")
+    parser.add_argument("--no-storm", action="store_true", help="the round trips only")
     options = parser.parse_args()
     if options.full:
         options.services, options.replicas = 10, 1000

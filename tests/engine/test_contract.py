@@ -14,13 +14,14 @@ from contracts import Manifest, load_manifest
 from tests.conftest import FreshDatabase
 from tests.contracts.builders import column, manifest, pk, table
 from tests.engine.backfill_helpers import RENAME, expanded_users, trigger_and_columns
-from worker.engine import backfill_store, lease_store
+from worker.engine import backfill_store, boot_check, lease_store
 from worker.engine.backfill import BackfillSettings, Finish, run_pending
 from worker.engine.connection import connect
 from worker.engine.contract import ContractFinish, ContractSettings, kept_reason, run_contracts
+from worker.engine.desired import prepare
 from worker.engine.expand import ColumnMigration
-from worker.engine.heal import Outcome, heal
-from worker.engine.liveness import Lease
+from worker.engine.heal import HealOptions, Outcome, RequestInfo, heal
+from worker.engine.liveness import Lease, shape_of
 from worker.engine.lock import advisory_key
 from worker.replay.database import read_migrations
 from worker.replay.migrations_report import phases
@@ -168,6 +169,13 @@ async def test_after_contract_the_new_version_boots_and_an_old_one_is_blocked(
         )
         assert "deploy a version whose manifest declares full_name" in old.error_message
         assert old.applied == ()  # the dropped column is not added back
+        # the gate's boot check gives the same answer, without a heal
+        desired = prepare(OLD)
+        checked = await boot_check.check(conn, boot_check.Boot(
+            desired=desired, request=RequestInfo(request_id="old-2"), instances=(("app", "o"),),
+            shape=shape_of(desired.realm), ttl_s=60), HealOptions())  # fmt: skip
+        assert checked is not None
+        assert (checked.outcome, checked.error_message) == (old.outcome, old.error_message)
         assert ("name" in (await trigger_and_columns(conn))[1]) is not approve
         (row,) = await read_migrations(conn, "schemaheal", "nexus")  # what replay shows
         contract = phases(row)["contract"]

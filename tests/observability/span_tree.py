@@ -4,6 +4,8 @@ README's tree:
     ensure_schema (the client; under the caller's span when it has one)
     ├── send service.starting
     │   └── process service.starting                      (the worker)
+    │       ├── schemaheal boot check                      (answers a verified manifest, or
+    │       │                                               steps aside for the heal)
     │       ├── schemaheal heal                            (not in a coalesced request's trace:
     │       │   ├── schemaheal lock wait                    its process span links to the heal)
     │       │   ├── schemaheal inspect and plan
@@ -53,7 +55,8 @@ class Boot:
 
     @property
     def heal(self) -> Span | None:
-        return self.spans.get("schemaheal heal")
+        """The span that served the request: the heal, or the boot check when it answered."""
+        return self.spans.get("schemaheal heal") or self.spans.get("schemaheal boot check")
 
     @property
     def process(self) -> Span:
@@ -81,6 +84,8 @@ def check_boot(spans: list[Span], *, external_parent: str | None = None) -> Boot
     assert parent(named["receive schema.healed"]) == "ensure_schema"
     reply = named["send schema.healed"]
     assert links(named["receive schema.healed"]) == [(reply["traceId"], reply["spanId"])]
+    if "schemaheal boot check" in named:
+        assert parent(named["schemaheal boot check"]) == "process service.starting"
     if "schemaheal heal" in named:
         assert parent(named["schemaheal heal"]) == "process service.starting"
         for name in HEAL_CHILDREN | (APPLY_CHILDREN if statements else set()):

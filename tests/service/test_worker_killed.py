@@ -41,7 +41,8 @@ async def start_worker(
         "--bootstrap-servers", kafka.bootstrap_servers, "--database", f"nexus={database.dsn}",
         "--session-timeout-ms", "6000", "--heartbeat-interval-ms", "1000",
         "--fetch-max-wait-ms", "50", "--lock-timeout-ms", "200", "--retry-budget-s", "120",
-        "--topic-partitions", "3", "--max-heal-s", "120", "--health-port", "0",
+        "--topic-partitions", "3", "--max-heal-s", "120",
+        "--health-port", "0",  # not 8080: anything else on the machine may hold it
         cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=log or asyncio.subprocess.DEVNULL,
         env=env,
     )  # fmt: skip

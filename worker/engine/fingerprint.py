@@ -30,7 +30,10 @@ from worker.engine.changes import Drift, DriftKind
 from worker.engine.connection import Connection, database_name, relation_exists
 from worker.engine.lock import advisory_locks
 
-__all__ = ["Fingerprint", "Known", "check", "engine_key", "read", "store", "trusted"]
+__all__ = [
+    "Fingerprint", "Known", "check", "engine_key", "ensure_table", "read", "store", "trusted",
+    "verification",
+]  # fmt: skip
 
 _HERE = Path(__file__).parent
 FINGERPRINT_SQL = (_HERE / "fingerprint.sql").read_text(encoding="utf-8")
@@ -97,7 +100,8 @@ CREATE TABLE IF NOT EXISTS {s}.verified (
 _READY: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
-async def _ensure_table(conn: Connection, schema: str) -> None:
+async def ensure_table(conn: Connection, schema: str) -> None:
+    """Create ``<schema>.verified`` unless it exists (checked once per connection)."""
     if schema in _READY.get(conn, ()):
         return
     if not await relation_exists(conn, f"{schema}.verified"):
@@ -115,7 +119,7 @@ async def read(conn: Connection, schemas: Iterable[str]) -> Fingerprint:
 
 async def check(conn: Connection, schemas: Iterable[str], key: str, ledger_schema: str) -> Known:
     """The current fingerprint with the stored verification of ``key``: one round trip."""
-    await _ensure_table(conn, ledger_schema)
+    await ensure_table(conn, ledger_schema)
     row = await conn.fetchrow(
         f"""SELECT f.fingerprint, f.horizon, v.fingerprint AS v_fingerprint,
                    v.horizon AS v_horizon, v.drift
@@ -124,6 +128,12 @@ async def check(conn: Connection, schemas: Iterable[str], key: str, ledger_schem
         sorted(schemas),
         key,
     )
+    return verification(row)
+
+
+def verification(row: Any) -> Known:
+    """The :class:`Known` in a row of ``fingerprint``, ``horizon`` and the stored verification's
+    ``v_fingerprint``, ``v_horizon`` and ``drift`` (NULL when there is none)."""
     current = Fingerprint(value=row["fingerprint"], horizon=int(row["horizon"]))
     if row["v_fingerprint"] is None:
         return Known(current=current)
@@ -141,7 +151,7 @@ async def store(
     ledger_schema: str,
 ) -> None:
     """Remember that the database satisfied the manifest when ``taken`` was read."""
-    await _ensure_table(conn, ledger_schema)
+    await ensure_table(conn, ledger_schema)
     await conn.execute(
         f"""INSERT INTO {quote_ident(ledger_schema)}.verified
                 (key, manifest_hash, fingerprint, horizon, drift)

@@ -9,23 +9,21 @@ every heal — including blocked and failed ones — is written to the ledger.
 from __future__ import annotations
 
 import gc
-import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from opentelemetry import trace
 
 import contracts
-from worker.engine import fingerprint, ledger, ledger_intent
+from worker.engine import fingerprint, heal_record, ledger, ledger_intent
 from worker.engine.apply import AppliedStatement, apply, retrying_lock_waits
 from worker.engine.changes import Drift
 from worker.engine.connection import (
     DATABASE_ERRORS,
     Connection,
-    connection_lost,
     database_name,
     translate,
 )
@@ -38,7 +36,6 @@ from worker.engine.heal_migrations import (
     registered_ids,
     registering,
     retired_uses,
-    started_migrations,
     statuses,
 )
 from worker.engine.heal_values import HealOptions, HealResult, Outcome, RequestInfo
@@ -52,7 +49,6 @@ from worker.observability.tracing import tracer
 
 __all__ = ["HealOptions", "HealResult", "Outcome", "RequestInfo", "current_plan", "heal"]
 
-log = logging.getLogger("schemaheal.heal")
 T = TypeVar("T")
 
 
@@ -134,7 +130,7 @@ async def _heal(
     async def intend(plan: Plan) -> int | None:
         if not options.record:
             return None
-        entry = _entry(replace(result, plan=plan), request, started, desired)
+        entry = heal_record.entry(replace(result, plan=plan), request, started, desired)
         schema = options.ledger_schema
         intent.append(await ledger_intent.begin(conn, entry, plan.statements, schema))
         return intent[-1]
@@ -150,13 +146,13 @@ async def _heal(
             if options.record:  # a heal of these schemas that died: closed before healing
                 await ledger_intent.close_interrupted(conn, desired.schemas, options.ledger_schema)
                 row = await ledger.served(conn, request.request_id, options.ledger_schema)
-                before = _served_before(result, row)
+                before = heal_record.served_before(result, row)
             result = before or await _locked(conn, desired, manifest_hash, options, observe,
                                              waited, intend)  # fmt: skip
     except SchemahealError as exc:
-        result = _failed(result, exc)
+        result = heal_record.failed(result, exc)
     except DATABASE_ERRORS as exc:
-        result = _failed(result, translate(exc, "healing"))
+        result = heal_record.failed(result, translate(exc, "healing"))
     result = replace(result, duration_s=time.perf_counter() - clock,
                      ledger_id=intent[-1] if intent else result.ledger_id)  # fmt: skip
     if (
@@ -165,7 +161,7 @@ async def _heal(
         and result.error_code != DatabaseUnavailable.code
     ):
         with tracer().start_as_current_span("schemaheal ledger write"):
-            ledger_id = await _record(conn, result, request, options, started, desired)
+            ledger_id = await heal_record.record(conn, result, request, options, started, desired)
         result = replace(result, ledger_id=ledger_id)
     return result
 
@@ -238,7 +234,7 @@ async def _locked(
     try:  # a migration changing a running one, or whose swap would fail: nothing runs
         await refuse_before_expand(conn, plan, options.ledger_schema)
     except MigrationRefused as exc:
-        return _failed(base, exc)
+        return heal_record.failed(base, exc)
     applied: list[AppliedStatement] = []
     # the intent goes to the ledger before the first statement, each statement as it commits
     intent = await intend(plan) if plan.statements else None
@@ -254,7 +250,7 @@ async def _locked(
                                   deadline=deadline, progress=progress)  # fmt: skip
         timings["apply"] = time.perf_counter() - mark
     except SchemahealError as exc:
-        return _failed(replace(base, applied=tuple(applied)), exc)
+        return heal_record.failed(replace(base, applied=tuple(applied)), exc)
     mark = time.perf_counter()
     # Verify by inspecting again — unless nothing ran: then the plan just made is the proof.
     if applied:
@@ -322,17 +318,6 @@ async def _remember(
                                 ledger_schema=options.ledger_schema)  # fmt: skip
 
 
-def _served_before(result: HealResult, row: dict[str, Any] | None) -> HealResult | None:
-    """The finished heal of this request id that another worker recorded while we waited for
-    the locks — its outcome, not a second heal's ``unchanged``: a redelivered request gets the
-    same answer whichever worker serves it."""
-    if row is None:
-        return None
-    return replace(result, outcome=Outcome(row["outcome"]), error_code=row["error_code"],
-                   error_message=row["error_message"], ledger_id=row["id"],
-                   served_before=True)  # fmt: skip
-
-
 def _collect(
     applied: list[AppliedStatement], observe: Callable[[AppliedStatement], None] | None
 ) -> Callable[[AppliedStatement], None]:
@@ -344,57 +329,3 @@ def _collect(
             observe(statement)
 
     return collect
-
-
-def _failed(result: HealResult, exc: SchemahealError) -> HealResult:
-    return replace(result, outcome=Outcome.FAILED, error_code=exc.code, error_message=str(exc))
-
-
-async def _record(
-    conn: Connection,
-    result: HealResult,
-    request: RequestInfo,
-    options: HealOptions,
-    started: float,
-    desired: Realm,
-) -> int | None:
-    entry = _entry(result, request, started, desired)
-    try:
-        if result.ledger_id is not None:  # its intent row, and its statements, are written
-            return await ledger_intent.finish(conn, result.ledger_id, entry, options.ledger_schema)
-        return await ledger.record(conn, entry, options.ledger_schema)
-    except DATABASE_ERRORS as exc:  # a lost connection must not hide the heal's own result
-        if not connection_lost(exc):
-            raise
-        log.error("recording the heal in the ledger failed: %s", exc)
-        return result.ledger_id
-
-
-def _entry(
-    result: HealResult, request: RequestInfo, started: float, desired: Realm
-) -> ledger.HealRecord:
-    return ledger.HealRecord(
-        manifest_hash=result.manifest_hash,
-        schemas=tuple(sorted(desired.schemas)),
-        outcome=result.outcome.value,
-        started_at=started,
-        duration_s=result.duration_s,
-        lock_wait_s=result.lock_wait_s,
-        request_id=request.request_id,
-        service=request.service,
-        instance=request.instance,
-        database_alias=request.database_alias,
-        error_code=result.error_code,
-        error_message=result.error_message,
-        trace_id=request.trace_id,
-        record_position=request.record_position,
-        drift=tuple(
-            {"kind": d.kind.value, "target": d.target, "detail": d.detail} for d in result.drift
-        ),
-        blocked=tuple(
-            {"sql": b.statement.sql, "hazard": b.hazard.value, "reason": b.reason}
-            for b in result.blocked
-        ),
-        statements=result.applied,
-        migrations=started_migrations(result.plan, result.migrations),
-    )

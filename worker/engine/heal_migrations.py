@@ -8,7 +8,7 @@ holds a boot. The reply then says what is still running and what the service may
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,7 +20,7 @@ from worker.engine.contract import ContractSettings
 from worker.engine.contract_reason import Expand, Liveness, contract_reason
 from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.expand_sql import render
-from worker.engine.liveness import shape_of, uses_old_shape
+from worker.engine.liveness import Shape, shape_of, uses_old_shape
 from worker.engine.model import Realm
 from worker.engine.statements import Plan
 
@@ -30,6 +30,7 @@ __all__ = [
     "read_liveness",
     "registered_ids",
     "registering",
+    "retired_reasons",
     "retired_uses",
     "started_migrations",
     "statuses",
@@ -219,14 +220,20 @@ async def retired_uses(conn: Connection, desired: Realm, schema: str) -> tuple[s
     records = await lease_store.contract_records(conn, schema)
     if not records:
         return ()
-    shape = shape_of(desired)
-    return tuple(
-        _retired(p.migration, records[p.migration.id].sync_dropped_at)
+    contracted = [
+        (p.migration, records[p.migration.id].sync_dropped_at)
         for p in await backfill_store.registered(conn, schema)
-        if p.migration.id in records
-        and records[p.migration.id].contracted
-        and uses_old_shape(shape, p.migration)
-    )
+        if p.migration.id in records and records[p.migration.id].contracted
+    ]
+    return retired_reasons(shape_of(desired), contracted)
+
+
+def retired_reasons(
+    shape: Shape, contracted: Iterable[tuple[ColumnMigration, object]]
+) -> tuple[str, ...]:
+    """Why a manifest of ``shape`` is a retired version, from the ``contracted`` migrations
+    (each with when its contract dropped the trigger): those whose old shape it uses."""
+    return tuple(_retired(m, when) for m, when in contracted if uses_old_shape(shape, m))
 
 
 def _retired(m: ColumnMigration, when: object) -> str:

@@ -26,6 +26,8 @@ from worker.engine.lock import advisory_locks
 
 __all__ = [
     "ContractRecord",
+    "boot_statement",
+    "boot_values",
     "contract_records",
     "ensure_store",
     "heartbeat",
@@ -117,30 +119,38 @@ async def record_boot(
     ttl_s: float,
     schema: str = DEFAULT_SCHEMA,
 ) -> None:
-    """Boots of ``instances`` ((service, instance) pairs) of one manifest, in one transaction:
+    """Boots of ``instances`` ((service, instance) pairs) of one manifest, in one statement:
     each one's lease now holds this manifest, for ``ttl_s`` from now."""
     await ensure_store(conn, schema)
-    s = quote_ident(schema)
-    instances = sorted(set(instances))  # one instance may ask twice in a batch
-    async with conn.transaction():
-        await conn.execute(
-            f"""INSERT INTO {s}.shapes (manifest_hash, columns) VALUES ($1, $2::jsonb)
-                ON CONFLICT (manifest_hash) DO NOTHING""",
-            manifest_hash,
-            json.dumps(sorted(shape)),
-        )
-        await conn.execute(
-            f"""INSERT INTO {s}.leases AS l (service, instance, manifest_hash, expires_at)
-                SELECT service, instance, $3, now() + make_interval(secs => $4)
-                  FROM unnest($1::text[], $2::text[]) AS i (service, instance)
-                ON CONFLICT (service, instance) DO UPDATE SET
-                    manifest_hash = excluded.manifest_hash, booted_at = now(),
-                    renewed_at = now(), expires_at = excluded.expires_at, ended_at = NULL""",
-            [service for service, _ in instances],
-            [instance for _, instance in instances],
-            manifest_hash,
-            float(ttl_s),
-        )
+    statement = boot_statement(quote_ident(schema), services="$1", instances="$2",
+                               columns="$3", manifest_hash="$4", ttl_s="$5")  # fmt: skip
+    await conn.execute(statement, *boot_values(instances, shape), manifest_hash, float(ttl_s))
+
+
+def boot_statement(
+    s: str, *, services: str, instances: str, manifest_hash: str, ttl_s: str, columns: str
+) -> str:
+    """The statement of :func:`record_boot` (the manifest's shape and the instances' leases,
+    atomic) in schema ``s`` (quoted), with the given placeholders: the boot check runs it too."""
+    return f"""WITH shape AS (
+                   INSERT INTO {s}.shapes (manifest_hash, columns)
+                   VALUES ({manifest_hash}, {columns}::jsonb)
+                   ON CONFLICT (manifest_hash) DO NOTHING)
+               INSERT INTO {s}.leases AS l (service, instance, manifest_hash, expires_at)
+               SELECT service, instance, {manifest_hash}, now() + make_interval(secs => {ttl_s})
+                 FROM unnest({services}::text[], {instances}::text[]) AS i (service, instance)
+               ON CONFLICT (service, instance) DO UPDATE SET
+                   manifest_hash = excluded.manifest_hash, booted_at = now(),
+                   renewed_at = now(), expires_at = excluded.expires_at, ended_at = NULL"""
+
+
+def boot_values(
+    instances: Sequence[tuple[str, str]], shape: Shape
+) -> tuple[list[str], list[str], str]:
+    """The services, the instances (each once: one may ask twice in a batch) and the shape as
+    JSON, for :func:`boot_statement`."""
+    pairs = sorted(set(instances))
+    return [p[0] for p in pairs], [p[1] for p in pairs], json.dumps(sorted(shape))
 
 
 async def heartbeat(

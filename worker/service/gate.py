@@ -23,23 +23,19 @@ from opentelemetry import metrics
 from opentelemetry.trace import Link, SpanKind
 
 from contracts.events import SchemaHealed
-from worker.engine import lease_store, ledger
-from worker.engine.cache import BoundedCache
+from worker.engine import ledger
 from worker.engine.connection import DATABASE_ERRORS
-from worker.engine.desired import CACHED_MANIFESTS, CACHED_TABLES
-from worker.engine.heal import HealResult, Outcome, RequestInfo, heal
-from worker.engine.liveness import Shape, shape_of
+from worker.engine.heal import HealResult, Outcome, heal
 from worker.errors import RetryableError, SchemahealError
 from worker.observability.metrics import make_instruments
 from worker.observability.tracing import context_from_headers, messaging_attributes, tracer
-from worker.service import replies, routing
-from worker.service.access import PolicyFile
+from worker.service import replies
+from worker.service.admission import Admission, refusal
+from worker.service.boots import Boots, request_info
 from worker.service.databases import open_checked
 from worker.service.requests import (
     Rejection,
     Request,
-    crashed,
-    parse_record,
     position,
     replayed,
 )
@@ -67,13 +63,9 @@ class Gate:
         self.sink = sink
         self.options = settings.heal_options()
         self._connections: dict[str, Any] = {}
-        # manifest hash → its columns, for leases: bounded like the realms it is made from
-        self._shapes: BoundedCache[str, Shape] = BoundedCache(
-            entries=CACHED_MANIFESTS, weight=CACHED_TABLES
-        )
+        self.boots = Boots(settings)
         self.metrics = make_instruments(metrics.get_meter("schemaheal"), counter_series(settings))
-        self.access = PolicyFile(settings.access_policy)
-        self.access.current()  # a broken policy file stops the worker at start-up
+        self.admission = Admission(settings)  # a broken policy file stops the worker here
 
     async def handle(self, records: Sequence[Any]) -> bool:
         """Serve a batch; True when every record got its answer (commit), False to redeliver.
@@ -82,7 +74,7 @@ class Gate:
         by_alias: dict[str, list[Request]] = {}
         delivered = True
         for record in records:
-            parsed = self._admit(record, aliases)
+            parsed = self.admission.admit(record, aliases)
             if isinstance(parsed, Rejection):
                 delivered &= await self._isolated([], "rejecting a record", self._reject(parsed))
             else:
@@ -95,19 +87,6 @@ class Gate:
             if isinstance(outcome, BaseException):  # a bug: the batch comes back, nothing lost
                 log.error("serving a database failed", exc_info=outcome)
         return delivered and all(o is True for o in outcomes)
-
-    def _admit(self, record: Any, aliases: frozenset[str]) -> Request | Rejection:
-        """The record as a request the policy allows, or a rejection; never raises."""
-        try:
-            parsed = parse_record(
-                record, max_bytes=self.settings.max_request_bytes, aliases=aliases
-            )
-            if isinstance(parsed, Request):
-                parsed = self._check_route(parsed)
-            return self._authorize(parsed) if isinstance(parsed, Request) else parsed
-        except Exception as exc:  # a bug in validation must not take the batch down
-            log.exception("checking a record failed", extra={"error": type(exc).__name__})
-            return crashed(record, exc)
 
     async def _isolated(self, requests: list[Request], doing: str, work: Awaitable[bool]) -> bool:
         """Run ``work`` for ``requests``: a failure to publish means False (the batch comes
@@ -133,38 +112,6 @@ class Gate:
             await self._send(request, replies.from_failure(request, code, message))
         return True
 
-    def _route(self, record: Any, request_id: str) -> Route:
-        """Where the reply to ``record`` goes, and how its requester recognises it."""
-        return routing.route(
-            record.headers or (),
-            request_id=request_id,
-            reply_topic=self.settings.reply_topic,
-            allowed=self.settings.allowed_reply_topics,
-        )
-
-    def _check_route(self, request: Request) -> Request | Rejection:
-        """A request naming a reply destination the worker may not use is refused (answered
-        on the standard reply topic), before any database is touched."""
-        refused = self._route(request.record, request.request_id).refused
-        return request if refused is None else _refusal(request, "reply-refused", refused)
-
-    def _authorize(self, request: Request) -> Request | Rejection:
-        """The access policy's word on a valid request, before any database is touched."""
-        policy = self.access.current()
-        service, record = request.body.service, request.record
-        refused = policy.check_signature(service, record.headers or (), record.key,
-                                         record.value or b"")  # fmt: skip
-        if refused is not None:
-            return _refusal(request, "bad-signature", refused)
-        refused = policy.check_source(service, request.headers.get("ce_source"))
-        if refused is not None:
-            return _refusal(request, "not-allowed", refused)
-        decision = policy.decide(request.body.service, request.alias, request.desired.realm.schemas)
-        if isinstance(decision, str):
-            return _refusal(request, "not-allowed", decision)
-        return replace(request, hazards=decision.hazards,
-                       signed=policy.requires_signature(request.body.service))  # fmt: skip
-
     async def _reject(self, rejection: Rejection) -> bool:
         log.warning(
             "rejected record",
@@ -181,7 +128,7 @@ class Gate:
             if rejection.request_id is not None:
                 self.metrics.requests.add(1, {"outcome": "rejected"})
                 reply = replies.from_rejection(rejection)
-                route = self._route(rejection.record, rejection.request_id)
+                route = self.admission.route(rejection.record, rejection.request_id)
                 await _publish(
                     self.sink.reply(reply, rejection.headers, rejection.record.key, route)
                 )
@@ -219,7 +166,7 @@ class Gate:
             message = "this signed request was served before, from another record"
             answered &= await self._isolated(
                 [request], "refusing a replay",
-                self._reject(_refusal(request, "replayed-request", message)),
+                self._reject(refusal(request, "replayed-request", message)),
             )  # fmt: skip
         requests = [r for r in requests if r not in replays]
         for request in requests:
@@ -249,16 +196,18 @@ class Gate:
         except RetryableError as exc:
             log.error("database unavailable", extra={"database": alias, "error": str(exc)})
             return False
-        if not await self._record_boots(alias, conn, group):
-            return False  # redelivered later; nobody in this group has been answered
         with self._process_span(leader.headers, leader.request_id, leader.record) as span:
-            conn, result = await self._heal_with_retries(alias, conn, leader)
+            leased, result = await self.boots.check(alias, conn, group, self.options)
+            if not leased:
+                return False  # redelivered later; nobody in this group has been answered
+            if result is None:  # not answered by the boot check: heal
+                conn, result = await self._heal_with_retries(alias, conn, leader)
             if result.error_code in RETRYABLE_CODES:
                 span.set_attribute("error.type", result.error_code or "retryable")
                 return False  # redelivered later; nobody in this group has been answered
             self._record_metrics(alias, result)
             if result.outcome in (Outcome.BLOCKED, Outcome.FAILED):  # these will not start
-                await self._end_leases(alias, conn, group)
+                await self.boots.end(alias, conn, group)
             span.set_attributes({
                 "schemaheal.outcome": result.outcome.value,
                 "schemaheal.manifest.hash": leader.manifest_hash,
@@ -270,7 +219,13 @@ class Gate:
             healed_by = result.span or span.get_span_context()  # the heal, else this request
             if result.ledger_id is not None and followers:
                 served = [
-                    (f.request_id, f.body.service, f.body.instance, _info(f).trace_id, position(f))
+                    (
+                        f.request_id,
+                        f.body.service,
+                        f.body.instance,
+                        request_info(f).trace_id,
+                        position(f),
+                    )
                     for f in followers
                 ]
                 try:
@@ -288,36 +243,6 @@ class Gate:
                 await self._send(follower, replies.from_result(follower, result, leader=leader))
         return True
 
-    async def _record_boots(self, alias: str, conn: Any, group: list[Request]) -> bool:
-        """Each booting instance's lease on its manifest's shape, committed before the heal
-        takes the schemas' locks (contract decides under the same locks); False when the
-        database failed (the group is redelivered)."""
-        leader = group[0]
-        shape = self._shapes.get(leader.manifest_hash)
-        if shape is None:
-            realm = leader.desired.realm
-            shape = shape_of(realm)
-            self._shapes.put(leader.manifest_hash, shape, weight=len(realm.tables))
-        try:
-            await lease_store.record_boot(
-                conn, instances=[(r.body.service, r.body.instance) for r in group],
-                manifest_hash=leader.manifest_hash, shape=shape,
-                ttl_s=self.settings.lease_ttl_s, schema=self.settings.ledger_schema,
-            )  # fmt: skip
-        except DATABASE_ERRORS as exc:
-            log.error("recording leases failed", extra={"database": alias, "error": str(exc)})
-            return False
-        return True
-
-    async def _end_leases(self, alias: str, conn: Any, group: list[Request]) -> None:
-        try:
-            for request in group:
-                await lease_store.stop(conn, service=request.body.service,
-                                       instance=request.body.instance,
-                                       schema=self.settings.ledger_schema)  # fmt: skip
-        except DATABASE_ERRORS as exc:  # the lease expires by itself; the replies matter more
-            log.error("ending leases failed", extra={"database": alias, "error": str(exc)})
-
     async def _heal_with_retries(
         self, alias: str, conn: Any, leader: Request
     ) -> tuple[Any, HealResult]:
@@ -327,7 +252,7 @@ class Gate:
             if leader.hazards:  # approved for this service on this database by the policy
                 policy = replace(options.policy, allow=options.policy.allow | leader.hazards)
                 options = replace(options, policy=policy)
-            result = await heal(conn, leader.desired, options=options, request=_info(leader))
+            result = await heal(conn, leader.desired, options=options, request=request_info(leader))
             if result.error_code not in RETRYABLE_CODES:
                 break
             log.warning("retrying heal", extra={"database": alias, "attempt": attempt + 1,
@@ -399,7 +324,7 @@ class Gate:
                 "coalesced": reply.coalesced,
             },
         )
-        route = self._route(request.record, request.request_id)
+        route = self.admission.route(request.record, request.request_id)
         await _publish(self.sink.reply(reply, request.headers, request.record.key, route))
         request.answered = True
 
@@ -413,22 +338,3 @@ async def _publish(sending: Awaitable[None]) -> None:
         await sending
     except Exception as exc:
         raise NotDelivered(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _refusal(request: Request, code: str, message: str) -> Rejection:
-    """A valid request that may not be served, as a rejection (answered and dead-lettered)."""
-    return Rejection(code=code, message=message, record=request.record, headers=request.headers,
-                     request_id=request.request_id, body=request.body.model_dump())  # fmt: skip
-
-
-def _info(request: Request) -> RequestInfo:
-    traceparent = request.headers.get("traceparent", "")
-    parts = traceparent.split("-")
-    return RequestInfo(
-        request_id=request.request_id,
-        service=request.body.service,
-        instance=request.body.instance,
-        database_alias=request.alias,
-        trace_id=parts[1] if len(parts) == 4 else None,
-        record_position=position(request),
-    )

@@ -1,0 +1,202 @@
+"""The boot check: a repeated, verified manifest answered in one statement (plus its ledger row),
+never when anything it proves could be stale.
+
+The pure decision is table-tested; on PostgreSQL: the answer and its ledger row and lease, any
+DDL behind the worker's back between two boots, a lock held by a heal or a contract, two checks
+at once, a dead heal to close, a request another worker served, and a ledger of an older layout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from contracts import load_manifest
+from tests.conftest import FreshDatabase
+from tests.engine.backfill_helpers import RENAME
+from tests.engine.test_fingerprint import BEHIND_THE_BACK, MANIFEST, healed_and_verified
+from worker.engine import boot_check, fingerprint
+from worker.engine.boot_check import Boot, BootFacts, answer
+from worker.engine.changes import Drift, DriftKind
+from worker.engine.connection import connect
+from worker.engine.desired import prepare
+from worker.engine.heal import HealOptions, HealResult, Outcome, RequestInfo
+from worker.engine.liveness import shape_of
+from worker.engine.lock import advisory_key
+
+SAME = fingerprint.Fingerprint(value="18:10:42", horizon=100)
+OTHER = fingerprint.Fingerprint(value="18:11:42", horizon=100)
+DRIFT = (Drift(kind=DriftKind.EXTRA_COLUMN, target="shop.items.extra", detail="not declared"),)
+TRUSTED = fingerprint.Known(current=SAME, verified=SAME, drift=DRIFT)
+CHANGED = fingerprint.Known(current=SAME, verified=OTHER)
+WHEN = datetime(2026, 12, 2, tzinfo=UTC)
+
+
+def boot(manifest: dict[str, object] = MANIFEST, request_id: str = "r-1", *,
+         instances: tuple[tuple[str, str], ...] = (("shop", "pod-a"),)) -> Boot:  # fmt: skip
+    desired = prepare(load_manifest(manifest))
+    return Boot(desired=desired, request=RequestInfo(request_id=request_id, service="shop"),
+                instances=instances, shape=shape_of(desired.realm), ttl_s=60)  # fmt: skip
+
+
+def users(column: str) -> dict[str, object]:
+    """A manifest of public.users declaring ``column`` (``name`` is RENAME's old shape)."""
+    return {"service": "shop", "database": "main", "schemas": ["public"], "tables": [
+        {"schema": "public", "name": "users", "primary_key": {"columns": ["id"]}, "columns": [
+            {"name": "id", "type": "integer", "nullable": False},
+            {"name": column, "type": "text", "nullable": False}]}]}  # fmt: skip
+
+
+OLD, NEW = users("name"), users("full_name")
+RETIRED = ((RENAME, WHEN),)  # contracted: its trigger dropped
+
+
+@pytest.mark.parametrize(
+    ("facts", "manifest", "expected"),
+    [
+        (BootFacts(locked=True, known=TRUSTED), MANIFEST, Outcome.UNCHANGED),
+        (BootFacts(locked=False), MANIFEST, None),  # a heal or a contract holds a lock
+        (BootFacts(locked=True, known=TRUSTED, served=True), MANIFEST, None),
+        (BootFacts(locked=True, known=TRUSTED, running=True), MANIFEST, None),
+        (BootFacts(locked=True, known=CHANGED), MANIFEST, None),
+        (BootFacts(locked=True, known=fingerprint.Known(current=SAME)), MANIFEST, None),
+        # a retired version is blocked whatever its fingerprint says
+        (BootFacts(locked=True, known=TRUSTED, contracted=RETIRED), OLD, Outcome.BLOCKED),
+        (BootFacts(locked=True, known=CHANGED, contracted=RETIRED), OLD, Outcome.BLOCKED),
+        # the new version of the same migration is not retired
+        (BootFacts(locked=True, known=TRUSTED, contracted=RETIRED), NEW, Outcome.UNCHANGED),
+    ],
+)
+def test_the_answer_the_facts_prove(
+    facts: BootFacts, manifest: dict[str, object], expected: Outcome | None
+) -> None:
+    result = answer(facts, boot(manifest))
+    assert (result and result.outcome) == expected
+    if expected is Outcome.UNCHANGED:
+        assert result is not None and result.drift == (facts.known and facts.known.drift)
+    if expected is Outcome.BLOCKED:
+        assert result is not None and result.error_code == "version-retired"
+        assert (
+            result.error_message and "this version is retired: public.users" in result.error_message
+        )
+
+
+def test_a_manifest_declaring_migrations_is_always_healed() -> None:
+    manifest = users("full_name")
+    manifest["tables"][0]["columns"][1]["renamed_from"] = "name"  # type: ignore[index]
+    assert answer(BootFacts(locked=True, known=TRUSTED), boot(manifest)) is None
+
+
+pytestmark = pytest.mark.postgres
+
+
+async def leases(conn: asyncpg.Connection) -> dict[str, datetime]:
+    rows = await conn.fetch("SELECT instance, expires_at FROM schemaheal.leases")
+    return {r["instance"]: r["expires_at"] for r in rows}
+
+
+async def check(conn: asyncpg.Connection, request_id: str, *instances: str) -> HealResult | None:
+    pods = tuple(("shop", i) for i in instances or ("pod-a",))
+    return await boot_check.check(conn, boot(request_id=request_id, instances=pods), HealOptions())
+
+
+@pytest.fixture
+async def conn(database: FreshDatabase) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a database where MANIFEST was healed and verified."""
+    await healed_and_verified(database)
+    connection = await connect(database.dsn)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def other(database: FreshDatabase) -> AsyncIterator[asyncpg.Connection]:
+    """Another session: a heal, a contract or a second worker."""
+    connection = await connect(database.dsn)
+    yield connection
+    await connection.close()
+
+
+async def test_a_verified_manifest_is_answered_recorded_and_leased(
+    conn: asyncpg.Connection,
+) -> None:
+    first = await check(conn, "r-1")
+    assert first is not None and first.outcome is Outcome.UNCHANGED
+    row = await conn.fetchrow("SELECT * FROM schemaheal.heals WHERE id = $1", first.ledger_id)
+    assert (row["request_id"], row["outcome"]) == ("r-1", "unchanged")
+    leased = await leases(conn)
+    second = await check(conn, "r-2", "pod-a", "pod-b")
+    assert second is not None and second.outcome is Outcome.UNCHANGED
+    extended = await leases(conn)
+    assert set(extended) == {"pod-a", "pod-b"} and extended["pod-a"] > leased["pod-a"]
+
+
+@pytest.mark.parametrize("change", sorted(BEHIND_THE_BACK))
+async def test_any_ddl_between_two_boots_makes_it_step_aside(
+    conn: asyncpg.Connection, database: FreshDatabase, change: str
+) -> None:
+    assert await check(conn, "before")
+    await database.execute(BEHIND_THE_BACK[change])
+    assert await check(conn, "after") is None
+    assert "pod-a" in await leases(conn)  # leased all the same
+
+
+async def test_a_held_lock_makes_it_step_aside_and_the_lease_is_written_first(
+    conn: asyncpg.Connection, other: asyncpg.Connection
+) -> None:
+    key = advisory_key(await conn.fetchval("SELECT current_database()"), "shop")
+    await other.execute("SELECT pg_advisory_lock($1)", key)  # as a heal or contract does
+    assert await check(conn, "r-1") is None
+    assert "pod-a" in await leases(other)  # committed for the contract to see
+    await other.execute("SELECT pg_advisory_unlock($1)", key)
+    assert await check(conn, "r-2")
+    # its transaction's locks are gone with it: a heal gets them at once
+    assert await other.fetchval("SELECT pg_try_advisory_lock($1)", key)
+
+
+async def test_two_checks_at_once_both_answer_or_step_aside_and_both_lease(
+    conn: asyncpg.Connection, other: asyncpg.Connection
+) -> None:
+    for round_ in range(5):
+        results = await asyncio.gather(check(conn, f"a{round_}", "a"),
+                                       check(other, f"b{round_}", "b"))  # fmt: skip
+        for result in results:
+            assert result is None or result.outcome is Outcome.UNCHANGED
+        assert {"a", "b"} <= set(await leases(conn))
+    # a check while another session's open transaction holds the lock steps aside
+    key = advisory_key(await conn.fetchval("SELECT current_database()"), "shop")
+    async with other.transaction():
+        await other.execute("SELECT pg_advisory_xact_lock($1)", key)
+        assert await check(conn, "c") is None
+
+
+async def test_a_dead_heal_or_a_request_served_elsewhere_is_left_to_the_heal(
+    conn: asyncpg.Connection,
+) -> None:
+    served = await check(conn, "done")
+    assert served is not None
+    assert await check(conn, "done") is None
+    await conn.execute("UPDATE schemaheal.heals SET outcome = 'running' WHERE id = $1",
+                       served.ledger_id)  # fmt: skip
+    assert await check(conn, "new") is None
+
+
+async def test_a_ledger_of_the_oldest_layout_is_upgraded_before_the_first_check(
+    database: FreshDatabase,
+) -> None:
+    await healed_and_verified(database)
+    await database.execute(  # as a worker of the first layout left it
+        "ALTER TABLE schemaheal.statements DROP COLUMN state, DROP COLUMN catalog_check;"
+        "ALTER TABLE schemaheal.heals DROP COLUMN planned"
+    )
+    conn = await connect(database.dsn)
+    try:
+        result = await check(conn, "r-1")
+        assert result is not None and result.outcome is Outcome.UNCHANGED
+        assert await conn.fetchval("SELECT count(*) FROM schemaheal.heals WHERE planned IS NULL")
+    finally:
+        await conn.close()

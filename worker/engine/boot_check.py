@@ -1,0 +1,212 @@
+"""A repeated boot answered in one round trip: lease, locks, ledger, retired version, fingerprint.
+
+Most boots are replicas of a version the database already satisfies. For them the gate calls one
+server-side function (installed in the ledger schema on first use, named by a hash of its text so
+that workers of different versions never share one). In one statement, it
+
+1. records the boots' leases (:func:`worker.engine.lease_store.boot_statement`), before the
+   locks, as every boot does;
+2. tries the schemas' advisory locks for its own transaction only (``pg_try_advisory_xact_lock``:
+   it never waits; a heal or a contract holding them makes it step aside);
+3. then, in snapshots taken after the locks, reads what the heal reads under them first: whether
+   another worker finished this request, whether a heal of these schemas is running or died, the
+   contracted migrations (is this a retired version?), and the catalog's fingerprint with the
+   last verification of this manifest.
+
+The locks make the retired-version check as safe as the heal's: a contract decides under the same
+locks, reading the leases after it took them, so either it sees this boot's lease, or this boot
+sees its contract. :func:`answer` (pure) decides from these facts: ``unchanged`` when nothing
+changed since the verification, ``blocked`` for a retired version, and otherwise None — then the
+full heal runs, under the session locks, and decides everything again. The one other round trip
+of such a boot is its ledger row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from contracts.identifiers import quote_ident
+from worker.engine import backfill_store, fingerprint, heal_record, lease_store, ledger
+from worker.engine.connection import Connection, database_name
+from worker.engine.desired import Desired
+from worker.engine.expand import ColumnMigration
+from worker.engine.heal_migrations import declares_migrations, retired_reasons
+from worker.engine.heal_values import HealOptions, HealResult, Outcome, RequestInfo
+from worker.engine.liveness import Shape
+from worker.engine.lock import advisory_key, advisory_locks
+from worker.engine.plan import Plan
+from worker.observability.tracing import tracer
+
+__all__ = ["Boot", "BootFacts", "answer", "check", "forget", "read_facts"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Boot:
+    """Replicas booting with one manifest: the first one's request is answered (and recorded),
+    every one of them is leased."""
+
+    desired: Desired
+    request: RequestInfo
+    instances: tuple[tuple[str, str], ...]  # (service, instance)
+    shape: Shape
+    ttl_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BootFacts:
+    """What the function read, after taking the schemas' locks."""
+
+    locked: bool  # False: a heal or contract holds a lock; nothing else was read
+    served: bool = False  # another worker finished a heal of this request id
+    running: bool = False  # a heal of these schemas is running, or died (the heal closes it)
+    known: fingerprint.Known | None = None
+    contracted: tuple[tuple[ColumnMigration, datetime], ...] = ()  # when its trigger was dropped
+
+
+def answer(facts: BootFacts, boot: Boot) -> HealResult | None:
+    """The reply to ``boot`` that ``facts`` prove, or None: the full heal must decide. The same
+    order as the heal's: a retired version is blocked before its fingerprint is looked at (an old
+    version's schema may well be unchanged)."""
+    if not facts.locked or facts.served or facts.running or facts.known is None:
+        return None
+    manifest_hash = boot.desired.manifest_hash
+    retired = retired_reasons(boot.shape, facts.contracted)
+    if retired:
+        return HealResult(outcome=Outcome.BLOCKED, manifest_hash=manifest_hash,
+                          plan=Plan(statements=()), error_code="version-retired",
+                          error_message="; ".join(retired))  # fmt: skip
+    # a manifest migrating columns is planned every time: the reply says where they stand
+    if declares_migrations(boot.desired.realm) or not fingerprint.trusted(facts.known):
+        return None
+    plan = Plan(statements=(), drift=facts.known.drift)
+    return HealResult(outcome=Outcome.UNCHANGED, manifest_hash=manifest_hash, plan=plan)
+
+
+async def check(conn: Connection, boot: Boot, options: HealOptions) -> HealResult | None:
+    """Lease ``boot``'s instances and answer it when the facts prove the answer (recorded in the
+    ledger like a heal's); None when the full heal must run (the leases are written). Raises the
+    database's errors."""
+    started, clock = time.time(), time.perf_counter()
+    with tracer().start_as_current_span("schemaheal boot check") as span:
+        facts = await read_facts(conn, boot, options.ledger_schema)
+        result = answer(facts, boot)
+        span.set_attribute("schemaheal.outcome", result.outcome.value if result else "heal")
+        if result is None:
+            return None
+        elapsed = time.perf_counter() - clock
+        result = replace(result, duration_s=elapsed, timings={"fingerprint": elapsed})
+        desired = boot.desired.realm
+        ledger_id = await heal_record.record(conn, result, boot.request, options, started, desired)
+        return replace(result, ledger_id=ledger_id, span=span.get_span_context())
+
+
+async def read_facts(conn: Connection, boot: Boot, schema: str) -> BootFacts:
+    """The one round trip (after the first on a connection, which installs what it needs)."""
+    database = await database_name(conn)
+    name = await _ready(conn, database, schema)
+    schemas = sorted(boot.desired.realm.schemas)
+    keys = sorted({advisory_key(database, s) for s in schemas})
+    services, instances, columns = lease_store.boot_values(boot.instances, boot.shape)
+    row = await conn.fetchrow(
+        f"SELECT * FROM {quote_ident(schema)}.{name}($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        schemas, keys, boot.request.request_id, services, instances,
+        boot.desired.manifest_hash, columns, float(boot.ttl_s),
+        fingerprint.engine_key(boot.desired.manifest_hash),
+    )  # fmt: skip
+    if not row["locked"]:
+        return BootFacts(locked=False)
+    return BootFacts(locked=True, served=row["served"], running=row["running"],
+                     known=fingerprint.verification(row),
+                     contracted=_contracted(row["contracted"]))  # fmt: skip
+
+
+def _contracted(text: str | list[dict[str, Any]]) -> tuple[tuple[ColumnMigration, datetime], ...]:
+    items: Sequence[dict[str, Any]] = json.loads(text) if isinstance(text, str) else text
+    return tuple(
+        (backfill_store.decode(i["migration"], i["id"]), datetime.fromisoformat(i["at"]))
+        for i in items
+    )
+
+
+def _function(schema: str) -> tuple[str, str]:
+    """The function's name and its ``CREATE`` statement, for the ledger schema ``schema``."""
+    s = quote_ident(schema)
+    leases = lease_store.boot_statement(s, services="$4", instances="$5", manifest_hash="$6",
+                                        columns="$7", ttl_s="$8")  # fmt: skip
+    migrations = "'" + f"{s}.migrations".replace("'", "''") + "'"
+    body = f"""
+#variable_conflict use_column
+DECLARE
+    lock_key bigint;
+BEGIN
+    {leases};
+    locked := true;
+    FOREACH lock_key IN ARRAY $2 LOOP
+        IF NOT pg_try_advisory_xact_lock(lock_key) THEN
+            locked := false;
+            RETURN;
+        END IF;
+    END LOOP;
+    -- each statement below reads a snapshot taken after the locks (a VOLATILE function)
+    served := EXISTS (SELECT FROM {s}.heals h WHERE h.request_id = $3
+                         AND h.outcome <> '{ledger.RUNNING}'
+                         AND h.outcome <> '{ledger.INTERRUPTED}');
+    running := EXISTS (SELECT FROM {s}.heals h
+                        WHERE h.outcome = '{ledger.RUNNING}' AND h.schemas && $1);
+    SELECT f.fingerprint, f.horizon INTO fingerprint, horizon FROM (
+{fingerprint.FINGERPRINT_SQL}
+    ) f;
+    SELECT v.fingerprint, v.horizon, v.drift INTO v_fingerprint, v_horizon, drift
+      FROM {s}.verified v WHERE v.key = $9;
+    contracted := '[]';
+    IF to_regclass({migrations}) IS NOT NULL THEN
+        SELECT coalesce(jsonb_agg(jsonb_build_object('id', m.id, 'migration', m.migration,
+                                                     'at', c.sync_dropped_at)
+                                  ORDER BY m.registered_at, m.id), '[]')
+          INTO contracted
+          FROM {s}.contracts c JOIN {s}.migrations m ON m.id = c.migration_id
+         WHERE c.sync_dropped_at IS NOT NULL;
+    END IF;
+END
+"""
+    name = "boot_check_" + hashlib.sha256(body.encode()).hexdigest()[:16]
+    create = f"""CREATE OR REPLACE FUNCTION {s}.{name}(
+    text[], bigint[], text, text[], text[], text, jsonb, double precision, text,
+    OUT locked boolean, OUT served boolean, OUT running boolean, OUT fingerprint text,
+    OUT horizon numeric, OUT v_fingerprint text, OUT v_horizon numeric, OUT drift jsonb,
+    OUT contracted jsonb)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $boot_check${body}$boot_check$"""
+    return name, create
+
+
+_READY: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+_SIGNATURE = "(text[], bigint[], text, text[], text[], text, jsonb, double precision, text)"
+
+
+async def _ready(conn: Connection, database: str, schema: str) -> str:
+    """The function's name, once its tables and itself exist (checked once per connection)."""
+    name = _READY.get(conn, {}).get(schema)
+    if name is not None:
+        return name
+    await ledger.ensure_ledger(conn, database, schema)
+    await fingerprint.ensure_table(conn, schema)
+    await lease_store.ensure_store(conn, schema)
+    name, create = _function(schema)
+    qualified = f"{quote_ident(schema)}.{name}{_SIGNATURE}"
+    if not await conn.fetchval("SELECT to_regprocedure($1) IS NOT NULL", qualified):
+        async with advisory_locks(conn, database, [f"\0boot_check\0{schema}"]):
+            await conn.execute(create)
+    _READY.setdefault(conn, {})[schema] = name
+    return name
+
+
+def forget(conn: Connection) -> None:
+    """Check again on the next boot (the ledger schema may have been dropped)."""
+    _READY.pop(conn, None)

@@ -1,0 +1,86 @@
+"""A heal's ledger row: written at the end of every heal (blocked and failed ones too), and by
+the boot check (:mod:`worker.engine.boot_check`) for a boot it answers without a heal."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from worker.engine import ledger, ledger_intent
+from worker.engine.connection import DATABASE_ERRORS, Connection, connection_lost
+from worker.engine.heal_migrations import started_migrations
+from worker.engine.heal_values import HealOptions, HealResult, Outcome, RequestInfo
+from worker.engine.model import Realm
+from worker.errors import SchemahealError
+
+__all__ = ["entry", "failed", "record", "served_before"]
+
+log = logging.getLogger("schemaheal.heal")
+
+
+async def record(
+    conn: Connection,
+    result: HealResult,
+    request: RequestInfo,
+    options: HealOptions,
+    started: float,
+    desired: Realm,
+) -> int | None:
+    """Write ``result``'s ledger row (finishing its intent row when it has one); its id."""
+    row = entry(result, request, started, desired)
+    try:
+        if result.ledger_id is not None:  # its intent row, and its statements, are written
+            return await ledger_intent.finish(conn, result.ledger_id, row, options.ledger_schema)
+        return await ledger.record(conn, row, options.ledger_schema)
+    except DATABASE_ERRORS as exc:  # a lost connection must not hide the heal's own result
+        if not connection_lost(exc):
+            raise
+        log.error("recording the heal in the ledger failed: %s", exc)
+        return result.ledger_id
+
+
+def entry(
+    result: HealResult, request: RequestInfo, started: float, desired: Realm
+) -> ledger.HealRecord:
+    """``result`` as its ledger row."""
+    return ledger.HealRecord(
+        manifest_hash=result.manifest_hash,
+        schemas=tuple(sorted(desired.schemas)),
+        outcome=result.outcome.value,
+        started_at=started,
+        duration_s=result.duration_s,
+        lock_wait_s=result.lock_wait_s,
+        request_id=request.request_id,
+        service=request.service,
+        instance=request.instance,
+        database_alias=request.database_alias,
+        error_code=result.error_code,
+        error_message=result.error_message,
+        trace_id=request.trace_id,
+        record_position=request.record_position,
+        drift=tuple(
+            {"kind": d.kind.value, "target": d.target, "detail": d.detail} for d in result.drift
+        ),
+        blocked=tuple(
+            {"sql": b.statement.sql, "hazard": b.hazard.value, "reason": b.reason}
+            for b in result.blocked
+        ),
+        statements=result.applied,
+        migrations=started_migrations(result.plan, result.migrations),
+    )
+
+
+def served_before(result: HealResult, row: dict[str, Any] | None) -> HealResult | None:
+    """The finished heal of this request id that another worker recorded while we waited for
+    the locks — its outcome, not a second heal's ``unchanged``: a redelivered request gets the
+    same answer whichever worker serves it."""
+    if row is None:
+        return None
+    return replace(result, outcome=Outcome(row["outcome"]), error_code=row["error_code"],
+                   error_message=row["error_message"], ledger_id=row["id"],
+                   served_before=True)  # fmt: skip
+
+
+def failed(result: HealResult, exc: SchemahealError) -> HealResult:
+    return replace(result, outcome=Outcome.FAILED, error_code=exc.code, error_message=str(exc))

@@ -1,0 +1,94 @@
+"""The gate's boots of one manifest: their leases, and the answer the boot check can give.
+
+Every request of a coalesced group is a booting instance: each one's lease is written before the
+heal takes the schemas' locks (a contract decides under the same locks). For a manifest the
+database already satisfies, :func:`worker.engine.boot_check.check` writes the leases, answers and
+records the answer in two round trips; otherwise it writes the leases and the heal runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from worker.engine import boot_check, lease_store
+from worker.engine.cache import BoundedCache
+from worker.engine.connection import DATABASE_ERRORS
+from worker.engine.desired import CACHED_MANIFESTS, CACHED_TABLES
+from worker.engine.heal import HealOptions, HealResult, RequestInfo
+from worker.engine.liveness import Shape, shape_of
+from worker.service.requests import Request, position
+from worker.settings import WorkerSettings
+
+__all__ = ["Boots", "request_info"]
+
+log = logging.getLogger("schemaheal.gate")
+
+
+class Boots:
+    """Leases of the gate's boots; the shapes of recent manifests are kept (bounded like the
+    realms they are made from)."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self._shapes: BoundedCache[str, Shape] = BoundedCache(
+            entries=CACHED_MANIFESTS, weight=CACHED_TABLES
+        )
+
+    def shape(self, request: Request) -> Shape:
+        """The columns of ``request``'s manifest: what its instances lease."""
+        shape = self._shapes.get(request.manifest_hash)
+        if shape is None:
+            realm = request.desired.realm
+            shape = shape_of(realm)
+            self._shapes.put(request.manifest_hash, shape, weight=len(realm.tables))
+        return shape
+
+    async def check(
+        self, alias: str, conn: Any, group: list[Request], options: HealOptions
+    ) -> tuple[bool, HealResult | None]:
+        """Lease the group's instances and answer its leader when the boot check can: (True,
+        its result), (True, None) when the heal must run, (False, None) when the database
+        failed (the group is redelivered; nobody in it was answered)."""
+        leader = group[0]
+        instances = tuple((r.body.service, r.body.instance) for r in group)
+        try:
+            if not options.record:  # no ledger: nothing verified to answer from
+                await lease_store.record_boot(
+                    conn, instances=instances, manifest_hash=leader.manifest_hash,
+                    shape=self.shape(leader), ttl_s=self.settings.lease_ttl_s,
+                    schema=options.ledger_schema,
+                )  # fmt: skip
+                return True, None
+            boot = boot_check.Boot(desired=leader.desired, request=request_info(leader),
+                                   instances=instances, shape=self.shape(leader),
+                                   ttl_s=self.settings.lease_ttl_s)  # fmt: skip
+            return True, await boot_check.check(conn, boot, options)
+        except DATABASE_ERRORS as exc:
+            boot_check.forget(conn)  # e.g. the ledger schema was dropped: set it up again
+            log.error("recording leases failed", extra={"database": alias, "error": str(exc)})
+            return False, None
+
+    async def end(self, alias: str, conn: Any, group: list[Request]) -> None:
+        """End the group's leases: its instances will not start (blocked or failed)."""
+        try:
+            for request in group:
+                await lease_store.stop(conn, service=request.body.service,
+                                       instance=request.body.instance,
+                                       schema=self.settings.ledger_schema)  # fmt: skip
+        except DATABASE_ERRORS as exc:  # the lease expires by itself; the replies matter more
+            log.error("ending leases failed", extra={"database": alias, "error": str(exc)})
+
+
+def request_info(request: Request) -> RequestInfo:
+    """Who asked, for the ledger and the reply."""
+    traceparent = request.headers.get("traceparent", "")
+    parts = traceparent.split("-")
+    return RequestInfo(
+        request_id=request.request_id,
+        service=request.body.service,
+        instance=request.body.instance,
+        database_alias=request.alias,
+        trace_id=parts[1] if len(parts) == 4 else None,
+        record_position=position(request),
+    )
