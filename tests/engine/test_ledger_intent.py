@@ -4,6 +4,7 @@ catalog (an interrupted one). The same with a real SIGKILL: tests/service/test_k
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from contracts import load_manifest
@@ -13,6 +14,7 @@ from worker.engine import ledger, ledger_intent
 from worker.engine.connection import connect
 from worker.engine.desired import desired_state
 from worker.engine.heal import Outcome, current_plan, heal
+from worker.engine.lock import advisory_key
 from worker.engine.plan import PlanSettings
 
 TOOLS = "CREATE TABLE tools (id integer PRIMARY KEY, name text, rank integer)"
@@ -98,3 +100,50 @@ async def test_an_interrupted_heal_is_settled_from_the_catalog(database: FreshDa
         "SELECT sql FROM schemaheal.statements WHERE state IN ('applied', 'confirmed')"
     )
     assert sorted(r["sql"] for r in ran) == sorted(sql)
+
+
+SLOW_CLOSE = """
+CREATE FUNCTION public.slow_close() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.outcome = 'running' AND NEW.outcome <> 'running' THEN
+        PERFORM pg_sleep(1.5);
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER slow_close BEFORE UPDATE ON schemaheal.heals
+    FOR EACH ROW EXECUTE FUNCTION public.slow_close();
+"""
+
+
+async def test_the_next_heal_never_finds_a_finished_heal_running(database: FreshDatabase) -> None:
+    """A heal writes its outcome while it still holds the schemas' locks: the next holder of the
+    lock reads the finished row, never ``running`` (which it would close as ``interrupted``).
+    A trigger makes the outcome's write slow, so a heal that unlocked first is caught."""
+    await database.execute(TOOLS)
+    setup = await connect(database.dsn)
+    try:
+        await ledger.ensure_ledger(setup, database.name)
+    finally:
+        await setup.close()
+    await database.execute(SLOW_CLOSE)
+    key = advisory_key(database.name, "public")
+    conn, other = await connect(database.dsn), await connect(database.dsn)
+    try:
+        healing = asyncio.create_task(heal(conn, load_manifest(manifest(WANTED))))
+        while not await other.fetchval("SELECT count(*) FROM schemaheal.heals"):
+            assert not healing.done(), healing.result()
+            await asyncio.sleep(0.01)  # the intent row: written under the lock
+        for _ in range(6000):  # the next holder: takes the lock the moment it is free
+            if await other.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                break
+            await asyncio.sleep(0.005)
+        else:
+            raise AssertionError("the heal never released its lock")
+        seen = await other.fetchval("SELECT outcome FROM schemaheal.heals")
+        await other.fetchval("SELECT pg_advisory_unlock($1)", key)
+        result = await healing
+    finally:
+        await conn.close()
+        await other.close()
+    assert result.outcome is Outcome.HEALED
+    assert seen == "healed"

@@ -135,6 +135,25 @@ async def _heal(
         intent.append(await ledger_intent.begin(conn, entry, plan.statements, schema))
         return intent[-1]
 
+    recorded: list[HealResult] = []
+
+    async def finish(result: HealResult) -> HealResult:
+        """The result with its duration and ledger row: written while the schemas' locks are
+        still held when the heal got them, so the next heal never reads it as ``running``."""
+        result = replace(result, duration_s=time.perf_counter() - clock,
+                         ledger_id=intent[-1] if intent else result.ledger_id)  # fmt: skip
+        if (
+            options.record
+            and not result.served_before
+            and result.error_code != DatabaseUnavailable.code
+        ):
+            with tracer().start_as_current_span("schemaheal ledger write"):
+                ledger_id = await heal_record.record(conn, result, request, options, started,
+                                                     desired)  # fmt: skip
+            result = replace(result, ledger_id=ledger_id)
+        recorded.append(result)
+        return result
+
     try:
         database = await database_name(conn)
         if options.record:
@@ -142,28 +161,29 @@ async def _heal(
         async with advisory_locks(
             conn, database, desired.schemas, max_wait_s=options.lock_wait_s
         ) as waited:
-            before = None
-            if options.record:  # a heal of these schemas that died: closed before healing
-                await ledger_intent.close_interrupted(conn, desired.schemas, options.ledger_schema)
-                row = await ledger.served(conn, request.request_id, options.ledger_schema)
-                before = heal_record.served_before(result, row)
-            result = before or await _locked(conn, desired, manifest_hash, options, observe,
-                                             waited, intend)  # fmt: skip
+            try:
+                before = None
+                if options.record:  # a heal of these schemas that died: closed before healing
+                    await ledger_intent.close_interrupted(conn, desired.schemas,
+                                                          options.ledger_schema)  # fmt: skip
+                    row = await ledger.served(conn, request.request_id, options.ledger_schema)
+                    before = heal_record.served_before(result, row)
+                result = before or await _locked(conn, desired, manifest_hash, options, observe,
+                                                 waited, intend)  # fmt: skip
+            except SchemahealError as exc:
+                result = heal_record.failed(result, exc)
+            except DATABASE_ERRORS as exc:
+                result = heal_record.failed(result, translate(exc, "healing"))
+            return await finish(result)
     except SchemahealError as exc:
+        if recorded:  # the ledger row is written; unlocking failed afterwards
+            return recorded[-1]
         result = heal_record.failed(result, exc)
     except DATABASE_ERRORS as exc:
+        if recorded:
+            return recorded[-1]
         result = heal_record.failed(result, translate(exc, "healing"))
-    result = replace(result, duration_s=time.perf_counter() - clock,
-                     ledger_id=intent[-1] if intent else result.ledger_id)  # fmt: skip
-    if (
-        options.record
-        and not result.served_before
-        and result.error_code != DatabaseUnavailable.code
-    ):
-        with tracer().start_as_current_span("schemaheal ledger write"):
-            ledger_id = await heal_record.record(conn, result, request, options, started, desired)
-        result = replace(result, ledger_id=ledger_id)
-    return result
+    return await finish(result)
 
 
 async def _locked(
