@@ -191,7 +191,7 @@ async def test_a_ledger_of_the_oldest_layout_is_upgraded_before_the_first_check(
     await healed_and_verified(database)
     await database.execute(  # as a worker of the first layout left it
         "ALTER TABLE schemaheal.statements DROP COLUMN state, DROP COLUMN catalog_check;"
-        "ALTER TABLE schemaheal.heals DROP COLUMN planned"
+        "ALTER TABLE schemaheal.heals DROP COLUMN planned, DROP COLUMN migrations"
     )
     conn = await connect(database.dsn)
     try:
