@@ -13,7 +13,8 @@ from tests.engine.builders import ID, column, fk, index, pk, table
 from worker.engine import changes as ch
 from worker.engine import model as m
 from worker.engine.changes import Drift
-from worker.engine.diff_table import unchanged, walk_table
+from worker.engine.diff_table import walk_table
+from worker.engine.diff_unchanged import unchanged
 
 TENANT = column("tenant_id", "integer")
 FK = fk("t_tenant_fk", ("tenant_id",), "tenants", ("id",))

@@ -34,7 +34,8 @@ from contracts.expressions import parse_expression
 from contracts.identifiers import qualified
 from worker.engine import model as m
 from worker.engine.connection import DATABASE_ERRORS, Connection
-from worker.engine.diff_table import same_index, unchanged
+from worker.engine.diff_table import same_index
+from worker.engine.diff_unchanged import unchanged
 from worker.engine.normalize import same_expression
 
 __all__ = ["DefaultQuestion", "adopt_defaults", "ask", "default_questions"]

@@ -14,7 +14,8 @@ from worker.engine import changes as ch
 from worker.engine import model as m
 from worker.engine.changes import Drift, DriftKind
 from worker.engine.diff_intent import sequence_widened_online
-from worker.engine.diff_table import diff_table, is_metadata_only_widening, needs_rows_absent
+from worker.engine.diff_table import diff_table, needs_rows_absent
+from worker.engine.widening import is_metadata_only_widening
 
 __all__ = ["diff", "is_metadata_only_widening", "tables_to_probe"]  # widening: re-exported
 

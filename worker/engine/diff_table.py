@@ -6,9 +6,7 @@ everything else becomes :class:`~worker.engine.changes.Drift`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
-from typing import TypeVar
 
 from worker.engine import changes as ch
 from worker.engine import model as m
@@ -21,20 +19,12 @@ from worker.engine.diff_intent import (
     unique_handovers,
     widened_online,
 )
+from worker.engine.diff_unchanged import unchanged
 from worker.engine.expand_parts import handover_index
 from worker.engine.normalize import same_expression
+from worker.engine.widening import is_metadata_only_widening
 
-__all__ = [
-    "diff_table",
-    "is_metadata_only_widening",
-    "needs_rows_absent",
-    "same_index",
-    "unchanged",
-    "walk_table",
-]
-
-
-_Named = TypeVar("_Named", m.UniqueConstraint, m.ForeignKey, m.CheckConstraint, m.Index)
+__all__ = ["diff_table", "needs_rows_absent", "same_index", "walk_table"]
 
 
 def _report(drift: list[Drift], kind: DriftKind, table: m.Table, name: str, detail: str) -> None:
@@ -45,51 +35,6 @@ def needs_rows_absent(column: m.Column) -> bool:
     """A NOT NULL column with no way to fill existing rows: only an empty table can take it."""
     no_value = column.default is None and column.identity is None and column.generated is None
     return not column.nullable and no_value
-
-
-def unchanged(current: m.Table, desired: m.Table) -> bool:
-    """True when the table is as declared, part by part as values, so diffing it would find
-    nothing: the no-drift case decided with a few tuple comparisons instead of a walk.
-
-    Sufficient, never necessary (False only means "diff it"): no declared intent (a migration
-    may have steps left on an equal shape), every constraint and index valid (an invalid one is
-    rebuilt or validated), and no index beyond those declared but the ones backing keys."""
-    if (
-        current.columns != desired.columns  # interned: mostly an identity check
-        or current.primary_key != desired.primary_key
-        or (desired.comment is not None and desired.comment != current.comment)
-    ):
-        return False
-    for column in desired.columns:
-        if column.intent is not None:
-            return False
-    own_indexes = tuple([index for index in current.indexes if index.constraint is None])
-    return (
-        _same_parts(current.unique, desired.unique)
-        and _same_parts(current.foreign_keys, desired.foreign_keys)
-        and _same_parts(current.checks, desired.checks)
-        and _same_parts(own_indexes, desired.indexes)
-        and _all_valid(current)
-    )
-
-
-def _all_valid(table: m.Table) -> bool:
-    return (
-        not [fk for fk in table.foreign_keys if not fk.valid]
-        and not [check for check in table.checks if not check.valid]
-        and not [index for index in table.indexes if not index.valid]
-    )
-
-
-def _same_parts(current: tuple[_Named, ...], desired: tuple[_Named, ...]) -> bool:
-    """Equal as values, whatever order the manifest lists them in (the catalog's are by name)."""
-    if current == desired:
-        return True
-    return len(current) == len(desired) and current == tuple(sorted(desired, key=_name))
-
-
-def _name(part: _Named) -> str:
-    return part.name
 
 
 def diff_table(
@@ -212,38 +157,6 @@ def _column_value(
 
 def _in_primary_key(table: m.Table, column: str) -> bool:
     return table.primary_key is not None and column in table.primary_key.columns
-
-
-_VARCHAR = re.compile(r"character varying(?:\((\d+)\))?\Z")
-_NUMERIC = re.compile(r"numeric(?:\((\d+),(\d+)\))?\Z")
-_VARBIT = re.compile(r"bit varying(?:\((\d+)\))?\Z")
-
-
-def is_metadata_only_widening(current: str, desired: str) -> bool:
-    """True for type changes PostgreSQL makes without rewriting the table or its indexes."""
-    if current == desired:
-        return False
-    if (vc := _VARCHAR.match(current)) and (desired == "text" or _VARCHAR.match(desired)):
-        if desired == "text":
-            return True
-        vd = _VARCHAR.match(desired)
-        assert vd is not None
-        return vd.group(1) is None or (
-            vc.group(1) is not None and int(vd.group(1)) >= int(vc.group(1))
-        )
-    if (nc := _NUMERIC.match(current)) and (nd := _NUMERIC.match(desired)):
-        if nd.group(1) is None:
-            return True
-        return (
-            nc.group(1) is not None
-            and nc.group(2) == nd.group(2)
-            and int(nd.group(1)) >= int(nc.group(1))
-        )
-    if (bc := _VARBIT.match(current)) and (bd := _VARBIT.match(desired)):
-        return bd.group(1) is None or (
-            bc.group(1) is not None and int(bd.group(1)) >= int(bc.group(1))
-        )
-    return False
 
 
 def _indexes(
