@@ -26,6 +26,31 @@ from worker.settings import (
 from worker.settings_flags import add_flags, settings_from
 
 
+def _backfill_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    backfill = commands.add_parser(
+        "backfill", help="run the database's pending online migrations once (no worker needed)"
+    )
+    backfill.add_argument("--dsn", required=True, help="postgresql://user@host:port/database")
+    backfill.add_argument(
+        "--retry", action="append", default=[], metavar="ID",
+        help="clear a stopped migration's error first, once its cause is fixed (repeatable)",
+    )  # fmt: skip
+    backfill.add_argument(
+        "--abandon", metavar="ID",
+        help="abandon this running migration instead (drop its trigger and new column, back to "
+        "the old shape); a dry run unless --apply",
+    )  # fmt: skip
+    backfill.add_argument("--apply", action="store_true", help="with --abandon: do it")
+    backfill.add_argument(
+        "--ignore-leases", action="store_true",
+        help="with --abandon: even though live instances' leases say they use the new column",
+    )  # fmt: skip
+    backfill.add_argument("--batch-rows", type=int, default=1000, help="rows per batch")
+    backfill.add_argument("--pause-s", type=float, default=0.0, help="pause between batches")
+    backfill.add_argument("--ledger-schema", default="schemaheal", help="schema of the ledger")
+    backfill.add_argument("--format", choices=["text", "json"], default="text")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="schemaheal",
@@ -73,18 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                 choices=[h.value for h in Hazard],
                 help="approve a hazard: " + ", ".join(h.value for h in Hazard),
             )
-    backfill = commands.add_parser(
-        "backfill", help="run the database's pending online migrations once (no worker needed)"
-    )
-    backfill.add_argument("--dsn", required=True, help="postgresql://user@host:port/database")
-    backfill.add_argument(
-        "--retry", action="append", default=[], metavar="ID",
-        help="clear a stopped migration's error first, once its cause is fixed (repeatable)",
-    )  # fmt: skip
-    backfill.add_argument("--batch-rows", type=int, default=1000, help="rows per batch")
-    backfill.add_argument("--pause-s", type=float, default=0.0, help="pause between batches")
-    backfill.add_argument("--ledger-schema", default="schemaheal", help="schema of the ledger")
-    backfill.add_argument("--format", choices=["text", "json"], default="text")
+    _backfill_parser(commands)
     worker = commands.add_parser("worker", help="consume service.starting, heal, reply")
     add_flags(worker)
 
@@ -182,6 +196,15 @@ def run(args: argparse.Namespace) -> int:
                 demo=args.demo, replicas=args.replicas, exit_after_demo=args.exit_after_demo
             )
         )
+    if args.command == "backfill" and args.abandon:
+        from worker.commands.backfill_command import abandon_command
+
+        return asyncio.run(
+            abandon_command(
+                args.dsn, args.abandon, apply=args.apply, ignore_leases=args.ignore_leases,
+                store_schema=args.ledger_schema, fmt=args.format,
+            )
+        )  # fmt: skip
     if args.command == "backfill":
         from worker.commands.backfill_command import backfill_command
         from worker.engine.backfill import BackfillSettings

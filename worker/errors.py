@@ -7,7 +7,8 @@
     │   ├── StatementFailed           a planned statement failed for a reason other than a lock
     │   └── MigrationRefused          an online migration cannot start; nothing ran
     │       ├── MigrationChanged      the manifest changes a running migration's expression
-    │       └── SwapRefused           the in-place swap could not carry what uses the column
+    │       ├── SwapRefused           the in-place swap could not carry what uses the column
+    │       └── AbandonRefused        a migration cannot be abandoned (contracted, swapped, in use)
     └── RetryableError                try again later; the request is redelivered
         ├── DatabaseUnavailable       cannot connect or the connection broke
         ├── LockWaitTimeout           another heal held the advisory lock for too long
@@ -56,6 +57,10 @@ class MigrationChanged(MigrationRefused):
 
 class SwapRefused(MigrationRefused):
     code = "swap-refused"
+
+
+class AbandonRefused(MigrationRefused):
+    code = "abandon-refused"
 
 
 class RetryableError(SchemahealError):

@@ -42,4 +42,4 @@ def test_clashes(wanted: ColumnMigration, running: ColumnMigration, clash: bool)
     assert bool(found) is clash
     if clash:
         text = message(found[0], "schemaheal")
-        assert running.id in text and f"WHERE id = '{running.id}'" in text
+        assert f"--ledger-schema schemaheal --abandon '{running.id}'" in text

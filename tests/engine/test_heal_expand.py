@@ -19,6 +19,7 @@ from contracts import Manifest, load_manifest
 from tests.conftest import FreshDatabase
 from tests.contracts.builders import column, fk, manifest, pk, table
 from worker.engine import backfill_store as store
+from worker.engine.abandon import abandon
 from worker.engine.backfill import BackfillSettings, Finish, run_pending
 from worker.engine.connection import connect
 from worker.engine.heal import HealResult, Outcome, heal
@@ -312,8 +313,8 @@ async def test_a_changed_expression_is_refused_naming_the_running_migration(
 async def test_the_abandon_route_the_refusal_gives_lets_the_changed_expression_run(
     conn: asyncpg.Connection,
 ) -> None:
-    """Each object the refusal names, dropped as it says: the changed manifest then expands
-    afresh and every row gets the new expression's value."""
+    """The abandon command the refusal names, run as it says: the changed manifest then
+    expands afresh and every row gets the new expression's value."""
     await conn.execute(
         "CREATE TABLE public.users (id integer PRIMARY KEY, name text NOT NULL);"
         "INSERT INTO public.users SELECT i, 'U' || i FROM generate_series(1, 50) AS i"
@@ -326,14 +327,11 @@ async def test_the_abandon_route_the_refusal_gives_lets_the_changed_expression_r
     refused = await heal(conn, changed)
     assert refused.error_code == "migration-changed"
     message = refused.error_message or ""
-    trigger = message.split("drop its trigger ")[1].split(" ")[0]
-    function = message.split(" and function ")[1].split(" ")[0]
-    column_ = message.split(", the column ")[1].split(" ")[0]
-    delete = message.split("(DELETE FROM ")[1].split(")")[0]
-    await conn.execute(
-        f"DROP TRIGGER {trigger} ON public.users; DROP FUNCTION {function};"
-        f"ALTER TABLE public.users DROP COLUMN {column_}; DELETE FROM {delete}"
-    )
+    assert "`schemaheal backfill --dsn … --ledger-schema schemaheal --abandon '" in message
+    assert "add --apply to do it" in message
+    abandoned = message.split("--abandon '")[1].split("'")[0]
+    assert abandoned == running.id
+    assert (await abandon(conn, abandoned, apply=True)).applied
     again = await heal(conn, changed)
     assert again.outcome is Outcome.HEALED, again.error_message
     (migration,) = again.migrations

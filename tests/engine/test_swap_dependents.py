@@ -73,6 +73,16 @@ CODE = ColumnMigration(
     in_place=True, not_null=True,
 )  # fmt: skip
 SETTINGS = BackfillSettings(batch_rows=200)
+#: the manifest whose heal expands CODE
+WIDE_CODE = manifest(
+    table("accounts",
+          column("id", "integer", nullable=False, default="nextval('accounts_id_seq')"),
+          column("tenant", "integer", nullable=False),
+          column("code", "bigint", nullable=False, using="code"),
+          column("amount", "integer"), primary_key=pk("id")),
+    sequences=[{"name": "accounts_id_seq", "data_type": "integer",
+                "owned_by": {"table": "accounts", "column": "id"}}],
+)  # fmt: skip
 INDEXES = (
     "accounts_big_idx", "accounts_code_idx", "accounts_code_key", "accounts_code_mod_idx",
     "accounts_tenant_code_idx", "accounts_tenant_code_key",
@@ -258,18 +268,7 @@ async def test_the_heal_refuses_an_expand_whose_swap_could_not_carry_a_dependent
     await conn.execute(
         "CREATE MATERIALIZED VIEW public.code_totals AS SELECT sum(code) FROM public.accounts"
     )
-    columns = [
-        column("id", "integer", nullable=False, default="nextval('accounts_id_seq')"),
-        column("tenant", "integer", nullable=False),
-        column("code", "bigint", nullable=False, using="code"),
-        column("amount", "integer"),
-    ]
-    sequence = {"name": "accounts_id_seq", "data_type": "integer",
-                "owned_by": {"table": "accounts", "column": "id"}}  # fmt: skip
-    wanted = load_manifest(
-        manifest(table("accounts", *columns, primary_key=pk("id")), sequences=[sequence])
-    )
-    result = await heal(conn, wanted)
+    result = await heal(conn, load_manifest(WIDE_CODE))
     assert (result.outcome, result.error_code) == (Outcome.FAILED, "swap-refused")
     assert "materialized view public.code_totals" in (result.error_message or "")
     assert not await conn.fetchval(

@@ -8,12 +8,16 @@ from pathlib import Path
 
 import contracts
 from worker.commands import output
-from worker.engine.connection import DATABASE_ERRORS, connect, translate
+from worker.engine import backfill_store
+from worker.engine.backfill_store import ABANDONED
+from worker.engine.connection import DATABASE_ERRORS, Connection, connect, translate
 from worker.engine.desired import desired_state
+from worker.engine.expand_changed import Refusal, refusals_ahead, unswapped
 from worker.engine.hazards import Hazard
 from worker.engine.heal import HealOptions, current_plan, heal
 from worker.engine.heal_migrations import statuses
 from worker.engine.pooler import ProxyMode, require_direct
+from worker.engine.statements import Plan
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_BLOCKED = 0, 1, 2, 3
 
@@ -35,22 +39,36 @@ async def plan_command(dsn: str, manifest_path: str, fmt: str, options: HealOpti
         raise translate(exc, "connecting to the database") from exc
     try:
         plan = await current_plan(conn, desired_state(manifest), settings)
-        running = tuple(m for m in plan.migrations if m not in plan.expanding)
-        states = await statuses(conn, running, options.ledger_schema, options.contract)  # reads
+        refused = await _refusals(conn, plan, options.ledger_schema)
+        found = await statuses(conn, plan.migrations, options.ledger_schema, options.contract)
+        # an expand planned again is shown only when it was abandoned (otherwise: unregistered)
+        expanding = {m.id for m in plan.expanding}
+        states = tuple(s for s in found if s.id not in expanding or s.state == ABANDONED)
     except DATABASE_ERRORS as exc:
         raise translate(exc, "inspecting the catalog") from exc
     finally:
         await conn.close()
     if fmt == "sql":
         output.print_sql(plan)
-        output.print_plan(plan, states) if sys.stderr.isatty() else None
+        output.print_plan(plan, states, refused) if sys.stderr.isatty() else None
     elif fmt == "json":
         output.print_json(
-            {"manifest_hash": contracts.manifest_hash(manifest), **output.plan_json(plan, states)}
-        )
+            {"manifest_hash": contracts.manifest_hash(manifest), **output.plan_json(plan, states),
+             "refused": [output.refusal_json(r) for r in refused]}
+        )  # fmt: skip
     else:
-        output.print_plan(plan, states)
+        output.print_plan(plan, states, refused)
+    if refused:
+        return EXIT_ERROR  # the heal would refuse, or a running migration's swap would stop
     return EXIT_PENDING if plan.statements else EXIT_OK
+
+
+async def _refusals(conn: Connection, plan: Plan, schema: str) -> tuple[Refusal, ...]:
+    """What a heal of ``plan`` would refuse, and the swaps of its running migrations that would
+    stop, said before anything runs."""
+    ids = {m.id for m in plan.migrations}
+    running = [p for p in await backfill_store.registered(conn, schema) if p.migration.id in ids]
+    return await refusals_ahead(conn, plan, unswapped(running), schema)
 
 
 async def heal_command(

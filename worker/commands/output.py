@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from worker.engine.changes import Drift, describe
+from worker.engine.expand_changed import Refusal
 from worker.engine.heal import HealResult
 from worker.engine.heal_migrations import MigrationStatus
 from worker.engine.plan import Plan
@@ -88,7 +89,11 @@ def drift_table(drift: tuple[Drift, ...]) -> Table:
     return table
 
 
-def print_plan(plan: Plan, states: tuple[MigrationStatus, ...] = ()) -> None:
+def print_plan(
+    plan: Plan, states: tuple[MigrationStatus, ...] = (), refused: tuple[Refusal, ...] = ()
+) -> None:
+    for r in refused:
+        stderr.print(f"[red]Refused ({r.code}):[/] {r.message}", markup=True, highlight=False)
     if plan.statements:
         stderr.print(plan_table(plan.statements))
     else:
@@ -100,6 +105,10 @@ def print_plan(plan: Plan, states: tuple[MigrationStatus, ...] = ()) -> None:
         stderr.print(plan_table(plan.contract, title))
     if plan.drift:
         stderr.print(drift_table(plan.drift))
+
+
+def refusal_json(r: Refusal) -> dict[str, Any]:
+    return {"code": r.code, "migration": r.migration, "message": r.message}
 
 
 def print_result(result: HealResult) -> None:

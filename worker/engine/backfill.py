@@ -55,6 +55,8 @@ class Finish(StrEnum):
     BUSY = "busy"  # another runner holds the table: taken up later
     LATER = "later"  # locks kept timing out: taken up in the next round
     STOPPED = "stopped"  # an error a person must fix; recorded in the store
+    ABANDONED = "abandoned"  # abandoned while it ran (worker.engine.abandon): its last batch
+    # or step was rolled back
 
 
 async def run_pending(
@@ -134,6 +136,9 @@ async def _run(conn: Connection, m: ColumnMigration, settings: BackfillSettings)
         return Finish.STOPPED
     except GaveUp:
         return Finish.LATER
+    except store.Abandoned:
+        log.warning("migration %s was abandoned; stopped", m.id, extra={"migration": m.id})
+        return Finish.ABANDONED
     log.info("migration %s expanded", m.id, extra={"migration": m.id})
     return Finish.EXPANDED
 
@@ -214,5 +219,6 @@ async def _check_converted(
             f"backfill although the expression gives one, or NOT NULL is wanted and the "
             f"expression gives NULL for them: fix those rows, then "
             f"{RETRY_HOW.format(schema=settings.store_schema, id=m.id)} (a changed expression "
-            f"is refused while this migration runs: abandon it first, as the refusal says)"
+            f"is refused while this migration runs: abandon it first with `schemaheal backfill "
+            f"--dsn … --abandon '{m.id}'`)"
         )

@@ -10,7 +10,10 @@ skipped.
 
 States: ``backfilling`` → ``enforcing`` → ``expanded`` (the expand phase is complete; contract
 is a later, separate phase). A non-NULL ``error`` stops the runner on that migration, where it
-was, until a person acts (the error says what to do; :func:`retry` clears it).
+was, until a person acts (the error says what to do; :func:`retry` clears it). ``abandoned``
+(:mod:`worker.engine.abandon`) is final: the runner's records of an abandoned migration raise
+:class:`Abandoned`, so its batch or step rolls back; registering the same migration again (a heal
+of its manifest after the abandonment) starts it afresh.
 
 The table is created on first use, under its own advisory lock, in this module (the ledger's
 module owns the other tables of the schema).
@@ -30,9 +33,11 @@ from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.lock import advisory_locks
 
 __all__ = [
+    "ABANDONED",
     "BACKFILLING",
     "ENFORCING",
     "EXPANDED",
+    "Abandoned",
     "Progress",
     "ensure_store",
     "fail",
@@ -46,6 +51,7 @@ __all__ = [
 
 DEFAULT_SCHEMA = "schemaheal"  # the ledger's schema (worker.engine.ledger.DEFAULT_SCHEMA)
 BACKFILLING, ENFORCING, EXPANDED = "backfilling", "enforcing", "expanded"
+ABANDONED = "abandoned"
 #: the channel a registration notifies (on commit), so a waiting runner starts at once
 CHANNEL = "schemaheal_migrations"
 
@@ -77,6 +83,10 @@ CREATE TABLE IF NOT EXISTS {s}.migrations (
 CREATE INDEX IF NOT EXISTS migrations_unfinished_idx ON {s}.migrations (registered_at)
     WHERE state IN ('backfilling', 'enforcing');
 """
+
+
+class Abandoned(Exception):
+    """The migration was abandoned while the runner worked on it: roll its transaction back."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,13 +146,19 @@ def decode(text: str | dict[str, Any], expected_id: str) -> ColumnMigration:
 
 async def register(conn: Connection, m: ColumnMigration, schema: str = DEFAULT_SCHEMA) -> bool:
     """Record ``m`` as pending; call it in the transaction that runs its expand. True when it was
-    new (a migration registered before keeps its progress). Runners are woken on commit."""
+    new (a migration registered before keeps its progress; an abandoned one starts afresh).
+    Runners are woken on commit."""
     await ensure_store(conn, schema)
     inserted = await conn.fetchval(
         f"""INSERT INTO {quote_ident(schema)}.migrations
                 (id, schema_name, table_name, column_name, kind, migration)
             VALUES ($1, $2, $3, $4, $5, $6::jsonb)
-            ON CONFLICT (id) DO NOTHING RETURNING true""",
+            ON CONFLICT (id) DO UPDATE SET state = 'backfilling', stop_key = NULL,
+                last_key = NULL, rows_scanned = 0, rows_touched = 0, batches = 0,
+                enforce_steps = 0, error = NULL, registered_at = now(), updated_at = now(),
+                finished_at = NULL
+             WHERE migrations.state = 'abandoned'
+            RETURNING true""",
         m.id,
         m.schema,
         m.table,
@@ -195,15 +211,27 @@ async def progress(
 
 
 async def _update(
-    conn: Connection, schema: str, migration_id: str, assignments: str, *values: object
+    conn: Connection,
+    schema: str,
+    migration_id: str,
+    assignments: str,
+    *values: object,
+    check: bool = True,
 ) -> None:
-    """``UPDATE … SET <assignments>`` of one migration's row ($1 is its id)."""
-    await conn.execute(
-        f"""UPDATE {quote_ident(schema)}.migrations SET {assignments}, updated_at = now()
-             WHERE id = $1""",
+    """``UPDATE … SET <assignments>`` of one migration's row ($1 is its id). An abandoned
+    migration's row is never changed: with ``check``, :class:`Abandoned` is raised instead."""
+    s = quote_ident(schema)
+    changed = await conn.fetchval(
+        f"""UPDATE {s}.migrations SET {assignments}, updated_at = now()
+             WHERE id = $1 AND state <> '{ABANDONED}' RETURNING true""",
         migration_id,
         *values,
     )
+    if changed or not check:
+        return
+    state = await conn.fetchval(f"SELECT state FROM {s}.migrations WHERE id = $1", migration_id)
+    if state == ABANDONED:
+        raise Abandoned(migration_id)
 
 
 async def record_batch(
@@ -248,12 +276,12 @@ async def fail(
     conn: Connection, migration_id: str, error: str, schema: str = DEFAULT_SCHEMA
 ) -> None:
     """Stop running the migration: a person must act (the error says what)."""
-    await _update(conn, schema, migration_id, "error = $2", error)
+    await _update(conn, schema, migration_id, "error = $2", error, check=False)
 
 
 async def retry(conn: Connection, migration_id: str, schema: str = DEFAULT_SCHEMA) -> None:
     """Let the runner take a stopped migration up again where it stopped."""
-    await _update(conn, schema, migration_id, "error = NULL")
+    await _update(conn, schema, migration_id, "error = NULL", check=False)
 
 
 async def registered(conn: Connection, schema: str = DEFAULT_SCHEMA) -> list[Progress]:

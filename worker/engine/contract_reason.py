@@ -26,13 +26,14 @@ class ContractState(StrEnum):
     READY = "ready"  # contractable: the worker's next contract round runs it
     RETIRED_KEPT = "retired-kept"  # the trigger is gone; the old column waits for approval
     DONE = "done"  # contracted: trigger and old column gone
+    ABANDONED = "abandoned"  # abandoned during expand: nothing to contract
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Expand:
     """How far the migration's expand got (its progress record)."""
 
-    #: backfilling, enforcing, expanded, or unregistered
+    #: backfilling, enforcing, expanded, abandoned, or unregistered
     state: str
     rows_done: int = 0
     #: the table's estimated rows (pg_class.reltuples; None: not known)
@@ -72,6 +73,9 @@ def contract_reason(
     column-drop to the service owning the table (None: not known here, e.g. ``plan``)."""
     if contracted is not None and contracted.sync_dropped_at is not None:
         return _contracted(m, contracted, drop_approved)
+    if expand.state == "abandoned":
+        why = "abandoned: its trigger and new column are dropped; nothing to contract"
+        return ContractReason(state=ContractState.ABANDONED, wait=None, reason=why)
     if expand.error is not None:
         return _waiting(Wait.STOPPED, f"backfill stopped: {expand.error}")
     if expand.state != "expanded":

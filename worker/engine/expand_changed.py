@@ -19,15 +19,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from worker.engine import backfill_store, lease_store
+from worker.engine.abandon import swapped
 from worker.engine.connection import Connection
 from worker.engine.expand import ColumnMigration
 from worker.engine.expand_dependents import refusal
 from worker.engine.expand_dependents_read import read_dependents
-from worker.engine.expand_parts import object_name, physical_column, retired_column, table_name
+from worker.engine.expand_parts import physical_column, retired_column, table_name
 from worker.engine.statements import Plan
 from worker.errors import MigrationChanged, SwapRefused
 
-__all__ = ["Clash", "clashes", "refuse_before_expand", "refuse_changed"]
+__all__ = [
+    "Clash",
+    "Refusal",
+    "clashes",
+    "refusals_ahead",
+    "refuse_before_expand",
+    "refuse_changed",
+    "swap_refusals",
+    "unswapped",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,10 +80,10 @@ def message(clash: Clash, store_schema: str) -> str:
         "expression cannot change while it runs. Either deploy the manifest of the running "
         "migration until it has finished and contracted, then change the column in a new "
         "migration; or declare the new expression under a new column name (renamed_from the "
-        f"old column); or abandon the running migration: drop its trigger "
-        f"{object_name(r, 'sync')} and function {r.schema}.{object_name(r, 'sync')}() on "
-        f"{table}, the column {physical_column(r)} it added, and its record "
-        f"(DELETE FROM {store_schema}.migrations WHERE id = '{r.id}'), then boot again"
+        f"old column); or abandon the running migration (it drops its trigger and the "
+        f"column {physical_column(r)} it added, and records the abandonment): "
+        f"`schemaheal backfill --dsn … --ledger-schema {store_schema} --abandon '{r.id}'` shows "
+        f"what it would do, add --apply to do it; then boot again"
     )
 
 
@@ -88,21 +98,74 @@ async def refuse_changed(
     running = [
         p.migration
         for p in await backfill_store.registered(conn, store_schema)
-        if not (p.migration.id in contracts and contracts[p.migration.id].contracted)
+        if p.state != backfill_store.ABANDONED
+        and not (p.migration.id in contracts and contracts[p.migration.id].contracted)
     ]
     found = clashes(wanted, running)
     if found:
         raise MigrationChanged("; ".join(message(c, store_schema) for c in found))
 
 
-async def refuse_before_expand(conn: Connection, plan: Plan, store_schema: str) -> None:
-    """Raise a :class:`~worker.errors.MigrationRefused` when a migration of ``plan`` changes a
-    running one, or is an in-place change whose swap could not carry what uses the column."""
-    await refuse_changed(conn, plan.migrations, store_schema)
-    for m in plan.expanding:
+#: how to go on, in a swap refused before its expand or ahead of a running migration's swap
+BEFORE_EXPAND = "boot again (or leave the column's type as it is)"
+BEFORE_SWAP = "the migration's swap can run (until then it stops there with this message)"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """What a heal would refuse, or a running migration's swap would stop on: ``plan`` says it."""
+
+    code: str
+    migration: str | None
+    message: str
+
+
+async def swap_refusals(
+    conn: Connection, migrations: Iterable[ColumnMigration], then: str
+) -> tuple[tuple[ColumnMigration, str], ...]:
+    """Each in-place change of ``migrations`` whose swap could not carry what uses its old
+    column, with the refusal's text (``then``: how to go on)."""
+    found = []
+    for m in migrations:
         if not m.in_place or m.old_column is None:
             continue
         dependents = await read_dependents(conn, table_name(m), m.old_column)
         if dependents.unmovable:
-            then = "boot again (or leave the column's type as it is)"
-            raise SwapRefused(refusal(dependents.unmovable, table_name(m), m.old_column, then))
+            found.append((m, refusal(dependents.unmovable, table_name(m), m.old_column, then)))
+    return tuple(found)
+
+
+async def refuse_before_expand(conn: Connection, plan: Plan, store_schema: str) -> None:
+    """Raise a :class:`~worker.errors.MigrationRefused` when a migration of ``plan`` changes a
+    running one, or is an in-place change whose swap could not carry what uses the column."""
+    await refuse_changed(conn, plan.migrations, store_schema)
+    for _, why in await swap_refusals(conn, plan.expanding, BEFORE_EXPAND):
+        raise SwapRefused(why)
+
+
+def unswapped(registered: Iterable[backfill_store.Progress]) -> tuple[ColumnMigration, ...]:
+    """The in-place changes among ``registered`` whose expand runs and has not swapped yet."""
+    running = (backfill_store.BACKFILLING, backfill_store.ENFORCING)
+    return tuple(
+        p.migration
+        for p in registered
+        if p.migration.in_place and p.state in running
+        and not swapped(p.migration, p.enforce_steps)
+    )  # fmt: skip
+
+
+async def refusals_ahead(
+    conn: Connection, plan: Plan, unswapped: Iterable[ColumnMigration], store_schema: str
+) -> tuple[Refusal, ...]:
+    """What ``plan`` shows before anything runs: what a heal of it would refuse (the same text),
+    and the running in-place changes not swapped yet (``unswapped``) whose swap would stop."""
+    found = []
+    try:
+        await refuse_changed(conn, plan.migrations, store_schema)
+    except MigrationChanged as exc:
+        found.append(Refusal(code=exc.code, migration=None, message=str(exc)))
+    for m, why in await swap_refusals(conn, plan.expanding, BEFORE_EXPAND):
+        found.append(Refusal(code=SwapRefused.code, migration=m.id, message=why))
+    for m, why in await swap_refusals(conn, unswapped, BEFORE_SWAP):
+        found.append(Refusal(code=SwapRefused.code, migration=m.id, message=why))
+    return tuple(found)

@@ -46,6 +46,8 @@ _RELY = {
     "(and a swap in place) is being enforced",
     backfill_store.EXPANDED: "complete: every row converted and enforced; the old shape is "
     "kept in step until contract",
+    backfill_store.ABANDONED: "abandoned (schemaheal backfill --abandon): its trigger and new "
+    "column are dropped; the next heal of this manifest starts it afresh",
 }
 #: states after contract began (the contracts record), past ``expanded``
 CONTRACTED, KEPT = "contracted", "retired-kept"
@@ -85,7 +87,10 @@ async def registered_ids(conn: Connection, desired: Realm, schema: str) -> froze
         return None
     if not await relation_exists(conn, f"{schema}.migrations"):
         return frozenset()
-    rows = await conn.fetch(f"SELECT id FROM {quote_ident(schema)}.migrations")
+    rows = await conn.fetch(
+        f"SELECT id FROM {quote_ident(schema)}.migrations WHERE state <> $1",
+        backfill_store.ABANDONED,
+    )
     return frozenset(r["id"] for r in rows)
 
 

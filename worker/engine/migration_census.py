@@ -23,7 +23,7 @@ __all__ = ["PHASES", "SHAPES", "Census", "census", "phase"]
 
 #: where a migration stands, as one word: expand's states, then contract's
 PHASES = ("backfilling", "enforcing", "stopped", "contract-waiting", "contract-ready",
-          "retired-kept", "contracted")  # fmt: skip
+          "retired-kept", "contracted", "abandoned")  # fmt: skip
 #: a live instance's shape: ``old`` uses the old shape of a migration not yet contracted
 SHAPES = ("old", "current")
 
@@ -43,6 +43,8 @@ class Census:
 
 def phase(progress: Progress, reason: ContractReason) -> str:
     """One of :data:`PHASES`."""
+    if progress.state == backfill_store.ABANDONED:
+        return progress.state
     if progress.failed:
         return "stopped"
     if progress.state != backfill_store.EXPANDED:
@@ -52,6 +54,7 @@ def phase(progress: Progress, reason: ContractReason) -> str:
         ContractState.READY: "contract-ready",
         ContractState.RETIRED_KEPT: "retired-kept",
         ContractState.DONE: "contracted",
+        ContractState.ABANDONED: "abandoned",
     }[reason.state]
 
 
@@ -74,7 +77,7 @@ def census(
         if reason.wait is not None:
             waiting[reason.wait.value] += 1
         record = records.get(m.id)
-        if record is None or not record.contracted:
+        if (record is None or not record.contracted) and p.state != backfill_store.ABANDONED:
             unfinished.append(m)
     leases: Counter[tuple[str, str]] = Counter()
     for lease in liveness.leases:

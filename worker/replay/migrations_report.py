@@ -50,6 +50,10 @@ def phases(row: MigrationRow) -> dict[str, str]:
         backfill, enforce = f"running: {backfill}", "pending"
     elif row.state == "enforcing":
         backfill, enforce = f"done: {backfill}", f"running: {enforce}"
+    elif row.state == "abandoned":
+        return {"expand": "done", "backfill": f"abandoned: {backfill}",
+                "enforce": f"abandoned: {enforce}",
+                "contract": "none: abandoned (its trigger and new column are dropped)"}  # fmt: skip
     else:
         backfill, enforce = f"done: {backfill}", f"done: {enforce}"
     if row.error is not None:
