@@ -21,6 +21,7 @@ from worker.engine import backfill_store as store
 from worker.engine.backfill import BackfillSettings, Finish, run_migration
 from worker.engine.connection import connect
 from worker.engine.expand import ColumnMigration, MigrationKind
+from worker.engine.expand_changed import BEFORE_SWAP, swap_refusals
 from worker.engine.heal import Outcome, heal
 
 pytestmark = pytest.mark.postgres
@@ -208,6 +209,13 @@ async def test_the_swap_carries_indexes_constraints_views_triggers_and_policies(
     assert tuple(privileges) == (False, True, True)
 
 
+async def fixed_and_retried(conn: asyncpg.Connection, fix: str) -> None:
+    """``fix`` run, the stopped migration retried: it must finish."""
+    await conn.execute(fix)
+    await store.retry(conn, CODE.id)
+    assert await run_migration(conn, CODE, SETTINGS) is Finish.EXPANDED
+
+
 async def test_what_the_swap_cannot_carry_stops_it_first_naming_it(
     conn: asyncpg.Connection,
 ) -> None:
@@ -244,13 +252,12 @@ async def test_what_the_swap_cannot_carry_stops_it_first_naming_it(
                        "DROP STATISTICS public.accounts_stats; DROP FUNCTION public.big()")  # fmt: skip
     # meanwhile an index was made on the old column after the indexes were prepared (the swap
     # sends the runner back to prepare it), and a prepared one was left INVALID (rebuilt)
-    await conn.execute(
+    await fixed_and_retried(
+        conn,
         "CREATE INDEX accounts_late_idx ON public.accounts (code DESC);"
         "UPDATE pg_index SET indisvalid = false"
-        " WHERE indexrelid = 'public.accounts_code_idx__sh_ix'::regclass"
+        " WHERE indexrelid = 'public.accounts_code_idx__sh_ix'::regclass",
     )
-    await store.retry(conn, CODE.id)
-    assert await run_migration(conn, CODE, SETTINGS) is Finish.EXPANDED
     indexes = await conn.fetch(
         "SELECT pg_get_indexdef(indexrelid) AS def, indisvalid AS valid FROM pg_index"
         " WHERE indexrelid IN ('public.accounts_late_idx'::regclass,"
@@ -311,3 +318,33 @@ async def test_a_key_swap_carries_a_view_grouped_by_the_key_and_an_index_on_it(
     assert (
         index == "CREATE INDEX accounts_id_tenant_idx ON public.accounts USING btree (id, tenant)"
     )
+
+
+async def test_a_select_star_view_made_after_expand_stops_the_swap_naming_it(
+    conn: asyncpg.Connection,
+) -> None:
+    """A view made with ``SELECT *`` while the migration runs also selects the shadow column,
+    which the swap renames: the swap stops first, naming the view and what to do; made again
+    naming its columns, it is carried."""
+    await expand(conn, CODE)
+    await conn.execute("CREATE VIEW public.all_accounts AS SELECT * FROM public.accounts")
+    ((_, ahead),) = await swap_refusals(conn, [CODE], BEFORE_SWAP)  # what plan shows
+    assert "view public.all_accounts reads the shadow column code__sh_new" in ahead
+    assert await run_migration(conn, CODE, SETTINGS) is Finish.STOPPED
+    record = await store.progress(conn, CODE.id)
+    assert record is not None and record.error is not None
+    assert "view public.all_accounts reads the shadow column code__sh_new" in record.error
+    assert "create it again naming its columns, without code__sh_new" in record.error
+    assert f"--retry '{CODE.id}'" in record.error
+    await fixed_and_retried(
+        conn,
+        "DROP VIEW public.all_accounts; CREATE VIEW public.all_accounts AS"
+        " SELECT id, tenant, code, amount FROM public.accounts",
+    )
+    shown = await conn.fetch(
+        "SELECT attname, format_type(atttypid, NULL) AS type FROM pg_attribute"
+        " WHERE attrelid = 'public.all_accounts'::regclass AND attnum > 0 ORDER BY attnum"
+    )
+    assert [tuple(r) for r in shown] == [
+        ("id", "integer"), ("tenant", "integer"), ("code", "bigint"), ("amount", "integer")
+    ]  # fmt: skip

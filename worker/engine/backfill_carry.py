@@ -86,7 +86,7 @@ async def swap_carrying(conn: Connection, m: ColumnMigration, swap: str, then: s
     await _lock(conn, table, m.old_column)
     if not await _shadow_exists(conn, m):
         return  # swapped already (the record of the step was lost with a crash)
-    dependents = await read_dependents(conn, table, m.old_column)
+    dependents = await read_dependents(conn, table, m.old_column, physical_column(m))
     if dependents.unmovable:
         raise Unmovable(refusal(dependents.unmovable, table, m.old_column, then))
     missing = [

@@ -129,7 +129,7 @@ async def swap_refusals(
     for m in migrations:
         if not m.in_place or m.old_column is None:
             continue
-        dependents = await read_dependents(conn, table_name(m), m.old_column)
+        dependents = await read_dependents(conn, table_name(m), m.old_column, physical_column(m))
         if dependents.unmovable:
             found.append((m, refusal(dependents.unmovable, table_name(m), m.old_column, then)))
     return tuple(found)

@@ -146,16 +146,39 @@ SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS what
  ORDER BY 1"""
 
 
-async def read_dependents(conn: Connection, table: str, column: str) -> Dependents:
-    """What uses ``table.column`` (``table`` qualified) that the swap must carry or cannot."""
-    attnum = await conn.fetchval(
+#: $1 = the table (regclass text), $2 = the shadow column's attnum: the views and rules that
+#: read the shadow column (a view made with SELECT * while the migration runs)
+_SHADOW_READERS = """
+SELECT DISTINCT r.ev_class::regclass::text AS name FROM pg_depend d
+  JOIN pg_rewrite r ON r.oid = d.objid
+ WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+   AND d.refobjid = $1::regclass AND d.refobjsubid = $2 AND r.ev_class <> $1::regclass
+ ORDER BY 1"""
+
+
+async def _attnum(conn: Connection, table: str, column: str) -> int | None:
+    found = await conn.fetchval(
         "SELECT attnum FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2"
         " AND NOT attisdropped",
         table,
         column,
     )
+    return None if found is None else int(found)
+
+
+async def read_dependents(
+    conn: Connection, table: str, column: str, shadow: str | None = None
+) -> Dependents:
+    """What uses ``table.column`` (``table`` qualified) that the swap must carry or cannot;
+    with ``shadow`` (the migration's shadow column), also what reads that: the swap renames it,
+    so a view selecting it (``SELECT *`` made while the migration runs) cannot be re-created."""
+    attnum = await _attnum(conn, table, column)
     if attnum is None:
         return Dependents()
+    shadow_attnum = None if shadow is None else await _attnum(conn, table, shadow)
+    readers = [] if shadow_attnum is None else await conn.fetch(
+        _SHADOW_READERS, table, shadow_attnum
+    )  # fmt: skip
     indexes = await conn.fetch(_INDEXES, table, attnum)
     referencing = await conn.fetch(_REFERENCING, [r["oid"] for r in indexes])
     relations = await conn.fetch(_VIEWS, table, attnum)
@@ -165,6 +188,11 @@ async def read_dependents(conn: Connection, table: str, column: str) -> Dependen
     policies = await conn.fetch(_POLICIES, table, attnum)
     others = await conn.fetch(_OTHERS, table, attnum)
     unmovable = [f"{r['what']} (not moved by the swap)" for r in others]
+    unmovable += [
+        f"view {r['name']} reads the shadow column {shadow} (it selects every column and was "
+        f"made after the expand began): create it again naming its columns, without {shadow}"
+        for r in readers
+    ]
     unmovable += _unmovable_relations(relations)
     unmovable += [f"{r['what']} (uses a re-created view)" for r in view_users]
     unmovable += [
