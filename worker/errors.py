@@ -8,7 +8,8 @@
     │   └── MigrationRefused          an online migration cannot start; nothing ran
     │       ├── MigrationChanged      the manifest changes a running migration's expression
     │       ├── SwapRefused           the in-place swap could not carry what uses the column
-    │       └── AbandonRefused        a migration cannot be abandoned (contracted, swapped, in use)
+    │       ├── AbandonRefused        a migration cannot be abandoned (contracted, swapped, in use)
+    │       └── PartitionedTable      a partitioned table's indexed or key column cannot move online
     └── RetryableError                try again later; the request is redelivered
         ├── DatabaseUnavailable       cannot connect or the connection broke
         ├── LockWaitTimeout           another heal held the advisory lock for too long
@@ -61,6 +62,10 @@ class SwapRefused(MigrationRefused):
 
 class AbandonRefused(MigrationRefused):
     code = "abandon-refused"
+
+
+class PartitionedTable(MigrationRefused):
+    code = "partitioned-table"
 
 
 class RetryableError(SchemahealError):
