@@ -34,6 +34,7 @@ from worker.engine.abandon import abandon
 from worker.engine.backfill import BackfillSettings, Finish, run_migration, run_pending
 from worker.engine.connection import connect
 from worker.engine.contract import ContractFinish, run_contracts
+from worker.engine.contract import _contract as contract_one
 from worker.engine.heal import Outcome, heal
 from worker.errors import AbandonRefused
 from worker.replay.database import read_migrations
@@ -255,5 +256,24 @@ async def test_the_abandon_command_is_a_dry_run_unless_applied(database: FreshDa
         code, out, err = await cli(database, "--abandon", "nope", "--apply")
         assert (code, out) == (1, "")
         assert "schemaheal: no migration 'nope' is registered in schemaheal.migrations" in err
+    finally:
+        await conn.close()
+
+
+async def test_a_contract_round_that_read_the_migration_before_its_abandonment_drops_nothing(
+    database: FreshDatabase,
+) -> None:
+    """The contract runner lists the expanded migrations, then takes each one's locks: one
+    abandoned in between (no lease holds either shape) must not be contracted — with approval
+    that would drop the old column, the only one left."""
+    conn = await expanded_users(database, 100, RENAME)
+    try:
+        assert await run_pending(conn) == {RENAME.id: Finish.EXPANDED}
+        await tracked_long_ago(conn)
+        assert (await abandon(conn, RENAME.id, apply=True)).applied
+        finish, why = await contract_one(conn, RENAME, always, GRACE)  # as if listed before
+        assert (finish, why) == (ContractFinish.LATER, "the migration was abandoned")
+        assert (await trigger_and_columns(conn))[1] == {"id", "name", "amount", "touches"}
+        assert await lease_store.contract_records(conn) == {}
     finally:
         await conn.close()

@@ -114,6 +114,9 @@ async def _decided(
     conn: Connection, m: ColumnMigration, approved: Approval, settings: ContractSettings
 ) -> tuple[ContractFinish, str]:
     schema = settings.store_schema
+    progress = await backfill_store.progress(conn, m.id, schema)  # again, under the locks
+    if progress is None or progress.state != backfill_store.EXPANDED:
+        return ContractFinish.LATER, "the migration was abandoned"
     await lease_store.ensure_store(conn, schema)
     leases = await lease_store.leases(conn, schema)
     decision = decide(
