@@ -158,7 +158,7 @@ async def renamed(database: FreshDatabase) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def test_after_abandon_the_old_manifest_is_unchanged_and_the_new_one_starts_afresh(
-    renamed: asyncpg.Connection,
+    renamed: asyncpg.Connection, database: FreshDatabase, tmp_path: Path
 ) -> None:
     conn = renamed
     (m,) = [p.migration for p in await store.registered(conn)]
@@ -170,6 +170,11 @@ async def test_after_abandon_the_old_manifest_is_unchanged_and_the_new_one_start
     (row,) = await read_migrations(conn, "schemaheal", "nexus")  # what replay shows
     assert row.state == "abandoned"
     assert phases(row)["contract"].startswith("none: abandoned")
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(NEW.model_dump(mode="json", by_alias=True)))
+    code, out, err = await cli_in(database, "plan", str(path), "--format", "json")
+    (planned,) = json.loads(out)["migrations"]  # its expand is planned again, shown abandoned
+    assert (code, planned["id"], planned["state"]) == (2, m.id, "abandoned"), err
     old = await heal(conn, OLD)
     assert (old.outcome, old.applied) == (Outcome.UNCHANGED, ()), old.error_message
     again = await heal(conn, NEW)  # the new version deployed again: the migration restarts
@@ -227,8 +232,13 @@ async def test_abandon_is_refused_while_a_live_instance_uses_the_new_column(
 
 
 async def cli(database: FreshDatabase, *args: str) -> tuple[int, str, str]:
+    return await cli_in(database, "backfill", *args)
+
+
+async def cli_in(database: FreshDatabase, command: str, *args: str) -> tuple[int, str, str]:
+    """``schemaheal <command> --dsn <database> <args>``: exit code, stdout, stderr."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker.cli", "backfill", "--dsn", database.dsn, *args,
+        sys.executable, "-m", "worker.cli", command, "--dsn", database.dsn, *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
     )  # fmt: skip
     out, err = await process.communicate()
