@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -99,7 +100,9 @@ async def leases(conn: asyncpg.Connection) -> dict[str, datetime]:
     return {r["instance"]: r["expires_at"] for r in rows}
 
 
-async def check(conn: asyncpg.Connection, request_id: str, *instances: str) -> HealResult | None:
+async def check(
+    conn: asyncpg.Connection, request_id: str, *instances: str
+) -> HealResult | boot_check.Seen | None:
     pods = tuple(("shop", i) for i in instances or ("pod-a",))
     return await boot_check.check(conn, boot(request_id=request_id, instances=pods), HealOptions())
 
@@ -200,3 +203,22 @@ async def test_a_ledger_of_the_oldest_layout_is_upgraded_before_the_first_check(
         assert await conn.fetchval("SELECT count(*) FROM schemaheal.heals WHERE planned IS NULL")
     finally:
         await conn.close()
+
+
+async def test_a_request_of_the_batch_served_before_is_seen_and_nothing_is_written(
+    conn: asyncpg.Connection,
+) -> None:
+    served = await check(conn, "done")
+    assert served is not None
+    heals = await conn.fetchval("SELECT count(*) FROM schemaheal.heals")
+    batch = replace(boot(request_id="new", instances=(("shop", "pod-new"),)),
+                    lookup=("new", "done"))  # fmt: skip
+    assert await boot_check.check(conn, batch, HealOptions()) is boot_check.SEEN
+    assert "pod-new" not in await leases(conn)
+    assert await conn.fetchval("SELECT count(*) FROM schemaheal.heals") == heals
+    # an interrupted heal answers nobody: that request is served again
+    await conn.execute("UPDATE schemaheal.heals SET outcome = 'interrupted' WHERE id = $1",
+                       served.ledger_id)  # fmt: skip
+    result = await boot_check.check(conn, batch, HealOptions())
+    assert isinstance(result, HealResult) and result.outcome is Outcome.UNCHANGED
+    assert "pod-new" in await leases(conn)

@@ -4,6 +4,9 @@ Most boots are replicas of a version the database already satisfies. For them th
 server-side function (installed in the ledger schema on first use, named by a hash of its text so
 that workers of different versions never share one). In one statement, it
 
+0. looks the batch's request ids up in the ledger (the gate's first question about a batch):
+   when one was served before, it stops there, having written nothing, and the gate answers
+   that request from the ledger and checks the boot again;
 1. records the boots' leases (:func:`worker.engine.lease_store.boot_statement`), before the
    locks, as every boot does;
 2. tries the schemas' advisory locks for its own transaction only (``pg_try_advisory_xact_lock``:
@@ -18,7 +21,7 @@ locks, reading the leases after it took them, so either it sees this boot's leas
 sees its contract. :func:`answer` (pure) decides from these facts: ``unchanged`` when nothing
 changed since the verification, ``blocked`` for a retired version, and otherwise None — then the
 full heal runs, under the session locks, and decides everything again. The one other round trip
-of such a boot is its ledger row.
+of such a boot is its ledger row: two queries in all.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from worker.engine.lock import advisory_key, advisory_locks
 from worker.engine.plan import Plan
 from worker.observability.tracing import tracer
 
-__all__ = ["Boot", "BootFacts", "answer", "check", "forget", "read_facts"]
+__all__ = ["SEEN", "Boot", "BootFacts", "Seen", "answer", "check", "forget", "read_facts"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +60,9 @@ class Boot:
     instances: tuple[tuple[str, str], ...]  # (service, instance)
     shape: Shape
     ttl_s: float
+    # the request ids of the whole batch (this database's): when one of them is in the ledger,
+    # the function writes and reads nothing else (the gate answers it from the ledger first)
+    lookup: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,17 +70,28 @@ class BootFacts:
     """What the function read, after taking the schemas' locks."""
 
     locked: bool  # False: a heal or contract holds a lock; nothing else was read
+    seen: bool = False  # a ``lookup`` id is in the ledger: nothing was written or read
     served: bool = False  # another worker finished a heal of this request id
     running: bool = False  # a heal of these schemas is running, or died (the heal closes it)
     known: fingerprint.Known | None = None
     contracted: tuple[tuple[ColumnMigration, datetime], ...] = ()  # when its trigger was dropped
 
 
+class Seen:
+    """A request of the lookup was served before: the function wrote and read nothing else."""
+
+    def __repr__(self) -> str:
+        return "SEEN"
+
+
+SEEN = Seen()
+
+
 def answer(facts: BootFacts, boot: Boot) -> HealResult | None:
     """The reply to ``boot`` that ``facts`` prove, or None: the full heal must decide. The same
     order as the heal's: a retired version is blocked before its fingerprint is looked at (an old
     version's schema may well be unchanged)."""
-    if not facts.locked or facts.served or facts.running or facts.known is None:
+    if facts.seen or not facts.locked or facts.served or facts.running or facts.known is None:
         return None
     manifest_hash = boot.desired.manifest_hash
     retired = retired_reasons(boot.shape, facts.contracted)
@@ -89,13 +106,17 @@ def answer(facts: BootFacts, boot: Boot) -> HealResult | None:
     return HealResult(outcome=Outcome.UNCHANGED, manifest_hash=manifest_hash, plan=plan)
 
 
-async def check(conn: Connection, boot: Boot, options: HealOptions) -> HealResult | None:
+async def check(conn: Connection, boot: Boot, options: HealOptions) -> HealResult | Seen | None:
     """Lease ``boot``'s instances and answer it when the facts prove the answer (recorded in the
-    ledger like a heal's); None when the full heal must run (the leases are written). Raises the
-    database's errors."""
+    ledger like a heal's); None when the full heal must run (the leases are written); ``SEEN``
+    when an id of ``boot.lookup`` is in the ledger (nothing was written). Raises the database's
+    errors."""
     started, clock = time.time(), time.perf_counter()
     with tracer().start_as_current_span("schemaheal boot check") as span:
         facts = await read_facts(conn, boot, options.ledger_schema)
+        if facts.seen:
+            span.set_attribute("schemaheal.outcome", "seen")
+            return SEEN
         result = answer(facts, boot)
         span.set_attribute("schemaheal.outcome", result.outcome.value if result else "heal")
         if result is None:
@@ -115,11 +136,13 @@ async def read_facts(conn: Connection, boot: Boot, schema: str) -> BootFacts:
     keys = sorted({advisory_key(database, s) for s in schemas})
     services, instances, columns = lease_store.boot_values(boot.instances, boot.shape)
     row = await conn.fetchrow(
-        f"SELECT * FROM {quote_ident(schema)}.{name}($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        f"SELECT * FROM {quote_ident(schema)}.{name}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         schemas, keys, boot.request.request_id, services, instances,
         boot.desired.manifest_hash, columns, float(boot.ttl_s),
-        fingerprint.engine_key(boot.desired.manifest_hash),
+        fingerprint.engine_key(boot.desired.manifest_hash), list(boot.lookup),
     )  # fmt: skip
+    if row["seen"]:
+        return BootFacts(locked=False, seen=True)
     if not row["locked"]:
         return BootFacts(locked=False)
     return BootFacts(locked=True, served=row["served"], running=row["running"],
@@ -146,6 +169,13 @@ def _function(schema: str) -> tuple[str, str]:
 DECLARE
     lock_key bigint;
 BEGIN
+    -- the batch's ledger lookup: a request served before is answered from the ledger, first
+    seen := EXISTS (SELECT FROM {s}.heals h WHERE h.request_id = ANY($10)
+                       AND h.outcome <> '{ledger.RUNNING}'
+                       AND h.outcome <> '{ledger.INTERRUPTED}');
+    IF seen THEN
+        RETURN;
+    END IF;
     {leases};
     locked := true;
     FOREACH lock_key IN ARRAY $2 LOOP
@@ -176,18 +206,18 @@ BEGIN
     END IF;
 END
 """
-    name = "boot_check_" + hashlib.sha256(body.encode()).hexdigest()[:16]
+    name = "boot_check_" + hashlib.sha256((_SIGNATURE + body).encode()).hexdigest()[:16]
     create = f"""CREATE OR REPLACE FUNCTION {s}.{name}(
-    text[], bigint[], text, text[], text[], text, jsonb, double precision, text,
-    OUT locked boolean, OUT served boolean, OUT running boolean, OUT fingerprint text,
-    OUT horizon numeric, OUT v_fingerprint text, OUT v_horizon numeric, OUT drift jsonb,
-    OUT contracted jsonb)
+    text[], bigint[], text, text[], text[], text, jsonb, double precision, text, text[],
+    OUT seen boolean, OUT locked boolean, OUT served boolean, OUT running boolean,
+    OUT fingerprint text, OUT horizon numeric, OUT v_fingerprint text, OUT v_horizon numeric,
+    OUT drift jsonb, OUT contracted jsonb)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $boot_check${body}$boot_check$"""
     return name, create
 
 
 _READY: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
-_SIGNATURE = "(text[], bigint[], text, text[], text[], text, jsonb, double precision, text)"
+_SIGNATURE = "(text[], bigint[], text, text[], text[], text, jsonb, double precision, text, text[])"
 
 
 async def _ready(conn: Connection, database: str, schema: str) -> str:
