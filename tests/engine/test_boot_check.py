@@ -9,6 +9,7 @@ at once, a dead heal to close, a request another worker served, and a ledger of 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,8 +20,8 @@ import pytest
 from contracts import load_manifest
 from tests.conftest import FreshDatabase
 from tests.engine.backfill_helpers import RENAME
-from tests.engine.test_fingerprint import BEHIND_THE_BACK, MANIFEST, healed_and_verified
-from worker.engine import boot_check, fingerprint
+from tests.engine.test_fingerprint import BEHIND_THE_BACK, MANIFEST, heal_once, healed_and_verified
+from worker.engine import boot_check, fingerprint, heal_record
 from worker.engine.boot_check import Boot, BootFacts, answer
 from worker.engine.changes import Drift, DriftKind
 from worker.engine.connection import connect
@@ -222,3 +223,36 @@ async def test_a_request_of_the_batch_served_before_is_seen_and_nothing_is_writt
     result = await boot_check.check(conn, batch, HealOptions())
     assert isinstance(result, HealResult) and result.outcome is Outcome.UNCHANGED
     assert "pod-new" in await leases(conn)
+
+
+async def test_the_answer_s_ledger_row_is_the_one_the_worker_writes_for_it(
+    database: FreshDatabase,
+) -> None:
+    """The function writes the ledger row of an ``unchanged`` answer itself (no second round
+    trip): field for field what :func:`heal_record.entry` makes of the answer, drift included."""
+    manifest, _ = await healed_and_verified(database)
+    await database.execute("ALTER TABLE shop.owners ADD COLUMN nickname text")  # extra: drift
+    with_drift = await heal_once(database, manifest)
+    assert with_drift.outcome is Outcome.UNCHANGED and with_drift.drift
+    assert (await heal_once(database, manifest)).drift  # verified with it
+    request = RequestInfo(request_id="full", service="shop", instance="pod-a",
+                          database_alias="main", trace_id="ab" * 16,
+                          record_position="service.starting:0:7")  # fmt: skip
+    booting = replace(boot(), request=request)
+    conn = await connect(database.dsn)
+    try:
+        result = await boot_check.check(conn, booting, HealOptions())
+        assert isinstance(result, HealResult) and result.outcome is Outcome.UNCHANGED
+        row = await conn.fetchrow("SELECT * FROM schemaheal.heals WHERE id = $1", result.ledger_id)
+    finally:
+        await conn.close()
+    expected = heal_record.entry(result, request, 0.0, booting.desired.realm)
+    for name in ("request_id", "service", "instance", "database_alias", "manifest_hash",
+                 "outcome", "error_code", "error_message", "trace_id", "record_position"):  # fmt: skip
+        assert row[name] == getattr(expected, name), name
+    assert tuple(row["schemas"]) == expected.schemas
+    assert json.loads(row["drift"]) == list(expected.drift) != []
+    assert json.loads(row["blocked"]) == list(expected.blocked)
+    assert json.loads(row["migrations"]) == list(expected.migrations)
+    assert (row["served_by"], row["planned"], row["lock_wait_ms"]) == (None, None, 0)
+    assert row["duration_ms"] >= 0 and row["started_at"] <= row["finished_at"]
