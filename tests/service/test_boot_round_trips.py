@@ -5,11 +5,14 @@ writes the answer's ledger row itself."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.conftest import FreshDatabase
 from tests.faults.sink import RecordingSink
 from tests.service.records import request_body, request_record
+from worker.service.boots import Checked
 from worker.service.gate import Gate
 from worker.settings import WorkerSettings
 
@@ -63,5 +66,30 @@ async def test_a_batch_with_a_request_served_before_answers_it_from_the_ledger(
         assert [r["request_id"] for r in rows] == ["heals", "verifies", "fresh"]
         leases = await database.fetch("SELECT instance FROM schemaheal.leases ORDER BY 1")
         assert [r["instance"] for r in leases] == ["pod-a", "pod-b"]
+    finally:
+        await gate.close()
+
+
+async def test_a_batch_whose_first_boot_check_failed_comes_back_whole(
+    database: FreshDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's ledger lookup is in its first boot check: when that fails (the database), no
+    other group is served without it (a replayed signed request would not be recognised)."""
+    sink = RecordingSink()
+    gate = Gate(WorkerSettings(databases={"nexus": database.dsn}), sink)
+    lookups: list[tuple[str, ...]] = []
+
+    async def failing(*args: Any) -> Checked:
+        lookups.append(args[-1])
+        return Checked(leased=False)
+
+    try:
+        monkeypatch.setattr(gate.boots, "check", failing)
+        changed = request_body()
+        changed["manifest"]["tables"][0]["columns"].append({"name": "plan", "type": "text"})
+        batch = [request_record(request_body(), request_id="a"),
+                 request_record(changed, request_id="b")]  # fmt: skip
+        assert not await gate.handle(batch)
+        assert lookups == [("a", "b")] and sink.replies == []
     finally:
         await gate.close()

@@ -23,7 +23,7 @@ from worker.engine.liveness import Shape, shape_of
 from worker.service.requests import Request, position
 from worker.settings import WorkerSettings
 
-__all__ = ["Boots", "Checked", "request_info"]
+__all__ = ["Boots", "Checked", "coalesced", "request_info"]
 
 log = logging.getLogger("schemaheal.gate")
 
@@ -94,6 +94,12 @@ class Boots:
                                        schema=self.settings.ledger_schema)  # fmt: skip
         except DATABASE_ERRORS as exc:  # the lease expires by itself; the replies matter more
             log.error("ending leases failed", extra={"database": alias, "error": str(exc)})
+
+
+def coalesced(followers: list[Request]) -> list[tuple[str, str, str, str | None, str]]:
+    """The ledger rows of a group's followers: request id, service, instance, trace, position."""
+    return [(f.request_id, f.body.service, f.body.instance, request_info(f).trace_id,
+             position(f)) for f in followers]  # fmt: skip
 
 
 def request_info(request: Request) -> RequestInfo:

@@ -31,14 +31,9 @@ from worker.observability.metrics import make_instruments
 from worker.observability.tracing import context_from_headers, messaging_attributes, tracer
 from worker.service import replies
 from worker.service.admission import Admission, refusal
-from worker.service.boots import Boots, request_info
+from worker.service.boots import Boots, coalesced, request_info
 from worker.service.databases import open_checked
-from worker.service.requests import (
-    Rejection,
-    Request,
-    position,
-    replayed,
-)
+from worker.service.requests import Rejection, Request, replayed, to_serve
 from worker.service.routing import Route
 from worker.service.series import counter_series
 from worker.settings import WorkerSettings
@@ -158,18 +153,20 @@ class Gate:
 
     async def _serve_on(self, alias: str, conn: Any, requests: list[Request]) -> bool:
         ids = [r.request_id for r in requests]
-        groups = _groups(requests, {})
+        groups = to_serve(requests, {})
         if self.options.record and groups:
             # the usual batch: none of it served before. The first group's boot check looks
             # the batch's ids up in the ledger in the same round trip, and steps aside (writing
             # nothing) when one was: then the batch takes the ledger path below.
             checked = self._serve_group(alias, groups[0], lookup=tuple(ids))
             first = await self._isolated(groups[0], "healing", checked)
-            if first is not None:
+            if first is False:  # the lookup may not have run: the batch comes back whole
+                return False
+            if first is True:
                 answered = await self._refuse_replays(replayed(requests, {}))
                 for group in groups[1:]:
                     answered &= await self._heal_group(alias, group)
-                return answered and first
+                return answered
         try:
             done = await ledger.find_many(conn, ids, self.settings.ledger_schema)
         except DATABASE_ERRORS as exc:
@@ -183,7 +180,7 @@ class Gate:
                     [request], "answering from the ledger",
                     self._answer_from_ledger(request, done[request.request_id]),
                 )  # fmt: skip
-        for group in _groups(requests, done):
+        for group in to_serve(requests, done):
             answered &= await self._heal_group(alias, group)
         return answered
 
@@ -242,19 +239,9 @@ class Gate:
             })  # fmt: skip
             healed_by = result.span or span.get_span_context()  # the heal, else this request
             if result.ledger_id is not None and followers:
-                served = [
-                    (
-                        f.request_id,
-                        f.body.service,
-                        f.body.instance,
-                        request_info(f).trace_id,
-                        position(f),
-                    )
-                    for f in followers
-                ]
                 try:
                     await ledger.record_served(
-                        conn, result.ledger_id, served, self.settings.ledger_schema
+                        conn, result.ledger_id, coalesced(followers), self.settings.ledger_schema
                     )
                 except DATABASE_ERRORS as exc:  # the replies matter more than their ledger rows
                     log.error("recording coalesced requests failed", extra={"error": str(exc)})
@@ -351,17 +338,6 @@ class Gate:
         route = self.admission.route(request.record, request.request_id)
         await _publish(self.sink.reply(reply, request.headers, request.record.key, route))
         request.answered = True
-
-
-def _groups(requests: list[Request], done: dict[str, Any]) -> list[list[Request]]:
-    """The requests to serve, neither replays nor in the ledger (``done``): one group per
-    manifest, and per service (its own grants), in order."""
-    replays = replayed(requests, done)
-    groups: dict[tuple[str, str], list[Request]] = {}
-    for request in requests:
-        if request.request_id not in done and request not in replays:
-            groups.setdefault((request.manifest_hash, request.body.service), []).append(request)
-    return list(groups.values())
 
 
 class NotDelivered(Exception):
