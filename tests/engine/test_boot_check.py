@@ -1,9 +1,10 @@
-"""The boot check: a repeated, verified manifest answered in one statement (plus its ledger row),
-never when anything it proves could be stale.
+"""The boot check: a repeated, verified manifest answered in one statement (its ledger row
+included), never when anything it proves could be stale.
 
 The pure decision is table-tested; on PostgreSQL: the answer and its ledger row and lease, any
 DDL behind the worker's back between two boots, a lock held by a heal or a contract, two checks
-at once, a dead heal to close, a request another worker served, and a ledger of an older layout.
+at once, a dead heal to close, a request another worker served, a ledger of an older layout, a
+request of the batch served before (nothing written), and the row the function writes.
 """
 
 from __future__ import annotations
