@@ -283,20 +283,26 @@ class _ReplyReader:
         return self.unread.get(tp, self.starts.get(tp, 0))
 
 
-async def _position_at_end(consumer: AIOKafkaConsumer, key: bytes) -> _ReplyReader:
-    partitions = consumer.partitions_for_topic(REPLY_TOPIC)
+async def _position_at_end(
+    consumer: AIOKafkaConsumer, key: bytes, topic: str = REPLY_TOPIC
+) -> _ReplyReader:
+    """Where to read the reply keyed ``key`` on ``topic``, its end offsets resolved. A consumer
+    knows no topic when it starts on some brokers (Apache Kafka): one metadata request, then a
+    pause only while the topic is still missing (it is being created)."""
+    partitions = consumer.partitions_for_topic(topic)
     for _ in range(50):
         if partitions:
             break
         await consumer._client.force_metadata_update()
-        partitions = consumer.partitions_for_topic(REPLY_TOPIC)
-        await asyncio.sleep(0.1)
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await asyncio.sleep(0.1)
     if not partitions:
-        raise BootGateTimeout(f"topic {REPLY_TOPIC} does not exist: start the schemaheal worker")
-    tps = [TopicPartition(REPLY_TOPIC, p) for p in sorted(partitions)]
+        raise BootGateTimeout(f"topic {topic} does not exist: start the schemaheal worker")
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     # resolved now, before the request goes out: a reply that comes back fast is never missed
     starts = await consumer.end_offsets(tps)
-    mine = TopicPartition(REPLY_TOPIC, reply_partition(key, len(tps)))
+    mine = TopicPartition(topic, reply_partition(key, len(tps)))
     consumer.assign([mine])
     consumer.seek(mine, starts[mine])
     return _ReplyReader(consumer=consumer, starts=starts, mine=mine)
@@ -311,10 +317,12 @@ async def _widen_if_repartitioned(reader: _ReplyReader) -> None:
     reader.checked = time.monotonic()
     consumer = reader.consumer
     await consumer._client.force_metadata_update()
-    partitions = consumer.partitions_for_topic(REPLY_TOPIC) or set()
+    partitions = consumer.partitions_for_topic(reader.mine.topic) or set()
     if len(partitions) == len(reader.starts):
         return
-    tps = [TopicPartition(REPLY_TOPIC, p) for p in sorted(partitions | {reader.mine.partition})]
+    tps = [
+        TopicPartition(reader.mine.topic, p) for p in sorted(partitions | {reader.mine.partition})
+    ]
     consumer.assign(tps)
     for tp in tps:
         consumer.seek(tp, reader.first_unread(tp))

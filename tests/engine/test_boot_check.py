@@ -1,15 +1,18 @@
-"""The boot check: a repeated, verified manifest answered in one statement (plus its ledger row),
-never when anything it proves could be stale.
+"""The boot check: a repeated, verified manifest answered in one statement (its ledger row
+included), never when anything it proves could be stale.
 
 The pure decision is table-tested; on PostgreSQL: the answer and its ledger row and lease, any
 DDL behind the worker's back between two boots, a lock held by a heal or a contract, two checks
-at once, a dead heal to close, a request another worker served, and a ledger of an older layout.
+at once, a dead heal to close, a request another worker served, a ledger of an older layout, a
+request of the batch served before (nothing written), and the row the function writes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -18,8 +21,8 @@ import pytest
 from contracts import load_manifest
 from tests.conftest import FreshDatabase
 from tests.engine.backfill_helpers import RENAME
-from tests.engine.test_fingerprint import BEHIND_THE_BACK, MANIFEST, healed_and_verified
-from worker.engine import boot_check, fingerprint
+from tests.engine.test_fingerprint import BEHIND_THE_BACK, MANIFEST, heal_once, healed_and_verified
+from worker.engine import boot_check, fingerprint, heal_record
 from worker.engine.boot_check import Boot, BootFacts, answer
 from worker.engine.changes import Drift, DriftKind
 from worker.engine.connection import connect
@@ -99,7 +102,9 @@ async def leases(conn: asyncpg.Connection) -> dict[str, datetime]:
     return {r["instance"]: r["expires_at"] for r in rows}
 
 
-async def check(conn: asyncpg.Connection, request_id: str, *instances: str) -> HealResult | None:
+async def check(
+    conn: asyncpg.Connection, request_id: str, *instances: str
+) -> HealResult | boot_check.Seen | None:
     pods = tuple(("shop", i) for i in instances or ("pod-a",))
     return await boot_check.check(conn, boot(request_id=request_id, instances=pods), HealOptions())
 
@@ -200,3 +205,55 @@ async def test_a_ledger_of_the_oldest_layout_is_upgraded_before_the_first_check(
         assert await conn.fetchval("SELECT count(*) FROM schemaheal.heals WHERE planned IS NULL")
     finally:
         await conn.close()
+
+
+async def test_a_request_of_the_batch_served_before_is_seen_and_nothing_is_written(
+    conn: asyncpg.Connection,
+) -> None:
+    served = await check(conn, "done")
+    assert served is not None
+    heals = await conn.fetchval("SELECT count(*) FROM schemaheal.heals")
+    batch = replace(boot(request_id="new", instances=(("shop", "pod-new"),)),
+                    lookup=("new", "done"))  # fmt: skip
+    assert await boot_check.check(conn, batch, HealOptions()) is boot_check.SEEN
+    assert "pod-new" not in await leases(conn)
+    assert await conn.fetchval("SELECT count(*) FROM schemaheal.heals") == heals
+    # an interrupted heal answers nobody: that request is served again
+    await conn.execute("UPDATE schemaheal.heals SET outcome = 'interrupted' WHERE id = $1",
+                       served.ledger_id)  # fmt: skip
+    result = await boot_check.check(conn, batch, HealOptions())
+    assert isinstance(result, HealResult) and result.outcome is Outcome.UNCHANGED
+    assert "pod-new" in await leases(conn)
+
+
+async def test_the_answer_s_ledger_row_is_the_one_the_worker_writes_for_it(
+    database: FreshDatabase,
+) -> None:
+    """The function writes the ledger row of an ``unchanged`` answer itself (no second round
+    trip): field for field what :func:`heal_record.entry` makes of the answer, drift included."""
+    manifest, _ = await healed_and_verified(database)
+    await database.execute("ALTER TABLE shop.owners ADD COLUMN nickname text")  # extra: drift
+    with_drift = await heal_once(database, manifest)
+    assert with_drift.outcome is Outcome.UNCHANGED and with_drift.drift
+    assert (await heal_once(database, manifest)).drift  # verified with it
+    request = RequestInfo(request_id="full", service="shop", instance="pod-a",
+                          database_alias="main", trace_id="ab" * 16,
+                          record_position="service.starting:0:7")  # fmt: skip
+    booting = replace(boot(), request=request)
+    conn = await connect(database.dsn)
+    try:
+        result = await boot_check.check(conn, booting, HealOptions())
+        assert isinstance(result, HealResult) and result.outcome is Outcome.UNCHANGED
+        row = await conn.fetchrow("SELECT * FROM schemaheal.heals WHERE id = $1", result.ledger_id)
+    finally:
+        await conn.close()
+    expected = heal_record.entry(result, request, 0.0, booting.desired.realm)
+    for name in ("request_id", "service", "instance", "database_alias", "manifest_hash",
+                 "outcome", "error_code", "error_message", "trace_id", "record_position"):  # fmt: skip
+        assert row[name] == getattr(expected, name), name
+    assert tuple(row["schemas"]) == expected.schemas
+    assert json.loads(row["drift"]) == list(expected.drift) != []
+    assert json.loads(row["blocked"]) == list(expected.blocked)
+    assert json.loads(row["migrations"]) == list(expected.migrations)
+    assert (row["served_by"], row["planned"], row["lock_wait_ms"]) == (None, None, 0)
+    assert row["duration_ms"] >= 0 and row["started_at"] <= row["finished_at"]

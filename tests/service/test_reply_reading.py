@@ -153,3 +153,46 @@ async def test_a_client_gives_up_on_offsets_never_written(monkeypatch: pytest.Mo
     found, _ = await asyncio.wait_for(client._reply_for(reader, "mine"), 5)
     assert found.request_id == "mine"
     assert reader.first_unread(tp) == 14
+
+
+class NewConsumer:
+    """A consumer just started on Apache Kafka: it knows no topic until a metadata request
+    (``missing`` more of them return without the topic: it is being created)."""
+
+    def __init__(self, missing: int = 0) -> None:
+        self.missing, self.known, self._client = missing, False, self
+        self.assigned: list[TopicPartition] = []
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return {0, 1, 2} if self.known else None
+
+    async def force_metadata_update(self) -> bool:
+        self.known, self.missing = self.missing == 0, self.missing - 1
+        return True
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, 7)
+
+    def assign(self, tps: list[TopicPartition]) -> None:
+        self.assigned = tps
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        assert (tp, offset) == (self.assigned[0], 7)
+
+
+@pytest.mark.parametrize("missing", [0, 2])
+async def test_a_client_pauses_only_while_its_topic_is_missing(
+    monkeypatch: pytest.MonkeyPatch, missing: int
+) -> None:
+    """The client paused 100 ms after the metadata request that found the reply topic: every
+    boot on Apache Kafka (where a new consumer knows no topic) took 100 ms more."""
+    pauses: list[float] = []
+
+    async def pause(delay: float) -> None:
+        pauses.append(delay)
+
+    monkeypatch.setattr(client.asyncio, "sleep", pause)
+    consumer = NewConsumer(missing)
+    reader = await client._position_at_end(consumer, b"nexus")  # type: ignore[arg-type]
+    assert reader.mine == TopicPartition(REPLY_TOPIC, client.reply_partition(b"nexus", 3))
+    assert pauses == [0.1] * missing

@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from opentelemetry import metrics
 from opentelemetry.trace import Link, SpanKind
@@ -31,19 +31,15 @@ from worker.observability.metrics import make_instruments
 from worker.observability.tracing import context_from_headers, messaging_attributes, tracer
 from worker.service import replies
 from worker.service.admission import Admission, refusal
-from worker.service.boots import Boots, request_info
+from worker.service.boots import Boots, coalesced, request_info
 from worker.service.databases import open_checked
-from worker.service.requests import (
-    Rejection,
-    Request,
-    position,
-    replayed,
-)
+from worker.service.requests import Rejection, Request, replayed, to_serve
 from worker.service.routing import Route
 from worker.service.series import counter_series
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("schemaheal.gate")
+_Served = TypeVar("_Served", bool, bool | None)
 RETRYABLE_CODES = frozenset({"database-unavailable", "lock-wait-timeout", "lock-budget-exhausted"})
 
 
@@ -88,7 +84,9 @@ class Gate:
                 log.error("serving a database failed", exc_info=outcome)
         return delivered and all(o is True for o in outcomes)
 
-    async def _isolated(self, requests: list[Request], doing: str, work: Awaitable[bool]) -> bool:
+    async def _isolated(
+        self, requests: list[Request], doing: str, work: Awaitable[_Served]
+    ) -> _Served | bool:
         """Run ``work`` for ``requests``: a failure to publish means False (the batch comes
         back); any other exception answers those still unanswered with ``failed``."""
         try:
@@ -154,34 +152,49 @@ class Gate:
                 self._connections.pop(alias, None)
 
     async def _serve_on(self, alias: str, conn: Any, requests: list[Request]) -> bool:
+        ids = [r.request_id for r in requests]
+        groups = to_serve(requests, {})
+        if self.options.record and groups:
+            # the usual batch: none of it served before. The first group's boot check looks
+            # the batch's ids up in the ledger in the same round trip, and steps aside (writing
+            # nothing) when one was: then the batch takes the ledger path below.
+            checked = self._serve_group(alias, groups[0], lookup=tuple(ids))
+            first = await self._isolated(groups[0], "healing", checked)
+            if first is False:  # the lookup may not have run: the batch comes back whole
+                return False
+            if first is True:
+                answered = await self._refuse_replays(replayed(requests, {}))
+                for group in groups[1:]:
+                    answered &= await self._heal_group(alias, group)
+                return answered
         try:
-            ids = [r.request_id for r in requests]
             done = await ledger.find_many(conn, ids, self.settings.ledger_schema)
         except DATABASE_ERRORS as exc:
             log.error("reading the ledger failed", extra={"database": alias, "error": str(exc)})
             return False
-        answered = True
         replays = replayed(requests, done)
+        answered = await self._refuse_replays(replays)
+        for request in requests:
+            if request.request_id in done and request not in replays:
+                answered &= await self._isolated(
+                    [request], "answering from the ledger",
+                    self._answer_from_ledger(request, done[request.request_id]),
+                )  # fmt: skip
+        for group in to_serve(requests, done):
+            answered &= await self._heal_group(alias, group)
+        return answered
+
+    async def _heal_group(self, alias: str, group: list[Request]) -> bool:
+        return await self._isolated(group, "healing", self._serve_group(alias, group)) is not False
+
+    async def _refuse_replays(self, replays: list[Request]) -> bool:
+        answered = True
         for request in replays:
             message = "this signed request was served before, from another record"
             answered &= await self._isolated(
                 [request], "refusing a replay",
                 self._reject(refusal(request, "replayed-request", message)),
             )  # fmt: skip
-        requests = [r for r in requests if r not in replays]
-        for request in requests:
-            if request.request_id in done:
-                answered &= await self._isolated(
-                    [request], "answering from the ledger",
-                    self._answer_from_ledger(request, done[request.request_id]),
-                )  # fmt: skip
-        groups: dict[tuple[str, str], list[Request]] = {}
-        for request in requests:  # one heal per manifest, and per service (its own grants)
-            if request.request_id not in done:
-                key = (request.manifest_hash, request.body.service)
-                groups.setdefault(key, []).append(request)
-        for group in groups.values():
-            answered &= await self._isolated(group, "healing", self._serve_group(alias, group))
         return answered
 
     async def _answer_from_ledger(self, request: Request, row: dict[str, Any]) -> bool:
@@ -189,7 +202,12 @@ class Gate:
             await self._send(request, replies.from_ledger(request, row))
         return True
 
-    async def _serve_group(self, alias: str, group: list[Request]) -> bool:
+    async def _serve_group(
+        self, alias: str, group: list[Request], lookup: tuple[str, ...] = ()
+    ) -> bool | None:
+        """Serve ``group`` (True), or leave it to a redelivery (False). With ``lookup``, the
+        boot check first looks those request ids up in the ledger: None when one was served
+        before (nothing was written or answered)."""
         leader, followers = group[0], group[1:]
         try:
             conn = await self._connection(alias)  # the kept one, or a new one if it broke
@@ -197,9 +215,12 @@ class Gate:
             log.error("database unavailable", extra={"database": alias, "error": str(exc)})
             return False
         with self._process_span(leader.headers, leader.request_id, leader.record) as span:
-            leased, result = await self.boots.check(alias, conn, group, self.options)
-            if not leased:
+            checked = await self.boots.check(alias, conn, group, self.options, lookup)
+            if checked.seen:
+                return None
+            if not checked.leased:
                 return False  # redelivered later; nobody in this group has been answered
+            result = checked.result
             if result is None:  # not answered by the boot check: heal
                 conn, result = await self._heal_with_retries(alias, conn, leader)
             if result.error_code in RETRYABLE_CODES:
@@ -218,19 +239,9 @@ class Gate:
             })  # fmt: skip
             healed_by = result.span or span.get_span_context()  # the heal, else this request
             if result.ledger_id is not None and followers:
-                served = [
-                    (
-                        f.request_id,
-                        f.body.service,
-                        f.body.instance,
-                        request_info(f).trace_id,
-                        position(f),
-                    )
-                    for f in followers
-                ]
                 try:
                     await ledger.record_served(
-                        conn, result.ledger_id, served, self.settings.ledger_schema
+                        conn, result.ledger_id, coalesced(followers), self.settings.ledger_schema
                     )
                 except DATABASE_ERRORS as exc:  # the replies matter more than their ledger rows
                     log.error("recording coalesced requests failed", extra={"error": str(exc)})

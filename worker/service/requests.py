@@ -224,6 +224,17 @@ def replayed(requests: list[Request], done: dict[str, dict[str, Any]]) -> list[R
     return replays
 
 
+def to_serve(requests: list[Request], done: dict[str, Any]) -> list[list[Request]]:
+    """The requests to serve, neither replays nor in the ledger (``done``): one group per
+    manifest, and per service (its own grants), in order."""
+    replays = replayed(requests, done)
+    groups: dict[tuple[str, str], list[Request]] = {}
+    for request in requests:
+        if request.request_id not in done and request not in replays:
+            groups.setdefault((request.manifest_hash, request.body.service), []).append(request)
+    return list(groups.values())
+
+
 def crashed(record: Any, exc: Exception) -> Rejection:
     """A record whose checking raised (a bug): rejected, answered if it has an id."""
     try:
