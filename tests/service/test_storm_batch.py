@@ -61,8 +61,15 @@ async def test_one_corrupted_copy_in_a_batch_of_identical_manifests(
         assert reply.healed_by == (None if i in (0, 9) else "req-0")
     assert by_id["req-9"].manifest_hash != by_id["req-0"].manifest_hash
     assert {r.manifest_hash for r in sink.replies if r.coalesced} == {by_id["req-0"].manifest_hash}
-    ledger = await database.fetch("SELECT request_id, served_by FROM schemaheal.heals")
+    ledger = await database.fetch("SELECT id, request_id, instance, served_by, record_position,"
+                                  " outcome FROM schemaheal.heals ORDER BY id")  # fmt: skip
     assert sorted(r["request_id"] for r in ledger) == sorted(healed)  # every reply has its row
+    rows = {r["request_id"]: r for r in ledger}
+    for request_id in healed - {"req-0", "req-9"}:  # coalesced: served by req-0's heal
+        i = int(request_id.split("-")[1])
+        row = rows[request_id]
+        assert row["served_by"] == rows["req-0"]["id"] and row["outcome"] == "healed"
+        assert (row["instance"], row["record_position"]) == (f"pod-{i}", f"service.starting:0:{i}")
     tables = await database.fetch("SELECT relname FROM pg_class WHERE relkind = 'r'"
                                   " AND relname LIKE 'tenant%' ORDER BY 1")  # fmt: skip
     assert [t["relname"] for t in tables] == ["tenants", "tenantz"]
