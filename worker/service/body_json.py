@@ -21,6 +21,7 @@ from typing import Any
 __all__ = ["Members", "read_object"]
 
 _SPACE = re.compile(r"[ \t\n\r]*")
+_BLANK = frozenset(" \t\n\r")
 _DECODER = json.JSONDecoder()
 
 #: ``known(name, text, start)``: for member ``name``, an object decoded before whose exact
@@ -45,7 +46,7 @@ def read_object(value: bytes, known: Known | None = None) -> Members:
     text = value.decode(json.detect_encoding(value), "surrogatepass")
     if text.startswith("\ufeff"):
         raise JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-    start = _SPACE.match(text, 0).end()  # type: ignore[union-attr]  # always matches
+    start = _skip(text, 0)
     if not text.startswith("{", start):
         return Members(json.loads(text), {})
     values: dict[str, Any] = {}
@@ -74,6 +75,9 @@ def read_object(value: bytes, known: Known | None = None) -> Members:
 
 
 def _skip(text: str, at: int) -> int:
+    """The first position at or after ``at`` that is not JSON white space."""
+    if text[at : at + 1] not in _BLANK:  # compact JSON: nothing to skip (json's own shortcut)
+        return at
     return _SPACE.match(text, at).end()  # type: ignore[union-attr]  # always matches
 
 
