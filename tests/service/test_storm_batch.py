@@ -4,6 +4,7 @@ one replica's corrupted copy is still that replica's own rejection. On a real Po
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -31,8 +32,9 @@ def corrupted(i: int, old: bytes, new: bytes) -> Record:
 
 
 async def test_one_corrupted_copy_in_a_batch_of_identical_manifests(
-    database: FreshDatabase,
+    database: FreshDatabase, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="schemaheal.gate")
     LOADED.clear()
     TEXTS.clear()
     batch = [replica(i) for i in range(12)]
@@ -60,6 +62,12 @@ async def test_one_corrupted_copy_in_a_batch_of_identical_manifests(
         assert reply.coalesced == (i not in (0, 9))
         assert reply.healed_by == (None if i in (0, 9) else "req-0")
     assert by_id["req-9"].manifest_hash != by_id["req-0"].manifest_hash
+    logged = [getattr(r, "request_id", None) for r in caplog.records if r.msg == "replied"]
+    for record in caplog.records:  # every answered request is in the log, once
+        if record.msg == "replied to coalesced requests":
+            assert getattr(record, "healed_by", None) == "req-0"
+            logged += getattr(record, "request_ids", [])
+    assert sorted(logged) == sorted(healed)
     assert {r.manifest_hash for r in sink.replies if r.coalesced} == {by_id["req-0"].manifest_hash}
     ledger = await database.fetch("SELECT id, request_id, instance, served_by, record_position,"
                                   " outcome FROM schemaheal.heals ORDER BY id")  # fmt: skip
