@@ -41,6 +41,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.common import report
+from bench.processes import cpu_seconds, descendants_cpu_s, peak_rss_mb
 from contracts import ensure_schema, load_manifest
 from contracts.client import reply_partition
 from contracts.events import REQUEST_TYPE, ServiceStarting, decode_headers, event_headers
@@ -85,41 +86,6 @@ async def start_worker(
     )  # fmt: skip
     await asyncio.sleep(1)
     return process
-
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) the process used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def descendants_cpu_s(root: int) -> dict[str, float]:
-    """CPU seconds of the live descendants of ``root`` (and itself), by command name."""
-    parent, stats = {}, {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                name, rest = (entry / "stat").read_text().rsplit(")", 1)
-            except OSError:
-                continue
-            fields = rest.split()
-            parent[int(entry.name)] = int(fields[1])
-            stats[int(entry.name)] = (name.split("(", 1)[1], int(fields[11]) + int(fields[12]))
-    totals: dict[str, float] = {}
-    for pid, (name, ticks) in stats.items():
-        ancestor = pid
-        while ancestor not in (root, 0, 1) and ancestor in parent:
-            ancestor = parent[ancestor]
-        if ancestor == root:
-            totals[name] = totals.get(name, 0.0) + ticks / os.sysconf("SC_CLK_TCK")
-    return totals
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def echo(bootstrap: str, stop: asyncio.Event) -> None:
@@ -291,12 +257,12 @@ async def main(args: argparse.Namespace) -> None:
                                           database_name(0, args.databases))  # fmt: skip
             result = Storm()
             if not args.no_storm:
-                cpu_before = cpu_s(worker.pid)
+                cpu_before = cpu_seconds(worker.pid)
                 everyone = descendants_cpu_s(os.getpid())
                 result = await storm(
                     broker.bootstrap_servers, args.services, args.replicas, args.databases
                 )
-                result.worker_cpu_s = cpu_s(worker.pid) - cpu_before
+                result.worker_cpu_s = cpu_seconds(worker.pid) - cpu_before
                 after = descendants_cpu_s(os.getpid())
                 result.cpu_by_process = {
                     name: after[name] - everyone.get(name, 0.0) for name in after
