@@ -84,8 +84,24 @@ async def start_worker(
          "--fetch-max-wait-ms", "10", "--topic-partitions", str(partitions), "--health-port", "0"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=WORKER_LOG.open("wb"),
     )  # fmt: skip
-    await asyncio.sleep(1)
+    await topics_created(bootstrap, process)
     return process
+
+
+async def topics_created(bootstrap: str, process: subprocess.Popen[bytes]) -> None:
+    """Wait until the worker made its reply topic (a busy machine takes more than a second)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        for _ in range(600):
+            if process.poll() is not None:
+                raise RuntimeError(f"the worker exited ({process.returncode}): see {WORKER_LOG}")
+            if "schema.healed" in await consumer.topics():
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"the worker made no reply topic in 60 s: see {WORKER_LOG}")
+    finally:
+        await consumer.stop()
 
 
 async def echo(bootstrap: str, stop: asyncio.Event) -> None:
