@@ -13,6 +13,11 @@
    before sending up to its own reply; printed against what it needs (the replies of its own
    database up to its own) and against reading the whole topic (the client before issue 17).
    Counted from one consumer of every partition, by offsets, rather than by 10,000 consumers.
+   The storm's requests are encoded before the clock starts (one Python producer encoding
+   10,000 bodies took the CPU the worker needs); each request's latency starts when it is sent.
+   Printed with it: replies per second, the worker's CPU seconds over the storm (and those of
+   the bench and the broker), the load average. ``SCHEMAHEAL_BENCH_PROFILE=path`` runs the
+   worker under cProfile, written to ``path`` when it stops.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -37,6 +43,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.common import report
+from bench.processes import cpu_seconds, descendants_cpu_s, peak_rss_mb
 from contracts import ensure_schema, load_manifest
 from contracts.client import _position_at_end, reply_partition
 from contracts.events import REQUEST_TYPE, ServiceStarting, decode_headers, event_headers
@@ -71,8 +78,10 @@ async def start_worker(
     bootstrap: str, dsns: dict[str, str], partitions: int = 3
 ) -> subprocess.Popen[bytes]:
     databases = [arg for alias, dsn in dsns.items() for arg in ("--database", f"{alias}={dsn}")]
+    profile = os.environ.get("SCHEMAHEAL_BENCH_PROFILE")  # a path: the worker runs in cProfile
+    profiler = ["-m", "cProfile", "-o", profile] if profile else []
     process = subprocess.Popen(  # noqa: ASYNC220 - started once, outside the measured part
-        [sys.executable, "-m", "worker.cli", "worker", "--bootstrap-servers", bootstrap,
+        [sys.executable, *profiler, "-m", "worker.cli", "worker", "--bootstrap-servers", bootstrap,
          *databases, "--session-timeout-ms", "6000", "--heartbeat-interval-ms", "1000",
          "--fetch-max-wait-ms", "10", "--topic-partitions", str(partitions), "--health-port", "0"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=WORKER_LOG.open("wb"),
@@ -97,13 +106,6 @@ async def wait_for_topics(
             await asyncio.sleep(0.2)
     finally:
         await admin.close()
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def echo(bootstrap: str, stop: asyncio.Event) -> None:
@@ -182,6 +184,10 @@ class Storm:
     read: int = 0  # reply records the clients read (their own partition, start to own reply)
     needed: int = 0  # ... of which replies of their own database (what they must read)
     whole_topic: int = 0  # what clients reading every partition would have read
+    elapsed_s: float = 0.0  # from the first request sent to the last reply read
+    publish_s: float = 0.0  # from the first request sent to the last one acknowledged
+    cpu_by_process: dict[str, float] = field(default_factory=dict)  # over the storm
+    worker_cpu_s: float = 0.0  # the worker's CPU time over the storm
 
 
 async def storm(bootstrap: str, services: int, replicas: int, databases: int) -> Storm:
@@ -202,7 +208,7 @@ async def storm(bootstrap: str, services: int, replicas: int, databases: int) ->
     starts = await replies.end_offsets(tps)
     for tp in tps:
         replies.seek(tp, starts[tp])
-    sent: dict[str, tuple[float, str]] = {}
+    prepared = []  # every request encoded before the clock starts: the bench measures the worker
     for r in range(replicas):
         for m in manifests:
             request_id = str(uuid.uuid4())
@@ -211,11 +217,15 @@ async def storm(bootstrap: str, services: int, replicas: int, databases: int) ->
                                    manifest=m.model_dump(mode="json", by_alias=True))  # fmt: skip
             headers = event_headers(event_type=REQUEST_TYPE, source="/bench", event_id=request_id,
                                     extra={"correlation_id": request_id})  # fmt: skip
-            sent[request_id] = (time.perf_counter(), m.database)
-            await producer.send("service.starting", body.model_dump_json().encode(),
-                                key=m.database.encode(), headers=headers)  # fmt: skip
+            prepared.append((request_id, m.database, body.model_dump_json().encode(), headers))
+    sent: dict[str, tuple[float, str]] = {}
+    first_sent = time.perf_counter()
+    for request_id, database, value, headers in prepared:
+        sent[request_id] = (time.perf_counter(), database)  # each request's clock starts here
+        await producer.send("service.starting", value, key=database.encode(), headers=headers)
     await producer.flush()
     result, total, arrived = Storm(), len(sent), 0
+    result.publish_s = time.perf_counter() - first_sent
     same_key: dict[tuple[int, str], int] = {}  # replies of one database so far, per partition
     deadline = time.perf_counter() + 60 + total / 50
     while len(result.latencies) < total and time.perf_counter() < deadline:
@@ -234,6 +244,7 @@ async def storm(bootstrap: str, services: int, replicas: int, databases: int) ->
                 result.read += record.offset - starts[tp] + 1
                 result.needed += same_key[tp.partition, database]
                 result.whole_topic += arrived
+    result.elapsed_s = time.perf_counter() - first_sent
     await asyncio.gather(replies.stop(), producer.stop())
     return result
 
@@ -268,9 +279,16 @@ async def main(args: argparse.Namespace) -> None:
                                           database_name(0, args.databases))  # fmt: skip
             result = Storm()
             if not args.no_storm:
+                cpu_before = cpu_seconds(worker.pid)
+                everyone = descendants_cpu_s(os.getpid())
                 result = await storm(
                     broker.bootstrap_servers, args.services, args.replicas, args.databases
                 )
+                result.worker_cpu_s = cpu_seconds(worker.pid) - cpu_before
+                after = descendants_cpu_s(os.getpid())
+                result.cpu_by_process = {
+                    name: after[name] - everyone.get(name, 0.0) for name in after
+                }
             memory = peak_rss_mb(worker.pid)
         finally:
             worker.terminate()
@@ -309,6 +327,15 @@ def print_results(
     print(f"  replies saying healed       {result.healed:9d}      (coalesced requests share it)")
     print(f"  latency p50                 {statistics.median(latencies) * 1000:9.1f} ms")
     print(f"  latency p99                 {percentile(latencies, 0.99):9.1f} ms   (target < 3000)")
+    rate = len(latencies) / max(result.elapsed_s, 1e-9)
+    print(f"  requests published in       {result.publish_s:9.2f} s    (one producer)")
+    print(f"  replies per second          {rate:9.0f}      (first request sent to last reply)")
+    per_request = result.worker_cpu_s / max(1, len(latencies)) * 1000
+    print(f"  worker CPU                  {result.worker_cpu_s:9.2f} s    "
+          f"({per_request:.3f} ms per request)")  # fmt: skip
+    shares = sorted(result.cpu_by_process.items(), key=lambda item: -item[1])
+    print("  CPU s over the storm        " + ", ".join(f"{n} {s:.2f}" for n, s in shares[:5]))
+    print(f"  load average                {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"  worker peak memory (RSS)    {memory:9.1f} MB   (target < 150)")
     print(f"  reply records read, clients {result.read:9d}      (all clients together)")
     print(f"  ... of which they needed    {result.needed:9d}      "

@@ -29,6 +29,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.boot_gate import service_manifest
+from bench.processes import cpu_seconds
 from contracts import load_manifest
 from contracts.events import REQUEST_TYPE, ServiceStarting, decode_headers, event_headers
 from tests.apache_kafka import ApacheKafka
@@ -50,12 +51,6 @@ class Run:
     outcomes: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     worker_cpu_s: float = 0.0  # CPU time of all the workers during the storm
     busy: float = 0.0  # of the machine's CPU time during the storm, the part spent working
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_ticks() -> tuple[int, int]:

@@ -106,7 +106,11 @@ def _check_size(raw: Any, limits: Limits) -> None:
             raise ManifestError(
                 [Problem("$.tables", f"{len(tables)} tables; the limit is {limits.max_tables}")]
             )
-        columns = sum(len(t.get("columns") or ()) for t in tables if isinstance(t, dict))
+        columns = sum(  # columns that are not a list are the validation's to report
+            len(t["columns"])
+            for t in tables
+            if isinstance(t, dict) and isinstance(t.get("columns"), list)
+        )
         if columns > limits.max_columns_total:
             message = f"{columns} columns in all; the limit is {limits.max_columns_total}"
             raise ManifestError([Problem("$.tables", message)])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pglast import parse_sql
@@ -158,3 +159,11 @@ def test_accepted_expressions_are_canonical_and_safe(text: str) -> None:
         return
     assert parse_expression(expr.sql).sql == expr.sql
     assert ";" not in expr.sql.replace("';'", "")
+
+
+@pytest.mark.parametrize("columns", [True, 3, 2.5, None, "id", {"name": "id"}])
+def test_columns_that_are_not_a_list_are_a_validation_error(columns: Any) -> None:
+    """Found by tests/faults/test_fuzzed_records.py: the size check counted ``len(True)``."""
+    table = {"name": "tenants", "columns": columns, "primary_key": {"columns": ["id"]}}
+    with pytest.raises(ManifestError):
+        load_manifest({"service": "s", "database": "d", "tables": [table]})

@@ -202,16 +202,23 @@ async def record_served(
     """Record coalesced requests ``(request_id, service, instance, trace_id, position)`` as
     served by the heal ``served_by``, with its outcome: every reply has its ledger row."""
     s = quote_ident(schema)
-    await conn.executemany(  # type: ignore[attr-defined]
+    if not requests:
+        return
+    columns = [list(column) for column in zip(*requests, strict=True)]
+    await conn.execute(  # one statement for the group, in the order given
         f"""INSERT INTO {s}.heals (request_id, service, instance, database_alias, manifest_hash,
                 schemas, outcome, error_code, error_message, lock_wait_ms, duration_ms,
                 started_at, finished_at, trace_id, drift, blocked, served_by, record_position,
                 migrations)
-            SELECT $1, $2, $3, database_alias, manifest_hash, schemas, outcome, error_code,
-                   error_message, 0, 0, now(), now(), $4, drift, blocked, id, $5, migrations
-            FROM {s}.heals WHERE id = $6""",
-        [(*request, served_by) for request in requests],
-    )
+            SELECT r.request_id, r.service, r.instance, h.database_alias, h.manifest_hash,
+                   h.schemas, h.outcome, h.error_code, h.error_message, 0, 0, now(), now(),
+                   r.trace_id, h.drift, h.blocked, h.id, r.record_position, h.migrations
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                     WITH ORDINALITY AS r(request_id, service, instance, trace_id,
+                                          record_position, ordinal)
+            CROSS JOIN {s}.heals h WHERE h.id = $6 ORDER BY r.ordinal""",
+        *columns, served_by,
+    )  # fmt: skip
 
 
 async def find_many(

@@ -12,6 +12,7 @@ middleware emits, so that middleware is not used.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -111,7 +112,9 @@ def tracing_configured(default_service: str) -> Iterator[None]:
             provider.shutdown()
 
 
+@functools.cache
 def tracer() -> trace.Tracer:
+    """The worker's tracer (a proxy until a provider is set, which then delegates to it)."""
     return trace.get_tracer(TRACER_NAME)
 
 

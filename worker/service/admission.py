@@ -5,7 +5,6 @@ it has a ``ce_id``, and dead-lettered), before any database is touched."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Any
 
 from worker.service import routing
@@ -52,7 +51,8 @@ class Admission:
     def _check_route(self, request: Request) -> Request | Rejection:
         """A request naming a reply destination the worker may not use is refused (answered
         on the standard reply topic), before any database is touched."""
-        refused = self.route(request.record, request.request_id).refused
+        request.route = self.route(request.record, request.request_id)
+        refused = request.route.refused
         return request if refused is None else refusal(request, "reply-refused", refused)
 
     def _authorize(self, request: Request) -> Request | Rejection:
@@ -69,8 +69,9 @@ class Admission:
         decision = policy.decide(request.body.service, request.alias, request.desired.realm.schemas)
         if isinstance(decision, str):
             return refusal(request, "not-allowed", decision)
-        return replace(request, hazards=decision.hazards,
-                       signed=policy.requires_signature(request.body.service))  # fmt: skip
+        request.hazards = decision.hazards
+        request.signed = policy.requires_signature(request.body.service)
+        return request
 
 
 def refusal(request: Request, code: str, message: str) -> Rejection:

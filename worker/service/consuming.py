@@ -26,15 +26,19 @@ def tolerant_parser() -> Any:
     values. Hand it copies without such headers, then put the original records back."""
 
     async def parse(records: tuple[Any, ...], original: Any) -> Any:
-        clean = tuple(
-            replace(r, headers=tuple((k, v) for k, v in (r.headers or ()) if _utf8(v)))
-            for r in records
-        )
+        clean = tuple(_without_binary_headers(r) for r in records)
         message = await original(clean)
         message.raw_message = records
         return message
 
     return parse
+
+
+def _without_binary_headers(record: Any) -> Any:
+    """``record``, or a copy without its null or binary headers when it has some."""
+    headers = record.headers or ()
+    kept = tuple((k, v) for k, v in headers if _utf8(v))
+    return record if len(kept) == len(headers) else replace(record, headers=kept)
 
 
 def _utf8(value: bytes | None) -> bool:

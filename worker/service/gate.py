@@ -246,12 +246,19 @@ class Gate:
                 except DATABASE_ERRORS as exc:  # the replies matter more than their ledger rows
                     log.error("recording coalesced requests failed", extra={"error": str(exc)})
             await self._send(leader, replies.from_result(leader, result))
-        for follower in followers:  # each keeps its own trace, linked to the heal that served it
+        self.metrics.coalesced.add(len(followers), {"database": alias})
+        answers = replies.coalesced(followers, result, leader=leader)
+        for follower, answer in zip(followers, answers, strict=True):
+            # each keeps its own trace, linked to the heal that served it
             with self._process_span(follower.headers, follower.request_id, follower.record,
                                     links=[Link(healed_by)]) as span:  # fmt: skip
                 span.set_attribute("schemaheal.outcome", result.outcome.value)
-                self.metrics.coalesced.add(1, {"database": alias})
-                await self._send(follower, replies.from_result(follower, result, leader=leader))
+                await self._send(follower, answer, logged=False)
+        if followers:  # one line for the group: a storm's thousands of replies cost little
+            log.info("replied to coalesced requests", extra={
+                "request_ids": [f.request_id for f in followers], "outcome": result.outcome.value,
+                "database": alias, "healed_by": leader.request_id,
+            })  # fmt: skip
         return True
 
     async def _heal_with_retries(
@@ -324,18 +331,20 @@ class Gate:
             if not conn.is_closed():
                 await conn.close()
 
-    async def _send(self, request: Request, reply: SchemaHealed) -> None:
+    async def _send(self, request: Request, reply: SchemaHealed, *, logged: bool = True) -> None:
+        """Publish ``reply`` to ``request``; ``logged=False``: its caller logs it (a group)."""
         self.metrics.requests.add(1, {"outcome": reply.outcome, "database": request.alias})
-        log.info(
-            "replied",
-            extra={
-                "request_id": request.request_id,
-                "outcome": reply.outcome,
-                "database": request.alias,
-                "coalesced": reply.coalesced,
-            },
-        )
-        route = self.admission.route(request.record, request.request_id)
+        if logged:
+            log.info(
+                "replied",
+                extra={
+                    "request_id": request.request_id,
+                    "outcome": reply.outcome,
+                    "database": request.alias,
+                    "coalesced": reply.coalesced,
+                },
+            )
+        route = request.route or self.admission.route(request.record, request.request_id)
         await _publish(self.sink.reply(reply, request.headers, request.record.key, route))
         request.answered = True
 

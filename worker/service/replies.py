@@ -44,14 +44,37 @@ def from_result(
         durations=Durations(
             total_ms=round(result.duration_s * 1000, 3),
             lock_wait_ms=round(result.lock_wait_s * 1000, 3),
-            queue_ms=round(
-                (time.monotonic() - request.received) * 1000 - result.duration_s * 1000, 3
-            ),
+            queue_ms=_queue_ms(request, result, time.monotonic()),
         ),
         coalesced=leader is not None,
         healed_by=leader.request_id if leader is not None else None,
         ledger_id=result.ledger_id,
     )
+
+
+def coalesced(
+    followers: list[Request], result: HealResult, *, leader: Request
+) -> list[SchemaHealed]:
+    """The replies to ``followers``, coalesced into ``leader``'s heal: :func:`from_result` of
+    each, built once and copied with each one's own request, instance and queue time."""
+    if not followers:
+        return []
+    template, now = from_result(followers[0], result, leader=leader), time.monotonic()
+    return [
+        template.model_copy(update={
+            "request_id": f.request_id, "service": f.body.service, "instance": f.body.instance,
+            "database": f.alias, "manifest_hash": f.manifest_hash,
+            "durations": template.durations.model_copy(
+                update={"queue_ms": _queue_ms(f, result, now)}
+            ),
+        })
+        for f in followers
+    ]  # fmt: skip
+
+
+def _queue_ms(request: Request, result: HealResult, now: float) -> float:
+    """How long ``request`` waited in the worker besides its heal."""
+    return round((now - request.received) * 1000 - result.duration_s * 1000, 3)
 
 
 def from_ledger(request: Request, row: dict[str, Any]) -> SchemaHealed:

@@ -28,6 +28,8 @@ from contracts.validation import json_path
 from worker.engine.cache import BoundedCache
 from worker.engine.desired import CACHED_MANIFESTS, CACHED_TABLES, Desired, prepare, weight
 from worker.engine.hazards import Hazard
+from worker.service.body_json import read_object
+from worker.service.routing import Route
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 # Every code a record can be dead-lettered with: here and the gate's refusals (the metrics
@@ -51,6 +53,7 @@ class Request:
     received: float = field(default_factory=time.monotonic)
     hazards: frozenset[Hazard] = frozenset()  # approved for this request by the access policy
     signed: bool = False  # its service must sign, and this request's signature was checked
+    route: Route | None = None  # where its reply goes (set once it was checked)
     answered: bool = False  # its reply was handed to the sink
 
     @property
@@ -89,20 +92,67 @@ class Loaded:
 
 #: Manifests validated and prepared, by the sha256 of their JSON text (bounded as the realms).
 LOADED: BoundedCache[bytes, Loaded] = BoundedCache(entries=CACHED_MANIFESTS, weight=CACHED_TABLES)
+PREFIX = 96  # characters of a manifest's text that find the texts it may be
 
 
-def load(manifest: dict[str, Any]) -> Loaded:
+class ManifestTexts:
+    """The exact texts of manifests validated recently, with their decoded objects, so that a
+    body carrying one of them is not decoded again (see :mod:`worker.service.body_json`).
+    Bounded in entries and characters; up to four texts share a prefix."""
+
+    def __init__(self, *, entries: int, chars: int) -> None:
+        self._texts: BoundedCache[str, tuple[tuple[str, Any], ...]] = BoundedCache(
+            entries=entries, weight=chars
+        )
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def find(self, name: str, text: str, at: int) -> tuple[Any, int] | None:
+        """The manifest object whose exact text starts ``text`` at ``at``, and its end."""
+        if name != "manifest" or not text.startswith("{", at):
+            return None
+        for known, value in self._texts.get(text[at : at + PREFIX]) or ():
+            if text.startswith(known, at):  # the whole text, character for character
+                return value, at + len(known)
+        return None
+
+    def keep(self, text: str, value: dict[str, Any]) -> None:
+        """Remember ``text`` (a JSON object's exact text) and ``value``, its decoding; a text
+        shorter than the prefix is not kept (it is found by its prefix, and quick to decode)."""
+        if len(text) < PREFIX:
+            return
+        prefix = text[:PREFIX]
+        others = tuple(kept for kept in self._texts.get(prefix) or () if kept[0] != text)
+        texts = ((text, value), *others[:3])
+        self._texts.put(prefix, texts, sum(len(t) for t, _ in texts))
+
+    def clear(self) -> None:
+        self._texts.clear()
+
+
+TEXTS = ManifestTexts(entries=CACHED_MANIFESTS, chars=8_000_000)
+
+
+def load(manifest: dict[str, Any], text: str | None = None) -> Loaded:
     """Replicas of one service send the same manifest: validate and prepare each distinct text
-    once. The key is the digest of the whole text, so any change is a new entry; a failure is
-    not kept, so a bad manifest is judged every time. Raises :class:`ManifestError`."""
-    text = json.dumps(manifest, separators=(",", ":"))
-    key = hashlib.sha256(text.encode()).digest()  # ASCII: json escapes the rest
+    once. The key is the digest of the whole text (``text``, the manifest's exact text in the
+    body, else ``manifest`` encoded), so any change is a new entry; a failure is not kept, so a
+    bad manifest is judged every time. Raises :class:`ManifestError`."""
+    whole = text if text is not None else _compact(manifest)
+    key = hashlib.sha256(whole.encode("utf-8", "surrogatepass")).digest()
     loaded = LOADED.get(key)
-    if loaded is None:
-        valid = load_manifest(text)
+    if loaded is None:  # judged on its compact text, whatever the spacing it came with
+        valid = load_manifest(_compact(manifest))
         loaded = Loaded(service=valid.service, database=valid.database, desired=prepare(valid))
         LOADED.put(key, loaded, weight(loaded.desired.realm))
+        if text is not None:
+            TEXTS.keep(text, manifest)
     return loaded
+
+
+def _compact(manifest: dict[str, Any]) -> str:
+    return json.dumps(manifest, separators=(",", ":"))  # ASCII: json escapes the rest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +163,7 @@ class Envelope:
     event_type: str
     headers: dict[str, str]
     raw: dict[str, Any]
+    texts: dict[str, str]  # the exact text of each member's value in the body
 
 
 def parse_envelope(record: Any, *, max_bytes: int, types: frozenset[str]) -> Envelope | Rejection:
@@ -141,12 +192,13 @@ def parse_envelope(record: Any, *, max_bytes: int, types: frozenset[str]) -> Env
     if content_type != CONTENT_TYPE:
         return reject("wrong-content-type", f"content-type {content_type!r} is not {CONTENT_TYPE}")
     try:
-        raw = json.loads(record.value or b"")
+        body = read_object(record.value or b"", TEXTS.find)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return reject("not-json", "the body is not UTF-8 JSON")
-    if not isinstance(raw, dict):
+    if not isinstance(body.values, dict):
         return reject("not-json", "the body must be a JSON object")
-    return Envelope(request_id=request_id, event_type=event_type, headers=headers, raw=raw)
+    return Envelope(request_id=request_id, event_type=event_type, headers=headers,
+                    raw=body.values, texts=body.texts)  # fmt: skip
 
 
 def invalid_body(exc: ValidationError) -> str:
@@ -182,7 +234,7 @@ def parse_record(record: Any, *, max_bytes: int, aliases: frozenset[str]) -> Req
     except ValidationError as exc:
         return reject("invalid-request", invalid_body(exc), raw)
     try:
-        manifest = load(body.manifest)
+        manifest = load(body.manifest, envelope.texts.get("manifest"))
     except ManifestError as exc:
         problems = "; ".join(f"$.manifest{p.path[1:]}: {p.message}" for p in exc.problems[:20])
         return reject("invalid-manifest", problems, raw)
