@@ -172,6 +172,14 @@ def test_an_index_is_rewritten_onto_the_shadow(definition: str, expected: str) -
     assert prepared_index_sql(index, "code", "code__sh_new") == expected
 
 
+def test_a_prepared_index_stays_in_its_tablespace() -> None:
+    index = Index(name="i", definition="CREATE INDEX i ON s.t USING btree (code)",
+                  tablespace="Fast Disk")  # fmt: skip
+    assert prepared_index_sql(index, "code", "code__sh_new") == (
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS i__sh_ix ON s.t (code__sh_new) TABLESPACE "Fast Disk"'
+    )
+
+
 def test_a_refusal_names_each_object_and_what_to_do() -> None:
     text = refusal(("materialized view public.m", "column g of table public.t"), "public.t", "c",
                    "boot again")  # fmt: skip

@@ -30,6 +30,8 @@ CASES = Path(__file__).parent.parent / "cases"
         "ALTER TABLE public.t DROP COLUMN a",
         "ALTER TABLE public.t RENAME COLUMN a TO b",
         "ALTER TABLE public.t DROP CONSTRAINT c",  # without IF EXISTS
+        "ALTER TABLE public.t ATTACH PARTITION public.u FOR VALUES IN (1)",  # a table: no
+        "ALTER TABLE public.t DETACH PARTITION public.u",
         "CREATE TABLE public.t (a int); DROP TABLE public.u",
         "SET search_path = public",
         "GRANT ALL ON public.t TO public",
@@ -47,6 +49,11 @@ CASES = Path(__file__).parent.parent / "cases"
 def test_anything_a_plan_cannot_contain_is_refused(sql: str) -> None:
     with pytest.raises(UnsafeStatementError, match="refusing"):
         check(sql)
+
+
+def test_a_partition_index_may_be_attached_to_its_parent_index() -> None:
+    check("ALTER INDEX public.events_name_idx ATTACH PARTITION public.events_1_events_name_idx_p")
+    check("CREATE INDEX IF NOT EXISTS i ON ONLY public.events USING btree (name)")
 
 
 def test_every_golden_statement_passes() -> None:

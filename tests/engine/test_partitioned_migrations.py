@@ -6,6 +6,7 @@ by the heal and by ``plan``, with the same text. On a real PostgreSQL, and the p
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from tests.engine.test_heal_expand import _cli
 from worker.engine.backfill import Finish, run_pending
 from worker.engine.connection import connect
 from worker.engine.expand import ColumnMigration
-from worker.engine.expand_partitioned import refusal
+from worker.engine.expand_partitioned import partitioned_refusals, refusal
 from worker.engine.heal import Outcome, heal
 
 
@@ -110,6 +111,16 @@ async def test_a_rename_a_backfill_and_a_widening_run_on_every_partition(
             "name is indexed (events_name_idx)",
         ),
         (
+            "CREATE INDEX events_lower_idx ON public.events (lower(name))",
+            events(column("full_name", nullable=False, renamed_from="name")),
+            "name is indexed (events_lower_idx)",
+        ),
+        (
+            "CREATE INDEX events_id_idx ON public.events (id) WHERE name <> ''",
+            events(column("full_name", nullable=False, renamed_from="name")),
+            "name is indexed (events_id_idx)",
+        ),
+        (
             "SELECT",
             events(column("name", nullable=False)) | {"tables": [table(
                 "events", column("id", "bigint", nullable=False, using="id"),
@@ -140,3 +151,28 @@ async def test_what_cannot_run_online_is_refused_before_anything_runs(
         assert (trigger, columns) == (False, {"id", "name"})  # nothing ran
     finally:
         await conn.close()
+
+
+async def test_a_partition_key_expression_counts_as_the_column_it_reads(
+    database: FreshDatabase,
+) -> None:
+    """Such a table can have no primary key, so its migrations are blocked before this check
+    (``migration-blocked``); the catalog read still names the column (defence in depth)."""
+    await database.execute(
+        "CREATE TABLE public.events (id integer NOT NULL, name text NOT NULL)"
+        " PARTITION BY LIST (lower(name));"
+        "CREATE TABLE public.events_d PARTITION OF public.events DEFAULT;"
+        "CREATE INDEX events_upper_idx ON public.events (upper(name));"
+    )
+    conn = await connect(database.dsn)
+    try:
+        found = await partitioned_refusals(conn, [RENAME_NAME, WIDE_ID])
+    finally:
+        await conn.close()
+    assert [(m.old_column, "name is in its partition key" in why) for m, why in found] == [
+        ("name", True)
+    ]  # id: neither in the key nor indexed
+
+
+RENAME_NAME = replace(RENAME, table="events")
+WIDE_ID = replace(WIDE_KEY, table="events")

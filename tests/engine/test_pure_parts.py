@@ -35,7 +35,8 @@ def rows(**extra: list[dict[str, object]]) -> dict[str, object]:
         "extensions": [{"name": "plpgsql", "schema": "pg_catalog"}],
         "enums": [{"schema": "public", "name": "mood", "labels": ["sad", "ok"]}],
         "sequences": [],
-        "tables": [{"oid": 1, "schema": "public", "name": "t", "comment": "c", "pages": 2}],
+        "tables": [{"oid": 1, "schema": "public", "name": "t", "comment": "c", "pages": 2,
+                    "partitioned": False, "part_schemas": [], "part_names": [], "parent": None}],
         "columns": [
             {"rel": 1, "num": 1, "name": "id", "type": "integer", "not_null": True, "expr": None,
              "identity": "a", "generated": "", "comment": None},

@@ -13,6 +13,7 @@ from worker.engine.backfill_store import ABANDONED
 from worker.engine.connection import DATABASE_ERRORS, Connection, connect, translate
 from worker.engine.desired import desired_state
 from worker.engine.expand_changed import Refusal, refusals_ahead, unswapped
+from worker.engine.function_mentions import function_warnings
 from worker.engine.hazards import Hazard
 from worker.engine.heal import HealOptions, current_plan, heal
 from worker.engine.heal_migrations import statuses
@@ -40,6 +41,7 @@ async def plan_command(dsn: str, manifest_path: str, fmt: str, options: HealOpti
     try:
         plan = await current_plan(conn, desired_state(manifest), settings)
         refused = await _refusals(conn, plan, options.ledger_schema)
+        warnings = [text for _, text in await function_warnings(conn, plan.migrations)]
         found = await statuses(conn, plan.migrations, options.ledger_schema, options.contract)
         # an expand planned again is shown only when it was abandoned (otherwise: unregistered)
         expanding = {m.id for m in plan.expanding}
@@ -54,10 +56,12 @@ async def plan_command(dsn: str, manifest_path: str, fmt: str, options: HealOpti
     elif fmt == "json":
         output.print_json(
             {"manifest_hash": contracts.manifest_hash(manifest), **output.plan_json(plan, states),
-             "refused": [output.refusal_json(r) for r in refused]}
+             "refused": [output.refusal_json(r) for r in refused], "warnings": warnings}
         )  # fmt: skip
     else:
         output.print_plan(plan, states, refused)
+    for text in warnings if fmt != "json" else ():
+        print(f"warning: {text}", file=sys.stderr)
     if refused:
         return EXIT_ERROR  # the heal would refuse, or a running migration's swap would stop
     return EXIT_PENDING if plan.statements else EXIT_OK

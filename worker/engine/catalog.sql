@@ -35,7 +35,17 @@ SELECT n.nspname AS schema, c.relname AS name, format_type(s.seqtypid, NULL) AS 
 
 -- name: tables
 SELECT c.oid, n.nspname AS schema, c.relname AS name, d.description AS comment,
-       c.relpages::bigint AS pages  -- the planner's estimate: no file system call per table
+       c.relpages::bigint AS pages,  -- the planner's estimate: no file system call per table
+       c.relkind = 'p' AS partitioned,
+       -- a partitioned table's partitions (schema, name), and a partition's parent
+       ARRAY(SELECT pn.nspname::text FROM pg_inherits h JOIN pg_class pc ON pc.oid = h.inhrelid
+               JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+              WHERE h.inhparent = c.oid AND c.relkind = 'p' ORDER BY pc.oid) AS part_schemas,
+       ARRAY(SELECT pc.relname::text FROM pg_inherits h JOIN pg_class pc ON pc.oid = h.inhrelid
+              WHERE h.inhparent = c.oid AND c.relkind = 'p' ORDER BY pc.oid) AS part_names,
+       (SELECT ARRAY[pn.nspname::text, pc.relname::text] FROM pg_inherits h
+          JOIN pg_class pc ON pc.oid = h.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+         WHERE h.inhrelid = c.oid AND c.relispartition) AS parent
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_description d ON d.classoid = 'pg_class'::regclass AND d.objoid = c.oid

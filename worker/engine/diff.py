@@ -37,8 +37,8 @@ def diff(current: m.Realm, desired: m.Realm) -> tuple[tuple[ch.Change, ...], tup
         if existing is not None:
             diff_table(existing, table, changes, drift)
     declared = {(t.schema, t.name) for t in desired.tables}
-    for table in current.tables:
-        if (table.schema, table.name) not in declared:
+    for table in current.tables:  # a declared table's partitions are part of it
+        if (table.schema, table.name) not in declared and table.partition_of not in declared:
             drift.append(
                 Drift(
                     kind=DriftKind.EXTRA_TABLE,

@@ -72,6 +72,8 @@ class Index:
     comment: str | None = None
     constraint_comment: str | None = None
     referenced_by: tuple[ForeignKey, ...] = ()
+    #: its tablespace when not the database's default (pg_get_indexdef leaves it out)
+    tablespace: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +164,7 @@ def prepared_index_sql(index: Index, old: str, shadow: str) -> str:
     statement.idxname = prepared_name(index)
     statement.concurrent = True
     statement.if_not_exists = True
+    statement.tableSpace = index.tablespace  # the swap keeps its name: it keeps its place too
     return str(RawStream()(statement))
 
 

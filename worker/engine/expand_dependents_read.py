@@ -33,7 +33,8 @@ SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS def, i.indexrelid AS 
        i.indisreplident AS replident, i.indisclustered AS clustered,
        obj_description(i.indexrelid, 'pg_class') AS comment,
        k.conname, k.contype::text AS contype, k.condeferrable, k.condeferred,
-       obj_description(k.oid, 'pg_constraint') AS con_comment
+       obj_description(k.oid, 'pg_constraint') AS con_comment,
+       (SELECT spcname::text FROM pg_tablespace WHERE oid = c.reltablespace) AS tablespace
   FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
   LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid
        AND k.contype IN ('p', 'u', 'x')
@@ -230,6 +231,7 @@ def _index(row: Any, referencing: list[Any]) -> Index:
         clustered=row["clustered"],
         comment=row["comment"],
         constraint_comment=row["con_comment"] if unique else None,
+        tablespace=row["tablespace"],
         referenced_by=tuple(
             ForeignKey(table=r["tbl"], name=r["conname"], definition=r["def"])
             for r in referencing

@@ -8,8 +8,10 @@ without an index run as on a plain table. Two things cannot:
 - an index built ``CONCURRENTLY`` (PostgreSQL cannot on a partitioned table), which an old column
   with an index needs: the rename's handover index, the in-place change's prepared indexes and
   its key's unique index;
-- a column of the partition key cannot move to a new column: contract could never drop it, and
-  an in-place swap could not rename a new column into the key.
+- a column of the partition key (plainly or in a key expression) cannot move to a new column:
+  contract could never drop it, and an in-place swap could not rename a new column into the key.
+
+An index counts when its keys, key expressions, INCLUDE columns or predicate read the column.
 
 So a migration on a partitioned table whose old column is indexed or in the partition key is
 refused before anything runs (:class:`~worker.errors.PartitionedTable`), in the heal and in
@@ -26,19 +28,33 @@ from worker.engine.expand_parts import table_name
 
 __all__ = ["partitioned_refusals", "refusal"]
 
-#: $1 = the table (qualified text), $2 = the old column: is it partitioned, its partition key's
-#: columns, and the indexes (the primary key's included) whose keys or INCLUDE name the column
+#: $1 = the table (qualified text), $2 = the old column: is it partitioned, the columns its
+#: partition key reads (plain or in an expression: PostgreSQL makes each depend internally on the
+#: table), and the indexes (the primary key's included) whose keys, expressions, INCLUDE or
+#: predicate read the column (each such column is a dependency of the index)
 _READ = """
 SELECT c.relkind = 'p' AS partitioned,
-       ARRAY(SELECT a.attname::text
-               FROM pg_partitioned_table pt
-               CROSS JOIN LATERAL unnest(pt.partattrs::int2[]) AS k (attnum)
-               JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = k.attnum
-              WHERE pt.partrelid = c.oid) AS partition_key,
-       ARRAY(SELECT ic.relname::text FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-               JOIN pg_attribute a ON a.attrelid = i.indrelid
-                    AND a.attnum = ANY (i.indkey::int2[])
-              WHERE i.indrelid = c.oid AND a.attname = $2 ORDER BY 1) AS indexes
+       ARRAY(SELECT a.attname::text FROM pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND c.relkind = 'p'
+                AND (EXISTS (SELECT FROM pg_partitioned_table pt WHERE pt.partrelid = c.oid
+                                AND a.attnum = ANY (pt.partattrs::int2[]))
+                     OR EXISTS (SELECT FROM pg_depend d
+                                 WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                                   AND d.objsubid = a.attnum AND d.deptype = 'i'
+                                   AND d.refclassid = 'pg_class'::regclass
+                                   AND d.refobjid = c.oid AND d.refobjsubid = 0))
+              ORDER BY a.attnum) AS partition_key,
+       ARRAY(SELECT DISTINCT ic.relname::text FROM pg_index i
+               JOIN pg_class ic ON ic.oid = i.indexrelid
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attname = $2
+              WHERE i.indrelid = c.oid
+                AND (a.attnum = ANY (i.indkey::int2[])
+                     OR EXISTS (SELECT FROM pg_depend d
+                                 WHERE d.classid = 'pg_class'::regclass
+                                   AND d.objid = i.indexrelid
+                                   AND d.refclassid = 'pg_class'::regclass
+                                   AND d.refobjid = c.oid AND d.refobjsubid = a.attnum))
+              ORDER BY 1) AS indexes
   FROM pg_class c WHERE c.oid = to_regclass($1)"""
 
 

@@ -84,6 +84,8 @@ def _check_alter_table(node: dict[str, Any]) -> None:
     for item in node.get("cmds", ()):
         command = item["AlterTableCmd"]
         subtype = command.get("subtype")
+        if subtype == "AT_AttachPartition" and node.get("objtype") == "OBJECT_INDEX":
+            continue  # a partition's index to its partitioned table's (ALTER INDEX only)
         if subtype not in _ALTER_TABLE:
             raise UnsafeStatementError(f"refusing ALTER TABLE … {subtype}")
         if subtype == "AT_DropConstraint" and not command.get("missing_ok", False):

@@ -20,6 +20,7 @@ from worker.engine.contract import ContractSettings
 from worker.engine.contract_reason import Expand, Liveness, contract_reason
 from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.expand_sql import render
+from worker.engine.function_mentions import function_warnings
 from worker.engine.liveness import Shape, shape_of, uses_old_shape
 from worker.engine.model import Realm
 from worker.engine.statements import Plan
@@ -129,6 +130,7 @@ async def statuses(
     contracts = await lease_store.contract_records(conn, schema)
     settings = settings or ContractSettings()
     liveness = await read_liveness(conn, schema, settings.grace_s, settings.lease_ttl_s)
+    checks = {m.id: text for m, text in await function_warnings(conn, migrations)}
     out = []
     for m in migrations:
         status = _contracted(m, _status(m, records.get(m.id)), contracts)
@@ -141,7 +143,8 @@ async def statuses(
         )
         why = contract_reason(m, expand, record, liveness)
         wait = why.wait.value if why.wait is not None else None
-        out.append(replace(status, contract=why.reason, waiting=wait))
+        reason = why.reason if m.id not in checks else f"{why.reason}; {checks[m.id]}"
+        out.append(replace(status, contract=reason, waiting=wait))
     return tuple(out)
 
 

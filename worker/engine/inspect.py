@@ -83,7 +83,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "enums": ("schema", "name", "labels"),
     "sequences": ("schema", "name", "data_type", "start", "increment", "min_value", "max_value",
                   "cycle", "cache", "owner_table", "owner_column"),
-    "tables": ("oid", "schema", "name", "comment", "pages"),
+    "tables": ("oid", "schema", "name", "comment", "pages", "partitioned", "part_schemas",
+               "part_names", "parent"),
     "columns": ("rel", "num", "name", "type", "not_null", "expr", "identity", "generated",
                 "comment"),
     "constraints": ("rel", "name", "type", "valid", "keys", "ref_rel", "ref_schema", "ref_table",
@@ -146,6 +147,8 @@ def build_realm(rows: Mapping[str, Any]) -> m.Realm:
         _table(t, block_size, columns.get(t[0], []), parts.get(t[0], empty)) for t in rows["tables"]
     ]
     tables.sort(key=_SCHEMA_NAME)
+    if any(t.partitioned for t in tables):
+        tables = _with_invalid_partition_indexes(tables)
     return m.Realm(
         schemas=frozenset(schemas),
         extensions=tuple(
@@ -257,7 +260,7 @@ def _constraint(
 
 
 def _table(row: Sequence[Any], block_size: int, columns: list[m.Column], parts: _Parts) -> m.Table:
-    _, schema, name, comment, pages = row
+    _, schema, name, comment, pages, partitioned, part_schemas, part_names, parent = row
     return m.Table(
         schema=schema,
         name=name,
@@ -269,7 +272,26 @@ def _table(row: Sequence[Any], block_size: int, columns: list[m.Column], parts: 
         foreign_keys=_by_name(parts.foreign_keys),
         checks=_by_name(parts.checks),
         indexes=_by_name(parts.indexes),
+        partitioned=bool(partitioned),
+        partitions=tuple(zip(part_schemas or (), part_names or (), strict=True)),
+        partition_of=tuple(parent) if parent else None,
     )
+
+
+def _with_invalid_partition_indexes(tables: list[m.Table]) -> list[m.Table]:
+    """A partitioned table knows which of its partitions' indexes are invalid (a build that
+    stopped half-way), so the plan that continues it drops those first."""
+    invalid = {
+        (t.schema, t.name): frozenset(qualified(t.schema, i.name) for i in t.indexes if not i.valid)
+        for t in tables
+        if t.partition_of is not None
+    }
+    return [
+        replace(t, invalid_partition_indexes=frozenset().union(
+            *(invalid.get(p, frozenset()) for p in t.partitions)))
+        if t.partitioned else t
+        for t in tables
+    ]  # fmt: skip
 
 
 def _by_name(items: list[Any]) -> tuple[Any, ...]:

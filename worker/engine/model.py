@@ -154,6 +154,11 @@ class Table:
     comment: str | None = None
     size_bytes: int = 0  # current side only: the table's size on disk, for hazard policy
     has_rows: bool | None = None  # current side only, when probed; None = not known
+    partitioned: bool = False  # current side only: a partitioned table (relkind 'p')
+    partitions: tuple[tuple[str, str], ...] = ()  # current side only: its partitions
+    partition_of: tuple[str, str] | None = None  # current side only: a partition's parent
+    #: current side only: its partitions' invalid indexes (qualified), which a build left
+    invalid_partition_indexes: frozenset[str] = frozenset()
 
     @property
     def qualified(self) -> str:

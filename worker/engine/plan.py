@@ -19,6 +19,7 @@ from worker.engine import render as r
 from worker.engine.expand import MigrationKind
 from worker.engine.hazards import Hazard
 from worker.engine.plan_expand import contract_statements, expand_commands
+from worker.engine.plan_partitioned import StepKind, partitioned_index
 from worker.engine.statements import Plan, PlanSettings, Statement
 
 __all__ = ["Plan", "PlanSettings", "Statement", "make_plan"]
@@ -194,6 +195,10 @@ def _render(change: ch.Change) -> list[_Step]:
             return _set_not_null(table, column)
         case ch.WidenType(table=table, column=column):
             return [_alter_column(table, column, f"TYPE {column.type}")]
+        case (
+            ch.AddIndex(table=table, index=index) | ch.RebuildInvalidIndex(table=table, index=index)
+        ) if table.partitioned:
+            return _partitioned_index(table, index)
         case ch.AddIndex(table=table, index=index):
             return [_concurrent_index(table, index)]
         case ch.RebuildInvalidIndex(table=table, index=index):
@@ -290,6 +295,20 @@ def _concurrent_index(table: m.Table, index: m.Index) -> _Step:
     return _Step(
         sql, hazards, transactional=False, long=True, cleanup_sql=_drop_index(table, index.name)
     )
+
+
+def _partitioned_index(table: m.Table, index: m.Index) -> list[_Step]:
+    """ON ONLY the parent, CONCURRENTLY on each partition, attached (``plan_partitioned``)."""
+    build = _concurrent_index(table, index).hazards
+    steps = []
+    for kind, sql, undo in partitioned_index(table, index):
+        if kind is StepKind.BUILD:
+            steps.append(_Step(sql, build, transactional=False, long=True, cleanup_sql=undo))
+        elif kind is StepKind.DROP_INVALID:
+            steps.append(_Step(sql, (), transactional=False, long=True))
+        else:  # ON ONLY and ATTACH: no data read; each takes a brief lock on the parent
+            steps.append(_Step(sql, (Hazard.STRONG_LOCK,)))
+    return steps
 
 
 def _drop_index(table: m.Table, name: str) -> str:

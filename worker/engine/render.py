@@ -83,14 +83,22 @@ def create_table(table: m.Table) -> str:
 
 
 def create_index(
-    table: m.Table, index: m.Index, *, concurrently: bool, nulls_not_distinct: bool = False
+    table: m.Table,
+    index: m.Index,
+    *,
+    concurrently: bool,
+    nulls_not_distinct: bool = False,
+    only: bool = False,
 ) -> str:
+    """``only``: on the partitioned table itself, not its partitions (made invalid until
+    every partition's index is attached)."""
     head = "CREATE UNIQUE INDEX" if index.unique else "CREATE INDEX"
     if concurrently:
         head += " CONCURRENTLY"
     keys = ", ".join(_element(e, index.method) for e in index.elements)
+    on = "ON ONLY" if only else "ON"
     sql = (
-        f"{head} IF NOT EXISTS {quote_ident(index.name)} ON {table.qualified} "
+        f"{head} IF NOT EXISTS {quote_ident(index.name)} {on} {table.qualified} "
         f"USING {index.method} ({keys})"
     )
     if index.include:
