@@ -21,7 +21,7 @@ during ``start`` and stop before ``complete``, which drops that schema. A failed
 counted and shown.
 
     python -m bench.backfill [--rows 1000000 10000000] [--rate 400] [--batch 1000] [--pause 0]
-                             [--repeat 3] [--peer pgroll|none]
+                             [--target-ms 100] [--repeat 3] [--peer pgroll|none]
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ class Measured:
     before: list[float]  # writers' latencies, ms
     during: list[float]
     errors: dict[str, int]  # writes that failed (from the start of the load to its end)
+    batches: str  # how many, of how many rows
 
     @property
     def rate(self) -> float:
@@ -98,7 +99,9 @@ async def seed(dsn: str, rows: int, tool: str) -> tuple[str, str]:
                     SELECT CASE WHEN g % 2 = 0 THEN 'user ' || g END
                       FROM generate_series(1, {int(rows)}) g"""
         )
-        await conn.execute("VACUUM ANALYZE bench.users")
+        # a checkpoint, as a table written long before its migration has had: the first change
+        # of each page then writes the whole page to the WAL, as it would in production
+        await conn.execute("VACUUM ANALYZE bench.users; CHECKPOINT")
     finally:
         await conn.close()
     return written
@@ -173,10 +176,16 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
     await asyncio.sleep(args.baseline_s if load is not None else 0)
     during_from = time.time()
     if tool == "pgroll":  # start (the backfill) under the writers; complete after them
+        batches = f"batches of {args.batch} rows"
         expand_s, backfill_s = 0.0, await asyncio.to_thread(pgroll.start, dsn, "bench", args.batch)
     else:
-        settings = BackfillSettings(batch_rows=args.batch, pause_s=args.pause)
+        sizes: list[int] = []
+        settings = BackfillSettings(
+            batch_rows=args.batch, batch_target_ms=args.target_ms, pause_s=args.pause,
+            on_batch=lambda m, rows, seconds: sizes.append(rows),
+        )  # fmt: skip
         expand_s, backfill_s = await migrate(dsn, settings)
+        batches = f"{len(sizes)} batches of {min(sizes, default=0)}-{max(sizes, default=0)} rows"
     during_to = time.time()
     samples, errors = await _stop_load(load) if load is not None else ([], {})
     if tool == "pgroll":
@@ -193,6 +202,7 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
         before=[ms for at, ms in samples if before_from <= at < during_from],
         during=[ms for at, ms in samples if during_from <= at < during_to],
         errors=errors,
+        batches=batches,
     )
 
 
@@ -222,7 +232,7 @@ def p99(samples: list[float]) -> float:
 
 def show(m: Measured, args: argparse.Namespace) -> None:
     writers = f"writers {args.rate:g}/s" if args.rate > 0 else "no writers"
-    print(f"{m.tool}: {m.rows:,} rows, batch {args.batch}, pause {args.pause} s, {writers}")
+    print(f"{m.tool}: {m.rows:,} rows, {m.batches}, pause {args.pause} s, {writers}")
     if m.tool == "pgroll":
         print(f"  pgroll start + complete {m.backfill_s:.1f} s (two processes, startup included)")
     else:
@@ -294,7 +304,13 @@ def arguments() -> argparse.Namespace:
         "--rate", type=float, default=400, help="writes per second, all writers (0: none)"
     )
     parser.add_argument("--writers", type=int, default=4, help="writer connections")
-    parser.add_argument("--batch", type=int, default=1000, help="rows per backfill batch")
+    parser.add_argument(
+        "--batch", type=int, default=1000, help="rows per batch (schemaheal: of the first)"
+    )
+    parser.add_argument(
+        "--target-ms", type=float, default=BackfillSettings().batch_target_ms,
+        help="schemaheal's target batch duration (0: every batch --batch rows)",
+    )  # fmt: skip
     parser.add_argument("--pause", type=float, default=0.0, help="seconds between batches")
     parser.add_argument("--repeat", type=int, default=1, help="runs per size (median shown)")
     parser.add_argument("--baseline-s", type=float, default=10.0, help="writers alone, first")
