@@ -99,9 +99,11 @@ async def _run_locked(conn: Connection, m: ColumnMigration, settings: BackfillSe
         "SELECT " + ", ".join(f"current_setting('{name}') AS {name}" for name in _SESSION)
     )
     await timeouts(conn, settings, long=False, local=False)  # batches and records run under them
-    # Batches do not wait for their commit to reach the disk: a crash can lose only the last
-    # batches, each with its own progress record (the WAL keeps their order), so the runner
-    # resumes from an earlier key and touches those rows again, which changes nothing.
+    # Batches do not wait for their commit to reach the disk. A crash can lose only the last
+    # batches: each batch's rows and its progress record are one statement, so they are lost
+    # together, and the WAL keeps commits in order (a later commit that reached the disk, a
+    # writer's or a step's, took every earlier one with it). The runner so resumes from the
+    # last key that survived and touches the lost batches' rows again: nothing is skipped.
     await conn.execute("SET synchronous_commit = off")
     try:
         return await _run(conn, m, settings)
