@@ -10,7 +10,11 @@ backfill, its final check and the NOT NULL enforcement (CHECK NOT VALID, VALIDAT
 and p99 latency are measured before the migration and during it.
 
 The server runs with PostgreSQL's durable defaults (fsync, synchronous_commit and
-full_page_writes on, 128 MB of shared buffers), not the test suite's fast settings.
+full_page_writes on, 128 MB of shared buffers), not the test suite's fast settings. The table is
+checkpointed after it is filled (``--no-checkpoint``: not), as a table written long before its
+migration has been: the first change of each page then writes the whole page to the WAL.
+schemaheal's batches start at ``--batch`` rows and are sized toward ``--target-ms`` (its
+default); pgroll's are ``--batch`` rows (its default is 1000).
 
 pgroll itself runs as the peer in the same run (``bench.pgroll``; ``--peer none`` to leave it
 out): its benchmark migration on the same table with the same rows and the same writers, in turn
@@ -240,7 +244,7 @@ def show(m: Measured, args: argparse.Namespace) -> None:
         print(f"  expand {m.expand_s * 1000:.0f} ms, backfill + check + NOT NULL "
               f"{m.backfill_s:.1f} s")  # fmt: skip
     print(f"  rate {m.rate:,.0f} rows/s (expand to NOT NULL)")
-    for name, values in (("before", m.before), ("during", m.during)):
+    for name, values in zip(WHEN, (m.before, m.during), strict=True):
         if not values:
             continue
         print(
@@ -255,17 +259,25 @@ def show(m: Measured, args: argparse.Namespace) -> None:
                   f"{m.rate / high:.1f}x-{m.rate / low:.1f}x (target: 2x)")  # fmt: skip
 
 
+WHEN = ("before", "during")
+
+
+def _median_p99(samples: list[list[float]]) -> float:
+    p99s = [p99(values) for values in samples if len(values) > 1]
+    return statistics.median(p99s) if p99s else math.nan
+
+
 def compare(runs: list[Measured]) -> None:
     """Medians per tool, and schemaheal's against pgroll's measured in the same run."""
     medians = {}
     for tool in dict.fromkeys(r.tool for r in runs):
         mine = [r for r in runs if r.tool == tool]
         rates = sorted(r.rate for r in mine)
-        p99s = [p99(r.during) for r in mine if len(r.during) > 1]
-        medians[tool] = statistics.median(rates), statistics.median(p99s) if p99s else math.nan
+        before, during = (_median_p99([getattr(r, when) for r in mine]) for when in WHEN)
+        medians[tool] = statistics.median(rates), during
         print(f"  {tool}: median of {len(mine)} runs {medians[tool][0]:,.0f} rows/s (from "
-              f"{rates[0]:,.0f} to {rates[-1]:,.0f}); writers' p99 during, median "
-              f"{medians[tool][1]:.2f} ms")  # fmt: skip
+              f"{rates[0]:,.0f} to {rates[-1]:,.0f}); writers' p99, median: before "
+              f"{before:.2f} ms, during {during:.2f} ms")  # fmt: skip
     if "pgroll" in medians and "schemaheal" in medians:
         (ours, our_p99), (theirs, their_p99) = medians["schemaheal"], medians["pgroll"]
         print(f"  schemaheal / pgroll, same run: {ours / theirs:.2f}x the rate (target: 2x), "

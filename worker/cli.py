@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     backfill.add_argument("--batch-rows", type=int, default=1000, help="rows of the first batch")
     backfill.add_argument(
-        "--batch-target-ms", type=float, default=100.0,
+        "--batch-target-ms", type=float, default=50.0,
         help="batches are resized toward this duration (0: every batch --batch-rows rows)",
     )  # fmt: skip
     backfill.add_argument("--pause-s", type=float, default=0.0, help="pause between batches")

@@ -325,7 +325,7 @@ class WorkerSettings(GateSettings):
     )
     backfill_batch_rows: int = Field(1000, ge=1, description="rows of a backfill's first batch")
     backfill_batch_target_ms: float = Field(
-        100.0, ge=0, description="backfill batches are resized toward this duration, 100 to "
+        50.0, ge=0, description="backfill batches are resized toward this duration, 100 to "
         "20,000 rows (what a writer of a row a batch holds may wait); 0: every batch "
         "backfill_batch_rows rows",
     )  # fmt: skip

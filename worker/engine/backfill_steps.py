@@ -54,7 +54,7 @@ class BackfillSettings:
     batch_rows: int = 1000
     #: batches are resized toward this duration (:mod:`worker.engine.backfill_pace`): what a
     #: writer of a row the batch holds may wait; 0 keeps every batch at ``batch_rows``
-    batch_target_ms: float = 100.0
+    batch_target_ms: float = 50.0
     #: the bounds of a resized batch
     min_batch_rows: int = 100
     max_batch_rows: int = 20_000
