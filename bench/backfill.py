@@ -73,7 +73,8 @@ class Measured:
     expand_s: float
     backfill_s: float  # backfill, final check and enforcement
     before: list[float]  # writers' latencies, ms
-    during: list[float]
+    backfill: list[float]  # from the start to the last batch (pgroll: its start)
+    during: list[float]  # from the start to NOT NULL (pgroll: its start; complete has no writers)
     errors: dict[str, int]  # writes that failed (from the start of the load to its end)
     batches: str  # how many, of how many rows
 
@@ -183,14 +184,19 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
     if tool == "pgroll":  # start (the backfill) under the writers; complete after them
         batches = f"batches of {args.batch} rows"
         expand_s, backfill_s = 0.0, await asyncio.to_thread(pgroll.start, dsn, "bench", args.batch)
+        backfill_to = time.time()
     else:
-        sizes: list[int] = []
+        sizes: list[tuple[int, float]] = []  # rows, when committed
         settings = BackfillSettings(
             batch_rows=args.batch, batch_target_ms=args.target_ms, pause_s=args.pause,
-            on_batch=lambda m, rows, seconds: sizes.append(rows),
+            on_batch=lambda m, rows, seconds: sizes.append((rows, time.time())),
         )  # fmt: skip
         expand_s, backfill_s = await migrate(dsn, settings)
-        batches = f"{len(sizes)} batches of {min(sizes, default=0)}-{max(sizes, default=0)} rows"
+        rows_of = [n for n, _ in sizes]
+        batches = (
+            f"{len(sizes)} batches of {min(rows_of, default=0)}-{max(rows_of, default=0)} rows"
+        )
+        backfill_to = max((at for _, at in sizes), default=during_from)
     during_to = time.time()
     samples, errors = await _stop_load(load) if load is not None else ([], {})
     if tool == "pgroll":
@@ -205,6 +211,7 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
         expand_s=expand_s,
         backfill_s=backfill_s,
         before=[ms for at, ms in samples if before_from <= at < during_from],
+        backfill=[ms for at, ms in samples if during_from <= at < backfill_to],
         during=[ms for at, ms in samples if during_from <= at < during_to],
         errors=errors,
         batches=batches,
@@ -244,7 +251,7 @@ def show(m: Measured, args: argparse.Namespace) -> None:
         print(f"  expand {m.expand_s * 1000:.0f} ms, backfill + check + NOT NULL "
               f"{m.backfill_s:.1f} s")  # fmt: skip
     print(f"  rate {m.rate:,.0f} rows/s (expand to NOT NULL)")
-    for name, values in zip(WHEN, (m.before, m.during), strict=True):
+    for name, values in zip(WHEN, (m.before, m.backfill, m.during), strict=True):
         if not values:
             continue
         print(
@@ -259,7 +266,8 @@ def show(m: Measured, args: argparse.Namespace) -> None:
                   f"{m.rate / high:.1f}x-{m.rate / low:.1f}x (target: 2x)")  # fmt: skip
 
 
-WHEN = ("before", "during")
+#: the writers' windows: alone; until the last batch; until NOT NULL (pgroll's two are its start)
+WHEN = ("before", "backfill", "during")
 
 
 def _median_p99(samples: list[list[float]]) -> float:
@@ -273,15 +281,18 @@ def compare(runs: list[Measured]) -> None:
     for tool in dict.fromkeys(r.tool for r in runs):
         mine = [r for r in runs if r.tool == tool]
         rates = sorted(r.rate for r in mine)
-        before, during = (_median_p99([getattr(r, when) for r in mine]) for when in WHEN)
-        medians[tool] = statistics.median(rates), during
+        before, backfill, during = (_median_p99([getattr(r, w) for r in mine]) for w in WHEN)
+        medians[tool] = statistics.median(rates), backfill, during
         print(f"  {tool}: median of {len(mine)} runs {medians[tool][0]:,.0f} rows/s (from "
               f"{rates[0]:,.0f} to {rates[-1]:,.0f}); writers' p99, median: before "
-              f"{before:.2f} ms, during {during:.2f} ms")  # fmt: skip
+              f"{before:.2f} ms, backfill {backfill:.2f} ms, during {during:.2f} ms")  # fmt: skip
     if "pgroll" in medians and "schemaheal" in medians:
-        (ours, our_p99), (theirs, their_p99) = medians["schemaheal"], medians["pgroll"]
+        (ours, our_fill, our_p99), (theirs, their_fill, their_p99) = (
+            medians["schemaheal"], medians["pgroll"]
+        )  # fmt: skip
         print(f"  schemaheal / pgroll, same run: {ours / theirs:.2f}x the rate (target: 2x), "
-              f"writers' p99 during {our_p99 / their_p99:.2f}x pgroll's")  # fmt: skip
+              f"writers' p99 {our_fill / their_fill:.2f}x pgroll's during the backfill, "
+              f"{our_p99 / their_p99:.2f}x until NOT NULL")  # fmt: skip
 
 
 def peers(args: argparse.Namespace) -> list[str]:
