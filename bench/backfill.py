@@ -10,7 +10,11 @@ backfill, its final check and the NOT NULL enforcement (CHECK NOT VALID, VALIDAT
 and p99 latency are measured before the migration and during it.
 
 The server runs with PostgreSQL's durable defaults (fsync, synchronous_commit and
-full_page_writes on, 128 MB of shared buffers), not the test suite's fast settings.
+full_page_writes on, 128 MB of shared buffers), not the test suite's fast settings. The table is
+checkpointed after it is filled (``--no-checkpoint``: not), as a table written long before its
+migration has been: the first change of each page then writes the whole page to the WAL.
+schemaheal's batches start at ``--batch`` rows and are sized toward ``--target-ms`` (its
+default); pgroll's are ``--batch`` rows (its default is 1000).
 
 pgroll itself runs as the peer in the same run (``bench.pgroll``; ``--peer none`` to leave it
 out): its benchmark migration on the same table with the same rows and the same writers, in turn
@@ -21,7 +25,7 @@ during ``start`` and stop before ``complete``, which drops that schema. A failed
 counted and shown.
 
     python -m bench.backfill [--rows 1000000 10000000] [--rate 400] [--batch 1000] [--pause 0]
-                             [--repeat 3] [--peer pgroll|none]
+                             [--target-ms 100] [--repeat 3] [--peer pgroll|none]
 """
 
 from __future__ import annotations
@@ -69,15 +73,17 @@ class Measured:
     expand_s: float
     backfill_s: float  # backfill, final check and enforcement
     before: list[float]  # writers' latencies, ms
-    during: list[float]
+    backfill: list[float]  # from the start to the last batch (pgroll: its start)
+    during: list[float]  # from the start to NOT NULL (pgroll: its start; complete has no writers)
     errors: dict[str, int]  # writes that failed (from the start of the load to its end)
+    batches: str  # how many, of how many rows
 
     @property
     def rate(self) -> float:
         return self.rows / (self.expand_s + self.backfill_s)
 
 
-async def seed(dsn: str, rows: int, tool: str) -> tuple[str, str]:
+async def seed(dsn: str, rows: int, tool: str, *, checkpoint: bool) -> tuple[str, str]:
     """``bench.users(id serial, name varchar(255))`` with ``rows`` rows, half the names NULL;
     each tool's own state made first, as pgroll's benchmark has it (pgroll makes the table: it
     refuses to migrate a schema whose tables it did not make). The table and search_path the
@@ -99,6 +105,9 @@ async def seed(dsn: str, rows: int, tool: str) -> tuple[str, str]:
                       FROM generate_series(1, {int(rows)}) g"""
         )
         await conn.execute("VACUUM ANALYZE bench.users")
+        if checkpoint:  # as a table written long before its migration has had one: the first
+            # change of each page then writes the whole page to the WAL, as in production
+            await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
     return written
@@ -167,16 +176,27 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
     await admin.execute(f"CREATE DATABASE {database}")
     await admin.close()
     dsn = pg.dsn_for(database)
-    written = await seed(dsn, rows, tool)
+    written = await seed(dsn, rows, tool, checkpoint=args.checkpoint)
     load = await _start_load(dsn, rows, args, *written) if args.rate > 0 else None
     before_from = time.time()
     await asyncio.sleep(args.baseline_s if load is not None else 0)
     during_from = time.time()
     if tool == "pgroll":  # start (the backfill) under the writers; complete after them
+        batches = f"batches of {args.batch} rows"
         expand_s, backfill_s = 0.0, await asyncio.to_thread(pgroll.start, dsn, "bench", args.batch)
+        backfill_to = time.time()
     else:
-        settings = BackfillSettings(batch_rows=args.batch, pause_s=args.pause)
+        sizes: list[tuple[int, float]] = []  # rows, when committed
+        settings = BackfillSettings(
+            batch_rows=args.batch, batch_target_ms=args.target_ms, pause_s=args.pause,
+            on_batch=lambda m, rows, seconds: sizes.append((rows, time.time())),
+        )  # fmt: skip
         expand_s, backfill_s = await migrate(dsn, settings)
+        rows_of = [n for n, _ in sizes]
+        batches = (
+            f"{len(sizes)} batches of {min(rows_of, default=0)}-{max(rows_of, default=0)} rows"
+        )
+        backfill_to = max((at for _, at in sizes), default=during_from)
     during_to = time.time()
     samples, errors = await _stop_load(load) if load is not None else ([], {})
     if tool == "pgroll":
@@ -191,8 +211,10 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
         expand_s=expand_s,
         backfill_s=backfill_s,
         before=[ms for at, ms in samples if before_from <= at < during_from],
+        backfill=[ms for at, ms in samples if during_from <= at < backfill_to],
         during=[ms for at, ms in samples if during_from <= at < during_to],
         errors=errors,
+        batches=batches,
     )
 
 
@@ -222,14 +244,14 @@ def p99(samples: list[float]) -> float:
 
 def show(m: Measured, args: argparse.Namespace) -> None:
     writers = f"writers {args.rate:g}/s" if args.rate > 0 else "no writers"
-    print(f"{m.tool}: {m.rows:,} rows, batch {args.batch}, pause {args.pause} s, {writers}")
+    print(f"{m.tool}: {m.rows:,} rows, {m.batches}, pause {args.pause} s, {writers}")
     if m.tool == "pgroll":
         print(f"  pgroll start + complete {m.backfill_s:.1f} s (two processes, startup included)")
     else:
         print(f"  expand {m.expand_s * 1000:.0f} ms, backfill + check + NOT NULL "
               f"{m.backfill_s:.1f} s")  # fmt: skip
     print(f"  rate {m.rate:,.0f} rows/s (expand to NOT NULL)")
-    for name, values in (("before", m.before), ("during", m.during)):
+    for name, values in zip(WHEN, (m.before, m.backfill, m.during), strict=True):
         if not values:
             continue
         print(
@@ -244,21 +266,33 @@ def show(m: Measured, args: argparse.Namespace) -> None:
                   f"{m.rate / high:.1f}x-{m.rate / low:.1f}x (target: 2x)")  # fmt: skip
 
 
+#: the writers' windows: alone; until the last batch; until NOT NULL (pgroll's two are its start)
+WHEN = ("before", "backfill", "during")
+
+
+def _median_p99(samples: list[list[float]]) -> float:
+    p99s = [p99(values) for values in samples if len(values) > 1]
+    return statistics.median(p99s) if p99s else math.nan
+
+
 def compare(runs: list[Measured]) -> None:
     """Medians per tool, and schemaheal's against pgroll's measured in the same run."""
     medians = {}
     for tool in dict.fromkeys(r.tool for r in runs):
         mine = [r for r in runs if r.tool == tool]
         rates = sorted(r.rate for r in mine)
-        p99s = [p99(r.during) for r in mine if len(r.during) > 1]
-        medians[tool] = statistics.median(rates), statistics.median(p99s) if p99s else math.nan
+        before, backfill, during = (_median_p99([getattr(r, w) for r in mine]) for w in WHEN)
+        medians[tool] = statistics.median(rates), backfill, during
         print(f"  {tool}: median of {len(mine)} runs {medians[tool][0]:,.0f} rows/s (from "
-              f"{rates[0]:,.0f} to {rates[-1]:,.0f}); writers' p99 during, median "
-              f"{medians[tool][1]:.2f} ms")  # fmt: skip
+              f"{rates[0]:,.0f} to {rates[-1]:,.0f}); writers' p99, median: before "
+              f"{before:.2f} ms, backfill {backfill:.2f} ms, during {during:.2f} ms")  # fmt: skip
     if "pgroll" in medians and "schemaheal" in medians:
-        (ours, our_p99), (theirs, their_p99) = medians["schemaheal"], medians["pgroll"]
+        (ours, our_fill, our_p99), (theirs, their_fill, their_p99) = (
+            medians["schemaheal"], medians["pgroll"]
+        )  # fmt: skip
         print(f"  schemaheal / pgroll, same run: {ours / theirs:.2f}x the rate (target: 2x), "
-              f"writers' p99 during {our_p99 / their_p99:.2f}x pgroll's")  # fmt: skip
+              f"writers' p99 {our_fill / their_fill:.2f}x pgroll's during the backfill, "
+              f"{our_p99 / their_p99:.2f}x until NOT NULL")  # fmt: skip
 
 
 def peers(args: argparse.Namespace) -> list[str]:
@@ -294,11 +328,22 @@ def arguments() -> argparse.Namespace:
         "--rate", type=float, default=400, help="writes per second, all writers (0: none)"
     )
     parser.add_argument("--writers", type=int, default=4, help="writer connections")
-    parser.add_argument("--batch", type=int, default=1000, help="rows per backfill batch")
+    parser.add_argument(
+        "--batch", type=int, default=1000, help="rows per batch (schemaheal: of the first)"
+    )
+    parser.add_argument(
+        "--target-ms", type=float, default=BackfillSettings().batch_target_ms,
+        help="schemaheal's target batch duration (0: every batch --batch rows)",
+    )  # fmt: skip
     parser.add_argument("--pause", type=float, default=0.0, help="seconds between batches")
     parser.add_argument("--repeat", type=int, default=1, help="runs per size (median shown)")
     parser.add_argument("--baseline-s", type=float, default=10.0, help="writers alone, first")
     parser.add_argument("--peer", choices=("pgroll", "none"), default="pgroll")
+    parser.add_argument(
+        "--no-checkpoint", dest="checkpoint", action="store_false",
+        help="no CHECKPOINT between seeding and migrating (the first change of a page then "
+        "writes no full-page image: flatters both tools)",
+    )  # fmt: skip
     return parser.parse_args()
 
 

@@ -45,7 +45,11 @@ def _backfill_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "--ignore-leases", action="store_true",
         help="with --abandon: even though live instances' leases say they use the new column",
     )  # fmt: skip
-    backfill.add_argument("--batch-rows", type=int, default=1000, help="rows per batch")
+    backfill.add_argument("--batch-rows", type=int, default=1000, help="rows of the first batch")
+    backfill.add_argument(
+        "--batch-target-ms", type=float, default=50.0,
+        help="batches are resized toward this duration (0: every batch --batch-rows rows)",
+    )  # fmt: skip
     backfill.add_argument("--pause-s", type=float, default=0.0, help="pause between batches")
     backfill.add_argument("--ledger-schema", default="schemaheal", help="schema of the ledger")
     backfill.add_argument("--format", choices=["text", "json"], default="text")
@@ -210,8 +214,9 @@ def run(args: argparse.Namespace) -> int:
         from worker.engine.backfill import BackfillSettings
 
         throttle = BackfillSettings(
-            batch_rows=args.batch_rows, pause_s=args.pause_s, store_schema=args.ledger_schema
-        )
+            batch_rows=args.batch_rows, batch_target_ms=args.batch_target_ms,
+            pause_s=args.pause_s, store_schema=args.ledger_schema,
+        )  # fmt: skip
         return asyncio.run(backfill_command(args.dsn, throttle, retry=args.retry, fmt=args.format))
     from worker.commands.engine_commands import heal_command, plan_command
 

@@ -323,7 +323,12 @@ class WorkerSettings(GateSettings):
         description="run the backfills of online column migrations (expand/contract) in the "
         "background; one per table across all workers",
     )
-    backfill_batch_rows: int = Field(1000, ge=1, description="rows per backfill batch")
+    backfill_batch_rows: int = Field(1000, ge=1, description="rows of a backfill's first batch")
+    backfill_batch_target_ms: float = Field(
+        50.0, ge=0, description="backfill batches are resized toward this duration, 100 to "
+        "20,000 rows (what a writer of a row a batch holds may wait); 0: every batch "
+        "backfill_batch_rows rows",
+    )  # fmt: skip
     backfill_pause_s: float = Field(
         0.0, ge=0, description="pause between backfill batches: the throttle that leaves room to "
         "writers",
@@ -352,6 +357,7 @@ class WorkerSettings(GateSettings):
     def backfill_settings(self) -> BackfillSettings:
         return BackfillSettings(
             batch_rows=self.backfill_batch_rows,
+            batch_target_ms=self.backfill_batch_target_ms,
             pause_s=self.backfill_pause_s,
             lock_timeout_ms=self.backfill_lock_timeout_ms,
             statement_timeout_ms=max(self.statement_timeout_ms, self.backfill_lock_timeout_ms + 1),

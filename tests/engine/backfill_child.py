@@ -1,5 +1,5 @@
 """A runner in its own process, for the kill tests: ``python -m tests.engine.backfill_child DSN
-BATCH_ROWS PAUSE_S`` runs the database's pending migrations once."""
+BATCH_ROWS PAUSE_S`` runs the database's pending migrations once, in batches of BATCH_ROWS."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from worker.engine.connection import connect
 async def main(dsn: str, batch_rows: int, pause_s: float) -> None:
     conn = await connect(dsn, application_name="schemaheal-backfill-child")
     try:
-        print(await run_pending(conn, BackfillSettings(batch_rows=batch_rows, pause_s=pause_s)))
+        fixed = BackfillSettings(batch_rows=batch_rows, batch_target_ms=0, pause_s=pause_s)
+        print(await run_pending(conn, fixed))
     finally:
         await conn.close()
 

@@ -25,7 +25,7 @@ from worker.engine.lock import advisory_locks
 pytestmark = pytest.mark.postgres
 ROWS, BATCH = 2500, 400
 ROOT = Path(__file__).parents[2]
-SETTINGS = BackfillSettings(batch_rows=BATCH)
+SETTINGS = BackfillSettings(batch_rows=BATCH, batch_target_ms=0)  # fixed: batches counted
 
 
 @pytest.fixture
@@ -314,7 +314,8 @@ async def test_a_composite_text_and_integer_key_is_paged_without_a_gap(
         old_column="amount", reverse="(amount_cents / 100.0)::numeric(12,2)",
     )  # fmt: skip
     await expand(conn, m)
-    assert await run_migration(conn, m, BackfillSettings(batch_rows=7)) is Finish.EXPANDED
+    fixed = BackfillSettings(batch_rows=7, batch_target_ms=0)
+    assert await run_migration(conn, m, fixed) is Finish.EXPANDED
     record = await store.progress(conn, m.id)
     assert record is not None and record.rows_scanned == 750
     assert record.batches == math.ceil(750 / 7)
@@ -323,3 +324,23 @@ async def test_a_composite_text_and_integer_key_is_paged_without_a_gap(
             WHERE amount_cents IS DISTINCT FROM round(amount * 100)::bigint"""
     )
     assert wrong == 0
+
+
+async def test_fast_batches_grow_toward_their_target_and_each_records_itself(
+    conn: asyncpg.Connection,
+) -> None:
+    """Batches far faster than their target double, up to the bound; each batch's rows and its
+    progress record commit together (one statement), so the record adds up to the rows."""
+    await expand(conn, RENAME)
+    sizes: list[int] = []
+    settings = BackfillSettings(
+        batch_rows=100, batch_target_ms=60_000, max_batch_rows=1000,
+        on_batch=lambda m, rows, seconds: sizes.append(rows),
+    )  # fmt: skip
+    assert await run_migration(conn, RENAME, settings) is Finish.EXPANDED
+    assert sizes == [100, 200, 400, 800, 1000] and sum(sizes) == ROWS
+    record = await store.progress(conn, RENAME.id)
+    assert record is not None and record.batches == len(sizes)
+    assert record.rows_scanned == record.rows_touched == ROWS
+    touches = await conn.fetch("SELECT touches, count(*) FROM public.users GROUP BY 1")
+    assert [tuple(r) for r in touches] == [(1, ROWS)]

@@ -6,9 +6,10 @@ For each pending migration (:mod:`worker.engine.backfill_store`), oldest first:
    another worker is backfilling is skipped and taken up later), so one backfill runs per table
    across all workers;
 2. touch the rows in batches by primary key (:func:`worker.engine.expand_sql.render`), each batch
-   its own short transaction under ``lock_timeout`` that also records the batch's last key and
-   counts; batches are throttled (rows per batch, pause between them). A batch that waits for a
-   row lock past ``lock_timeout``, or is a deadlock victim, is rolled back and retried — never
+   one statement — its own short transaction under ``lock_timeout``, one round trip — that also
+   records the batch's last key and counts; batches are sized toward a target duration
+   (:mod:`worker.engine.backfill_pace`) and throttled (a pause between them). A batch that waits
+   for a row lock past ``lock_timeout``, or is a deadlock victim, is rolled back and retried — never
    skipped: a row a writer holds may be left unconverted by its rollback;
 3. check that no row is left unconverted;
 4. run the enforce steps (NOT NULL, the in-place swap), each recorded as it commits;
@@ -28,6 +29,7 @@ from enum import StrEnum
 from functools import partial
 
 from worker.engine import backfill_store as store
+from worker.engine.backfill_pace import next_rows
 from worker.engine.backfill_steps import (
     RETRY_HOW,
     BackfillSettings,
@@ -39,7 +41,7 @@ from worker.engine.backfill_steps import (
 )
 from worker.engine.connection import Connection
 from worker.engine.expand import ColumnMigration
-from worker.engine.expand_sql import MigrationSql, render
+from worker.engine.expand_sql import MigrationSql, recorded_batch, render
 from worker.engine.lock import advisory_key
 
 __all__ = ["BackfillSettings", "Finish", "register", "run_migration", "run_pending"]
@@ -91,7 +93,7 @@ def lock_name(m: ColumnMigration) -> str:
 
 
 #: The session settings the runner changes, put back when it is done with a migration.
-_SESSION = ("lock_timeout", "statement_timeout", "synchronous_commit")
+_SESSION = ("lock_timeout", "statement_timeout")
 
 
 async def _run_locked(conn: Connection, m: ColumnMigration, settings: BackfillSettings) -> Finish:
@@ -99,10 +101,12 @@ async def _run_locked(conn: Connection, m: ColumnMigration, settings: BackfillSe
         "SELECT " + ", ".join(f"current_setting('{name}') AS {name}" for name in _SESSION)
     )
     await timeouts(conn, settings, long=False, local=False)  # batches and records run under them
-    # Batches do not wait for their commit to reach the disk: a crash can lose only the last
-    # batches, each with its own progress record (the WAL keeps their order), so the runner
-    # resumes from an earlier key and touches those rows again, which changes nothing.
-    await conn.execute("SET synchronous_commit = off")
+    # Batches commit as the session does (synchronous_commit is left alone). Committing
+    # without waiting for the disk would be safe — a batch's rows and its progress record are
+    # one statement, lost together in a crash, and the WAL keeps commits in order, so the
+    # runner would touch the lost batches' rows again — but it gained nothing once batches
+    # were sized toward their duration, and it left the flushing of the batches' WAL to the
+    # writers' commits (their p99 rose with it; bench.backfill).
     try:
         return await _run(conn, m, settings)
     finally:
@@ -160,48 +164,31 @@ async def _backfill(
     last_key: str | None,
     settings: BackfillSettings,
 ) -> None:
-    """Touch every row after ``last_key`` up to ``stop_key`` in batches; each batch commits
-    with its progress."""
+    """Touch every row after ``last_key`` up to ``stop_key`` in batches, each one statement
+    that also records its progress (one round trip, its own transaction), sized by
+    :mod:`worker.engine.backfill_pace`."""
     if stop_key == "null":  # the table was empty
         return
+    record = partial(store.batch_record, settings.store_schema)
+    first = recorded_batch(m, first=True, record=record("$3"))
+    later = recorded_batch(m, first=False, record=record("$4"))
+    rows = settings.batch_rows
     while True:
-        batch = partial(_one_batch, conn, m, sql, stop_key, last_key, settings)
-        started = time.monotonic()
-        last_key, touched = await retrying(batch, m, settings)
         if last_key is None:
+            batch = partial(conn.fetchrow, first, stop_key, rows, m.id)
+        else:
+            batch = partial(conn.fetchrow, later, stop_key, last_key, rows, m.id)
+        started = time.monotonic()
+        row = await retrying(batch, m, settings)
+        took = time.monotonic() - started
+        if row is None:
             return
+        last_key = str(row["last_key"])
         if settings.on_batch is not None:
-            settings.on_batch(m, touched, time.monotonic() - started)
+            settings.on_batch(m, int(row["touched"]), took)
+        rows = next_rows(settings.pace, rows, int(row["scanned"]), took)
         if settings.pause_s:
             await asyncio.sleep(settings.pause_s)
-
-
-async def _one_batch(
-    conn: Connection,
-    m: ColumnMigration,
-    sql: MigrationSql,
-    stop_key: str,
-    last_key: str | None,
-    settings: BackfillSettings,
-) -> tuple[str | None, int]:
-    """One batch and its progress record, in one transaction; the batch's last key (None when
-    no row is left) and how many rows it touched."""
-    async with conn.transaction():
-        if last_key is None:
-            row = await conn.fetchrow(sql.backfill_first, stop_key, settings.batch_rows)
-        else:
-            row = await conn.fetchrow(sql.backfill_batch, stop_key, last_key, settings.batch_rows)
-        if row is None:
-            return None, 0
-        await store.record_batch(
-            conn,
-            m.id,
-            last_key=row["last_key"],
-            scanned=row["scanned"],
-            touched=row["touched"],
-            schema=settings.store_schema,
-        )
-        return str(row["last_key"]), int(row["touched"])
 
 
 async def _check_converted(

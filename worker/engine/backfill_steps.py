@@ -26,6 +26,7 @@ from worker.engine.backfill_carry import (
     prepare_indexes,
     swap_carrying,
 )
+from worker.engine.backfill_pace import Pace
 from worker.engine.connection import Connection, connection_lost
 from worker.engine.expand import ColumnMigration
 from worker.engine.expand_parts import Carry, Step
@@ -49,7 +50,14 @@ _RETRYABLE = (
 class BackfillSettings:
     """Throttle and timeouts of the runner."""
 
+    #: rows of the first batch (of every batch when ``batch_target_ms`` is 0)
     batch_rows: int = 1000
+    #: batches are resized toward this duration (:mod:`worker.engine.backfill_pace`): what a
+    #: writer of a row the batch holds may wait; 0 keeps every batch at ``batch_rows``
+    batch_target_ms: float = 50.0
+    #: the bounds of a resized batch
+    min_batch_rows: int = 100
+    max_batch_rows: int = 20_000
     #: pause between batches, in seconds: the throttle that leaves room to writers
     pause_s: float = 0.0
     #: how long a batch or a step waits for a lock before it is rolled back and retried
@@ -72,6 +80,13 @@ class BackfillSettings:
             raise ValueError("batch_rows and attempts must be positive, pause_s not negative")
         if not 0 < self.lock_timeout_ms < self.statement_timeout_ms:
             raise ValueError("lock_timeout must be positive and below statement_timeout")
+        if not 1 <= self.min_batch_rows <= self.max_batch_rows or self.batch_target_ms < 0:
+            raise ValueError("batch rows bounds must be ordered and positive, target not negative")
+
+    @property
+    def pace(self) -> Pace:
+        low, high = self.min_batch_rows, self.max_batch_rows
+        return Pace(target_s=self.batch_target_ms / 1000, min_rows=low, max_rows=high)
 
 
 class Stop(Exception):

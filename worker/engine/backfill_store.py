@@ -4,7 +4,7 @@ One row per :class:`~worker.engine.expand.ColumnMigration`, keyed by its id. The
 (:func:`register`) in the transaction that runs its expand, so a migration is recorded exactly
 when its column and trigger exist. The runner then writes its progress in the same transaction
 as the work it records: each backfill batch with its last key and counts
-(:func:`record_batch`), each enforce step with its index (:func:`record_step`). A worker killed
+(:func:`batch_record`), each enforce step with its index (:func:`record_step`). A worker killed
 at any point so resumes from the last committed batch or step: nothing is done twice, nothing
 skipped.
 
@@ -39,11 +39,11 @@ __all__ = [
     "EXPANDED",
     "Abandoned",
     "Progress",
+    "batch_record",
     "ensure_store",
     "fail",
     "pending",
     "progress",
-    "record_batch",
     "record_step",
     "register",
     "retry",
@@ -234,19 +234,16 @@ async def _update(
         raise Abandoned(migration_id)
 
 
-async def record_batch(
-    conn: Connection,
-    migration_id: str,
-    *,
-    last_key: str,
-    scanned: int,
-    touched: int,
-    schema: str = DEFAULT_SCHEMA,
-) -> None:
-    """One batch done; call it in the batch's transaction."""
-    assignments = """last_key = $2::jsonb, rows_scanned = rows_scanned + $3,
-        rows_touched = rows_touched + $4, batches = batches + 1"""
-    await _update(conn, schema, migration_id, assignments, last_key, scanned, touched)
+def batch_record(schema: str, id_parameter: str) -> str:
+    """The UPDATE that records one batch, run by the batch's own statement
+    (:func:`worker.engine.expand_sql.recorded_batch`): it reads the batch's sh_batch, sh_last and
+    sh_touched; ``id_parameter`` is the migration id's placeholder (``$3``…)."""
+    return f"""UPDATE {quote_ident(schema)}.migrations
+           SET last_key = (SELECT to_jsonb(sh_last.*) FROM sh_last),
+               rows_scanned = rows_scanned + (SELECT count(*) FROM sh_batch),
+               rows_touched = rows_touched + (SELECT count(*) FROM sh_touched),
+               batches = batches + 1, updated_at = now()
+         WHERE id = {id_parameter} AND EXISTS (SELECT FROM sh_batch)"""
 
 
 async def record_stop_key(

@@ -43,7 +43,7 @@ from worker.engine.expand_parts import (
     table_name,
 )
 
-__all__ = ["MigrationSql", "Step", "on_new_row", "render"]
+__all__ = ["MigrationSql", "Step", "on_new_row", "recorded_batch", "render"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,11 +159,13 @@ def _greatest(m: ColumnMigration, rows: str) -> str:
     return f"(SELECT {_keys(m)} FROM {rows} ORDER BY {descending} LIMIT 1)"
 
 
-def _batch(m: ColumnMigration, *, first: bool) -> str:
+def _batch(m: ColumnMigration, *, first: bool, record: str = "") -> str:
     """Touch the next rows by key, up to the stop key (the greatest key when the backfill
     started: rows written since went through the trigger). The batch's keys are read from the
     index alone; the update then takes their range, so that it is an index range scan too (a
-    join with the batch's keys may be planned as a scan of the whole table)."""
+    join with the batch's keys may be planned as a scan of the whole table). ``record``: more
+    data-modifying CTEs run by the same statement (they may read sh_batch, sh_last and
+    sh_touched)."""
     table = table_name(m)
     order = _keys(m)
     column = quote_ident(physical_column(m))
@@ -178,12 +180,22 @@ def _batch(m: ColumnMigration, *, first: bool) -> str:
         f"ORDER BY {order} LIMIT {limit}), "
         f"sh_last AS {_greatest(m, 'sh_batch')}, "
         f"sh_touched AS (UPDATE {table} AS sh_t SET {column} = sh_t.{column} "
-        f"WHERE {after}{_row(m, 'sh_t.')} <= (SELECT {order} FROM sh_last) RETURNING 1) "
+        f"WHERE {after}{_row(m, 'sh_t.')} <= (SELECT {order} FROM sh_last) RETURNING 1)"
+        f"{record} "
         "SELECT (SELECT count(*) FROM sh_batch) AS scanned, "
         "(SELECT count(*) FROM sh_touched) AS touched, "
         "(SELECT to_jsonb(sh_last.*) FROM sh_last)::text AS last_key "
         "WHERE EXISTS (SELECT FROM sh_batch)"
     )
+
+
+def recorded_batch(m: ColumnMigration, *, first: bool, record: str) -> str:
+    """``backfill_first`` (``first``) or ``backfill_batch``, with ``record`` — a
+    data-modifying statement over sh_batch, sh_last and sh_touched, whose parameters follow the
+    batch's (``$3`` after the first batch's, ``$4`` after a next batch's) — run by the same
+    statement: a batch and its progress record are one statement, one round trip, one
+    transaction."""
+    return _batch(m, first=first, record=f", sh_record AS ({record})")
 
 
 def _stop_key(m: ColumnMigration) -> str:
