@@ -183,6 +183,8 @@ async def _backfill(
         took = time.monotonic() - started
         if row is None:
             return
+        if not row["recorded"]:  # abandoned (worker.engine.abandon) since the last batch
+            raise store.Abandoned(m.id)
         last_key = str(row["last_key"])
         if settings.on_batch is not None:
             settings.on_batch(m, int(row["touched"]), took)

@@ -237,13 +237,16 @@ async def _update(
 def batch_record(schema: str, id_parameter: str) -> str:
     """The UPDATE that records one batch, run by the batch's own statement
     (:func:`worker.engine.expand_sql.recorded_batch`): it reads the batch's sh_batch, sh_last and
-    sh_touched; ``id_parameter`` is the migration id's placeholder (``$3``…)."""
+    sh_touched; ``id_parameter`` is the migration id's placeholder (``$3``…). An abandoned
+    migration's row is not changed, and the UPDATE returns no row: the runner then raises
+    :class:`Abandoned` (that batch wrote only the column the abandonment drops)."""
     return f"""UPDATE {quote_ident(schema)}.migrations
            SET last_key = (SELECT to_jsonb(sh_last.*) FROM sh_last),
                rows_scanned = rows_scanned + (SELECT count(*) FROM sh_batch),
                rows_touched = rows_touched + (SELECT count(*) FROM sh_touched),
                batches = batches + 1, updated_at = now()
-         WHERE id = {id_parameter} AND EXISTS (SELECT FROM sh_batch)"""
+         WHERE id = {id_parameter} AND state <> '{ABANDONED}' AND EXISTS (SELECT FROM sh_batch)
+        RETURNING 1"""
 
 
 async def record_stop_key(

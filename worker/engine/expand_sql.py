@@ -159,13 +159,13 @@ def _greatest(m: ColumnMigration, rows: str) -> str:
     return f"(SELECT {_keys(m)} FROM {rows} ORDER BY {descending} LIMIT 1)"
 
 
-def _batch(m: ColumnMigration, *, first: bool, record: str = "") -> str:
+def _batch(m: ColumnMigration, *, first: bool, record: str = "", returns: str = "") -> str:
     """Touch the next rows by key, up to the stop key (the greatest key when the backfill
     started: rows written since went through the trigger). The batch's keys are read from the
     index alone; the update then takes their range, so that it is an index range scan too (a
     join with the batch's keys may be planned as a scan of the whole table). ``record``: more
     data-modifying CTEs run by the same statement (they may read sh_batch, sh_last and
-    sh_touched)."""
+    sh_touched); ``returns``: more columns of its answer."""
     table = table_name(m)
     order = _keys(m)
     column = quote_ident(physical_column(m))
@@ -184,7 +184,7 @@ def _batch(m: ColumnMigration, *, first: bool, record: str = "") -> str:
         f"{record} "
         "SELECT (SELECT count(*) FROM sh_batch) AS scanned, "
         "(SELECT count(*) FROM sh_touched) AS touched, "
-        "(SELECT to_jsonb(sh_last.*) FROM sh_last)::text AS last_key "
+        f"(SELECT to_jsonb(sh_last.*) FROM sh_last)::text AS last_key{returns} "
         "WHERE EXISTS (SELECT FROM sh_batch)"
     )
 
@@ -194,8 +194,14 @@ def recorded_batch(m: ColumnMigration, *, first: bool, record: str) -> str:
     data-modifying statement over sh_batch, sh_last and sh_touched, whose parameters follow the
     batch's (``$3`` after the first batch's, ``$4`` after a next batch's) — run by the same
     statement: a batch and its progress record are one statement, one round trip, one
-    transaction."""
-    return _batch(m, first=first, record=f", sh_record AS ({record})")
+    transaction. ``record`` returns a row when it recorded the batch; the answer's ``recorded``
+    counts them (0: the migration's row refused the record — it was abandoned)."""
+    return _batch(
+        m,
+        first=first,
+        record=f", sh_record AS ({record})",
+        returns=", (SELECT count(*) FROM sh_record) AS recorded",
+    )
 
 
 def _stop_key(m: ColumnMigration) -> str:
