@@ -19,11 +19,11 @@ from worker.errors import SchemahealError
 from worker.secrets import redact
 from worker.settings import (
     HealSettings,
-    KafkaSettings,
     ReplaySettings,
     WorkerSettings,
 )
 from worker.settings_flags import add_flags, settings_from
+from worker.settings_kafka import KafkaSettings
 
 
 def _backfill_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

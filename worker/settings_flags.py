@@ -9,7 +9,8 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from worker.errors import ConfigurationError
-from worker.settings import GateSettings, WorkerSettings, error_message
+from worker.settings import GateSettings, WorkerSettings
+from worker.settings_kafka import error_message
 
 __all__ = ["add_flags", "markdown_table", "settings_from"]
 

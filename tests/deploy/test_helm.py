@@ -21,7 +21,8 @@ from tests.deploy import chart_schema
 from tests.deploy.helm import helm
 from worker.cli import build_parser
 from worker.service.access import parse_policy
-from worker.settings import KafkaSettings, WorkerSettings
+from worker.settings import WorkerSettings
+from worker.settings_kafka import KafkaSettings
 
 ROOT = Path(__file__).parents[2]
 CHART = ROOT / "deploy" / "helm" / "schemaheal"

@@ -21,7 +21,8 @@ from worker.observability.tracing import (
     environment_trace_headers,
     tracing_configured,
 )
-from worker.settings import KafkaSettings, WorkerSettings
+from worker.settings import WorkerSettings
+from worker.settings_kafka import KafkaSettings
 
 
 async def worker_command(settings: WorkerSettings) -> int:
