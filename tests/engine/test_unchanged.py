@@ -14,7 +14,7 @@ from worker.engine import changes as ch
 from worker.engine import model as m
 from worker.engine.changes import Drift
 from worker.engine.diff_table import walk_table
-from worker.engine.diff_unchanged import unchanged
+from worker.engine.diff_unchanged import compare, unchanged
 
 TENANT = column("tenant_id", "integer")
 FK = fk("t_tenant_fk", ("tenant_id",), "tenants", ("id",))
@@ -91,3 +91,14 @@ def test_interning_keeps_at_most_its_bound(monkeypatch: pytest.MonkeyPatch) -> N
     kept = [m.interned(column(f"c{i}")) for i in range(7)]
     assert 0 < len(m._INTERNED) <= 3
     assert [c.name for c in kept] == [f"c{i}" for i in range(7)]  # values are never changed
+
+
+def test_answers_are_kept_for_the_very_objects_asked_about() -> None:
+    """unchanged() answers a pair asked about before from a memo: a new object of another value
+    (whatever id it gets) is compared, never answered for the pair it resembles."""
+    assert unchanged(AS_INSPECTED, BASE)
+    for k in range(50):  # fresh objects, freed and allocated again: ids get reused
+        other = replace(BASE, comment=f"comment {k}")
+        assert unchanged(AS_INSPECTED, other) is compare(AS_INSPECTED, other) is False
+        assert unchanged(replace(AS_INSPECTED, columns=(ID,)), BASE) is False
+    assert unchanged(AS_INSPECTED, BASE)

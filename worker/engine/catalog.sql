@@ -1,5 +1,7 @@
 -- schemaheal: the catalog read. A fixed set of queries, whatever the number of tables; each
 -- returns plain rows (asyncpg decodes them in C). $1 is always the schemas a manifest owns.
+-- Arrays of numbers come as text ('1 2'): a row of scalars is hashable, so an unchanged table's
+-- rows find the value built from them last time (inspect_tables.py), and text decodes faster.
 -- Run with search_path = pg_catalog, so format_type() qualifies every user type.
 
 -- name: server
@@ -75,8 +77,9 @@ SELECT a.attrelid AS rel, a.attnum AS num, a.attname AS name,
 
 -- name: constraints
 SELECT co.conrelid AS rel, co.conname AS name, co.contype::text AS type, co.convalidated AS valid,
-       co.conkey AS keys, co.confrelid AS ref_rel, fn.nspname AS ref_schema, fc.relname AS ref_table,
-       co.confkey AS ref_keys, co.confdeltype::text AS on_delete, co.confupdtype::text AS on_update,
+       array_to_string(co.conkey, ' ') AS keys, co.confrelid AS ref_rel, fn.nspname AS ref_schema,
+       fc.relname AS ref_table, array_to_string(co.confkey, ' ') AS ref_keys,
+       co.confdeltype::text AS on_delete, co.confupdtype::text AS on_update,
        co.condeferrable AS deferrable, co.condeferred AS deferred,
        CASE WHEN co.contype = 'c' THEN pg_get_expr(co.conbin, co.conrelid) END AS expr,
        ci.relname AS index, COALESCE(ix.indnullsnotdistinct, false) AS nulls_not_distinct
@@ -94,8 +97,7 @@ SELECT co.conrelid AS rel, co.conname AS name, co.contype::text AS type, co.conv
 -- expression texts only for indexes that have expressions.
 SELECT x.indrelid AS rel, i.relname AS name, x.indisunique AS unique,
        x.indisvalid AND x.indisready AS valid, am.amname AS method, x.indnkeyatts AS key_count,
-       x.indkey::int2[] AS keys,
-       x.indoption::int2[] AS options, x.indclass::oid[] AS opclasses,
+       x.indkey::text AS keys, x.indoption::text AS options, x.indclass::text AS opclasses,
        pg_get_expr(x.indpred, x.indrelid) AS predicate, i.reloptions AS storage,
        CASE WHEN x.indexprs IS NOT NULL THEN
             ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true)

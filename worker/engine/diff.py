@@ -15,6 +15,7 @@ from worker.engine import model as m
 from worker.engine.changes import Drift, DriftKind
 from worker.engine.diff_intent import sequence_widened_online
 from worker.engine.diff_table import diff_table, needs_rows_absent
+from worker.engine.diff_unchanged import unchanged
 from worker.engine.widening import is_metadata_only_widening
 
 __all__ = ["diff", "is_metadata_only_widening", "tables_to_probe"]  # widening: re-exported
@@ -54,7 +55,7 @@ def tables_to_probe(current: m.Realm, desired: m.Realm) -> set[tuple[str, str]]:
     wanted = set()
     for table in desired.tables:
         existing = current.table(table.schema, table.name)
-        if existing is None:
+        if existing is None or unchanged(existing, table):  # then no column is missing
             continue
         for column in table.columns:
             if needs_rows_absent(column) and existing.column(column.name) is None:

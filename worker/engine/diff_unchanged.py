@@ -7,13 +7,34 @@ from typing import TypeVar
 
 from worker.engine import model as m
 
-__all__ = ["unchanged"]
+__all__ = ["compare", "unchanged"]
 
 
 _Named = TypeVar("_Named", m.UniqueConstraint, m.ForeignKey, m.CheckConstraint, m.Index)
 
+#: Answers by the pair of objects asked about, which each entry keeps alive (so their ids stay
+#: theirs). Tables are immutable and both sides reuse them between inspections (the inspected
+#: ones by their catalog rows, the desired ones by manifest), so a plan asks about the same pairs
+#: again: twice per plan (defaults, diff) and once per plan of the same manifest. Bounded
+#: (cleared when full): it only saves time, it never decides anything.
+_ANSWERS: dict[tuple[int, int], tuple[m.Table, m.Table, bool]] = {}
+_MAX_ANSWERS = 20_000
+
 
 def unchanged(current: m.Table, desired: m.Table) -> bool:
+    """:func:`compare`, answered from :data:`_ANSWERS` for a pair of objects asked about before."""
+    key = (id(current), id(desired))
+    seen = _ANSWERS.get(key)
+    if seen is not None and seen[0] is current and seen[1] is desired:
+        return seen[2]
+    answer = compare(current, desired)
+    if len(_ANSWERS) >= _MAX_ANSWERS:
+        _ANSWERS.clear()
+    _ANSWERS[key] = (current, desired, answer)
+    return answer
+
+
+def compare(current: m.Table, desired: m.Table) -> bool:
     """True when the table is as declared, part by part as values, so diffing it would find
     nothing: the no-drift case decided with a few tuple comparisons instead of a walk.
 
