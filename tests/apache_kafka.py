@@ -23,6 +23,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from tests.cachelock import build_once
 from tests.tls import make_server_tls
 from worker.embedded.postgres import free_port
 from worker.embedded.processes import stop_process, wait_listening
@@ -48,16 +49,17 @@ def available() -> bool:
 def jars() -> Path:
     """The directory of Kafka's jars, fetched with Maven on first use."""
     target = CACHE / "jars"
-    if (CACHE / ".complete").exists():
-        return target
-    CACHE.mkdir(parents=True, exist_ok=True)
+    build_once(target, CACHE / ".complete", lambda: _fetch(target))
+    return target
+
+
+def _fetch(target: Path) -> None:
     (CACHE / "pom.xml").write_text(POM)
     subprocess.run(
         ["mvn", "-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={target}"],
         cwd=CACHE, check=True, capture_output=True,
     )  # fmt: skip
     (CACHE / ".complete").touch()
-    return target
 
 
 # A test broker lives for seconds: the client compiler (C1) alone starts it faster than tiered

@@ -17,6 +17,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tests.cachelock import build_once
+
 GO = Path(os.environ.get("SCHEMAHEAL_GO", "/usr/local/go/bin/go"))
 ROOT = Path.home() / ".cache" / "schemaheal" / "go"
 
@@ -37,8 +39,13 @@ def built(name: str, module: str, version: str, package: str = ".") -> Path:
     """``ROOT/name/version/name``: ``package`` of ``module@version``, built on first use."""
     cache = ROOT / name
     binary = cache / version / name
-    if binary.exists():
-        return binary
+    build_once(binary, binary, lambda: _build(name, module, version, package))
+    return binary
+
+
+def _build(name: str, module: str, version: str, package: str) -> None:
+    cache = ROOT / name
+    binary = cache / version / name
     if not GO.exists():
         raise RuntimeError(
             f"no Go at {GO} to build {name} {version}: install Go 1.24 or later there, or set "
@@ -61,4 +68,3 @@ def built(name: str, module: str, version: str, package: str = ".") -> Path:
         (staging / name).rename(binary)  # one rename: a half-built binary is never used
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return binary

@@ -7,6 +7,11 @@ Integration tests are parametrised over the servers named in ``SCHEMAHEAL_TEST_P
 ``SCHEMAHEAL_TEST_KAFKA``, which this script sets unless they are set already. PgBouncer (for the
 pooler tests) comes from Debian's package, which CI installs. Jaeger v2 (the trace tier) is built
 with Go on first use (tests/jaeger.py).
+
+The suite waits far more than it computes (servers starting, brokers, scenarios), so it can run
+in ``SCHEMAHEAL_TEST_WORKERS`` pytest-xdist processes, each with its own servers on free ports.
+The default is 1 (this one process) until two whole parallel runs have passed; ``-n`` on the
+command line wins.
 """
 
 from __future__ import annotations
@@ -47,7 +52,33 @@ def main() -> int:
         f"{', '.join(kafka)}; {proxy}",
         flush=True,
     )
-    return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]])
+    arguments = pytest_arguments(sys.argv[1:], os.environ.get("SCHEMAHEAL_TEST_WORKERS"))
+    return subprocess.call([sys.executable, "-m", "pytest", *arguments])
+
+
+WORKERS = 1
+
+
+def pytest_arguments(given: list[str], workers: str | None) -> list[str]:
+    """pytest's arguments: ``given``, run in ``workers`` processes (``WORKERS`` when unset).
+
+    Work is stolen (``worksteal``): the slowest tests take a minute or more, and an idle process
+    takes pending tests from a busy one rather than wait for a fixed share."""
+    if any(a in ("-n", "--numprocesses") or a.startswith(("-n", "--numprocesses=")) for a in given):
+        return given
+    count = WORKERS if workers is None else _count(workers)
+    if count == 1:
+        return given
+    return ["-n", str(count), "--dist", "worksteal", *given]
+
+
+def _count(workers: str) -> int:
+    if not workers.isdigit() or int(workers) < 1:
+        raise SystemExit(
+            f"SCHEMAHEAL_TEST_WORKERS={workers!r}: give a number of test processes, 1 or more "
+            "(1 runs the suite in one process)"
+        )
+    return int(workers)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.cachelock import build_once
+
 REQUIREMENTS = Path(__file__).with_name("requirements.txt")
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "schemaheal" / "corpus"
 
@@ -31,10 +33,7 @@ def venv_dir() -> Path:
 def python() -> Path:
     """The corpus venv's interpreter, building the venv first when it is not cached."""
     target = venv_dir()
-    marker = target / ".complete"
-    if not marker.exists():
-        _build(target)
-        marker.touch()
+    build_once(target, target / ".complete", lambda: _build(target))
     return target / "bin" / "python"
 
 
@@ -48,6 +47,7 @@ def _build(target: Path) -> None:
     subprocess.run([*pip, "install", "--no-deps", "-r", str(REQUIREMENTS)], check=True)
     took = time.monotonic() - started
     print(f"corpus venv built in {took:.0f} s", file=sys.stderr, flush=True)
+    (target / ".complete").touch()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.cachelock import build_once
+
 HELM_VERSION = "v3.21.4"
 CACHE = Path.home() / ".cache" / "schemaheal" / "go"
 GO = "/usr/local/go/bin/go"
@@ -26,19 +28,22 @@ def _go() -> str:
 def helm() -> Path:
     """The pinned helm binary, built on first use."""
     binary = CACHE / HELM_VERSION / "bin" / "helm"
-    if not binary.exists():
-        env = {
-            **os.environ,
-            "GOPATH": str(CACHE),
-            "GOMODCACHE": str(CACHE / "mod"),
-            "GOCACHE": str(CACHE / "build"),
-            "GOBIN": str(binary.parent),
-            "GOFLAGS": "-modcacherw",  # a cache that `rm -rf` can clean
-        }
-        subprocess.run(
-            [_go(), "install", f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"], env=env, check=True
-        )
+    build_once(binary, binary, lambda: _build(binary))
     return binary
+
+
+def _build(binary: Path) -> None:
+    env = {
+        **os.environ,
+        "GOPATH": str(CACHE),
+        "GOMODCACHE": str(CACHE / "mod"),
+        "GOCACHE": str(CACHE / "build"),
+        "GOBIN": str(binary.parent),
+        "GOFLAGS": "-modcacherw",  # a cache that `rm -rf` can clean
+    }
+    subprocess.run(
+        [_go(), "install", f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"], env=env, check=True
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tests.cachelock import build_once
+
 PROJECT = Path(__file__).parent / "java"
 CACHE = Path.home() / ".cache" / "schemaheal"
 MAVEN_REPOSITORY = CACHE / "m2"
@@ -32,8 +34,7 @@ def sources_hash() -> str:
 def classpath() -> str:
     """The client's classpath (its jar and its dependencies), built on first use."""
     built = CACHE / f"interop-java-{sources_hash()}"
-    if not (built / ".complete").exists():
-        _build(built)
+    build_once(built, built / ".complete", lambda: _build(built))
     return f"{built / 'interop.jar'}:{built / 'lib'}/*"
 
 

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import IO
 
 import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import request_schema
+from contracts.events import REPLY_TOPIC
 from tests.conftest import FreshDatabase
 from tests.kafka import KafkaServer
 from worker.commands.replay_command import replay_command
@@ -36,7 +38,7 @@ async def start_worker(
     """``schemaheal worker`` as it is deployed; with ``log``, its stderr (the log lines) goes
     there and its spans to stdout (``OTEL_TRACES_EXPORTER=console``), so that they carry ids."""
     env = {**os.environ, "OTEL_TRACES_EXPORTER": "console"} if log else None
-    return await asyncio.create_subprocess_exec(
+    worker = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "worker.cli", "worker",
         "--bootstrap-servers", kafka.bootstrap_servers, "--database", f"nexus={database.dsn}",
         "--session-timeout-ms", "6000", "--heartbeat-interval-ms", "1000",
@@ -46,6 +48,29 @@ async def start_worker(
         cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=log or asyncio.subprocess.DEVNULL,
         env=env,
     )  # fmt: skip
+    try:
+        await _topics_made(kafka, worker)
+    except BaseException:
+        worker.kill()
+        await worker.wait()
+        raise
+    return worker
+
+
+async def _topics_made(kafka: KafkaServer, worker: asyncio.subprocess.Process) -> None:
+    """Wait until the worker has made its topics: a boot client finds no reply topic before
+    that and gives up within seconds (a worker starting on a busy machine takes longer)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+
+        async def made() -> bool:
+            assert worker.returncode is None, f"the worker exited with {worker.returncode}"
+            return REPLY_TOPIC in await admin.list_topics()
+
+        await wait_for(made, 120)
+    finally:
+        await admin.close()
 
 
 async def wait_for(predicate: object, timeout_s: float = 60) -> None:
@@ -72,9 +97,11 @@ async def test_a_killed_worker_is_replaced_and_the_heal_completes(
         )
         return bool(done)
 
-    await wait_for(stuck_at_tenants)
-    first.send_signal(signal.SIGKILL)
-    await first.wait()
+    try:
+        await wait_for(stuck_at_tenants)
+    finally:  # killed whether or not it got there: a worker left running outlives the test
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
     # the ledger tells what the killed worker committed: its intent row, still running, and
     # one statement row per committed statement (issue 14: no row at all)
     killed = await database.fetch("SELECT id, outcome, planned FROM schemaheal.heals")
