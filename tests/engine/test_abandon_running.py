@@ -105,7 +105,7 @@ async def test_abandoned_mid_backfill_under_writes_loses_no_row_and_no_old_value
     old = OldWriter(database.dsn, expected)
     new_stop = asyncio.Event()
     try:
-        slow = BackfillSettings(batch_rows=50, pause_s=0.02)
+        slow = BackfillSettings(batch_rows=50, batch_target_ms=0, pause_s=0.02)  # fixed size
         backfill = asyncio.create_task(run_migration(runner, CENTS, slow))
         writers = [asyncio.create_task(old.run()),
                    asyncio.create_task(new_writer(database.dsn, expected, new_stop))]  # fmt: skip

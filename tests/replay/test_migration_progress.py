@@ -58,7 +58,7 @@ async def test_replay_reads_each_phase_of_a_migration(database: FreshDatabase) -
             "enforce": "pending",
             "contract": "waiting: backfill running (0 row(s) so far)",
         }  # fmt: skip
-        await run_pending(conn, BackfillSettings(batch_rows=300))
+        await run_pending(conn, BackfillSettings(batch_rows=300, batch_target_ms=0))  # fixed size
     finally:
         await conn.close()
     (done,) = await progress_of(database.dsn)

@@ -62,7 +62,8 @@ async def test_backfill_rows_batches_phases_waits_and_leases_are_measured(
     await database.execute(USERS.format(rows=450))
     reader = InMemoryMetricReader()
     meter = MeterProvider(metric_readers=[reader]).get_meter("test")
-    backfills = Backfills(settings(database, backfill_batch_rows=100), meter)
+    fixed = settings(database, backfill_batch_rows=100, backfill_batch_target_ms=0)  # 100 a batch
+    backfills = Backfills(fixed, meter)
     conn = await connect(database.dsn)
     await backfills.start()
     try:

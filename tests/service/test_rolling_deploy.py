@@ -126,7 +126,8 @@ async def test_a_rolling_deploy_of_a_rename_and_a_key_widening(
     await database.execute(BEFORE)
     counts: dict[str, int] = {}
     # ~20 batches with a pause each: the backfill outlasts the boots around it
-    settings = worker_settings(kafka, database, backfill_batch_rows=100, backfill_pause_s=0.05)
+    settings = worker_settings(kafka, database, backfill_batch_rows=100, backfill_pause_s=0.05,
+                               backfill_batch_target_ms=0)  # fmt: skip
     async with running_worker(settings):
         assert (await boot(kafka, OLD, "old-1")).outcome == "unchanged"
         async with traffic(database.dsn, old_write, counts, "old"):
