@@ -47,7 +47,7 @@ from bench.processes import cpu_seconds, descendants_cpu_s, peak_rss_mb
 from contracts import ensure_schema, load_manifest
 from contracts.client import _position_at_end, reply_partition
 from contracts.events import REQUEST_TYPE, ServiceStarting, decode_headers, event_headers
-from tests.kafka import start_kafka
+from tests.kafka import start_kafka, topics_made
 from worker.embedded.postgres import LocalPostgres, embedded_binaries
 
 ROOT = Path(__file__).parents[1]
@@ -86,26 +86,13 @@ async def start_worker(
          "--fetch-max-wait-ms", "10", "--topic-partitions", str(partitions), "--health-port", "0"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=WORKER_LOG.open("wb"),
     )  # fmt: skip
-    await wait_for_topics(bootstrap, ["service.starting", "schema.healed"], process)
+    await topics_made(
+        bootstrap,
+        ["service.starting", "schema.healed"],
+        exited=lambda: process.poll() is not None,
+        see=f": see {WORKER_LOG}",
+    )
     return process
-
-
-async def wait_for_topics(
-    bootstrap: str, topics: list[str], worker: subprocess.Popen[bytes] | None = None,
-    timeout_s: float = 60,
-) -> None:  # fmt: skip
-    """Until ``topics`` exist (created by the worker, or by the bench: on a JVM broker under
-    load that takes seconds)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not set(topics) <= set(await admin.list_topics()):
-            if (worker and worker.poll() is not None) or time.monotonic() > deadline:
-                raise RuntimeError(f"{topics} were not created: see {WORKER_LOG}")
-            await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
 
 
 async def echo(bootstrap: str, stop: asyncio.Event) -> None:
@@ -153,7 +140,7 @@ async def round_trips(
     await admin.start()
     await admin.create_topics([NewTopic("ping", 3, 1), NewTopic("pong", 3, 1)])
     await admin.close()
-    await wait_for_topics(bootstrap, ["ping", "pong"])
+    await topics_made(bootstrap, ["ping", "pong"])
     stop = asyncio.Event()
     echo_task = asyncio.create_task(echo(bootstrap, stop))
     manifest = load_manifest(service_manifest(0, database))

@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import IO
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import request_schema
 from contracts.events import REPLY_TOPIC
 from tests.conftest import FreshDatabase
-from tests.kafka import KafkaServer
+from tests.kafka import KafkaServer, topics_made
 from worker.commands.replay_command import replay_command
 from worker.settings import ReplaySettings
 
@@ -49,28 +48,13 @@ async def start_worker(
         env=env,
     )  # fmt: skip
     try:
-        await _topics_made(kafka, worker)
+        await topics_made(kafka.bootstrap_servers, [REPLY_TOPIC], timeout_s=120,
+                          exited=lambda: worker.returncode is not None)  # fmt: skip
     except BaseException:
         worker.kill()
         await worker.wait()
         raise
     return worker
-
-
-async def _topics_made(kafka: KafkaServer, worker: asyncio.subprocess.Process) -> None:
-    """Wait until the worker has made its topics: a boot client finds no reply topic before
-    that and gives up within seconds (a worker starting on a busy machine takes longer)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    await admin.start()
-    try:
-
-        async def made() -> bool:
-            assert worker.returncode is None, f"the worker exited with {worker.returncode}"
-            return REPLY_TOPIC in await admin.list_topics()
-
-        await wait_for(made, 120)
-    finally:
-        await admin.close()
 
 
 async def wait_for(predicate: object, timeout_s: float = 60) -> None:
