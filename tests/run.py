@@ -56,7 +56,7 @@ def main() -> int:
     return subprocess.call([sys.executable, "-m", "pytest", *arguments])
 
 
-WORKERS = 3  # the suite waits more than it computes: 3 processes on the 2-core CI machine
+WORKERS = 1  # SCHEMAHEAL_TEST_WORKERS=3: the table-lock fault test can run out of its lock budget under that load
 
 
 def pytest_arguments(given: list[str], workers: str | None) -> list[str]:
