@@ -43,7 +43,7 @@ class RetryPolicy:
 
     budget_s: float = 60.0
     first_wait_s: float = 0.1
-    max_wait_s: float = 5.0
+    max_wait_s: float = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
