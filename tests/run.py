@@ -10,8 +10,8 @@ with Go on first use (tests/jaeger.py).
 
 The suite waits far more than it computes (servers starting, brokers, scenarios), so it can run
 in ``SCHEMAHEAL_TEST_WORKERS`` pytest-xdist processes, each with its own servers on free ports.
-The default is 1 (this one process) until two whole parallel runs have passed; ``-n`` on the
-command line wins.
+The default is 3 (``SCHEMAHEAL_TEST_WORKERS=1``: this one process); ``-n`` on the command line
+wins.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def main() -> int:
     return subprocess.call([sys.executable, "-m", "pytest", *arguments])
 
 
-WORKERS = 1  # SCHEMAHEAL_TEST_WORKERS=3: the table-lock fault test can run out of its lock budget under that load
+WORKERS = 3
 
 
 def pytest_arguments(given: list[str], workers: str | None) -> list[str]:
