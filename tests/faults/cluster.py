@@ -228,7 +228,9 @@ async def check_database(
     finished = Counter(
         r["request_id"] for r in rows if r["outcome"] not in ("running", "interrupted")
     )
-    assert {r for r in want if finished[r] != 1} == set(), "a request without exactly one heal"
+    wrong = {r: finished[r] for r in sorted(want) if finished[r] != 1}
+    their_rows = sorted((r["request_id"], r["outcome"]) for r in rows if r["request_id"] in wrong)
+    assert not wrong, f"requests without exactly one finished heal: {wrong}; rows: {their_rows}"
     assert [r["outcome"] for r in rows if r["outcome"] == "running"] == []
     # every statement settled: ran (applied, or confirmed from the catalog) or did not
     unsettled = [

@@ -81,7 +81,9 @@ class Day:
 
 
 @pytest.fixture(scope="module")
-def kafka_server() -> Iterator[Any]:
+def kafka_server(pg_server: LocalPostgres) -> Iterator[Any]:
+    """A broker per day (so per PostgreSQL version): both days publish the same hours to the
+    same topics, and one broker for both made the second day's windows hold both days' boots."""
     from tests.apache_kafka import ApacheKafka
 
     server = ApacheKafka().start()
@@ -234,7 +236,10 @@ async def test_replay_leaves_consumer_groups_and_the_database_untouched(day: Day
     assert await _snapshot(day.dsn) == before_db
 
 
-async def test_ddl_outside_the_worker_is_reported_from_the_ddl_log(day: Day) -> None:
+async def test_ddl_outside_the_worker_is_reported_and_a_reapply_is_not(day: Day) -> None:
+    """One test, not two: the reapply's checks read the DDL log and the human's change made
+    here, and test processes (pytest-xdist) may split a module's tests between them — a second
+    test that relied on this one failed when it ran in another process."""
     conn = await asyncpg.connect(day.dsn)
     await conn.execute((ROOT / "deploy" / "ddl-audit.sql").read_text())
     await conn.close()
@@ -246,10 +251,7 @@ async def test_ddl_outside_the_worker_is_reported_from_the_ddl_log(day: Day) -> 
     [ddl] = [m for m in lines if m["type"] == "mismatch" and m["kind"] == "ddl-outside-worker"]
     assert ddl["subject"] == "public.tools" and "psql" in ddl["detail"]
 
-
-async def test_reapply_heals_through_the_normal_path_and_the_next_replay_is_satisfied(
-    day: Day,
-) -> None:
+    # a reapply heals through the normal path, and its own DDL is the worker's
     code, lines = await _replay(day, day.at(0), day.at(24), reapply_unsatisfied=True)
     assert code == 0
     [summary] = [line for line in lines if line["type"] == "summary"]
