@@ -47,7 +47,36 @@ SELECT c.oid, n.nspname AS schema, c.relname AS name, d.description AS comment,
               WHERE h.inhparent = c.oid AND c.relkind = 'p' ORDER BY pc.oid) AS part_names,
        (SELECT ARRAY[pn.nspname::text, pc.relname::text] FROM pg_inherits h
           JOIN pg_class pc ON pc.oid = h.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-         WHERE h.inhrelid = c.oid AND c.relispartition) AS parent
+         WHERE h.inhrelid = c.oid AND c.relispartition) AS parent,
+       -- a partitioned table's key columns (NULL: an expression), and every partition below it
+       -- (sub-partitions too) with its parent, its own key, its constraints and invalid indexes
+       CASE WHEN c.relkind = 'p' THEN ARRAY(
+         SELECT a.attname::text FROM pg_partitioned_table pt
+          CROSS JOIN unnest(pt.partattrs::int2[]) WITH ORDINALITY k(num, pos)
+           LEFT JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = k.num
+          WHERE pt.partrelid = c.oid ORDER BY k.pos) END AS part_key,
+       CASE WHEN c.relkind = 'p' THEN (
+         SELECT json_agg(json_build_object(
+                  'schema', pn.nspname, 'name', pc.relname,
+                  'parent', json_build_array(qn.nspname, q.relname),
+                  'partitioned', pc.relkind = 'p',
+                  'key', (SELECT json_agg(a.attname ORDER BY k.pos) FROM pg_partitioned_table pt
+                           CROSS JOIN unnest(pt.partattrs::int2[]) WITH ORDINALITY k(num, pos)
+                            LEFT JOIN pg_attribute a ON a.attrelid = pt.partrelid
+                                  AND a.attnum = k.num
+                           WHERE pt.partrelid = pc.oid),
+                  'constraints', (SELECT json_agg(co.conname) FROM pg_constraint co
+                                   WHERE co.conrelid = pc.oid),
+                  'invalid', (SELECT json_agg(ic.relname) FROM pg_index x
+                                JOIN pg_class ic ON ic.oid = x.indexrelid
+                               WHERE x.indrelid = pc.oid AND NOT x.indisvalid))
+                ORDER BY t.level, pc.oid)
+           FROM pg_partition_tree(c.oid) t
+           JOIN pg_class pc ON pc.oid = t.relid
+           JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+           JOIN pg_class q ON q.oid = t.parentrelid
+           JOIN pg_namespace qn ON qn.oid = q.relnamespace
+          WHERE t.level > 0) END AS part_tree
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_description d ON d.classoid = 'pg_class'::regclass AND d.objoid = c.oid

@@ -84,7 +84,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "sequences": ("schema", "name", "data_type", "start", "increment", "min_value", "max_value",
                   "cycle", "cache", "owner_table", "owner_column"),
     "tables": ("oid", "schema", "name", "comment", "pages", "partitioned", "part_schemas",
-               "part_names", "parent"),
+               "part_names", "parent", "part_key", "part_tree"),
     "columns": ("rel", "num", "name", "type", "not_null", "expr", "identity", "generated",
                 "comment"),
     "constraints": ("rel", "name", "type", "valid", "keys", "ref_rel", "ref_schema", "ref_table",
@@ -107,8 +107,6 @@ def build_realm(rows: Mapping[str, Any], *, cache: TableCache | None = TABLES) -
     opclasses: dict[int, str] = dict(rows["opclasses"])
     tables = build_tables(rows, block_size, opclasses, cache)
     tables.sort(key=_SCHEMA_NAME)
-    if any(t.partitioned for t in tables):
-        tables = _with_invalid_partition_indexes(tables)
     return m.Realm(
         schemas=frozenset(schemas),
         extensions=tuple(
@@ -151,19 +149,3 @@ def _sequence(
         cache=cache,
         owned_by=(owner_table, owner_column) if owner_table else None,
     )
-
-
-def _with_invalid_partition_indexes(tables: list[m.Table]) -> list[m.Table]:
-    """A partitioned table knows which of its partitions' indexes are invalid (a build that
-    stopped half-way), so the plan that continues it drops those first."""
-    invalid = {
-        (t.schema, t.name): frozenset(qualified(t.schema, i.name) for i in t.indexes if not i.valid)
-        for t in tables
-        if t.partition_of is not None
-    }
-    return [
-        replace(t, invalid_partition_indexes=frozenset().union(
-            *(invalid.get(p, frozenset()) for p in t.partitions)))
-        if t.partitioned else t
-        for t in tables
-    ]  # fmt: skip

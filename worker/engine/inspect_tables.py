@@ -12,6 +12,7 @@ reused one the hashing of its rows).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from typing import Any
@@ -161,7 +162,8 @@ class _Builder:
         self.elements: dict[tuple[Any, ...], m.IndexElement] = {}
 
     def table(self, row: Rows, column_rows: list[Rows], part: _Rows) -> m.Table:
-        _, schema, name, comment, pages, partitioned, part_schemas, part_names, parent = row
+        (_, schema, name, comment, pages, partitioned, part_schemas, part_names, parent,
+         part_key, part_tree) = row  # fmt: skip
         columns = []
         for column_row in column_rows:
             key = tuple(column_row[2:])
@@ -202,6 +204,8 @@ class _Builder:
             partitioned=bool(partitioned),
             partitions=tuple(zip(part_schemas or (), part_names or (), strict=True)),
             partition_of=tuple(parent) if parent else None,
+            partition_key=tuple(part_key or ()),
+            partition_tree=_partition_tree(part_tree),
         )
 
     def _constraint(
@@ -299,3 +303,19 @@ def _by_name(items: list[Any]) -> tuple[Any, ...]:
     if len(items) > 1:
         items.sort(key=_NAME)
     return tuple(items)
+
+
+def _partition_tree(text: str | None) -> tuple[m.Partition, ...]:
+    """The ``part_tree`` column (JSON, parents before children) as partitions."""
+    return tuple(
+        m.Partition(
+            schema=p["schema"],
+            name=p["name"],
+            parent=(p["parent"][0], p["parent"][1]),
+            key=tuple(p["key"] or ()),
+            partitioned=p["partitioned"],
+            constraints=frozenset(p["constraints"] or ()),
+            invalid_indexes=frozenset(p["invalid"] or ()),
+        )
+        for p in json.loads(text or "[]")
+    )
