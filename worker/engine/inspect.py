@@ -38,6 +38,9 @@ async def fetch_catalog(conn: Connection, schemas: Iterable[str]) -> dict[str, l
     wanted = sorted(schemas)
     rows: dict[str, list[Any]] = {}
     for name, sql in QUERIES.items():
+        if name == "partitions" and not any(t[5] for t in rows["tables"]):
+            rows[name] = []  # no partitioned table: the query (planned each time) is skipped
+            continue
         rows[name] = await (conn.fetch(sql, wanted) if "$1" in sql else conn.fetch(sql))
     return rows
 
@@ -84,7 +87,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "sequences": ("schema", "name", "data_type", "start", "increment", "min_value", "max_value",
                   "cycle", "cache", "owner_table", "owner_column"),
     "tables": ("oid", "schema", "name", "comment", "pages", "partitioned", "part_schemas",
-               "part_names", "parent", "part_key", "part_tree"),
+               "part_names", "parent"),
+    "partitions": ("root", "schema", "name", "parent_schema", "parent_name", "partitioned",
+                   "key", "constraints", "invalid"),
     "columns": ("rel", "num", "name", "type", "not_null", "expr", "identity", "generated",
                 "comment"),
     "constraints": ("rel", "name", "type", "valid", "keys", "ref_rel", "ref_schema", "ref_table",
