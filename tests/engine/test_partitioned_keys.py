@@ -185,6 +185,27 @@ async def test_a_foreign_key_is_validated_leaf_by_leaf_and_attached_on_every_ver
         await conn.close()
 
 
+async def test_a_foreign_key_stopped_half_way_is_continued(database: FreshDatabase) -> None:
+    """events_1's key added NOT VALID by a heal that stopped there: validated, not added again."""
+    await database.execute(
+        EVENTS + "ALTER TABLE public.events_1 ADD CONSTRAINT events_kind_fkey"
+        " FOREIGN KEY (kind) REFERENCES public.kinds (id) NOT VALID;"
+    )
+    key = fk(["kind"], "kinds", ["id"], name="events_kind_fkey")
+    conn = await connect(database.dsn)
+    try:
+        result = await _heals_then_unchanged(conn, events(KIND, foreign_keys=[key]))
+        assert [s.sql for s in result.plan.statements if "events_1" in s.sql] == [
+            "ALTER TABLE public.events_1 VALIDATE CONSTRAINT events_kind_fkey"
+        ]
+        for leaf in LEAVES[EVENTS]:
+            assert [c[:2] for c in await _chain(conn, leaf, "events_kind_fkey")] == [
+                ("events_kind_fkey", True), ("events_kind_fkey", True)
+            ]  # fmt: skip
+    finally:
+        await conn.close()
+
+
 UNIQUE_IDX = {"name": "events_id_name_idx", "elements": ["id", "name"], "unique": True}
 
 
