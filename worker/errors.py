@@ -9,7 +9,8 @@
     │       ├── MigrationChanged      the manifest changes a running migration's expression
     │       ├── SwapRefused           the in-place swap could not carry what uses the column
     │       ├── AbandonRefused        a migration cannot be abandoned (contracted, swapped, in use)
-    │       └── PartitionedTable      a partitioned table's indexed or key column cannot move online
+    │       └── PartitionedTable      a partitioned table's indexed or key column cannot move
+    │                                 online, or a unique key lacks its partition key
     └── RetryableError                try again later; the request is redelivered
         ├── DatabaseUnavailable       cannot connect or the connection broke
         ├── LockWaitTimeout           another heal held the advisory lock for too long

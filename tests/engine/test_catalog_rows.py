@@ -17,6 +17,8 @@ async def test_every_catalog_query_returns_the_fields_build_realm_reads(
         CREATE TABLE t (id integer PRIMARY KEY, p_id integer REFERENCES p, m mood,
                         n integer CHECK (n > 0), UNIQUE NULLS NOT DISTINCT (n));
         CREATE INDEX t_expr_idx ON t ((n + 1)) WHERE n > 1;
+        CREATE TABLE e (id integer) PARTITION BY RANGE (id);
+        CREATE TABLE e_1 PARTITION OF e FOR VALUES FROM (0) TO (10);
     """)  # fmt: skip
     conn = await connect(database.dsn)
     try:
@@ -30,3 +32,8 @@ async def test_every_catalog_query_returns_the_fields_build_realm_reads(
     t = build_realm(rows).table("public", "t")
     assert t is not None and [u.nulls_not_distinct for u in t.unique] == [True]
     assert [(f.ref_table, f.ref_columns) for f in t.foreign_keys] == [("p", ("id",))]
+    e = build_realm(rows).table("public", "e")
+    assert e is not None and e.partition_key == ("id",)
+    assert [(p.name, p.parent, p.partitioned) for p in e.partition_tree] == [
+        ("e_1", ("public", "e"), False)
+    ]

@@ -37,6 +37,7 @@ def rows(**extra: list[dict[str, object]]) -> dict[str, object]:
         "sequences": [],
         "tables": [{"oid": 1, "schema": "public", "name": "t", "comment": "c", "pages": 2,
                     "partitioned": False, "part_schemas": [], "part_names": [], "parent": None}],
+        "partitions": [],
         "columns": [
             {"rel": 1, "num": 1, "name": "id", "type": "integer", "not_null": True, "expr": None,
              "identity": "a", "generated": "", "comment": None},

@@ -54,6 +54,40 @@ SELECT c.oid, n.nspname AS schema, c.relname AS name, d.description AS comment,
        AND d.objsubid = 0
  WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY ($1::text[]);
 
+-- name: partitions
+-- Each partitioned table of the schemas (level 0: its own key) and every partition below it at
+-- any depth (a partition may live in another schema), with its parent, its own key when it is
+-- partitioned (NULL for a key expression), its constraints and its invalid indexes. From
+-- pg_partitioned_table and pg_inherits: no row and no scan of pg_class without partitioning.
+WITH RECURSIVE below (root, relid, parent, level) AS (
+  SELECT pt.partrelid, pt.partrelid, NULL::oid, 0 FROM pg_partitioned_table pt
+   WHERE (SELECT pn.nspname FROM pg_class p JOIN pg_namespace pn ON pn.oid = p.relnamespace
+           WHERE p.oid = pt.partrelid) = ANY ($1::text[])
+  UNION ALL
+  SELECT b.root, h.inhrelid, h.inhparent, b.level + 1 FROM below b
+    JOIN pg_inherits h ON h.inhparent = b.relid)
+SELECT b.root, pn.nspname AS schema, pc.relname AS name, qn.nspname AS parent_schema,
+       q.relname AS parent_name, pc.relkind = 'p' AS partitioned,
+       CASE WHEN pc.relkind = 'p' THEN ARRAY(
+         SELECT a.attname::text FROM pg_partitioned_table pt
+          CROSS JOIN unnest(pt.partattrs::int2[]) WITH ORDINALITY k(num, pos)
+           LEFT JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = k.num
+          WHERE pt.partrelid = pc.oid ORDER BY k.pos) END AS key,
+       ARRAY(SELECT co.conname::text FROM pg_constraint co WHERE co.conrelid = pc.oid
+              ORDER BY 1) AS constraints,
+       ARRAY(SELECT ic.relname::text FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid
+              WHERE x.indrelid = pc.oid AND NOT x.indisvalid ORDER BY 1) AS invalid
+  FROM below b
+  -- looked up by oid row by row (OFFSET 0 keeps them so), as above: a hash join would read all
+  -- of pg_class
+  CROSS JOIN LATERAL (SELECT c.oid, c.relname, c.relkind, c.relnamespace FROM pg_class c
+                       WHERE c.oid = b.relid OFFSET 0) pc
+  JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+  LEFT JOIN LATERAL (SELECT c.relname, c.relnamespace FROM pg_class c
+                      WHERE c.oid = b.parent OFFSET 0) q ON true
+  LEFT JOIN pg_namespace qn ON qn.oid = q.relnamespace
+ ORDER BY b.root, b.level, pc.oid;
+
 -- name: columns
 -- Every column of the inspected tables, and of the tables their foreign keys point at (for
 -- naming referenced columns); attnum orders them and resolves key column numbers.

@@ -38,8 +38,15 @@ def diff(current: m.Realm, desired: m.Realm) -> tuple[tuple[ch.Change, ...], tup
         if existing is not None:
             diff_table(existing, table, changes, drift)
     declared = {(t.schema, t.name) for t in desired.tables}
-    for table in current.tables:  # a declared table's partitions are part of it
-        if (table.schema, table.name) not in declared and table.partition_of not in declared:
+    below = {  # a declared table's partitions, and theirs, are part of it
+        (p.schema, p.name)
+        for t in current.tables
+        if (t.schema, t.name) in declared
+        for p in t.partition_tree
+    }
+    for table in current.tables:
+        key = (table.schema, table.name)
+        if key not in declared and key not in below and table.partition_of not in declared:
             drift.append(
                 Drift(
                     kind=DriftKind.EXTRA_TABLE,

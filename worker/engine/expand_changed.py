@@ -26,6 +26,7 @@ from worker.engine.expand_dependents import refusal
 from worker.engine.expand_dependents_read import read_dependents
 from worker.engine.expand_partitioned import partitioned_refusals
 from worker.engine.expand_parts import physical_column, retired_column, table_name
+from worker.engine.plan_partitioned import key_refusals
 from worker.engine.statements import Plan
 from worker.errors import MigrationChanged, PartitionedTable, SwapRefused
 
@@ -139,8 +140,11 @@ async def swap_refusals(
 async def refuse_before_expand(conn: Connection, plan: Plan, store_schema: str) -> None:
     """Raise a :class:`~worker.errors.MigrationRefused` when a migration of ``plan`` changes a
     running one, cannot run online on a partitioned table, or is an in-place change whose swap
-    could not carry what uses the column."""
+    could not carry what uses the column, or when a unique key of ``plan`` cannot be made on a
+    partitioned table."""
     await refuse_changed(conn, plan.migrations, store_schema)
+    for why in key_refusals(plan.changes):
+        raise PartitionedTable(why)
     for _, why in await partitioned_refusals(conn, plan.expanding):
         raise PartitionedTable(why)
     for _, why in await swap_refusals(conn, plan.expanding, BEFORE_EXPAND):
@@ -168,6 +172,8 @@ async def refusals_ahead(
         await refuse_changed(conn, plan.migrations, store_schema)
     except MigrationChanged as exc:
         found.append(Refusal(code=exc.code, migration=None, message=str(exc)))
+    for why in key_refusals(plan.changes):
+        found.append(Refusal(code=PartitionedTable.code, migration=None, message=why))
     for m, why in await partitioned_refusals(conn, plan.expanding):
         found.append(Refusal(code=PartitionedTable.code, migration=m.id, message=why))
     for m, why in await swap_refusals(conn, plan.expanding, BEFORE_EXPAND):

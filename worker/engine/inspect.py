@@ -38,6 +38,9 @@ async def fetch_catalog(conn: Connection, schemas: Iterable[str]) -> dict[str, l
     wanted = sorted(schemas)
     rows: dict[str, list[Any]] = {}
     for name, sql in QUERIES.items():
+        if name == "partitions" and not any(t[5] for t in rows["tables"]):
+            rows[name] = []  # no partitioned table: the query (planned each time) is skipped
+            continue
         rows[name] = await (conn.fetch(sql, wanted) if "$1" in sql else conn.fetch(sql))
     return rows
 
@@ -85,6 +88,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
                   "cycle", "cache", "owner_table", "owner_column"),
     "tables": ("oid", "schema", "name", "comment", "pages", "partitioned", "part_schemas",
                "part_names", "parent"),
+    "partitions": ("root", "schema", "name", "parent_schema", "parent_name", "partitioned",
+                   "key", "constraints", "invalid"),
     "columns": ("rel", "num", "name", "type", "not_null", "expr", "identity", "generated",
                 "comment"),
     "constraints": ("rel", "name", "type", "valid", "keys", "ref_rel", "ref_schema", "ref_table",
@@ -107,8 +112,6 @@ def build_realm(rows: Mapping[str, Any], *, cache: TableCache | None = TABLES) -
     opclasses: dict[int, str] = dict(rows["opclasses"])
     tables = build_tables(rows, block_size, opclasses, cache)
     tables.sort(key=_SCHEMA_NAME)
-    if any(t.partitioned for t in tables):
-        tables = _with_invalid_partition_indexes(tables)
     return m.Realm(
         schemas=frozenset(schemas),
         extensions=tuple(
@@ -151,19 +154,3 @@ def _sequence(
         cache=cache,
         owned_by=(owner_table, owner_column) if owner_table else None,
     )
-
-
-def _with_invalid_partition_indexes(tables: list[m.Table]) -> list[m.Table]:
-    """A partitioned table knows which of its partitions' indexes are invalid (a build that
-    stopped half-way), so the plan that continues it drops those first."""
-    invalid = {
-        (t.schema, t.name): frozenset(qualified(t.schema, i.name) for i in t.indexes if not i.valid)
-        for t in tables
-        if t.partition_of is not None
-    }
-    return [
-        replace(t, invalid_partition_indexes=frozenset().union(
-            *(invalid.get(p, frozenset()) for p in t.partitions)))
-        if t.partitioned else t
-        for t in tables
-    ]  # fmt: skip

@@ -65,12 +65,14 @@ class _Rows:
     """One table's constraint and index rows, gathered in one pass over each query, and the
     tables its foreign keys point at."""
 
-    __slots__ = ("constraints", "indexes", "referenced")
+    __slots__ = ("constraints", "indexes", "partitions", "referenced")
 
     def __init__(self) -> None:
         self.constraints: list[Rows] = []
         self.indexes: list[Rows] = []
         self.referenced: list[int] = []
+        #: a partitioned table's own row (its key), then every partition below it
+        self.partitions: list[Rows] = []
 
 
 _NONE = _Rows()
@@ -107,6 +109,11 @@ def build_tables(
         if into is None:
             into = parts[idx[0]] = _Rows()
         into.indexes.append(idx)
+    for partition in rows["partitions"]:
+        into = parts.get(partition[0])
+        if into is None:
+            into = parts[partition[0]] = _Rows()
+        into.partitions.append(partition)
     build, tables = _Builder(block_size, opclasses, names), rows["tables"]
     if cache is None:
         return [build.table(t, columns.get(t[0], []), parts.get(t[0], _NONE)) for t in tables]
@@ -118,7 +125,8 @@ def build_tables(
         own, part = columns.get(rel, []), parts.get(rel, _NONE)
         # A foreign key's value names the columns it points at: those are part of its rows.
         refs = [_names(r, names, column_names) for r in part.referenced]
-        table_rows = (t, *own, None, *part.constraints, None, *part.indexes, None, *refs)
+        table_rows = (t, *own, None, *part.constraints, None, *part.indexes, None, *refs,
+                      None, *part.partitions)  # fmt: skip
         # Found by the table's identity, reused only for equal rows: equality of fresh strings
         # is a length check and a memcmp, where hashing them all would read each twice.
         identity = (token, rel, t[1], t[2])
@@ -202,6 +210,8 @@ class _Builder:
             partitioned=bool(partitioned),
             partitions=tuple(zip(part_schemas or (), part_names or (), strict=True)),
             partition_of=tuple(parent) if parent else None,
+            partition_key=tuple(part.partitions[0][6] or ()) if part.partitions else (),
+            partition_tree=tuple(_partition(*p[1:]) for p in part.partitions[1:]),
         )
 
     def _constraint(
@@ -299,3 +309,24 @@ def _by_name(items: list[Any]) -> tuple[Any, ...]:
     if len(items) > 1:
         items.sort(key=_NAME)
     return tuple(items)
+
+
+def _partition(
+    schema: str,
+    name: str,
+    parent_schema: str,
+    parent_name: str,
+    partitioned: bool,
+    key: list[str | None] | None,
+    constraints: list[str],
+    invalid: list[str],
+) -> m.Partition:
+    return m.Partition(
+        schema=schema,
+        name=name,
+        parent=(parent_schema, parent_name),
+        key=tuple(key or ()),
+        partitioned=partitioned,
+        constraints=frozenset(constraints),
+        invalid_indexes=frozenset(invalid),
+    )

@@ -142,6 +142,25 @@ class Index:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Partition:
+    """A partition somewhere below a partitioned table (current side only), with what a plan
+    that builds an index or a key on every partition needs to continue a stopped one."""
+
+    schema: str
+    name: str
+    parent: tuple[str, str]
+    #: its own partition key when it is partitioned itself (None: a key expression); () a leaf
+    key: tuple[str | None, ...] = ()
+    partitioned: bool = False
+    constraints: frozenset[str] = frozenset()  # names of its constraints
+    invalid_indexes: frozenset[str] = frozenset()  # names of its indexes a build left invalid
+
+    @property
+    def qualified(self) -> str:
+        return qualified(self.schema, self.name)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Table:
     schema: str
     name: str
@@ -157,8 +176,10 @@ class Table:
     partitioned: bool = False  # current side only: a partitioned table (relkind 'p')
     partitions: tuple[tuple[str, str], ...] = ()  # current side only: its partitions
     partition_of: tuple[str, str] | None = None  # current side only: a partition's parent
-    #: current side only: its partitions' invalid indexes (qualified), which a build left
-    invalid_partition_indexes: frozenset[str] = frozenset()
+    #: current side only: a partitioned table's key columns (None: a key expression)
+    partition_key: tuple[str | None, ...] = ()
+    #: current side only: every partition below a partitioned table, parents before children
+    partition_tree: tuple[Partition, ...] = ()
 
     @property
     def qualified(self) -> str:

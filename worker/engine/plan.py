@@ -19,7 +19,13 @@ from worker.engine import render as r
 from worker.engine.expand import MigrationKind
 from worker.engine.hazards import Hazard
 from worker.engine.plan_expand import contract_statements, expand_commands
-from worker.engine.plan_partitioned import StepKind, partitioned_index
+from worker.engine.plan_partitioned import (
+    Step,
+    partitioned_foreign_key,
+    partitioned_index,
+    partitioned_key,
+    shape,
+)
 from worker.engine.statements import Plan, PlanSettings, Statement
 
 __all__ = ["Plan", "PlanSettings", "Statement", "make_plan"]
@@ -198,7 +204,7 @@ def _render(change: ch.Change) -> list[_Step]:
         case (
             ch.AddIndex(table=table, index=index) | ch.RebuildInvalidIndex(table=table, index=index)
         ) if table.partitioned:
-            return _partitioned_index(table, index)
+            return _partitioned(partitioned_index(table, index), unique=index.unique)
         case ch.AddIndex(table=table, index=index):
             return [_concurrent_index(table, index)]
         case ch.RebuildInvalidIndex(table=table, index=index):
@@ -207,8 +213,12 @@ def _render(change: ch.Change) -> list[_Step]:
                 _Step(drop, (), transactional=False, long=True),
                 _concurrent_index(table, index),
             ]
+        case ch.AddKeyConstraint(table=table) if table.partitioned:
+            return _partitioned(partitioned_key(change), unique=True)
         case ch.AddKeyConstraint():
             return _add_key(change)
+        case ch.AddForeignKey(table=table, foreign_key=fk) if table.partitioned:
+            return _partitioned(partitioned_foreign_key(table, fk))
         case ch.AddForeignKey(table=table, foreign_key=fk):
             return _not_valid_then_validate(table, fk.name, r.foreign_key_clause(fk))
         case ch.AddCheck(table=table, check=check):
@@ -297,18 +307,9 @@ def _concurrent_index(table: m.Table, index: m.Index) -> _Step:
     )
 
 
-def _partitioned_index(table: m.Table, index: m.Index) -> list[_Step]:
-    """ON ONLY the parent, CONCURRENTLY on each partition, attached (``plan_partitioned``)."""
-    build = _concurrent_index(table, index).hazards
-    steps = []
-    for kind, sql, undo in partitioned_index(table, index):
-        if kind is StepKind.BUILD:
-            steps.append(_Step(sql, build, transactional=False, long=True, cleanup_sql=undo))
-        elif kind is StepKind.DROP_INVALID:
-            steps.append(_Step(sql, (), transactional=False, long=True))
-        else:  # ON ONLY and ATTACH: no data read; each takes a brief lock on the parent
-            steps.append(_Step(sql, (Hazard.STRONG_LOCK,)))
-    return steps
+def _partitioned(steps: list[Step], *, unique: bool = False) -> list[_Step]:
+    """``plan_partitioned``'s steps, each with its hazards and how it runs."""
+    return [_Step(sql, *shape(kind, unique=unique), cleanup_sql=undo) for kind, sql, undo in steps]
 
 
 def _drop_index(table: m.Table, name: str) -> str:

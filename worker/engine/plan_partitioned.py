@@ -1,32 +1,82 @@
-"""An index on a partitioned table, online: PostgreSQL cannot build one ``CONCURRENTLY`` on the
-partitioned table itself, so (as its documentation describes) the index is made ``ON ONLY`` the
-parent (invalid, no data to read), built ``CONCURRENTLY`` on each partition, and each partition's
-index attached to it; the parent's index is valid once every partition's is attached.
+"""Indexes, keys and foreign keys added to a partitioned table that exists, online. Pure.
 
-Every step is idempotent, so a heal that stopped half-way (a crash, a timeout) is continued by
-the next one: the parent's index is seen invalid, and the same steps run again. A partition's
-index left invalid by a stopped ``CONCURRENTLY`` build (inspect reads which) is dropped
-``CONCURRENTLY`` first. Pure.
+PostgreSQL cannot build an index ``CONCURRENTLY`` on a partitioned table, and a plain
+``CREATE INDEX``, ``ADD PRIMARY KEY``/``UNIQUE`` or ``ADD FOREIGN KEY`` on one builds or checks
+every partition under a lock that blocks writes. So each is made partition by partition, the
+slow part where it blocks nobody, and joined to the parent by a quick statement that reads no
+data (checked on PostgreSQL 15 and 18):
+
+- an index: ``ON ONLY`` the parent (invalid, no data read), ``CONCURRENTLY`` on each leaf
+  partition, each attached; a partition that is partitioned itself gets its own ``ON ONLY``
+  index, its partitions' attached to it, and is attached in turn (sub-partitions at any depth);
+- a primary key or unique constraint: a unique index built ``CONCURRENTLY`` on each leaf and
+  made its constraint (``USING INDEX``), then ``ADD CONSTRAINT`` on the parent, which attaches
+  the leaves' constraints instead of building new indexes (``USING INDEX`` itself is refused
+  on a partitioned table);
+- a foreign key: ``NOT VALID`` then ``VALIDATE`` on each leaf (``NOT VALID`` on a partitioned
+  table is refused before PostgreSQL 18), then ``ADD`` on the parent, which attaches the leaves'
+  validated keys without scanning them again.
+
+Every step is idempotent or skipped when inspect shows it done, so a heal that stopped half-way
+(a crash, a timeout, a duplicate) is continued by the next one: an index a stopped build left
+invalid is dropped ``CONCURRENTLY`` first, a leaf's constraint already made is not made again.
+
+A unique index or constraint must contain every column of the partition key, at every level
+of sub-partitioning, and cannot be made at all when a key is an expression:
+:func:`key_refusals` says so before anything runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from enum import Enum
 
-from contracts.identifiers import qualified
+from contracts.identifiers import qualified, quote_ident
 from contracts.naming import default_name
+from worker.engine import changes as ch
 from worker.engine import model as m
 from worker.engine import render as r
+from worker.engine.hazards import Hazard
 
-__all__ = ["StepKind", "partition_index_name", "partitioned_index"]
+__all__ = [
+    "Step",
+    "StepKind",
+    "key_refusals",
+    "partition_index_name",
+    "partitioned_foreign_key",
+    "partitioned_index",
+    "partitioned_key",
+    "shape",
+]
 
 
 class StepKind(Enum):
-    ONLY = "only"  # CREATE INDEX … ON ONLY parent: quick, locks the parent briefly
+    ONLY = "only"  # CREATE INDEX … ON ONLY a partitioned table: quick, locks it briefly
     DROP_INVALID = "drop-invalid"  # a partition's index a stopped build left invalid
     BUILD = "build"  # CREATE INDEX CONCURRENTLY on one partition: long, not in a transaction
     ATTACH = "attach"  # ALTER INDEX … ATTACH PARTITION: quick (a no-op when attached)
+    LEAF_KEY = "leaf-key"  # a leaf's unique index made its constraint: quick
+    ADD_NOT_VALID = "add-not-valid"  # a leaf's foreign key, not checked yet: quick
+    VALIDATE = "validate"  # a leaf's foreign key checked: scans it, blocks no writer
+    PARENT = "parent"  # the parent's key or foreign key, attaching the leaves': quick
+
+
+#: a step: its kind, its statement, and the statement that undoes it when it fails
+Step = tuple[StepKind, str, str | None]
+
+
+def shape(kind: StepKind, *, unique: bool = False) -> tuple[tuple[Hazard, ...], bool, bool]:
+    """A step's hazards, whether it runs in a transaction, and whether it is long: only the
+    builds and validations read data (under no lock that blocks writers); every other step
+    takes a brief lock and reads nothing."""
+    if kind is StepKind.BUILD:
+        return (Hazard.INDEX_BUILD, Hazard.MAY_FAIL_ON_EXISTING_DATA)[: 1 + unique], False, True
+    if kind is StepKind.DROP_INVALID:
+        return (), False, True
+    if kind is StepKind.VALIDATE:
+        return (Hazard.VALIDATION_SCAN, Hazard.MAY_FAIL_ON_EXISTING_DATA), True, True
+    return (Hazard.STRONG_LOCK,), True, False
 
 
 def partition_index_name(partition: str, index: str) -> str:
@@ -35,27 +85,143 @@ def partition_index_name(partition: str, index: str) -> str:
     return default_name(partition, (index,), "p")
 
 
-def partitioned_index(table: m.Table, index: m.Index) -> list[tuple[StepKind, str, str | None]]:
-    """The statements that build ``index`` on the partitioned ``table`` online, in order, each
-    with the statement that undoes it when it fails (a failed build's invalid index)."""
-    steps: list[tuple[StepKind, str, str | None]] = [
-        (StepKind.ONLY, r.create_index(table, index, concurrently=False, only=True), None)
-    ]
-    parent_index = qualified(table.schema, index.name)
-    for schema, name in table.partitions:
-        own = replace(index, name=partition_index_name(name, index.name))
-        target = qualified(schema, own.name)
-        partition = m.Table(schema=schema, name=name, columns=())
-        if target in table.invalid_partition_indexes:
-            steps.append(
-                (StepKind.DROP_INVALID, f"DROP INDEX CONCURRENTLY IF EXISTS {target}", None)
-            )
-        steps += [
-            (
-                StepKind.BUILD,
-                r.create_index(partition, own, concurrently=True),
-                f"DROP INDEX CONCURRENTLY IF EXISTS {target}",
-            ),
-            (StepKind.ATTACH, f"ALTER INDEX {parent_index} ATTACH PARTITION {target}", None),
-        ]
+def partitioned_index(table: m.Table, index: m.Index) -> list[Step]:
+    """The statements that build ``index`` on the partitioned ``table`` online, in order."""
+    only = r.create_index(table, index, concurrently=False, only=True)
+    return [(StepKind.ONLY, only, None), *_below(table, (table.schema, table.name), index)]
+
+
+def _below(table: m.Table, parent: tuple[str, str], index: m.Index) -> list[Step]:
+    """``index``'s copy on each partition of ``parent`` (``table`` itself or a partition of it
+    that is partitioned), each attached to ``parent``'s copy."""
+    steps: list[Step] = []
+    parent_index = qualified(parent[0], _copy_name(table, parent, index.name))
+    for p in _children(table, parent):
+        own = replace(index, name=partition_index_name(p.name, index.name))
+        if p.partitioned:
+            only = r.create_index(_bare(p), own, concurrently=False, only=True)
+            steps += [(StepKind.ONLY, only, None), *_below(table, (p.schema, p.name), index)]
+        else:
+            steps += _build(p, own)
+        target = qualified(p.schema, own.name)
+        steps.append(
+            (StepKind.ATTACH, f"ALTER INDEX {parent_index} ATTACH PARTITION {target}", None)
+        )
     return steps
+
+
+def _copy_name(table: m.Table, partition: tuple[str, str], index: str) -> str:
+    """The name of ``index``'s copy on ``partition`` (``index`` itself on ``table``)."""
+    own = partition == (table.schema, table.name)
+    return index if own else partition_index_name(partition[1], index)
+
+
+def partitioned_key(change: ch.AddKeyConstraint) -> list[Step]:
+    """The statements that add ``change``'s primary key or unique constraint to a partitioned
+    table online: a unique index and its constraint on each leaf, then the parent's."""
+    table, key = change.table, change.constraint
+    kind = "PRIMARY KEY" if isinstance(key, m.PrimaryKey) else "UNIQUE"
+    nnd = isinstance(key, m.UniqueConstraint) and key.nulls_not_distinct
+    index = m.Index(
+        name=key.name, unique=True, elements=tuple(m.IndexElement(column=c) for c in key.columns)
+    )
+    steps: list[Step] = []
+    for leaf in _leaves(table):
+        own = replace(index, name=partition_index_name(leaf.name, key.name))
+        if own.name in leaf.constraints:
+            continue  # made by a heal that stopped before the parent's
+        name = quote_ident(own.name)
+        made = f"ALTER TABLE {leaf.qualified} ADD CONSTRAINT {name} {kind} USING INDEX {name}"
+        steps += [*_build(leaf, own, nulls_not_distinct=nnd), (StepKind.LEAF_KEY, made, None)]
+    if nnd:
+        kind += " NULLS NOT DISTINCT"
+    columns = ", ".join(quote_ident(c) for c in key.columns)
+    parent = f"ALTER TABLE {table.qualified} ADD CONSTRAINT {quote_ident(key.name)} {kind} "
+    return [*steps, (StepKind.PARENT, f"{parent}({columns})", None)]
+
+
+def partitioned_foreign_key(table: m.Table, fk: m.ForeignKey) -> list[Step]:
+    """The statements that add ``fk`` to the partitioned ``table`` online: ``NOT VALID`` and
+    ``VALIDATE`` on each leaf (the undo drops a leaf's key that failed), then the parent's."""
+    clause = r.foreign_key_clause(fk)
+    steps: list[Step] = []
+    for leaf in _leaves(table):
+        alter = f"ALTER TABLE {leaf.qualified}"
+        name = quote_ident(fk.name)
+        if fk.name not in leaf.constraints:
+            steps.append((StepKind.ADD_NOT_VALID, f"{alter} ADD {clause} NOT VALID", None))
+        steps.append((StepKind.VALIDATE, f"{alter} VALIDATE CONSTRAINT {name}",
+                      f"{alter} DROP CONSTRAINT IF EXISTS {name}"))  # fmt: skip
+    return [*steps, (StepKind.PARENT, f"ALTER TABLE {table.qualified} ADD {clause}", None)]
+
+
+def key_refusals(changes: Iterable[ch.Change]) -> tuple[str, ...]:
+    """Why each unique index or key of ``changes`` on a partitioned table cannot be made (none:
+    all can), in PostgreSQL's terms and with what to do instead."""
+    found = []
+    for change in changes:
+        match change:
+            case ch.AddIndex(table=table, index=index) if table.partitioned and index.unique:
+                columns = tuple(e.column for e in index.elements)
+                why = _key_refusal(table, f"unique index {index.name}", columns)
+            case ch.AddKeyConstraint(table=table, constraint=key) if table.partitioned:
+                what = "primary key" if isinstance(key, m.PrimaryKey) else "unique constraint"
+                why = _key_refusal(table, f"{what} {key.name}", key.columns)
+                if why is None and change.index_exists:
+                    why = (f"the {what} {key.name} of {table.qualified} cannot be made of its "
+                           f"existing index {key.name}: {table.qualified} is a partitioned "
+                           "table, and PostgreSQL cannot make a partitioned table's index a "
+                           f"constraint. Drop the index {key.name} (or rename it), then boot "
+                           "again")  # fmt: skip
+            case _:
+                continue
+        if why is not None:
+            found.append(why)
+    return tuple(found)
+
+
+def _key_refusal(table: m.Table, what: str, columns: tuple[str | None, ...]) -> str | None:
+    """Why ``what`` on ``columns`` (None: an expression) cannot be unique on ``table``."""
+    levels = [(table.qualified, table.partition_key)]
+    levels += [(p.qualified, p.key) for p in table.partition_tree if p.partitioned]
+    head = f"the {what} of {table.qualified} cannot be made: it is a partitioned table"
+    for name, key in levels:
+        if None in key:
+            return (f"{head}, the partition key of {name} has an expression, and PostgreSQL "
+                    "cannot make a unique index or constraint on a table partitioned by an "
+                    "expression. Leave it out of the manifest, or declare a plain index "
+                    "instead")  # fmt: skip
+        missing = [c for c in key if c not in columns]
+        if missing:
+            return (f"{head}, and PostgreSQL requires a unique index or constraint on it to "
+                    f"include every column of the partition key of {name}; it lacks "
+                    f"{', '.join(c or '' for c in missing)}. Add "
+                    f"{'it' if len(missing) == 1 else 'them'} to its columns in the manifest "
+                    "(uniqueness then holds per partition key), or declare a plain index "
+                    "instead")  # fmt: skip
+    return None
+
+
+def _build(p: m.Partition, index: m.Index, *, nulls_not_distinct: bool = False) -> list[Step]:
+    """Build ``index`` on the leaf ``p`` concurrently, after dropping a copy a stopped build
+    left invalid."""
+    target = qualified(p.schema, index.name)
+    drop = f"DROP INDEX CONCURRENTLY IF EXISTS {target}"
+    nnd = nulls_not_distinct
+    build = r.create_index(_bare(p), index, concurrently=True, nulls_not_distinct=nnd)
+    steps: list[Step] = []
+    if index.name in p.invalid_indexes:
+        steps.append((StepKind.DROP_INVALID, drop, None))
+    return [*steps, (StepKind.BUILD, build, drop)]
+
+
+def _children(table: m.Table, parent: tuple[str, str]) -> Iterator[m.Partition]:
+    return (p for p in table.partition_tree if p.parent == parent)
+
+
+def _leaves(table: m.Table) -> Iterator[m.Partition]:
+    return (p for p in table.partition_tree if not p.partitioned)
+
+
+def _bare(p: m.Partition) -> m.Table:
+    return m.Table(schema=p.schema, name=p.name, columns=())
