@@ -257,3 +257,65 @@ async def test_the_answer_s_ledger_row_is_the_one_the_worker_writes_for_it(
     assert json.loads(row["migrations"]) == list(expected.migrations)
     assert (row["served_by"], row["planned"], row["lock_wait_ms"]) == (None, None, 0)
     assert row["duration_ms"] >= 0 and row["started_at"] <= row["finished_at"]
+
+
+async def heal_scans(database: FreshDatabase) -> int:
+    """Sequential scans of the ledger's heals so far (another session, its statistics fresh)."""
+    rows = await database.fetch(
+        "SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'schemaheal.heals'::regclass"
+    )
+    return int(rows[0]["seq_scan"])
+
+
+async def test_the_ledger_is_read_through_its_index_after_it_grew(
+    conn: asyncpg.Connection, database: FreshDatabase
+) -> None:
+    """A storm grows the ledger by thousands of rows within seconds, while the check's plans were
+    made for the small ledger it started with: a sequential scan then compares every row with
+    each of a batch's hundreds of ids (93 ms a check in a 10,000-request storm)."""
+    for i in range(8):  # plans cached while the ledger is small
+        await check(conn, f"small-{i}")
+    await conn.execute(
+        """INSERT INTO schemaheal.heals (request_id, manifest_hash, schemas, outcome, started_at)
+           SELECT 'old-' || i, 'h', '{shop}', 'unchanged', now()
+             FROM generate_series(1, 20000) AS i"""
+    )
+    await conn.execute("SELECT pg_stat_force_next_flush()")  # its scans so far, counted
+    before = await heal_scans(database)
+    batch = replace(boot(request_id="big"), lookup=tuple(f"new-{i}" for i in range(500)))
+    result = await boot_check.check(conn, batch, HealOptions())
+    assert isinstance(result, HealResult) and result.outcome is Outcome.UNCHANGED
+    await conn.execute("SELECT pg_stat_force_next_flush()")
+    assert await heal_scans(database) == before
+
+
+async def test_a_batch_s_boots_are_each_answered_or_left_to_the_heal_on_their_own(
+    conn: asyncpg.Connection, other: asyncpg.Connection, database: FreshDatabase
+) -> None:
+    """One round trip for two boots of different schemas: a lock held on one's schema, or DDL
+    behind one's back, leaves that one to the heal and the other answered, its follower's ledger
+    row written with it."""
+    for _ in range(2):
+        await heal_once(database, load_manifest(OLD))  # healed, then verified
+    follower = ("r-f", "shop", "pod-b", None, "service.starting:0:2")
+    pods = (("shop", "pod-a"), ("shop", "pod-b"))
+    shop = replace(boot(request_id="r-shop", instances=pods), followers=(follower,))
+    users_boot = boot(OLD, "r-users")
+    key = advisory_key(await conn.fetchval("SELECT current_database()"), "shop")
+    await other.execute("SELECT pg_advisory_lock($1)", key)  # as a heal or contract does
+    first = await boot_check.check_many(conn, [shop, users_boot], HealOptions())
+    assert not isinstance(first, boot_check.Seen)
+    assert first[0] is None and first[1] is not None and first[1].outcome is Outcome.UNCHANGED
+    assert (
+        await conn.fetchval("SELECT count(*) FROM schemaheal.heals WHERE request_id = 'r-f'") == 0
+    )
+    await other.execute("SELECT pg_advisory_unlock($1)", key)
+    await database.execute("ALTER TABLE public.users ADD COLUMN nickname text")
+    second = await boot_check.check_many(conn, [shop, users_boot], HealOptions())
+    assert not isinstance(second, boot_check.Seen) and second[1] is None
+    assert second[0] is not None and second[0].outcome is Outcome.UNCHANGED
+    row = await conn.fetchrow(
+        "SELECT outcome, served_by, record_position FROM schemaheal.heals WHERE request_id = 'r-f'"
+    )
+    assert tuple(row) == ("unchanged", second[0].ledger_id, "service.starting:0:2")
+    assert {"pod-a", "pod-b"} <= set(await leases(conn))

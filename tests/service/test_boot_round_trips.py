@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import FreshDatabase
+from tests.contracts.builders import column, manifest, pk, table
 from tests.faults.sink import RecordingSink
-from tests.service.records import request_body, request_record
+from tests.service.records import Record, request_body, request_record
 from worker.service.boots import Checked
 from worker.service.gate import Gate
 from worker.settings import WorkerSettings
@@ -42,6 +43,53 @@ async def test_a_no_drift_boot_is_one_query_and_a_changed_schema_is_still_healed
         assert {c["column_name"] for c in columns} == {"id", "openai_api_key"}
         leases = await database.fetch("SELECT instance FROM schemaheal.leases")
         assert [r["instance"] for r in leases] == ["pod-a"]
+    finally:
+        await gate.close()
+
+
+def service_boot(service: str, replica: int, batch: str) -> Record:
+    """A replica of ``service``, owning the schema of its name in the database nexus."""
+    items = table("items", column("id", "integer", nullable=False), column("name"),
+                  primary_key=pk("id"), schema=service)  # fmt: skip
+    body = request_body(service=service, instance=f"{service}-{replica}",
+                        manifest=manifest(items, service=service, schemas=[service]))  # fmt: skip
+    return request_record(body, request_id=f"{batch}-{service}-{replica}")
+
+
+async def test_a_batch_of_several_services_is_one_query_and_each_one_s_ddl_is_noticed(
+    database: FreshDatabase,
+) -> None:
+    """The boot check of a batch's groups (one per service here) is one round trip for them all,
+    the ledger rows of every request included; DDL behind one service's back makes only that one
+    step aside (then healed), the others are answered by the check."""
+    sink = RecordingSink()
+    gate = Gate(WorkerSettings(databases={"nexus": database.dsn}), sink)
+    services = ("svc_a", "svc_b", "svc_c")
+    try:
+        for batch in ("heals", "verifies"):
+            assert await gate.handle([service_boot(s, 0, batch) for s in services])
+        queries: list[str] = []
+        gate._connections["nexus"].add_query_logger(lambda q: queries.append(q.query))
+        storm = [service_boot(s, r, "storm") for r in range(3) for s in services]
+        assert await gate.handle(storm)
+        assert len(queries) == 1, "\n".join(queries)
+        assert [r.outcome for r in sink.replies[-9:]] == ["unchanged"] * 9
+        rows = await database.fetch(
+            "SELECT h.request_id, h.outcome, l.request_id AS leader FROM schemaheal.heals h"
+            " LEFT JOIN schemaheal.heals l ON l.id = h.served_by"
+            " WHERE h.request_id LIKE 'storm-%' ORDER BY h.id"
+        )
+        assert {r["request_id"]: (r["outcome"], r["leader"]) for r in rows} == {
+            f"storm-{s}-{i}": ("unchanged", None if i == 0 else f"storm-{s}-0")
+            for s in services for i in range(3)
+        }  # fmt: skip
+        leases = await database.fetch("SELECT instance FROM schemaheal.leases")
+        assert len(leases) == 9
+        await database.execute("ALTER TABLE svc_b.items DROP COLUMN name")
+        assert await gate.handle([service_boot(s, 0, "after") for s in services])
+        outcomes = {r.request_id: r.outcome for r in sink.replies[-3:]}
+        assert outcomes == {"after-svc_a-0": "unchanged", "after-svc_b-0": "healed",
+                            "after-svc_c-0": "unchanged"}  # fmt: skip
     finally:
         await gate.close()
 
@@ -79,12 +127,12 @@ async def test_a_batch_whose_first_boot_check_failed_comes_back_whole(
     gate = Gate(WorkerSettings(databases={"nexus": database.dsn}), sink)
     lookups: list[tuple[str, ...]] = []
 
-    async def failing(*args: Any) -> Checked:
+    async def failing(*args: Any) -> list[Checked]:
         lookups.append(args[-1])
-        return Checked(leased=False)
+        return [Checked(leased=False)] * len(args[2])
 
     try:
-        monkeypatch.setattr(gate.boots, "check", failing)
+        monkeypatch.setattr(gate.boots, "check_all", failing)
         changed = request_body()
         changed["manifest"]["tables"][0]["columns"].append({"name": "plan", "type": "text"})
         batch = [request_record(request_body(), request_id="a"),

@@ -1,12 +1,16 @@
-"""A repeated boot answered in one round trip: lease, locks, ledger, retired version, fingerprint.
+"""Repeated boots answered in one round trip: lease, locks, ledger, retired version, fingerprint.
 
-Most boots are replicas of a version the database already satisfies. For them the gate calls one
-server-side function (installed in the ledger schema on first use, named by a hash of its text so
-that workers of different versions never share one). In one statement, it
+Most boots are replicas of a version the database already satisfies. For a batch's boots of one
+database (one per coalesced group), the gate calls one server-side function (installed in the
+ledger schema on first use, named by a hash of its text so that workers of different versions
+never share one). In one statement, it
 
 0. looks the batch's request ids up in the ledger (the gate's first question about a batch):
    when one was served before, it stops there, having written nothing, and the gate answers
-   that request from the ledger and checks the boot again;
+   that request from the ledger and checks the boots again;
+
+then for each boot, in order:
+
 1. records the boots' leases (:func:`worker.engine.lease_store.boot_statement`), before the
    locks, as every boot does;
 2. tries the schemas' advisory locks for its own transaction only (``pg_try_advisory_xact_lock``:
@@ -16,14 +20,15 @@ that workers of different versions never share one). In one statement, it
    contracted migrations (is this a retired version?), and the catalog's fingerprint with the
    last verification of this manifest;
 4. when these prove ``unchanged`` under a condition stricter than :func:`answer`'s (nothing
-   contracted at all, no migrations declared), writes the answer's ledger row.
+   contracted at all, no migrations declared), writes the answer's ledger row, and one for
+   each request coalesced with it.
 
 The locks make the retired-version check as safe as the heal's: a contract decides under the same
 locks, reading the leases after it took them, so either it sees this boot's lease, or this boot
 sees its contract. :func:`answer` (pure) decides from these facts: ``unchanged`` when nothing
 changed since the verification, ``blocked`` for a retired version, and otherwise None — then the
-full heal runs, under the session locks, and decides everything again. A no-drift boot is one
-query; a ``blocked`` answer has its ledger row written by the worker, a second.
+full heal runs, under the session locks, and decides everything again. A batch of no-drift
+boots is one query; a ``blocked`` answer has its ledger rows written by the worker.
 """
 
 from __future__ import annotations
@@ -49,7 +54,9 @@ from worker.engine.lock import advisory_key, advisory_locks
 from worker.engine.plan import Plan
 from worker.observability.tracing import tracer
 
-__all__ = ["SEEN", "Boot", "BootFacts", "Seen", "answer", "check", "forget", "read_facts"]
+__all__ = [
+    "SEEN", "Boot", "BootFacts", "Seen", "answer", "check", "check_many", "forget", "read_facts",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,8 +69,10 @@ class Boot:
     instances: tuple[tuple[str, str], ...]  # (service, instance)
     shape: Shape
     ttl_s: float
-    # the request ids of the whole batch (this database's): when one of them is in the ledger,
-    # the function writes and reads nothing else (the gate answers it from the ledger first)
+    # the requests coalesced with the first: (request id, service, instance, trace id,
+    # position); an answer records a ledger row for each, pointing at the first's
+    followers: tuple[tuple[str, str, str, str | None, str], ...] = ()
+    # for :func:`check` (one boot): the request ids of the whole batch (this database's)
     lookup: tuple[str, ...] = ()
 
 
@@ -110,64 +119,100 @@ def answer(facts: BootFacts, boot: Boot) -> HealResult | None:
 
 
 async def check(conn: Connection, boot: Boot, options: HealOptions) -> HealResult | Seen | None:
-    """Lease ``boot``'s instances and answer it when the facts prove the answer (recorded in the
-    ledger like a heal's); None when the full heal must run (the leases are written); ``SEEN``
-    when an id of ``boot.lookup`` is in the ledger (nothing was written). Raises the database's
-    errors."""
+    """:func:`check_many` of one boot, looking up ``boot.lookup``."""
+    results = await check_many(conn, [boot], options, lookup=boot.lookup)
+    return results if isinstance(results, Seen) else results[0]
+
+
+async def check_many(
+    conn: Connection, boots: Sequence[Boot], options: HealOptions, *, lookup: Sequence[str] = ()
+) -> list[HealResult | None] | Seen:
+    """Lease every boot's instances and answer each one the facts prove (recorded in the ledger
+    like a heal's, its followers too), in one round trip for them all; None for a boot the full
+    heal must decide (its leases are written); ``SEEN`` when an id of ``lookup`` is in the
+    ledger (nothing was written). Raises the database's errors."""
     started, clock = time.time(), time.perf_counter()
     with tracer().start_as_current_span("schemaheal boot check") as span:
-        record = options.record and not declares_migrations(boot.desired.realm)
-        facts = await read_facts(conn, boot, options.ledger_schema, record=record)
-        if facts.seen:
+        span.set_attribute("schemaheal.boots.count", len(boots))
+        facts = await read_facts(conn, boots, options, lookup=lookup)
+        if isinstance(facts, Seen):
             span.set_attribute("schemaheal.outcome", "seen")
             return SEEN
-        result = answer(facts, boot)
-        span.set_attribute("schemaheal.outcome", result.outcome.value if result else "heal")
-        if facts.recorded is not None and (result is None or result.outcome != Outcome.UNCHANGED):
-            raise RuntimeError(  # the function's condition is stricter than answer(): a bug
-                f"the boot check recorded unchanged (ledger row {facts.recorded}) where the "
-                "worker would not answer so; please report it"
-            )
-        if result is None:
-            return None
         elapsed = time.perf_counter() - clock
-        result = replace(result, duration_s=elapsed, timings={"fingerprint": elapsed})
-        ledger_id = facts.recorded
-        if ledger_id is None:  # blocked (a retired version): its row is written here
-            desired = boot.desired.realm
-            ledger_id = await heal_record.record(conn, result, boot.request, options, started,
-                                                 desired)  # fmt: skip
-        return replace(result, ledger_id=ledger_id, span=span.get_span_context())
+        results = []
+        for boot, known in zip(boots, facts, strict=True):
+            result = await _answered(conn, boot, known, options, started, elapsed)
+            results.append(result and replace(result, span=span.get_span_context()))
+        answered = sum(r is not None for r in results)
+        span.set_attribute("schemaheal.answered.count", answered)
+        return results
+
+
+async def _answered(
+    conn: Connection, boot: Boot, facts: BootFacts, options: HealOptions, started: float,
+    elapsed: float,
+) -> HealResult | None:  # fmt: skip
+    result = answer(facts, boot)
+    if facts.recorded is not None and (result is None or result.outcome != Outcome.UNCHANGED):
+        raise RuntimeError(  # the function's condition is stricter than answer(): a bug
+            f"the boot check recorded unchanged (ledger row {facts.recorded}) where the "
+            "worker would not answer so; please report it"
+        )
+    if result is None:
+        return None
+    result = replace(result, duration_s=elapsed, timings={"fingerprint": elapsed})
+    ledger_id = facts.recorded  # with the followers' rows
+    if ledger_id is None:  # blocked (a retired version): its rows are written here
+        recorded = await heal_record.record(conn, result, boot.request, options, started,
+                                            boot.desired.realm)  # fmt: skip
+        if recorded is not None:  # None: the connection was lost (the reply matters more)
+            await ledger.record_served(conn, recorded, boot.followers, options.ledger_schema)
+        ledger_id = recorded
+    return replace(result, ledger_id=ledger_id)
 
 
 async def read_facts(
-    conn: Connection, boot: Boot, schema: str, *, record: bool = False
-) -> BootFacts:
-    """The one round trip (after the first on a connection, which installs what it needs).
-    With ``record``, the function also writes the ledger row of an ``unchanged`` answer when
-    the facts prove it (``recorded``)."""
+    conn: Connection, boots: Sequence[Boot], options: HealOptions, *, lookup: Sequence[str] = ()
+) -> list[BootFacts] | Seen:
+    """The one round trip (after the first on a connection, which installs what it needs): the
+    facts of each boot, in order. Where ``options.record`` and the facts prove ``unchanged``, the
+    function also writes the ledger rows of the answer and its followers (``recorded``)."""
+    schema = options.ledger_schema
     database = await database_name(conn)
     name = await _ready(conn, database, schema)
+    groups = json.dumps([_group(database, boot, options) for boot in boots])
+    rows = await conn.fetch(f"SELECT * FROM {quote_ident(schema)}.{name}($1, $2)", groups,
+                            list(lookup))  # fmt: skip
+    if rows and rows[0]["seen"]:
+        return SEEN
+    facts = [BootFacts(locked=False)] * len(boots)
+    for row in rows:
+        if row["locked"]:
+            facts[row["ordinal"] - 1] = BootFacts(
+                locked=True, served=row["served"], running=row["running"],
+                known=fingerprint.verification(row), contracted=_contracted(row["contracted"]),
+                recorded=row["ledger_id"],
+            )  # fmt: skip
+    return facts
+
+
+def _group(database: str, boot: Boot, options: HealOptions) -> dict[str, Any]:
+    """What the function needs of one boot."""
     schemas = sorted(boot.desired.realm.schemas)
-    keys = sorted({advisory_key(database, s) for s in schemas})
     services, instances, columns = lease_store.boot_values(boot.instances, boot.shape)
     request = boot.request
-    row = await conn.fetchrow(
-        f"SELECT * FROM {quote_ident(schema)}.{name}({', '.join(f'${i}' for i in range(1, 17))})",
-        schemas, keys, request.request_id, services, instances,
-        boot.desired.manifest_hash, columns, float(boot.ttl_s),
-        fingerprint.engine_key(boot.desired.manifest_hash), list(boot.lookup), record,
-        request.service, request.instance, request.database_alias, request.trace_id,
-        request.record_position,
-    )  # fmt: skip
-    if row["seen"]:
-        return BootFacts(locked=False, seen=True)
-    if not row["locked"]:
-        return BootFacts(locked=False)
-    return BootFacts(locked=True, served=row["served"], running=row["running"],
-                     known=fingerprint.verification(row),
-                     contracted=_contracted(row["contracted"]),
-                     recorded=row["ledger_id"])  # fmt: skip
+    followers = [list(column) for column in zip(*boot.followers, strict=True)] or [[]] * 5
+    return {
+        "schemas": schemas, "keys": sorted({advisory_key(database, s) for s in schemas}),
+        "services": services, "instances": instances, "columns": json.loads(columns),
+        "manifest_hash": boot.desired.manifest_hash, "ttl_s": float(boot.ttl_s),
+        "key": fingerprint.engine_key(boot.desired.manifest_hash),
+        "record": options.record and not declares_migrations(boot.desired.realm),
+        "request_id": request.request_id, "service": request.service,
+        "instance": request.instance, "alias": request.database_alias,
+        "trace_id": request.trace_id, "position": request.record_position,
+        "followers": followers,
+    }  # fmt: skip
 
 
 def _contracted(text: str | list[dict[str, Any]]) -> tuple[tuple[ColumnMigration, datetime], ...]:
@@ -178,84 +223,117 @@ def _contracted(text: str | list[dict[str, Any]]) -> tuple[tuple[ColumnMigration
     )
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _function(schema: str) -> tuple[str, str]:
     """The function's name and its ``CREATE`` statement, for the ledger schema ``schema``."""
     s = quote_ident(schema)
-    leases = lease_store.boot_statement(s, services="$4", instances="$5", manifest_hash="$6",
-                                        columns="$7", ttl_s="$8")  # fmt: skip
-    migrations = "'" + f"{s}.migrations".replace("'", "''") + "'"
+    array = "ARRAY(SELECT jsonb_array_elements_text({}))".format
+    leases = lease_store.boot_statement(s, services="g_services", instances="g_instances",
+                                        manifest_hash="g_hash", columns="(g->'columns')",
+                                        ttl_s="(g->>'ttl_s')::double precision")  # fmt: skip
+    followers = ledger.served_statement(
+        s, *(array(f"g->'followers'->{i}") for i in range(5)), served_by="ledger_id"
+    )
+    finished = f"h.outcome <> '{ledger.RUNNING}' AND h.outcome <> '{ledger.INTERRUPTED}'"
+    # planned at each call: a plan cached while the ledger was small scans it whole, comparing
+    # every row with each of the batch's hundreds of ids
+    lookup = f"SELECT EXISTS (SELECT FROM {s}.heals h WHERE h.request_id = ANY($1) AND {finished})"
+    catalog = fingerprint.FINGERPRINT_SQL.replace("$1::text[]", "g_schemas")  # the schemas
+    assert "$1::" not in catalog
     body = f"""
 #variable_conflict use_column
 DECLARE
+    g jsonb;
     lock_key bigint;
-    began timestamptz := clock_timestamp();
+    began timestamptz;
+    g_schemas text[];
+    g_services text[];
+    g_instances text[];
+    g_hash text;
 BEGIN
     -- the batch's ledger lookup: a request served before is answered from the ledger, first
-    seen := EXISTS (SELECT FROM {s}.heals h WHERE h.request_id = ANY($10)
-                       AND h.outcome <> '{ledger.RUNNING}'
-                       AND h.outcome <> '{ledger.INTERRUPTED}');
+    EXECUTE {_literal(lookup)} INTO seen USING $2;
     IF seen THEN
+        ordinal := 0;
+        RETURN NEXT;
         RETURN;
     END IF;
-    {leases};
-    locked := true;
-    FOREACH lock_key IN ARRAY $2 LOOP
-        IF NOT pg_try_advisory_xact_lock(lock_key) THEN
-            locked := false;
-            RETURN;
+    FOR g, ordinal IN SELECT x.value, x.n
+                        FROM jsonb_array_elements($1) WITH ORDINALITY AS x(value, n) LOOP
+        began := clock_timestamp();
+        g_schemas := {array("g->'schemas'")};
+        g_services := {array("g->'services'")};
+        g_instances := {array("g->'instances'")};
+        g_hash := g->>'manifest_hash';
+        served := NULL; running := NULL; fingerprint := NULL; horizon := NULL;
+        v_fingerprint := NULL; v_horizon := NULL; drift := NULL; contracted := NULL;
+        ledger_id := NULL;
+        {leases};
+        locked := true;
+        FOR lock_key IN SELECT k::bigint FROM jsonb_array_elements_text(g->'keys') AS k LOOP
+            IF NOT pg_try_advisory_xact_lock(lock_key) THEN
+                locked := false;
+                EXIT;
+            END IF;
+        END LOOP;
+        IF locked THEN
+            -- each statement below reads a snapshot taken after the locks (a VOLATILE function)
+            served := EXISTS (SELECT FROM {s}.heals h WHERE h.request_id = g->>'request_id'
+                                 AND {finished});
+            running := EXISTS (SELECT FROM {s}.heals h
+                                WHERE h.outcome = '{ledger.RUNNING}' AND h.schemas && g_schemas);
+            SELECT f.fingerprint, f.horizon INTO fingerprint, horizon FROM (
+{catalog}
+            ) f;
+            SELECT v.fingerprint, v.horizon, v.drift INTO v_fingerprint, v_horizon, drift
+              FROM {s}.verified v WHERE v.key = g->>'key';
+            contracted := '[]';
+            IF to_regclass({_literal(f"{s}.migrations")}) IS NOT NULL THEN
+                SELECT coalesce(jsonb_agg(jsonb_build_object('id', m.id, 'migration', m.migration,
+                                                             'at', c.sync_dropped_at)
+                                          ORDER BY m.registered_at, m.id), '[]')
+                  INTO contracted
+                  FROM {s}.contracts c JOIN {s}.migrations m ON m.id = c.migration_id
+                 WHERE c.sync_dropped_at IS NOT NULL;
+            END IF;
+            -- what answer() requires for unchanged, and no contracted migration at all (then a
+            -- retired version is for the worker to decide): the rows of the answer and of its
+            -- followers, here
+            IF (g->>'record')::boolean AND NOT served AND NOT running
+               AND v_fingerprint = fingerprint AND horizon - v_horizon >= 0
+               AND horizon - v_horizon < {fingerprint.WRAPAROUND_HORIZON}
+               AND contracted = '[]'::jsonb THEN
+                INSERT INTO {s}.heals (request_id, service, instance, database_alias,
+                        manifest_hash, schemas, outcome, lock_wait_ms, duration_ms, started_at,
+                        finished_at, trace_id, drift, record_position, migrations)
+                VALUES (g->>'request_id', g->>'service', g->>'instance', g->>'alias', g_hash,
+                        g_schemas, '{Outcome.UNCHANGED.value}', 0,
+                        1000 * extract(epoch FROM clock_timestamp() - began), began,
+                        clock_timestamp(), g->>'trace_id', coalesce(drift, '[]'),
+                        g->>'position', '[]')
+                RETURNING id INTO ledger_id;
+                {followers};
+            END IF;
         END IF;
+        RETURN NEXT;
     END LOOP;
-    -- each statement below reads a snapshot taken after the locks (a VOLATILE function)
-    served := EXISTS (SELECT FROM {s}.heals h WHERE h.request_id = $3
-                         AND h.outcome <> '{ledger.RUNNING}'
-                         AND h.outcome <> '{ledger.INTERRUPTED}');
-    running := EXISTS (SELECT FROM {s}.heals h
-                        WHERE h.outcome = '{ledger.RUNNING}' AND h.schemas && $1);
-    SELECT f.fingerprint, f.horizon INTO fingerprint, horizon FROM (
-{fingerprint.FINGERPRINT_SQL}
-    ) f;
-    SELECT v.fingerprint, v.horizon, v.drift INTO v_fingerprint, v_horizon, drift
-      FROM {s}.verified v WHERE v.key = $9;
-    contracted := '[]';
-    IF to_regclass({migrations}) IS NOT NULL THEN
-        SELECT coalesce(jsonb_agg(jsonb_build_object('id', m.id, 'migration', m.migration,
-                                                     'at', c.sync_dropped_at)
-                                  ORDER BY m.registered_at, m.id), '[]')
-          INTO contracted
-          FROM {s}.contracts c JOIN {s}.migrations m ON m.id = c.migration_id
-         WHERE c.sync_dropped_at IS NOT NULL;
-    END IF;
-    -- what answer() requires for unchanged, and no contracted migration at all (then a
-    -- retired version is for the worker to decide): the answer's ledger row, here
-    IF $11 AND NOT served AND NOT running AND v_fingerprint = fingerprint
-       AND horizon - v_horizon >= 0 AND horizon - v_horizon < {fingerprint.WRAPAROUND_HORIZON}
-       AND contracted = '[]'::jsonb THEN
-        INSERT INTO {s}.heals (request_id, service, instance, database_alias, manifest_hash,
-                schemas, outcome, lock_wait_ms, duration_ms, started_at, finished_at, trace_id,
-                drift, record_position, migrations)
-        VALUES ($3, $12, $13, $14, $6, $1, '{Outcome.UNCHANGED.value}', 0,
-                1000 * extract(epoch FROM clock_timestamp() - began), began, clock_timestamp(),
-                $15, coalesce(drift, '[]'), $16, '[]')
-        RETURNING id INTO ledger_id;
-    END IF;
 END
 """
     name = "boot_check_" + hashlib.sha256((_SIGNATURE + body).encode()).hexdigest()[:16]
-    create = f"""CREATE OR REPLACE FUNCTION {s}.{name}(
-    text[], bigint[], text, text[], text[], text, jsonb, double precision, text, text[],
-    boolean, text, text, text, text, text,
-    OUT seen boolean, OUT locked boolean, OUT served boolean, OUT running boolean,
-    OUT fingerprint text, OUT horizon numeric, OUT v_fingerprint text, OUT v_horizon numeric,
-    OUT drift jsonb, OUT contracted jsonb, OUT ledger_id bigint)
+    create = f"""CREATE OR REPLACE FUNCTION {s}.{name}{_SIGNATURE[:-1]},
+    OUT ordinal integer, OUT seen boolean, OUT locked boolean, OUT served boolean,
+    OUT running boolean, OUT fingerprint text, OUT horizon numeric, OUT v_fingerprint text,
+    OUT v_horizon numeric, OUT drift jsonb, OUT contracted jsonb, OUT ledger_id bigint)
+RETURNS SETOF record
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $boot_check${body}$boot_check$"""
     return name, create
 
 
 _READY: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
-_SIGNATURE = (
-    "(text[], bigint[], text, text[], text[], text, jsonb, double precision, text, text[],"
-    " boolean, text, text, text, text, text)"
-)
+_SIGNATURE = "(jsonb, text[])"
 
 
 async def _ready(conn: Connection, database: str, schema: str) -> str:

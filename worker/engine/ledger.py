@@ -201,24 +201,31 @@ async def record_served(
 ) -> None:
     """Record coalesced requests ``(request_id, service, instance, trace_id, position)`` as
     served by the heal ``served_by``, with its outcome: every reply has its ledger row."""
-    s = quote_ident(schema)
     if not requests:
         return
     columns = [list(column) for column in zip(*requests, strict=True)]
-    await conn.execute(  # one statement for the group, in the order given
-        f"""INSERT INTO {s}.heals (request_id, service, instance, database_alias, manifest_hash,
+    statement = served_statement(quote_ident(schema), *(f"${i}::text[]" for i in range(1, 6)),
+                                 served_by="$6")  # fmt: skip
+    await conn.execute(statement, *columns, served_by)  # one statement for the group
+
+
+def served_statement(
+    s: str, request_ids: str, services: str, instances: str, trace_ids: str, positions: str, *,
+    served_by: str,
+) -> str:  # fmt: skip
+    """The statement of :func:`record_served` in schema ``s`` (quoted), with the given arrays
+    and ledger id: the boot check runs it too. The rows are written in the order given."""
+    return f"""INSERT INTO {s}.heals (request_id, service, instance, database_alias, manifest_hash,
                 schemas, outcome, error_code, error_message, lock_wait_ms, duration_ms,
                 started_at, finished_at, trace_id, drift, blocked, served_by, record_position,
                 migrations)
             SELECT r.request_id, r.service, r.instance, h.database_alias, h.manifest_hash,
                    h.schemas, h.outcome, h.error_code, h.error_message, 0, 0, now(), now(),
                    r.trace_id, h.drift, h.blocked, h.id, r.record_position, h.migrations
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+            FROM unnest({request_ids}, {services}, {instances}, {trace_ids}, {positions})
                      WITH ORDINALITY AS r(request_id, service, instance, trace_id,
                                           record_position, ordinal)
-            CROSS JOIN {s}.heals h WHERE h.id = $6 ORDER BY r.ordinal""",
-        *columns, served_by,
-    )  # fmt: skip
+            CROSS JOIN {s}.heals h WHERE h.id = {served_by} ORDER BY r.ordinal"""
 
 
 async def find_many(

@@ -3,9 +3,10 @@
 Every request of a coalesced group is a booting instance: each one's lease is written before the
 heal takes the schemas' locks (a contract decides under the same locks). For a manifest the
 database already satisfies, :func:`worker.engine.boot_check.check` writes the leases, answers and
-records the answer in two round trips; otherwise it writes the leases and the heal runs. The
-first group of a database's batch also carries the batch's ledger lookup (``lookup``): when a
-request was served before, nothing is written and the gate takes its ledger path.
+records the answer; otherwise it writes the leases and the heal runs. All the groups of a
+database's batch are checked in one round trip, which also carries the batch's ledger lookup
+(``lookup``): when a request was served before, nothing is written and the gate takes its
+ledger path.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Checked:
     """What checking a group's boot gave."""
 
     leased: bool  # False: the database failed; the group is redelivered, nobody was answered
-    result: HealResult | None = None  # None: the heal must run
+    result: HealResult | None = None  # None: the heal must run; else recorded, followers too
     seen: bool = False  # a request of the lookup was served before; nothing was written
 
 
@@ -56,34 +57,37 @@ class Boots:
             self._shapes.put(request.manifest_hash, shape, weight=len(realm.tables))
         return shape
 
-    async def check(
-        self, alias: str, conn: Any, group: list[Request], options: HealOptions,
+    async def check_all(
+        self, alias: str, conn: Any, groups: list[list[Request]], options: HealOptions,
         lookup: tuple[str, ...] = (),
-    ) -> Checked:  # fmt: skip
-        """Lease the group's instances and answer its leader when the boot check can; first,
-        when ``lookup`` names request ids, look them up in the ledger in the same round trip
-        (any served before: nothing is written, ``seen``)."""
-        leader = group[0]
-        instances = tuple((r.body.service, r.body.instance) for r in group)
+    ) -> list[Checked]:  # fmt: skip
+        """Lease every group's instances and answer each group the boot check can, in one round
+        trip; first, when ``lookup`` names request ids, look them up in the ledger in the same
+        round trip (any served before: nothing is written, every group ``seen``). A failure of
+        the database fails every group (nothing is answered)."""
         try:
             if not options.record:  # no ledger: nothing verified to answer from
-                await lease_store.record_boot(
-                    conn, instances=instances, manifest_hash=leader.manifest_hash,
-                    shape=self.shape(leader), ttl_s=self.settings.lease_ttl_s,
-                    schema=options.ledger_schema,
-                )  # fmt: skip
-                return Checked(leased=True)
-            boot = boot_check.Boot(desired=leader.desired, request=request_info(leader),
-                                   instances=instances, shape=self.shape(leader),
-                                   ttl_s=self.settings.lease_ttl_s, lookup=lookup)  # fmt: skip
-            result = await boot_check.check(conn, boot, options)
+                for group in groups:
+                    leader = group[0]
+                    await lease_store.record_boot(
+                        conn, instances=instances_of(group), manifest_hash=leader.manifest_hash,
+                        shape=self.shape(leader), ttl_s=self.settings.lease_ttl_s,
+                        schema=options.ledger_schema,
+                    )  # fmt: skip
+                return [Checked(leased=True)] * len(groups)
+            ttl_s = self.settings.lease_ttl_s
+            boots = [boot_check.Boot(desired=g[0].desired, request=request_info(g[0]),
+                                     instances=instances_of(g), shape=self.shape(g[0]),
+                                     ttl_s=ttl_s, followers=tuple(coalesced(g[1:])))
+                     for g in groups]  # fmt: skip
+            results = await boot_check.check_many(conn, boots, options, lookup=lookup)
         except DATABASE_ERRORS as exc:
             boot_check.forget(conn)  # e.g. the ledger schema was dropped: set it up again
             log.error("recording leases failed", extra={"database": alias, "error": str(exc)})
-            return Checked(leased=False)
-        if isinstance(result, boot_check.Seen):
-            return Checked(leased=False, seen=True)
-        return Checked(leased=True, result=result)
+            return [Checked(leased=False)] * len(groups)
+        if isinstance(results, boot_check.Seen):
+            return [Checked(leased=False, seen=True)] * len(groups)
+        return [Checked(leased=True, result=result) for result in results]
 
     async def end(self, alias: str, conn: Any, group: list[Request]) -> None:
         """End the group's leases: its instances will not start (blocked or failed)."""
@@ -94,6 +98,11 @@ class Boots:
                                        schema=self.settings.ledger_schema)  # fmt: skip
         except DATABASE_ERRORS as exc:  # the lease expires by itself; the replies matter more
             log.error("ending leases failed", extra={"database": alias, "error": str(exc)})
+
+
+def instances_of(group: list[Request]) -> tuple[tuple[str, str], ...]:
+    """The (service, instance) of each request of ``group``: what the boot leases."""
+    return tuple((r.body.service, r.body.instance) for r in group)
 
 
 def coalesced(followers: list[Request]) -> list[tuple[str, str, str, str | None, str]]:

@@ -31,7 +31,7 @@ from worker.observability.metrics import make_instruments
 from worker.observability.tracing import context_from_headers, messaging_attributes, tracer
 from worker.service import replies
 from worker.service.admission import Admission, refusal
-from worker.service.boots import Boots, coalesced, request_info
+from worker.service.boots import Boots, Checked, coalesced, request_info
 from worker.service.databases import open_checked
 from worker.service.requests import Rejection, Request, replayed, to_serve
 from worker.service.routing import Route
@@ -39,7 +39,7 @@ from worker.service.series import counter_series
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("schemaheal.gate")
-_Served = TypeVar("_Served", bool, bool | None)
+_Served = TypeVar("_Served", bool, list[Checked])
 RETRYABLE_CODES = frozenset({"database-unavailable", "lock-wait-timeout", "lock-budget-exhausted"})
 
 
@@ -155,18 +155,15 @@ class Gate:
         ids = [r.request_id for r in requests]
         groups = to_serve(requests, {})
         if self.options.record and groups:
-            # the usual batch: none of it served before. The first group's boot check looks
+            # the usual batch: none of it served before. The boot check of all its groups looks
             # the batch's ids up in the ledger in the same round trip, and steps aside (writing
             # nothing) when one was: then the batch takes the ledger path below.
-            checked = self._serve_group(alias, groups[0], lookup=tuple(ids))
-            first = await self._isolated(groups[0], "healing", checked)
-            if first is False:  # the lookup may not have run: the batch comes back whole
-                return False
-            if first is True:
+            checks = await self._check(alias, conn, groups, tuple(ids))
+            if isinstance(checks, bool):  # failed (the batch comes back whole), or answered
+                return checks
+            if not checks[0].seen:
                 answered = await self._refuse_replays(replayed(requests, {}))
-                for group in groups[1:]:
-                    answered &= await self._heal_group(alias, group)
-                return answered
+                return answered & await self._heal_groups(alias, groups, checks)
         try:
             done = await ledger.find_many(conn, ids, self.settings.ledger_schema)
         except DATABASE_ERRORS as exc:
@@ -180,12 +177,33 @@ class Gate:
                     [request], "answering from the ledger",
                     self._answer_from_ledger(request, done[request.request_id]),
                 )  # fmt: skip
-        for group in to_serve(requests, done):
-            answered &= await self._heal_group(alias, group)
+        groups = to_serve(requests, done)
+        if groups:
+            checks = await self._check(alias, conn, groups)
+            if isinstance(checks, bool):
+                return answered & checks
+            answered &= await self._heal_groups(alias, groups, checks)
         return answered
 
-    async def _heal_group(self, alias: str, group: list[Request]) -> bool:
-        return await self._isolated(group, "healing", self._serve_group(alias, group)) is not False
+    async def _check(
+        self, alias: str, conn: Any, groups: list[list[Request]], lookup: tuple[str, ...] = ()
+    ) -> list[Checked] | bool:
+        """The boot check of every group: False when the database failed (nobody answered),
+        True when an error in the worker answered them all ``internal``."""
+        checking = self.boots.check_all(alias, conn, groups, self.options, lookup)
+        checks = await self._isolated([r for g in groups for r in g], "healing", checking)
+        if isinstance(checks, list) and not checks[0].leased and not checks[0].seen:
+            return False
+        return checks
+
+    async def _heal_groups(
+        self, alias: str, groups: list[list[Request]], checks: list[Checked]
+    ) -> bool:
+        answered = True
+        for group, checked in zip(groups, checks, strict=True):
+            serving = self._serve_group(alias, group, checked)
+            answered &= await self._isolated(group, "healing", serving) is not False
+        return answered
 
     async def _refuse_replays(self, replays: list[Request]) -> bool:
         answered = True
@@ -202,12 +220,9 @@ class Gate:
             await self._send(request, replies.from_ledger(request, row))
         return True
 
-    async def _serve_group(
-        self, alias: str, group: list[Request], lookup: tuple[str, ...] = ()
-    ) -> bool | None:
-        """Serve ``group`` (True), or leave it to a redelivery (False). With ``lookup``, the
-        boot check first looks those request ids up in the ledger: None when one was served
-        before (nothing was written or answered)."""
+    async def _serve_group(self, alias: str, group: list[Request], checked: Checked) -> bool:
+        """Serve ``group``, whose boot check gave ``checked`` (True), or leave it to a
+        redelivery (False)."""
         leader, followers = group[0], group[1:]
         try:
             conn = await self._connection(alias)  # the kept one, or a new one if it broke
@@ -215,11 +230,6 @@ class Gate:
             log.error("database unavailable", extra={"database": alias, "error": str(exc)})
             return False
         with self._process_span(leader.headers, leader.request_id, leader.record) as span:
-            checked = await self.boots.check(alias, conn, group, self.options, lookup)
-            if checked.seen:
-                return None
-            if not checked.leased:
-                return False  # redelivered later; nobody in this group has been answered
             result = checked.result
             if result is None:  # not answered by the boot check: heal
                 conn, result = await self._heal_with_retries(alias, conn, leader)
@@ -238,7 +248,7 @@ class Gate:
                 "schemaheal.coalesced.count": len(followers),
             })  # fmt: skip
             healed_by = result.span or span.get_span_context()  # the heal, else this request
-            if result.ledger_id is not None and followers:
+            if result.ledger_id is not None and followers and checked.result is None:
                 try:
                     await ledger.record_served(
                         conn, result.ledger_id, coalesced(followers), self.settings.ledger_schema
