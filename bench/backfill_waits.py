@@ -1,8 +1,9 @@
 """What the backends of ``bench.backfill`` wait for: ``pg_stat_activity`` sampled every
 ``INTERVAL_S`` seconds from its own connection, each active backend's wait event counted by who
 it is — the writers of ``bench.backfill_load`` (``application_name`` ``bench-writer``) or the
-migration (any other backend of the database: schemaheal's runner, pgroll's connection). A
-backend that is active and waits for nothing is on the CPU (or queued for it): ``CPU``.
+migration (any other client backend of the database: schemaheal's runner, pgroll's connection;
+not autovacuum). A backend that is active and waits for nothing is on the CPU (or queued for it):
+``CPU``.
 
 Shares are of the samples in one window, so the writers' waits before the migration and during
 its backfill can be set side by side (:func:`shares`).
@@ -23,6 +24,7 @@ WRITER = "bench-writer"
 _SAMPLE = """SELECT application_name = $1 AS writer, wait_event_type, wait_event
                FROM pg_stat_activity
               WHERE datname = current_database() AND state = 'active'
+                AND backend_type = 'client backend'
                 AND pid <> pg_backend_pid()"""
 
 #: (when, "writers" or "migration", wait event)
