@@ -7,7 +7,7 @@ with its defaults (the issue's figures), without writers. Here the same column i
 same way as a BACKFILL migration (a new NOT NULL column), and timed the same way: expand, the
 backfill, its final check and the NOT NULL enforcement (CHECK NOT VALID, VALIDATE, SET NOT NULL)
 — while ``bench.backfill_load`` writes at a fixed rate as an old replica does. The writers' p50
-and p99 latency are measured before the migration and during it.
+and p99 latency are measured before the migration, during it and after it.
 
 The server runs with PostgreSQL's durable defaults (fsync, synchronous_commit and
 full_page_writes on, 128 MB of shared buffers), not the test suite's fast settings. The table is
@@ -24,8 +24,11 @@ writers write through the old version's schema (pgroll's clients set their searc
 during ``start`` and stop before ``complete``, which drops that schema. A failed write is
 counted and shown.
 
+The writer impact of each tool and the ratios of the two are defined in
+:mod:`bench.backfill_report`; the backends' wait events are sampled by :mod:`bench.backfill_waits`.
+
     python -m bench.backfill [--rows 1000000 10000000] [--rate 400] [--batch 1000] [--pause 0]
-                             [--target-ms 100] [--repeat 3] [--peer pgroll|none]
+                             [--target-ms 50] [--duty 1 0.7] [--repeat 3] [--peer pgroll|none]
 """
 
 from __future__ import annotations
