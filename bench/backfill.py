@@ -7,7 +7,7 @@ with its defaults (the issue's figures), without writers. Here the same column i
 same way as a BACKFILL migration (a new NOT NULL column), and timed the same way: expand, the
 backfill, its final check and the NOT NULL enforcement (CHECK NOT VALID, VALIDATE, SET NOT NULL)
 — while ``bench.backfill_load`` writes at a fixed rate as an old replica does. The writers' p50
-and p99 latency are measured before the migration and during it.
+and p99 latency are measured before the migration, during it and after it.
 
 The server runs with PostgreSQL's durable defaults (fsync, synchronous_commit and
 full_page_writes on, 128 MB of shared buffers), not the test suite's fast settings. The table is
@@ -24,8 +24,11 @@ writers write through the old version's schema (pgroll's clients set their searc
 during ``start`` and stop before ``complete``, which drops that schema. A failed write is
 counted and shown.
 
+The writer impact of each tool and the ratios of the two are defined in
+:mod:`bench.backfill_report`; the backends' wait events are sampled by :mod:`bench.backfill_waits`.
+
     python -m bench.backfill [--rows 1000000 10000000] [--rate 400] [--batch 1000] [--pause 0]
-                             [--target-ms 100] [--repeat 3] [--peer pgroll|none]
+                             [--target-ms 50] [--duty 1 0.7] [--repeat 3] [--peer pgroll|none]
 """
 
 from __future__ import annotations
@@ -33,8 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
-import statistics
 import subprocess
 import sys
 import time
@@ -42,6 +43,8 @@ from asyncio.subprocess import Process
 from dataclasses import dataclass
 
 from bench import pgroll
+from bench.backfill_report import Measured, compare, show
+from bench.backfill_waits import Sample, sample
 from worker.embedded.postgres import LocalPostgres, embedded_binaries
 from worker.engine import backfill_store
 from worker.engine.backfill import BackfillSettings, Finish, run_migration
@@ -53,7 +56,6 @@ DURABLE = (
     "-c fsync=on -c synchronous_commit=on -c full_page_writes=on -c shared_buffers=128MB "
     "-c max_wal_size=4GB"
 )
-PGROLL = {100_000: (21_000, 26_000), 300_000: (9_000, 10_000)}  # rows/s, the issue's figures
 MIGRATION = ColumnMigration(
     kind=MigrationKind.BACKFILL,
     schema="bench",
@@ -64,23 +66,6 @@ MIGRATION = ColumnMigration(
     forward="CASE WHEN name IS NULL THEN 'placeholder' ELSE name END",
     not_null=True,
 )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Measured:
-    tool: str  # "schemaheal" or "pgroll"
-    rows: int
-    expand_s: float
-    backfill_s: float  # backfill, final check and enforcement
-    before: list[float]  # writers' latencies, ms
-    backfill: list[float]  # from the start to the last batch (pgroll: its start)
-    during: list[float]  # from the start to NOT NULL (pgroll: its start; complete has no writers)
-    errors: dict[str, int]  # writes that failed (from the start of the load to its end)
-    batches: str  # how many, of how many rows
-
-    @property
-    def rate(self) -> float:
-        return self.rows / (self.expand_s + self.backfill_s)
 
 
 async def seed(dsn: str, rows: int, tool: str, *, checkpoint: bool) -> tuple[str, str]:
@@ -171,6 +156,8 @@ async def check(dsn: str, tool: str) -> None:
 
 
 async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: str) -> Measured:
+    """One run of ``tool``: ``pgroll``, or ``schemaheal`` (``schemaheal@DUTY``: with that duty)."""
+    tool, _, duty = tool.partition("@")
     database = f"backfill_{tool}_{rows}"
     admin = await connect(pg.dsn)
     await admin.execute(f"CREATE DATABASE {database}")
@@ -178,6 +165,9 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
     dsn = pg.dsn_for(database)
     written = await seed(dsn, rows, tool, checkpoint=args.checkpoint)
     load = await _start_load(dsn, rows, args, *written) if args.rate > 0 else None
+    waits: list[Sample] = []
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample(dsn, waits, stop)) if args.waits else None
     before_from = time.time()
     await asyncio.sleep(args.baseline_s if load is not None else 0)
     during_from = time.time()
@@ -189,6 +179,7 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
         sizes: list[tuple[int, float]] = []  # rows, when committed
         settings = BackfillSettings(
             batch_rows=args.batch, batch_target_ms=args.target_ms, pause_s=args.pause,
+            duty=float(duty or args.duty[0]),
             on_batch=lambda m, rows, seconds: sizes.append((rows, time.time())),
         )  # fmt: skip
         expand_s, backfill_s = await migrate(dsn, settings)
@@ -198,6 +189,11 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
         )
         backfill_to = max((at for _, at in sizes), default=during_from)
     during_to = time.time()
+    await asyncio.sleep(args.baseline_s if load is not None else 0)  # writers alone again
+    after_to = time.time()
+    stop.set()
+    if sampler is not None:
+        await sampler
     samples, errors = await _stop_load(load) if load is not None else ([], {})
     if tool == "pgroll":
         backfill_s += await asyncio.to_thread(pgroll.complete, dsn, "bench")
@@ -206,15 +202,18 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
     await admin.execute(f"DROP DATABASE {database}")
     await admin.close()
     return Measured(
-        tool=tool,
+        tool=f"{tool}@{duty}" if duty else tool,
         rows=rows,
         expand_s=expand_s,
         backfill_s=backfill_s,
         before=[ms for at, ms in samples if before_from <= at < during_from],
+        after=[ms for at, ms in samples if during_to <= at < after_to],
         backfill=[ms for at, ms in samples if during_from <= at < backfill_to],
         during=[ms for at, ms in samples if during_from <= at < during_to],
         errors=errors,
         batches=batches,
+        windows=(before_from, during_from, backfill_to, during_to, after_to),
+        waits=waits,
     )
 
 
@@ -238,73 +237,18 @@ async def _stop_load(load: Process) -> tuple[list[list[float]], dict[str, int]]:
     return list(found["samples"]), dict(found["errors"])
 
 
-def p99(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=100)[98] if len(samples) > 1 else float("nan")
-
-
-def show(m: Measured, args: argparse.Namespace) -> None:
-    writers = f"writers {args.rate:g}/s" if args.rate > 0 else "no writers"
-    print(f"{m.tool}: {m.rows:,} rows, {m.batches}, pause {args.pause} s, {writers}")
-    if m.tool == "pgroll":
-        print(f"  pgroll start + complete {m.backfill_s:.1f} s (two processes, startup included)")
-    else:
-        print(f"  expand {m.expand_s * 1000:.0f} ms, backfill + check + NOT NULL "
-              f"{m.backfill_s:.1f} s")  # fmt: skip
-    print(f"  rate {m.rate:,.0f} rows/s (expand to NOT NULL)")
-    for name, values in zip(WHEN, (m.before, m.backfill, m.during), strict=True):
-        if not values:
-            continue
-        print(
-            f"  writers {name}: {len(values)} writes, p50 {statistics.median(values):.2f} ms, "
-            f"p99 {p99(values):.2f} ms"
-        )
-    for error, count in m.errors.items():
-        print(f"  WRITES FAILED: {count} x {error}")
-    for size, (low, high) in PGROLL.items():
-        if m.tool != "pgroll" and (size == m.rows or size == max(PGROLL) < m.rows):
-            print(f"  vs pgroll's published figure at {size:,} rows ({low:,}-{high:,} rows/s): "
-                  f"{m.rate / high:.1f}x-{m.rate / low:.1f}x (target: 2x)")  # fmt: skip
-
-
-#: the writers' windows: alone; until the last batch; until NOT NULL (pgroll's two are its start)
-WHEN = ("before", "backfill", "during")
-
-
-def _median_p99(samples: list[list[float]]) -> float:
-    p99s = [p99(values) for values in samples if len(values) > 1]
-    return statistics.median(p99s) if p99s else math.nan
-
-
-def compare(runs: list[Measured]) -> None:
-    """Medians per tool, and schemaheal's against pgroll's measured in the same run."""
-    medians = {}
-    for tool in dict.fromkeys(r.tool for r in runs):
-        mine = [r for r in runs if r.tool == tool]
-        rates = sorted(r.rate for r in mine)
-        before, backfill, during = (_median_p99([getattr(r, w) for r in mine]) for w in WHEN)
-        medians[tool] = statistics.median(rates), backfill, during
-        print(f"  {tool}: median of {len(mine)} runs {medians[tool][0]:,.0f} rows/s (from "
-              f"{rates[0]:,.0f} to {rates[-1]:,.0f}); writers' p99, median: before "
-              f"{before:.2f} ms, backfill {backfill:.2f} ms, during {during:.2f} ms")  # fmt: skip
-    if "pgroll" in medians and "schemaheal" in medians:
-        (ours, our_fill, our_p99), (theirs, their_fill, their_p99) = (
-            medians["schemaheal"], medians["pgroll"]
-        )  # fmt: skip
-        print(f"  schemaheal / pgroll, same run: {ours / theirs:.2f}x the rate (target: 2x), "
-              f"writers' p99 {our_fill / their_fill:.2f}x pgroll's during the backfill, "
-              f"{our_p99 / their_p99:.2f}x until NOT NULL")  # fmt: skip
-
-
 def peers(args: argparse.Namespace) -> list[str]:
-    """The tools to run: schemaheal, and pgroll unless left out or it cannot be built here."""
+    """The tools to run: schemaheal (one per duty when there are several), and pgroll unless
+    left out or it cannot be built here."""
+    ours = [f"schemaheal@{d}" for d in args.duty] if len(args.duty) > 1 else ["schemaheal"]
     if args.peer == "none":
-        return ["schemaheal"]
+        return ours
     try:
         pgroll.binary()
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         print(f"pgroll left out: it could not be built ({exc})")
-        return ["schemaheal"]
-    return ["schemaheal", "pgroll"]
+        return ours
+    return [*ours, "pgroll"]
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -317,7 +261,8 @@ async def main(args: argparse.Namespace) -> None:
             for repeat in range(args.repeat):  # in turn, each first every other time
                 for tool in tools if repeat % 2 == 0 else tools[::-1]:
                     runs.append(await measure(pg, rows, args, tool))
-                    show(runs[-1], args)
+                    writers = f"writers {args.rate:g}/s" if args.rate > 0 else "no writers"
+                    show(runs[-1], writers, f"pause {args.pause} s")
             compare(runs)
 
 
@@ -336,9 +281,23 @@ def arguments() -> argparse.Namespace:
         help="schemaheal's target batch duration (0: every batch --batch rows)",
     )  # fmt: skip
     parser.add_argument("--pause", type=float, default=0.0, help="seconds between batches")
+    parser.add_argument(
+        "--duty", type=float, nargs="+", default=[BackfillSettings().duty],
+        help="schemaheal's share of the time in batches (a rest after each in proportion); "
+        "several: each is run in turn with pgroll, as a tool of its own (schemaheal@DUTY)",
+    )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="runs per size (median shown)")
-    parser.add_argument("--baseline-s", type=float, default=10.0, help="writers alone, first")
+    parser.add_argument(
+        "--baseline-s",
+        type=float,
+        default=10.0,
+        help="writers alone, before the migration and again after it (pgroll: before complete)",
+    )
     parser.add_argument("--peer", choices=("pgroll", "none"), default="pgroll")
+    parser.add_argument(
+        "--no-waits", dest="waits", action="store_false",
+        help="do not sample pg_stat_activity for the backends' wait events (bench.backfill_waits)",
+    )  # fmt: skip
     parser.add_argument(
         "--no-checkpoint", dest="checkpoint", action="store_false",
         help="no CHECKPOINT between seeding and migrating (the first change of a page then "

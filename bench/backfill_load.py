@@ -24,7 +24,9 @@ import asyncpg
 async def writer(
     dsn: str, interval_s: float, rows: int, out: list[list[float]], errors: dict[str, int]
 ) -> None:
-    settings = {"search_path": SEARCH_PATH} if SEARCH_PATH else {}
+    settings = {"application_name": "bench-writer"}  # bench.backfill_waits tells them apart
+    if SEARCH_PATH:
+        settings["search_path"] = SEARCH_PATH
     conn = await asyncpg.connect(dsn, server_settings=settings)
     update = f"UPDATE {TABLE} SET name = $2 WHERE id = $1"
     insert = f"INSERT INTO {TABLE} (name) VALUES ($1)"

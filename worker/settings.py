@@ -237,6 +237,11 @@ class WorkerSettings(GateSettings):
         "20,000 rows (what a writer of a row a batch holds may wait); 0: every batch "
         "backfill_batch_rows rows",
     )  # fmt: skip
+    backfill_duty: float = Field(
+        1.0, gt=0, le=1, description="the share of the time a backfill spends in batches: each "
+        "batch is followed by a rest in proportion to its duration (0.5: as long as it took), "
+        "which leaves the writers' commits the disk; 1: no rest",
+    )  # fmt: skip
     backfill_pause_s: float = Field(
         0.0, ge=0, description="pause between backfill batches: the throttle that leaves room to "
         "writers",
@@ -266,6 +271,7 @@ class WorkerSettings(GateSettings):
         return BackfillSettings(
             batch_rows=self.backfill_batch_rows,
             batch_target_ms=self.backfill_batch_target_ms,
+            duty=self.backfill_duty,
             pause_s=self.backfill_pause_s,
             lock_timeout_ms=self.backfill_lock_timeout_ms,
             statement_timeout_ms=max(self.statement_timeout_ms, self.backfill_lock_timeout_ms + 1),

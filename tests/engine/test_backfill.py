@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import FreshDatabase
 from tests.engine.backfill_helpers import CENTS, LABEL, RENAME, USERS, WIDE_KEY, expand
+from worker.engine import backfill as backfill_runner
 from worker.engine import backfill_store as store
 from worker.engine.backfill import BackfillSettings, Finish, run_migration, run_pending
 from worker.engine.connection import connect
@@ -342,5 +343,32 @@ async def test_fast_batches_grow_toward_their_target_and_each_records_itself(
     record = await store.progress(conn, RENAME.id)
     assert record is not None and record.batches == len(sizes)
     assert record.rows_scanned == record.rows_touched == ROWS
+    touches = await conn.fetch("SELECT touches, count(*) FROM public.users GROUP BY 1")
+    assert [tuple(r) for r in touches] == [(1, ROWS)]
+
+
+async def test_each_batch_is_followed_by_a_rest_in_proportion_to_its_duration(
+    conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With half the time in batches, each batch rests as long as it took (the rests are
+    recorded, not waited: no timing is asserted), and every row is still touched once."""
+    await expand(conn, RENAME)
+    took: list[float] = []
+    rests: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording(delay: float) -> None:
+        rests.append(delay)
+        await real_sleep(0)
+
+    settings = BackfillSettings(
+        batch_rows=BATCH, batch_target_ms=0, duty=0.5,
+        on_batch=lambda m, rows, seconds: took.append(seconds),
+    )  # fmt: skip
+    monkeypatch.setattr(backfill_runner.asyncio, "sleep", recording)
+    assert await run_migration(conn, RENAME, settings) is Finish.EXPANDED
+    monkeypatch.undo()
+    assert len(took) == math.ceil(ROWS / BATCH) and all(t > 0 for t in took)
+    assert rests == pytest.approx(took)
     touches = await conn.fetch("SELECT touches, count(*) FROM public.users GROUP BY 1")
     assert [tuple(r) for r in touches] == [(1, ROWS)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.engine.backfill_pace import Pace, next_rows
+from worker.engine.backfill_pace import Pace, next_rows, rest_s
 from worker.engine.backfill_steps import BackfillSettings
 
 PACE = Pace(target_s=0.1, min_rows=100, max_rows=20_000)
@@ -37,3 +37,28 @@ def test_the_settings_give_the_pace_and_refuse_bounds_out_of_order() -> None:
     for wrong in ({"min_batch_rows": 0}, {"min_batch_rows": 600}, {"batch_target_ms": -1}):
         with pytest.raises(ValueError, match="bounds"):
             BackfillSettings(max_batch_rows=500, **wrong)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("duty", "took_s", "expected"),
+    [
+        (1.0, 0.05, 0.0),  # no rest
+        (0.5, 0.05, 0.05),  # half the time: as long as the batch
+        (0.8, 0.04, 0.01),  # four parts work, one part rest
+        (0.25, 0.02, 0.06),
+        (0.5, 0.0, 0.0),  # no time measured: no rest
+        (0.5, 2.0, 2.0),  # a slow batch (a busy machine, retries) rests as long
+    ],
+)
+def test_a_batch_is_followed_by_a_rest_in_proportion_to_its_duration(
+    duty: float, took_s: float, expected: float
+) -> None:
+    pace = Pace(target_s=0.05, min_rows=100, max_rows=20_000, duty=duty)
+    assert rest_s(pace, took_s) == pytest.approx(expected)
+
+
+def test_the_settings_give_the_duty_and_refuse_one_out_of_range() -> None:
+    assert BackfillSettings(duty=0.6).pace.duty == 0.6
+    for wrong in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="duty"):
+            BackfillSettings(duty=wrong)

@@ -8,7 +8,8 @@ For each pending migration (:mod:`worker.engine.backfill_store`), oldest first:
 2. touch the rows in batches by primary key (:func:`worker.engine.expand_sql.render`), each batch
    one statement — its own short transaction under ``lock_timeout``, one round trip — that also
    records the batch's last key and counts; batches are sized toward a target duration
-   (:mod:`worker.engine.backfill_pace`) and throttled (a pause between them). A batch that waits
+   (:mod:`worker.engine.backfill_pace`) and throttled (a rest after each, in proportion to its
+   duration, and a fixed pause). A batch that waits
    for a row lock past ``lock_timeout``, or is a deadlock victim, is rolled back and retried — never
    skipped: a row a writer holds may be left unconverted by its rollback;
 3. check that no row is left unconverted;
@@ -29,7 +30,7 @@ from enum import StrEnum
 from functools import partial
 
 from worker.engine import backfill_store as store
-from worker.engine.backfill_pace import next_rows
+from worker.engine.backfill_pace import next_rows, rest_s
 from worker.engine.backfill_steps import (
     RETRY_HOW,
     BackfillSettings,
@@ -189,8 +190,9 @@ async def _backfill(
         if settings.on_batch is not None:
             settings.on_batch(m, int(row["touched"]), took)
         rows = next_rows(settings.pace, rows, int(row["scanned"]), took)
-        if settings.pause_s:
-            await asyncio.sleep(settings.pause_s)
+        rest = settings.pause_s + rest_s(settings.pace, took)
+        if rest:
+            await asyncio.sleep(rest)
 
 
 async def _check_converted(

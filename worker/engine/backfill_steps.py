@@ -58,7 +58,10 @@ class BackfillSettings:
     #: the bounds of a resized batch
     min_batch_rows: int = 100
     max_batch_rows: int = 20_000
-    #: pause between batches, in seconds: the throttle that leaves room to writers
+    #: the share of the time spent in batches: each batch is followed by a rest in proportion
+    #: to its duration (:func:`worker.engine.backfill_pace.rest_s`); 1: none
+    duty: float = 1.0
+    #: pause between batches, in seconds, besides the rest: a fixed throttle
     pause_s: float = 0.0
     #: how long a batch or a step waits for a lock before it is rolled back and retried
     lock_timeout_ms: int = 1000
@@ -82,11 +85,14 @@ class BackfillSettings:
             raise ValueError("lock_timeout must be positive and below statement_timeout")
         if not 1 <= self.min_batch_rows <= self.max_batch_rows or self.batch_target_ms < 0:
             raise ValueError("batch rows bounds must be ordered and positive, target not negative")
+        if not 0 < self.duty <= 1:
+            raise ValueError("duty must be above 0 and at most 1")
 
     @property
     def pace(self) -> Pace:
         low, high = self.min_batch_rows, self.max_batch_rows
-        return Pace(target_s=self.batch_target_ms / 1000, min_rows=low, max_rows=high)
+        target_s = self.batch_target_ms / 1000
+        return Pace(target_s=target_s, min_rows=low, max_rows=high, duty=self.duty)
 
 
 class Stop(Exception):
