@@ -37,15 +37,27 @@ class UnsafeStatementError(PermanentError):
 
 def check(sql: str) -> None:
     """Raise :class:`UnsafeStatementError` unless ``sql`` is one statement a plan may contain."""
+    check_batch(sql, 1)
+
+
+def check_batch(sql: str, count: int) -> None:
+    """Raise :class:`UnsafeStatementError` unless ``sql`` is exactly ``count`` statements, each
+    one a plan may contain (a transaction's statements sent in one round trip)."""
     try:
         statements = json.loads(parse_sql_json(sql)).get("stmts", [])
     except ParseError as exc:
         raise UnsafeStatementError(
             f"refusing to run a statement that does not parse: {exc}"
         ) from None
-    if len(statements) != 1:
-        raise UnsafeStatementError(f"refusing to run {len(statements)} statements as one")
-    ((kind, node),) = statements[0]["stmt"].items()
+    if len(statements) != count:
+        expected = "one" if count == 1 else str(count)
+        raise UnsafeStatementError(f"refusing to run {len(statements)} statements as {expected}")
+    for statement in statements:
+        _check_statement(statement["stmt"])
+
+
+def _check_statement(stmt: dict[str, Any]) -> None:
+    ((kind, node),) = stmt.items()
     if kind not in _KINDS:
         raise UnsafeStatementError(f"refusing to run a {kind}: not part of a plan")
     if kind == "AlterTableStmt":
