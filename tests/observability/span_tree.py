@@ -44,6 +44,12 @@ def links(span: Span) -> list[tuple[str, str]]:
     return [(link["traceId"], link["spanId"]) for link in span.get("links", [])]
 
 
+def statements_covered(spans: list[Span]) -> int:
+    """How many statements ``spans`` ran: a new table's statements go in one round trip, one
+    span for them saying how many (``db.operation.batch.size``)."""
+    return sum(int(attributes(s).get("db.operation.batch.size", 1)) for s in spans)
+
+
 @dataclass(frozen=True, slots=True)
 class Boot:
     """One boot's trace, checked: its spans by name (one each, statements aside)."""

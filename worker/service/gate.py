@@ -19,8 +19,9 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
-from opentelemetry import metrics
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.trace import Link, Span, SpanKind
 
 from contracts.events import SchemaHealed
 from worker.engine import ledger
@@ -161,9 +162,9 @@ class Gate:
             checks = await self._check(alias, conn, groups, tuple(ids))
             if isinstance(checks, bool):  # failed (the batch comes back whole), or answered
                 return checks
-            if not checks[0].seen:
+            if not checks[0][0].seen:
                 answered = await self._refuse_replays(replayed(requests, {}))
-                return answered & await self._heal_groups(alias, groups, checks)
+                return answered & await self._heal_groups(alias, groups, *checks)
         try:
             done = await ledger.find_many(conn, ids, self.settings.ledger_schema)
         except DATABASE_ERRORS as exc:
@@ -182,26 +183,40 @@ class Gate:
             checks = await self._check(alias, conn, groups)
             if isinstance(checks, bool):
                 return answered & checks
-            answered &= await self._heal_groups(alias, groups, checks)
+            answered &= await self._heal_groups(alias, groups, *checks)
         return answered
 
     async def _check(
         self, alias: str, conn: Any, groups: list[list[Request]], lookup: tuple[str, ...] = ()
-    ) -> list[Checked] | bool:
-        """The boot check of every group: False when the database failed (nobody answered),
+    ) -> tuple[list[Checked], Span | None] | bool:
+        """The boot check of every group, and the first group's process span (None when the
+        check saw a request served before): False when the database failed (nobody answered),
         True when an error in the worker answered them all ``internal``."""
-        checking = self.boots.check_all(alias, conn, groups, self.options, lookup)
-        checks = await self._isolated([r for g in groups for r in g], "healing", checking)
+        # the check's span is a child of the first group's process span (the boot that a
+        # one-group batch is), started here and ended when that group is served; the other
+        # groups' replies link to it as to a heal
+        leader = groups[0][0]
+        first = self._start_process_span(leader.headers, leader.request_id, leader.record)
+        token = otel_context.attach(trace.set_span_in_context(first))
+        try:
+            checking = self.boots.check_all(alias, conn, groups, self.options, lookup)
+            checks = await self._isolated([r for g in groups for r in g], "healing", checking)
+        finally:
+            otel_context.detach(token)
         if isinstance(checks, list) and not checks[0].leased and not checks[0].seen:
-            return False
-        return checks
+            checks = False
+        if isinstance(checks, bool) or checks[0].seen:
+            first.end()
+            return checks if isinstance(checks, bool) else (checks, None)
+        return checks, first
 
     async def _heal_groups(
-        self, alias: str, groups: list[list[Request]], checks: list[Checked]
+        self, alias: str, groups: list[list[Request]], checks: list[Checked], first: Span | None
     ) -> bool:
         answered = True
         for group, checked in zip(groups, checks, strict=True):
-            serving = self._serve_group(alias, group, checked)
+            serving = self._serve_group(alias, group, checked, first)
+            first = None
             answered &= await self._isolated(group, "healing", serving) is not False
         return answered
 
@@ -220,16 +235,20 @@ class Gate:
             await self._send(request, replies.from_ledger(request, row))
         return True
 
-    async def _serve_group(self, alias: str, group: list[Request], checked: Checked) -> bool:
+    async def _serve_group(
+        self, alias: str, group: list[Request], checked: Checked, started: Span | None = None
+    ) -> bool:
         """Serve ``group``, whose boot check gave ``checked`` (True), or leave it to a
-        redelivery (False)."""
+        redelivery (False). ``started``: its process span, when the check started it."""
         leader, followers = group[0], group[1:]
+        span = started or self._start_process_span(leader.headers, leader.request_id, leader.record)
         try:
             conn = await self._connection(alias)  # the kept one, or a new one if it broke
         except RetryableError as exc:
             log.error("database unavailable", extra={"database": alias, "error": str(exc)})
+            span.end()
             return False
-        with self._process_span(leader.headers, leader.request_id, leader.record) as span:
+        with trace.use_span(span, end_on_exit=True):
             result = checked.result
             if result is None:  # not answered by the boot check: heal
                 conn, result = await self._heal_with_retries(alias, conn, leader)
@@ -310,8 +329,16 @@ class Gate:
         self, headers: dict[str, str], request_id: str | None, record: Any,
         links: list[Link] | None = None,
     ) -> Any:  # fmt: skip
+        """The consumer span of one request, current while the block runs."""
+        span = self._start_process_span(headers, request_id, record, links)
+        return trace.use_span(span, end_on_exit=True)
+
+    def _start_process_span(
+        self, headers: dict[str, str], request_id: str | None, record: Any,
+        links: list[Link] | None = None,
+    ) -> Span:  # fmt: skip
         """The consumer span of one request, a child of the context its headers carry."""
-        return tracer().start_as_current_span(
+        return tracer().start_span(
             f"process {self.settings.request_topic}",
             context=context_from_headers(headers),
             kind=SpanKind.CONSUMER,
