@@ -7,7 +7,8 @@ type a column uses, of a table a foreign key points at, of a sequence a default 
 changes what inspection returns, and the next boot must inspect in full; renaming a schema
 nothing names must not. Here those objects live outside the manifest's schema, used by columns,
 a check and a foreign key the manifest does not declare (kept: informational drift, so the heal
-is verified with them in place).
+is verified with them in place). Partitions of a declared table may live in another schema too:
+attaching, detaching or renaming one at any depth, or renaming its schema, is noticed.
 """
 
 from __future__ import annotations
@@ -133,3 +134,55 @@ async def test_a_schema_created_or_renamed_to_one_of_the_manifest_s_names_is_not
         assert renamed_away.value not in {start.value, created.value, renamed_to.value}
     finally:
         await conn.close()
+
+
+#: a partitioned table of the manifest whose partitions live in another schema
+PARTITIONED = {
+    "service": "shop",
+    "database": "main",
+    "schemas": ["shop"],
+    "tables": [{"schema": "shop", "name": "events", "columns": [
+        {"name": "id", "type": "bigint", "nullable": False},
+        {"name": "at", "type": "date", "nullable": False}]}],
+}  # fmt: skip
+PARTITIONS_ELSEWHERE = """
+    CREATE SCHEMA shop; CREATE SCHEMA x_part;
+    CREATE TABLE shop.events (id bigint NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);
+    CREATE TABLE x_part.y2026 PARTITION OF shop.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')
+        PARTITION BY RANGE (at);
+    CREATE TABLE x_part.h1 PARTITION OF x_part.y2026 FOR VALUES FROM ('2026-01-01') TO ('2026-07-01');
+"""
+PARTITION_CHANGES = {
+    "schema of a partition renamed": "ALTER SCHEMA x_part RENAME TO x_part_renamed",
+    "partition attached from another schema": (
+        "CREATE TABLE x_part.y2027 (id bigint NOT NULL, at date NOT NULL);"
+        "ALTER TABLE shop.events ATTACH PARTITION x_part.y2027"
+        "  FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')"
+    ),
+    "sub-partition attached": (
+        "CREATE TABLE x_part.h2 (id bigint NOT NULL, at date NOT NULL);"
+        "ALTER TABLE x_part.y2026 ATTACH PARTITION x_part.h2"
+        "  FOR VALUES FROM ('2026-07-01') TO ('2027-01-01')"
+    ),
+    "sub-partition detached": "ALTER TABLE x_part.y2026 DETACH PARTITION x_part.h1",
+    "sub-partition renamed": "ALTER TABLE x_part.h1 RENAME TO h1_old",
+}
+
+
+@pytest.mark.parametrize("change", sorted(PARTITION_CHANGES))
+async def test_a_change_to_partitions_in_another_schema_is_noticed(
+    database: FreshDatabase, change: str
+) -> None:
+    await database.execute(PARTITIONS_ELSEWHERE)
+    manifest = load_manifest(PARTITIONED)
+    first = await heal_once(database, manifest)
+    assert first.satisfied, first.error_message
+    assert fast(await heal_once(database, manifest))
+    conn = await connect(database.dsn)
+    try:
+        before = await inspect(conn, ["shop"])
+        await database.execute(PARTITION_CHANGES[change])
+        assert await inspect(conn, ["shop"]) != before
+    finally:
+        await conn.close()
+    assert not fast(await heal_once(database, manifest)), f"{change}: stale fingerprint"

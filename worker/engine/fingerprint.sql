@@ -3,12 +3,15 @@
 -- its tuple identity (ctid) and the transaction that wrote it (xmin). Any transactional catalog
 -- change -- an INSERT, UPDATE or DELETE of such a row, which is what every DDL does -- gives a
 -- row a new (ctid, xmin) or removes one, and so changes the count or the sum of hashes.
+-- Ours: the relations of the manifest's schemas and the partitions below them at any depth,
+-- wherever those live (inspection reads them as part of their tables).
 -- Namespaces: the connection pins search_path = pg_catalog, so the texts print every other
--- object schema-qualified. The rows hashed are the manifest's schemas *by name* (present or not:
--- creating or renaming a schema to one of those names adds a row) and the namespace of every
--- object the hashed rows name (relations, types, functions, operators, collations, operator
--- classes, extensions, and whatever else `dep` refers to); a schema nothing of ours names --
--- another service's, created or dropped -- leaves the fingerprint alone.
+-- object schema-qualified. Of pg_namespace, the rows hashed are the manifest's schemas *by name*
+-- (present or not: creating or renaming a schema to one of those names adds a row) and the
+-- schema of every relation, type, function, operator, collation, text search configuration or
+-- dictionary, extension and used operator class whose row is hashed, and of regnamespace
+-- constants; a schema nothing of ours names -- another service's, created or dropped -- leaves
+-- the fingerprint alone.
 -- The only non-transactional (in-place) catalog writes are statistics (relpages, reltuples,
 -- relallvisible, relhasindex, frozen xids), which inspection's answer for an empty plan does not
 -- depend on. VACUUM FULL of a catalog or a restore changes ctids: the fingerprint differs and
@@ -17,11 +20,17 @@
 -- tells when 32-bit xmins may have wrapped around).
 -- Sets of oids are arrays, so that each catalog is read through its index (= ANY (array)); a
 -- catalog read for both its rows and their namespaces is read once (a CTE used twice).
-WITH ns AS (
+WITH RECURSIVE ns AS (
     SELECT array_agg(oid) AS oids FROM pg_namespace WHERE nspname = ANY ($1::text[])
-), rel AS (
+), own AS (
     SELECT coalesce(array_agg(oid), '{}') AS oids FROM pg_class
      WHERE relnamespace = ANY ((SELECT oids FROM ns)::oid[])
+), below(oid) AS (  -- partitions (of tables and indexes) at any depth, in whatever schema
+    SELECT inhrelid FROM pg_inherits WHERE inhparent = ANY ((SELECT oids FROM own)::oid[])
+    UNION
+    SELECT h.inhrelid FROM below b JOIN pg_inherits h ON h.inhparent = b.oid
+), rel AS (  -- ours: the relations of our schemas and the partitions below them
+    SELECT (SELECT oids FROM own) || coalesce(array_agg(oid), '{}') AS oids FROM below
 ), refrel AS (  -- our relations and those our foreign keys point at
     SELECT (SELECT oids FROM rel) || coalesce(array_agg(confrelid), '{}') AS oids
       FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY ((SELECT oids FROM rel)::oid[])
@@ -117,6 +126,9 @@ WITH ns AS (
     SELECT 'p' || ctid::text || xmin::text FROM pg_depend
      WHERE classid = 'pg_class'::regclass AND objid = ANY ((SELECT oids FROM rel)::oid[])
        AND deptype IN ('a', 'i')
+    UNION ALL  -- our tables' parents and partitions
+    SELECT 'h' || ctid::text || xmin::text FROM pg_inherits
+     WHERE inhrelid = ANY ((SELECT oids FROM rel)::oid[]) OR inhparent = ANY ((SELECT oids FROM rel)::oid[])
     UNION ALL
     SELECT 'x' || ctid::text || xmin::text FROM exts
     UNION ALL
