@@ -7,6 +7,13 @@ for the same manifest computes the fingerprint again; when it is equal, no catal
 inspection depends on was written since (every DDL, by anyone, writes one), so the answer is the
 proof's: unchanged, with the same informational drift. Otherwise the full inspection runs.
 
+The rows are those of the manifest's schemas' relations and of the partitions below them, at
+any depth and in whatever schema, and of what they name. Of ``pg_namespace`` it hashes only the
+manifest's schemas by name (present or not, so creating or renaming a schema to one of those
+names counts) and the schemas of the objects the other hashed rows name (the texts print them
+schema-qualified): another service creating or dropping its own schema leaves the fingerprint,
+and so every other manifest's verification, alone.
+
 Taken before the proof, a DDL that lands between the fingerprint and the inspection makes the
 stored fingerprint older than the database, never newer: the next check differs and inspects.
 Row xmins are 32-bit and wrap around after 2**31 transactions; a stored fingerprint older than
