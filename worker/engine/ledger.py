@@ -214,7 +214,10 @@ def served_statement(
     served_by: str,
 ) -> str:  # fmt: skip
     """The statement of :func:`record_served` in schema ``s`` (quoted), with the given arrays
-    and ledger id: the boot check runs it too. The rows are written in the order given."""
+    and ledger id: the boot check runs it too. The rows are written in the order given. A
+    request that already has a finished row gets none: another worker served it (as a leader,
+    or coalesced under another leader, in a batch a rebalance handed over) while this one had it
+    too, and the ledger keeps one finished heal per request."""
     return f"""INSERT INTO {s}.heals (request_id, service, instance, database_alias, manifest_hash,
                 schemas, outcome, error_code, error_message, lock_wait_ms, duration_ms,
                 started_at, finished_at, trace_id, drift, blocked, served_by, record_position,
@@ -225,7 +228,10 @@ def served_statement(
             FROM unnest({request_ids}, {services}, {instances}, {trace_ids}, {positions})
                      WITH ORDINALITY AS r(request_id, service, instance, trace_id,
                                           record_position, ordinal)
-            CROSS JOIN {s}.heals h WHERE h.id = {served_by} ORDER BY r.ordinal"""
+            CROSS JOIN {s}.heals h WHERE h.id = {served_by}
+              AND NOT EXISTS (SELECT FROM {s}.heals d WHERE d.request_id = r.request_id
+                                 AND d.outcome <> '{RUNNING}' AND d.outcome <> '{INTERRUPTED}')
+            ORDER BY r.ordinal"""
 
 
 async def find_many(
