@@ -237,7 +237,7 @@ def _function(schema: str) -> tuple[str, str]:
     followers = ledger.served_statement(
         s, *(array(f"g->'followers'->{i}") for i in range(5)), served_by="ledger_id"
     )
-    finished = f"h.outcome <> '{ledger.RUNNING}' AND h.outcome <> '{ledger.INTERRUPTED}'"
+    finished = ledger.finished("h")
     # planned at each call: a plan cached while the ledger was small scans it whole, comparing
     # every row with each of the batch's hundreds of ids
     lookup = f"SELECT EXISTS (SELECT FROM {s}.heals h WHERE h.request_id = ANY($1) AND {finished})"

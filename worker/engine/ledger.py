@@ -88,6 +88,11 @@ RUNNING, INTERRUPTED = "running", "interrupted"
 UNFINISHED = (RUNNING, INTERRUPTED)
 
 
+def finished(alias: str) -> str:
+    """SQL: the heals row ``alias`` is a finished heal (it answered its request)."""
+    return f"{alias}.outcome <> '{RUNNING}' AND {alias}.outcome <> '{INTERRUPTED}'"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HealRecord:
     """One ledger row and its statements."""
@@ -230,7 +235,7 @@ def served_statement(
                                           record_position, ordinal)
             CROSS JOIN {s}.heals h WHERE h.id = {served_by}
               AND NOT EXISTS (SELECT FROM {s}.heals d WHERE d.request_id = r.request_id
-                                 AND d.outcome <> '{RUNNING}' AND d.outcome <> '{INTERRUPTED}')
+                                 AND {finished("d")})
             ORDER BY r.ordinal"""
 
 
