@@ -39,3 +39,54 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+class CpuLimit:
+    """A CPU limit of ``cores`` for processes, as a Kubernetes ``limits.cpu`` sets it: a CFS
+    quota per 100 ms period in a cgroup of their own (cgroup v1 ``cpu`` or v2 ``cpu.max``).
+    Needs write access to the cgroup tree (root here); :meth:`available` says whether it has it."""
+
+    PERIOD_US = 100_000
+    V1, V2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+
+    def __init__(self, name: str, cores: float) -> None:
+        if not self.available():
+            raise RuntimeError("no writable cgroup cpu controller here: run without --worker-cpu")
+        quota = max(1000, round(cores * self.PERIOD_US))
+        if (self.V1 / "cpu.cfs_quota_us").exists():
+            self.path = self.V1 / name
+            self.path.mkdir(exist_ok=True)
+            (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            self.path = self.V2 / name
+            self.path.mkdir(exist_ok=True)
+            (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+
+    @classmethod
+    def available(cls) -> bool:
+        v1 = cls.V1 / "cpu.cfs_quota_us"
+        v2 = cls.V2 / "cgroup.subtree_control"
+        if v1.exists():
+            return os.access(cls.V1, os.W_OK)
+        return v2.exists() and "cpu" in v2.read_text().split() and os.access(cls.V2, os.W_OK)
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))  # every thread of the process
+
+    def throttled_s(self) -> float:
+        """Time the processes were held back by the quota so far."""
+        for line in (self.path / "cpu.stat").read_text().splitlines():
+            name, value = line.split()
+            if name == "throttled_time":  # v1, nanoseconds
+                return int(value) / 1e9
+            if name == "throttled_usec":  # v2
+                return int(value) / 1e6
+        return 0.0
+
+    def remove(self) -> None:
+        """Delete the cgroup (its processes must have exited)."""
+        try:
+            self.path.rmdir()
+        except OSError as exc:  # a process still in it
+            print(f"  (cgroup {self.path} left behind: {exc}; rmdir it once its processes exit)")

@@ -22,14 +22,15 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.boot_gate import service_manifest
-from bench.processes import cpu_seconds
+from bench.processes import CpuLimit, cpu_seconds
 from contracts import load_manifest
 from contracts.events import REQUEST_TYPE, ServiceStarting, decode_headers, event_headers
 from tests.apache_kafka import ApacheKafka
@@ -47,10 +48,11 @@ class Run:
     replies: int = 0
     conflicting: int = 0  # requests answered more than once with different outcomes
     duplicates: int = 0  # requests answered more than once (same outcome)
+    late_warmup: int = 0  # replies to warm-up requests read during the storm (redeliveries)
     ddl_runs: int = 0
-    outcomes: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     worker_cpu_s: float = 0.0  # CPU time of all the workers during the storm
     busy: float = 0.0  # of the machine's CPU time during the storm, the part spent working
+    throttled_s: float = 0.0  # time the workers were held back by their CPU limit (--worker-cpu)
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -161,6 +163,10 @@ async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: arg
     await admin.close()
     dsns = {alias: pg.dsn_for(alias) for alias in aliases}
     processes = start_workers(workers, kafka.bootstrap_servers, dsns, run, args.partitions)
+    limits = [CpuLimit(f"schemaheal-bench-{run}-{i}", args.worker_cpu)
+              for i in range(workers) if args.worker_cpu]  # fmt: skip
+    for limit, process in zip(limits, processes, strict=False):
+        limit.add(process.pid)
     storm = Storm(kafka.bootstrap_servers, run)
     result = Run(workers=workers)
     try:
@@ -169,9 +175,11 @@ async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: arg
             await storm.publish(alias, 0, 0)
         await storm.collect(180)
         assert not storm.pending, f"{len(storm.pending)} warm-up requests unanswered"
+        await settled(kafka.bootstrap_servers, run, workers)
         await asyncio.sleep(2)
-        storm.outcomes.clear()
+        warmup = {rid: len(outcomes) for rid, outcomes in storm.outcomes.items()}
         started, cpu, ticks = time.perf_counter(), _cpu(processes), machine_ticks()
+        throttled = sum(limit.throttled_s() for limit in limits)
         for replica in range(args.replicas):
             for service in range(1, args.services + 1):
                 for alias in aliases:
@@ -180,6 +188,7 @@ async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: arg
         await storm.collect(600)
         result.seconds = time.perf_counter() - started
         result.worker_cpu_s = _cpu(processes) - cpu
+        result.throttled_s = sum(limit.throttled_s() for limit in limits) - throttled
         busy, total = (now - then for now, then in zip(machine_ticks(), ticks, strict=True))
         result.busy = busy / max(1, total)
         await asyncio.sleep(2)  # late duplicates
@@ -190,8 +199,13 @@ async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: arg
             process.terminate()
         for process in processes:
             process.wait(30)
-    result.replies = sum(len(o) for o in storm.outcomes.values())
-    result.duplicates = sum(len(o) > 1 for o in storm.outcomes.values())
+        for limit in limits:
+            limit.remove()
+    answered = {rid: o for rid, o in storm.outcomes.items() if rid not in warmup}
+    result.replies = sum(len(o) for o in answered.values())
+    result.duplicates = sum(len(o) > 1 for o in answered.values())
+    result.late_warmup = sum(len(storm.outcomes[rid]) - n for rid, n in warmup.items())
+    # every request, the warm-up's too: answered twice, then with one outcome
     result.conflicting = sum(len(set(o)) > 1 for o in storm.outcomes.values())
     for dsn in dsns.values():
         conn = await asyncpg.connect(dsn)
@@ -201,6 +215,22 @@ async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: arg
         await conn.close()
     result.ddl_runs -= args.databases  # the warm-up's own heal on each database
     return result
+
+
+async def settled(bootstrap: str, group: str, members: int, timeout_s: float = 120) -> None:
+    """Until the group is stable with all ``members``: no rebalance left to happen in the storm."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.perf_counter() + timeout_s
+        while time.perf_counter() < deadline:
+            (described,) = (await admin.describe_consumer_groups([group]))[0].to_object()["groups"]
+            if described["state"] == "Stable" and len(described["members"]) == members:
+                return
+            await asyncio.sleep(0.5)
+        raise TimeoutError(f"group {group} not stable with {members} members in {timeout_s} s")
+    finally:
+        await admin.close()
 
 
 def _cpu(processes: list[subprocess.Popen[bytes]]) -> float:
@@ -218,22 +248,29 @@ async def main(args: argparse.Namespace) -> None:
         kafka.stop()
     drifts = args.databases * args.services
     base = runs[0].requests / runs[0].seconds
+    limit = f", each worker limited to {args.worker_cpu} cores" if args.worker_cpu else ""
     print(
         f"several workers, one group, Apache Kafka: {args.databases} databases x "
         f"{args.services} services x {args.replicas} replicas, {args.partitions} partitions"
+        f"{limit}"
     )
     print("  workers  requests  replies  seconds  req/s   factor  dup  conflicting  DDL runs"
-          "      worker CPU/req  machine busy")  # fmt: skip
+          "      worker CPU/req  machine busy  throttled  late warm-up replies")  # fmt: skip
     for r in runs:
         rate = r.requests / r.seconds
         print(f"  {r.workers:7d}  {r.requests:8d}  {r.replies:7d}  {r.seconds:7.1f}  "
               f"{rate:5.0f}  {rate / base:6.2f}x  {r.duplicates:3d}  {r.conflicting:11d}  "
               f"{r.ddl_runs:4d} (target {drifts})  {r.worker_cpu_s / r.requests * 1000:8.2f} ms"
-              f"  {r.busy * 100:8.0f}%")  # fmt: skip
+              f"  {r.busy * 100:8.0f}%  {r.throttled_s:7.1f} s  {r.late_warmup:5d}")  # fmt: skip
     print(
         f"  (machine busy: the CPU time of every process on all {os.cpu_count()} cores; near "
         "100% the storm is CPU-bound and another worker has no core to run on)"
     )
+    if args.worker_cpu:
+        print(
+            f"  (--worker-cpu {args.worker_cpu}: each worker in a cgroup of its own with that CPU "
+            "quota, as a Kubernetes limits.cpu sets it; throttled: their time held back by it)"
+        )
 
 
 if __name__ == "__main__":
@@ -243,4 +280,9 @@ if __name__ == "__main__":
     parser.add_argument("--services", type=int, default=2)
     parser.add_argument("--replicas", type=int, default=20)
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument(
+        "--worker-cpu", type=float, default=0.0,
+        help="limit each worker to this many cores (a cgroup CPU quota, like a pod's limits.cpu);"
+        " 0: no limit",
+    )  # fmt: skip
     asyncio.run(main(parser.parse_args()))
