@@ -48,7 +48,7 @@ class Run:
     replies: int = 0
     conflicting: int = 0  # requests answered more than once with different outcomes
     duplicates: int = 0  # requests answered more than once (same outcome)
-    late_warmup: int = 0  # replies to warm-up requests read during the storm (redeliveries)
+    late_warmup: int = 0  # more replies to warm-up requests, read after it (redelivered on joins)
     ddl_runs: int = 0
     worker_cpu_s: float = 0.0  # CPU time of all the workers during the storm
     busy: float = 0.0  # of the machine's CPU time during the storm, the part spent working
