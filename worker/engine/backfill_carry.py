@@ -1,6 +1,9 @@
 """The runner's part in carrying what uses the old column of an in-place swap (I/O).
 
-Two enforce steps (:class:`~worker.engine.expand_parts.Carry`):
+Three enforce steps (:class:`~worker.engine.expand_parts.Carry`):
+
+- :func:`in_key_tablespace`: the new primary key's unique index is built where the old key's
+  index is (a tablespace the plan cannot see: it is read when the step runs).
 
 - :func:`prepare_indexes`, outside any transaction and without the heal lock (it scans): each
   index on the old column gets its equivalent on the shadow column, built ``CONCURRENTLY``;
@@ -13,7 +16,7 @@ Two enforce steps (:class:`~worker.engine.expand_parts.Carry`):
 
 from __future__ import annotations
 
-from contracts.identifiers import qualified
+from contracts.identifiers import qualified, quote_ident
 from worker.engine.connection import Connection
 from worker.engine.expand import ColumnMigration
 from worker.engine.expand_dependents import (
@@ -27,7 +30,14 @@ from worker.engine.expand_dependents import (
 from worker.engine.expand_dependents_read import read_dependents
 from worker.engine.expand_parts import physical_column, table_name
 
-__all__ = ["BUILD_ATTEMPTS", "Unmovable", "Unprepared", "prepare_indexes", "swap_carrying"]
+__all__ = [
+    "BUILD_ATTEMPTS",
+    "Unmovable",
+    "Unprepared",
+    "in_key_tablespace",
+    "prepare_indexes",
+    "swap_carrying",
+]
 
 #: builds of one prepared index that may end INVALID before the migration stops
 BUILD_ATTEMPTS = 3
@@ -39,6 +49,19 @@ class Unprepared(Exception):
 
 class Unmovable(Exception):
     """Objects use the old column that the swap cannot carry; the message names them."""
+
+
+async def in_key_tablespace(conn: Connection, m: ColumnMigration, sql: str) -> str:
+    """``sql`` (a CREATE INDEX) placed in the tablespace of the table's primary key index, when
+    it has one of its own (``pg_get_indexdef`` and the plan leave it out)."""
+    space = await conn.fetchval(
+        """SELECT t.spcname::text FROM pg_constraint c
+             JOIN pg_class i ON i.oid = c.conindid
+             JOIN pg_tablespace t ON t.oid = i.reltablespace
+            WHERE c.conrelid = $1::regclass AND c.contype = 'p'""",
+        table_name(m),
+    )
+    return sql if space is None else f"{sql} TABLESPACE {quote_ident(space)}"
 
 
 async def prepare_indexes(conn: Connection, m: ColumnMigration) -> None:

@@ -23,6 +23,7 @@ from worker.engine.backfill_carry import (
     BUILD_ATTEMPTS,
     Unmovable,
     Unprepared,
+    in_key_tablespace,
     prepare_indexes,
     swap_carrying,
 )
@@ -177,7 +178,10 @@ async def _one_step(
         else:
             if step.reset is not None:
                 await conn.execute(step.reset)
-            await conn.execute(step.sql)
+            sql = step.sql
+            if step.carry is Carry.KEY:
+                sql = await in_key_tablespace(conn, m, sql)
+            await conn.execute(sql)
     finally:
         await timeouts(conn, settings, long=False, local=False)
     await store.record_step(conn, m.id, index + 1, settings.store_schema)

@@ -39,6 +39,9 @@ class Carry(StrEnum):
     PREPARE = "prepare"
     #: ``sql`` (the swap) between dropping and re-creating the dependents, in one transaction
     SWAP = "swap"
+    #: ``sql`` (the new key's unique index, built CONCURRENTLY) in the tablespace of the primary
+    #: key it replaces, when that is not the default one
+    KEY = "key"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

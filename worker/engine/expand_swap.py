@@ -69,6 +69,7 @@ def steps(m: ColumnMigration) -> tuple[Step, ...]:
             transactional=False,
             long=True,
             reset=drop,
+            carry=Carry.KEY,
         ),
         prepare,
         Step(sql=_swap(m, index), carry=Carry.SWAP),
