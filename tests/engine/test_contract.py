@@ -14,6 +14,7 @@ from contracts import Manifest, load_manifest
 from tests.conftest import FreshDatabase
 from tests.contracts.builders import column, manifest, pk, table
 from tests.engine.backfill_helpers import RENAME, expanded_users, trigger_and_columns
+from tests.engine.test_boot_check import check_one
 from worker.engine import backfill_store, boot_check, lease_store
 from worker.engine.backfill import BackfillSettings, Finish, run_pending
 from worker.engine.connection import connect
@@ -179,7 +180,7 @@ async def test_after_contract_the_new_version_boots_and_an_old_one_is_blocked(
         assert old.applied == ()  # the dropped column is not added back
         # the gate's boot check gives the same answer, without a heal
         desired = prepare(OLD)
-        checked = await boot_check.check(conn, boot_check.Boot(
+        checked = await check_one(conn, boot_check.Boot(
             desired=desired, request=RequestInfo(request_id="old-2"), instances=(("app", "o"),),
             shape=shape_of(desired.realm), ttl_s=60), HealOptions())  # fmt: skip
         assert checked is not None

@@ -297,6 +297,47 @@ async def test_a_request_another_worker_finished_gets_that_heals_answer(
     assert [r["request_id"] for r in rows] == ["again", "other"]
 
 
+async def test_a_heal_records_its_followers_and_says_whom_another_worker_served(
+    database: FreshDatabase,
+) -> None:
+    """The followers' rows are the heal's (written under its locks): one served already gets
+    none and is named in ``served_elsewhere``; a follower of a leader served before as a
+    follower itself points at the heal that ran, whose statements it is answered with."""
+    wanted = load_manifest(manifest(table("t", column("id", "integer", nullable=False),
+                                          primary_key=pk("id"))))  # fmt: skip
+
+    def follower(request_id: str) -> tuple[str, str, str, None, str]:
+        return (request_id, "svc", f"pod-{request_id}", None, f"starting:0:{request_id}")
+
+    conn = await connect(database.dsn)
+    try:
+        first = await heal(conn, wanted, request=RequestInfo(request_id="a"),
+                           followers=[follower("b")])  # fmt: skip
+        again = await heal(conn, wanted, request=RequestInfo(request_id="c"),
+                           followers=[follower("b"), follower("d")])  # fmt: skip
+        served = await heal(conn, wanted, request=RequestInfo(request_id="b"),
+                            followers=[follower("e")])  # fmt: skip
+    finally:
+        await conn.close()
+    assert (first.outcome, first.served_elsewhere) == (Outcome.HEALED, ())
+    assert (again.outcome, again.served_elsewhere) == (Outcome.UNCHANGED, ("b",))
+    assert (served.outcome, served.served_before, served.served_elsewhere) == (
+        Outcome.HEALED, True, ()
+    )  # fmt: skip
+    rows = await database.fetch(
+        "SELECT h.request_id, h.outcome, h.served_by, h.record_position,"
+        " (SELECT count(*) FROM schemaheal.statements s WHERE s.heal_id = h.served_by) AS ran"
+        " FROM schemaheal.heals h ORDER BY h.id"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("a", "healed", None, None, 0),
+        ("b", "healed", first.ledger_id, "starting:0:b", 1),
+        ("c", "unchanged", None, None, 0),
+        ("d", "unchanged", again.ledger_id, "starting:0:d", 0),
+        ("e", "healed", first.ledger_id, "starting:0:e", 1),  # not b's row: the heal that ran
+    ]
+
+
 @pytest.mark.parametrize("version_sensitive", ["nulls_not_distinct"])
 async def test_unique_nulls_not_distinct_is_supported_from_postgresql_15(
     database: FreshDatabase, version_sensitive: str

@@ -4,6 +4,7 @@ the boot check (:mod:`worker.engine.boot_check`) for a boot it answers without a
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -12,9 +13,9 @@ from worker.engine.connection import DATABASE_ERRORS, Connection, connection_los
 from worker.engine.heal_migrations import started_migrations
 from worker.engine.heal_values import HealOptions, HealResult, Outcome, RequestInfo
 from worker.engine.model import Realm
-from worker.errors import SchemahealError
+from worker.errors import RETRYABLE_CODES, SchemahealError
 
-__all__ = ["entry", "failed", "record", "served_before"]
+__all__ = ["entry", "failed", "followers", "record", "served_before"]
 
 log = logging.getLogger("schemaheal.heal")
 
@@ -38,6 +39,23 @@ async def record(
             raise
         log.error("recording the heal in the ledger failed: %s", exc)
         return result.ledger_id
+
+
+async def followers(
+    conn: Connection, result: HealResult, requests: Sequence[ledger.Follower], schema: str
+) -> HealResult:
+    """Write the rows of ``requests``, coalesced into ``result``'s heal, while the schemas' locks
+    are held: another worker's heal of one of them then finds it served. ``result`` says whom
+    another worker served already (``served_elsewhere``). A result left to a later attempt
+    (retryable) answers nobody: no rows."""
+    if not requests or result.ledger_id is None or result.error_code in RETRYABLE_CODES:
+        return result
+    try:
+        skipped = await ledger.record_served(conn, result.ledger_id, requests, schema)
+    except DATABASE_ERRORS as exc:  # the replies matter more than their ledger rows
+        log.error("recording coalesced requests failed: %s", exc)
+        return result
+    return replace(result, served_elsewhere=skipped)
 
 
 def entry(
