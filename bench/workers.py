@@ -6,7 +6,9 @@ database (the group has settled when all are answered), a storm is published at 
 ``--services`` services x ``--replicas`` replicas on every database. Printed per run: the time
 until the last reply, the throughput, its factor against one worker, whether any request was
 answered twice with different outcomes, the DDL runs against the distinct drifts, the workers'
-CPU time per request and how busy the whole machine was (every process, every core).
+CPU time per request and how busy the whole machine was (every process, every core). It then
+fails naming the requests, if any, that were not answered, were answered with different outcomes
+(all replies counted, duplicates included), or have other than one finished ledger row.
 Apache Kafka comes from ``tests/apache_kafka.py`` (a JDK and the cached Kafka jars).
 """
 
@@ -33,6 +35,7 @@ from bench.processes import cpu_seconds
 from contracts import load_manifest
 from contracts.events import REQUEST_TYPE, ServiceStarting, decode_headers, event_headers
 from tests.apache_kafka import ApacheKafka
+from tests.faults.cluster import not_one_finished
 from worker.embedded.postgres import LocalPostgres, embedded_binaries
 
 ROOT = Path(__file__).parents[1]
@@ -51,6 +54,7 @@ class Run:
     outcomes: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     worker_cpu_s: float = 0.0  # CPU time of all the workers during the storm
     busy: float = 0.0  # of the machine's CPU time during the storm, the part spent working
+    problems: list[str] = field(default_factory=list)  # which requests broke a promise, and how
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -106,6 +110,7 @@ class Storm:
                                         **FAST)  # fmt: skip
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
         self.pending: set[str] = set()
+        self.published: dict[str, set[str]] = defaultdict(set)  # database → its request ids
         self.outcomes: dict[str, list[str]] = defaultdict(list)
 
     async def start(self) -> None:
@@ -133,6 +138,7 @@ class Storm:
         headers = event_headers(event_type=REQUEST_TYPE, source="/bench", event_id=request_id,
                                 extra={"correlation_id": request_id})  # fmt: skip
         self.pending.add(request_id)
+        self.published[database].add(request_id)
         await self.producer.send(f"{self.run}.starting", body.model_dump_json().encode(),
                                  key=database.encode(), headers=headers)  # fmt: skip
 
@@ -192,15 +198,30 @@ async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: arg
             process.wait(30)
     result.replies = sum(len(o) for o in storm.outcomes.values())
     result.duplicates = sum(len(o) > 1 for o in storm.outcomes.values())
-    result.conflicting = sum(len(set(o)) > 1 for o in storm.outcomes.values())
-    for dsn in dsns.values():
+    conflicting = {r: o for r, o in storm.outcomes.items() if len(set(o)) > 1}
+    result.conflicting = len(conflicting)
+    if storm.pending:
+        result.problems.append(f"{len(storm.pending)} unanswered: {sorted(storm.pending)[:5]}")
+    if conflicting:
+        result.problems.append(f"answered with different outcomes: {_first(conflicting)}")
+    for alias, dsn in dsns.items():
         conn = await asyncpg.connect(dsn)
         result.ddl_runs += await conn.fetchval(
             "SELECT count(DISTINCT heal_id) FROM schemaheal.statements WHERE state = 'applied'"
         )
+        rows = await conn.fetch("SELECT request_id, outcome FROM schemaheal.heals ORDER BY id")
         await conn.close()
+        wrong = not_one_finished(rows, storm.published[alias])
+        if wrong:
+            result.problems.append(f"{alias}: not one finished ledger row: {_first(wrong)}")
     result.ddl_runs -= args.databases  # the warm-up's own heal on each database
     return result
+
+
+def _first(found: dict[str, list[str]], count: int = 5) -> str:
+    """``count`` of ``found``'s requests and their outcomes, and how many there are."""
+    shown = dict(sorted(found.items())[:count])
+    return f"{len(found)} request(s), e.g. {shown}"
 
 
 def _cpu(processes: list[subprocess.Popen[bytes]]) -> float:
@@ -234,6 +255,11 @@ async def main(args: argparse.Namespace) -> None:
         f"  (machine busy: the CPU time of every process on all {os.cpu_count()} cores; near "
         "100% the storm is CPU-bound and another worker has no core to run on)"
     )
+    problems = [f"{r.workers} worker(s): {p}" for r in runs for p in r.problems]
+    print("  every request answered, with one outcome, and one finished ledger row each: "
+          + ("yes" if not problems else "NO"))  # fmt: skip
+    if problems:
+        raise SystemExit("\n".join(problems))
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from worker.engine.lock import advisory_locks
 from worker.engine.model import Realm
 from worker.engine.plan import Plan, PlanSettings, make_plan
 from worker.engine.policy import review, rewritten_tables
-from worker.errors import DatabaseUnavailable, MigrationRefused, SchemahealError
+from worker.errors import MigrationRefused, SchemahealError
 from worker.observability.tracing import tracer
 
 __all__ = ["HealOptions", "HealResult", "Outcome", "RequestInfo", "current_plan", "heal"]
@@ -147,17 +147,10 @@ async def _heal(
         it as ``running``, nor any of them as not served."""
         result = replace(result, duration_s=time.perf_counter() - clock,
                          ledger_id=intent[-1] if intent else result.ledger_id)  # fmt: skip
-        if (
-            options.record
-            and not result.served_before
-            and result.error_code != DatabaseUnavailable.code
-        ):
-            with tracer().start_as_current_span("schemaheal ledger write"):
-                ledger_id = await heal_record.record(conn, result, request, options, started,
-                                                     desired)  # fmt: skip
-            result = replace(result, ledger_id=ledger_id)
         if options.record:
-            result = await heal_record.followers(conn, result, followers, options.ledger_schema)
+            result = await heal_record.written(conn, result, request, options, desired,
+                                               started=started, intent=bool(intent),
+                                               followers=followers)  # fmt: skip
         recorded.append(result)
         return result
 

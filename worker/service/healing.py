@@ -1,7 +1,7 @@
 """A coalesced group's heal, retried in-process while its error is retryable, and its metrics.
 
 The heal records the group's followers too, under the schemas' locks (see
-:func:`worker.engine.heal_record.followers`).
+:func:`worker.engine.heal_record.written`).
 """
 
 from __future__ import annotations
