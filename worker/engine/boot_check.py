@@ -28,7 +28,8 @@ locks, reading the leases after it took them, so either it sees this boot's leas
 sees its contract. :func:`answer` (pure) decides from these facts: ``unchanged`` when nothing
 changed since the verification, ``blocked`` for a retired version, and otherwise None — then the
 full heal runs, under the session locks, and decides everything again. A batch of no-drift
-boots is one query; a ``blocked`` answer has its ledger rows written by the worker.
+boots is one query; a ``blocked`` answer has its ledger rows written by the worker, under the
+schemas' session locks as a heal writes them.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from worker.engine.heal_values import HealOptions, HealResult, Outcome, RequestI
 from worker.engine.liveness import Shape
 from worker.engine.lock import advisory_key, advisory_locks
 from worker.engine.plan import Plan
+from worker.errors import LockWaitTimeout
 from worker.observability.tracing import tracer
 
 __all__ = [
@@ -155,15 +157,29 @@ async def _answered(
     if result is None:
         return None
     result = replace(result, duration_s=elapsed, timings={"fingerprint": elapsed})
-    ledger_id, skipped = facts.recorded, facts.skipped  # with the followers' rows
-    if ledger_id is None:  # blocked (a retired version): its rows are written here
-        recorded = await heal_record.record(conn, result, boot.request, options, started,
-                                            boot.desired.realm)  # fmt: skip
-        if recorded is not None:  # None: the connection was lost (the reply matters more)
-            skipped = await ledger.record_served(conn, recorded, boot.followers,
-                                                 options.ledger_schema)  # fmt: skip
-        ledger_id = recorded
-    return replace(result, ledger_id=ledger_id, served_elsewhere=skipped)
+    if facts.recorded is None:  # blocked (a retired version): its rows are written here
+        return await _recorded(conn, boot, result, options, started)
+    return replace(result, ledger_id=facts.recorded, served_elsewhere=facts.skipped)
+
+
+async def _recorded(
+    conn: Connection, boot: Boot, result: HealResult, options: HealOptions, started: float
+) -> HealResult | None:
+    """``result`` with its rows and its followers', written as the heal writes them: under the
+    schemas' locks, after looking whether another worker served the request meanwhile (then
+    that row is the answer). None: a heal or contract holds them now (the heal decides: the
+    check never waits, the batch's other groups wait for it)."""
+    database = await database_name(conn)
+    schemas = boot.desired.realm.schemas
+    try:
+        async with advisory_locks(conn, database, schemas, max_wait_s=0):
+            row = await ledger.served(conn, boot.request.request_id, options.ledger_schema)
+            result = heal_record.served_before(result, row) or result
+            return await heal_record.written(conn, result, boot.request, options,
+                                             boot.desired.realm, started=started, intent=False,
+                                             followers=boot.followers)  # fmt: skip
+    except LockWaitTimeout:
+        return None
 
 
 async def read_facts(
