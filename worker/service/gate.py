@@ -5,6 +5,9 @@
 * The rest are grouped by database alias: databases are healed in parallel, each one's
   requests in order. Requests for the same (database, manifest hash) are coalesced: one heal,
   and every requester gets its own reply (and its own ledger row pointing at that heal).
+* A request another worker served after this batch's lookup (a rebalance hands records over,
+  in other batches) gets no second row: it is answered from its first finished row, as a
+  redelivery would be, so all its replies carry one outcome.
 * A retryable failure (database down, lock held too long) is retried in-process; if it persists,
   the batch is *not* acknowledged and Kafka redelivers it after a pause.
 
@@ -32,7 +35,7 @@ from worker.service import replies
 from worker.service.admission import Admission, refusal
 from worker.service.boots import Boots, Checked
 from worker.service.databases import open_checked
-from worker.service.healing import heal_with_retries, record_metrics
+from worker.service.healing import heal_with_retries, record_metrics, served_first
 from worker.service.requests import Rejection, Request, replayed, to_serve
 from worker.service.routing import Route
 from worker.service.series import counter_series
@@ -120,7 +123,7 @@ class Gate:
             },
         )
         self.metrics.dead_letters.add(1, {"code": rejection.code})
-        with self._process_span(rejection.headers, rejection.request_id, rejection.record) as span:
+        with process_span(self.settings, rejection) as span:
             span.set_attribute("schemaheal.outcome", "rejected")
             span.set_attribute("error.type", rejection.code)
             if rejection.request_id is not None:
@@ -195,7 +198,7 @@ class Gate:
         # one-group batch is), started here and ended when that group is served; the other
         # groups' replies link to it as to a heal
         leader = groups[0][0]
-        first = self._start_process_span(leader.headers, leader.request_id, leader.record)
+        first = start_process_span(self.settings, leader)
         token = otel_context.attach(trace.set_span_in_context(first))
         try:
             checking = self.boots.check_all(alias, conn, groups, self.options, lookup)
@@ -230,7 +233,7 @@ class Gate:
         return answered
 
     async def _answer_from_ledger(self, request: Request, row: dict[str, Any]) -> bool:
-        with self._process_span(request.headers, request.request_id, request.record):
+        with process_span(self.settings, request):
             await self._send(request, replies.from_ledger(request, row))
         return True
 
@@ -240,7 +243,7 @@ class Gate:
         """Serve ``group``, whose boot check gave ``checked`` (True), or leave it to a
         redelivery (False). ``started``: its process span, when the check started it."""
         leader, followers = group[0], group[1:]
-        span = started or self._start_process_span(leader.headers, leader.request_id, leader.record)
+        span = started or start_process_span(self.settings, leader)
         try:
             conn = await self._connection(alias)  # the kept one, or a new one if it broke
         except RetryableError as exc:
@@ -277,8 +280,7 @@ class Gate:
         self.metrics.coalesced.add(len(followers), {"database": alias})
         for follower, answer in zip(followers, answers, strict=True):
             # each keeps its own trace, linked to the heal that served it
-            with self._process_span(follower.headers, follower.request_id, follower.record,
-                                    links=[Link(healed_by)]) as span:  # fmt: skip
+            with process_span(self.settings, follower, [Link(healed_by)]) as span:
                 span.set_attribute("schemaheal.outcome", answer.outcome)
                 await self._send(follower, answer, logged=False)
         if followers:  # one line for the group: a storm's thousands of replies cost little
@@ -292,32 +294,12 @@ class Gate:
     async def _served_first(
         self, alias: str, conn: Any, group: list[Request], result: HealResult
     ) -> dict[str, dict[str, Any]] | None:
-        """The first finished rows of ``group``'s requests that another worker served first (a
-        rebalance handed their record over): the whole group when it served the leader, else
-        the followers it served. They are answered from these rows, as any redelivery would be.
-        None: reading them failed."""
-        first = group if result.served_before else [
-            r for r in group[1:] if r.request_id in result.served_elsewhere
-        ]  # fmt: skip
-        if not first:
-            return {}
+        """:func:`served_first`; None when reading the ledger failed."""
         try:
-            return await ledger.find_many(conn, [r.request_id for r in first],
-                                          self.settings.ledger_schema)  # fmt: skip
+            return await served_first(conn, group, result, self.settings.ledger_schema)
         except DATABASE_ERRORS as exc:
             log.error("reading the ledger failed", extra={"database": alias, "error": str(exc)})
             return None
-
-    def _process_span(
-        self, headers: dict[str, str], request_id: str | None, record: Any,
-        links: list[Link] | None = None,
-    ) -> Any:  # fmt: skip
-        return process_span(self.settings, headers, request_id, record, links)
-
-    def _start_process_span(
-        self, headers: dict[str, str], request_id: str | None, record: Any
-    ) -> Span:
-        return start_process_span(self.settings, headers, request_id, record)
 
     async def _reconnect(self, alias: str) -> Any:
         self._connections.pop(alias, None)

@@ -12,13 +12,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from worker.engine import ledger
 from worker.engine.heal import HealOptions, HealResult, heal
 from worker.errors import RETRYABLE_CODES, RetryableError
 from worker.observability.metrics import Instruments
 from worker.service.boots import coalesced, request_info
 from worker.service.requests import Request
 
-__all__ = ["heal_with_retries", "record_metrics"]
+__all__ = ["heal_with_retries", "record_metrics", "served_first"]
 
 log = logging.getLogger("schemaheal.gate")
 
@@ -51,6 +52,21 @@ async def heal_with_retries(
                 continue
     assert result is not None
     return conn, result
+
+
+async def served_first(
+    conn: Any, group: list[Request], result: HealResult, ledger_schema: str
+) -> dict[str, dict[str, Any]]:
+    """The first finished rows of ``group``'s requests that another worker served first (a
+    rebalance handed their record over): the whole group when it served the leader, else the
+    followers it served. They are answered from these rows, as any redelivery would be. Raises
+    the database's errors."""
+    first = group if result.served_before else [
+        r for r in group[1:] if r.request_id in result.served_elsewhere
+    ]  # fmt: skip
+    if not first:
+        return {}
+    return await ledger.find_many(conn, [r.request_id for r in first], ledger_schema)
 
 
 def record_metrics(metrics: Instruments, alias: str, result: HealResult) -> None:
