@@ -360,7 +360,7 @@ async def test_a_heal_left_to_a_later_attempt_answers_nobody_and_the_retry_heals
         await holder.execute("BEGIN; SELECT * FROM tenants")  # the ALTER's lock: never granted
         spent = await heal(conn, want, options=quick, request=RequestInfo(request_id="b"))
         await holder.execute("ROLLBACK")
-        again = {r: await heal(conn, want, options=quick, request=RequestInfo(request_id=r))
+        again = {r: await heal(conn, want, request=RequestInfo(request_id=r))
                  for r in ("w", "b")}  # fmt: skip
     finally:
         await asyncio.gather(conn.close(), holder.close())
