@@ -53,7 +53,6 @@ from worker.engine.heal_values import HealOptions, HealResult, Outcome, RequestI
 from worker.engine.liveness import Shape
 from worker.engine.lock import advisory_key, advisory_locks
 from worker.engine.plan import Plan
-from worker.errors import LockWaitTimeout
 from worker.observability.tracing import tracer
 
 __all__ = [
@@ -158,28 +157,10 @@ async def _answered(
         return None
     result = replace(result, duration_s=elapsed, timings={"fingerprint": elapsed})
     if facts.recorded is None:  # blocked (a retired version): its rows are written here
-        return await _recorded(conn, boot, result, options, started)
+        return await heal_record.written_locked(conn, result, boot.request, options,
+                                                boot.desired.realm, started=started,
+                                                followers=boot.followers)  # fmt: skip
     return replace(result, ledger_id=facts.recorded, served_elsewhere=facts.skipped)
-
-
-async def _recorded(
-    conn: Connection, boot: Boot, result: HealResult, options: HealOptions, started: float
-) -> HealResult | None:
-    """``result`` with its rows and its followers', written as the heal writes them: under the
-    schemas' locks, after looking whether another worker served the request meanwhile (then
-    that row is the answer). None: a heal or contract holds them now (the heal decides: the
-    check never waits, the batch's other groups wait for it)."""
-    database = await database_name(conn)
-    schemas = boot.desired.realm.schemas
-    try:
-        async with advisory_locks(conn, database, schemas, max_wait_s=0):
-            row = await ledger.served(conn, boot.request.request_id, options.ledger_schema)
-            result = heal_record.served_before(result, row) or result
-            return await heal_record.written(conn, result, boot.request, options,
-                                             boot.desired.realm, started=started, intent=False,
-                                             followers=boot.followers)  # fmt: skip
-    except LockWaitTimeout:
-        return None
 
 
 async def read_facts(

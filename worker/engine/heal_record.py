@@ -9,14 +9,22 @@ from dataclasses import replace
 from typing import Any
 
 from worker.engine import ledger, ledger_intent
-from worker.engine.connection import DATABASE_ERRORS, Connection, connection_lost
+from worker.engine.connection import (
+    DATABASE_ERRORS,
+    Connection,
+    connection_lost,
+    database_name,
+)
 from worker.engine.heal_migrations import started_migrations
 from worker.engine.heal_values import HealOptions, HealResult, Outcome, RequestInfo
+from worker.engine.lock import advisory_locks
 from worker.engine.model import Realm
-from worker.errors import RETRYABLE_CODES, DatabaseUnavailable, SchemahealError
+from worker.errors import RETRYABLE_CODES, DatabaseUnavailable, LockWaitTimeout, SchemahealError
 from worker.observability.tracing import tracer
 
-__all__ = ["entry", "failed", "interrupted", "record", "served_before", "written"]
+__all__ = [
+    "entry", "failed", "interrupted", "record", "served_before", "written", "written_locked",
+]  # fmt: skip
 
 log = logging.getLogger("schemaheal.heal")
 
@@ -39,6 +47,25 @@ async def written(
             ledger_id = await record(conn, result, request, options, started, desired)
         result = replace(result, ledger_id=ledger_id)
     return await _followers(conn, result, followers, options.ledger_schema)
+
+
+async def written_locked(
+    conn: Connection, result: HealResult, request: RequestInfo, options: HealOptions,
+    desired: Realm, *, started: float, followers: Sequence[ledger.Follower],
+) -> HealResult | None:  # fmt: skip
+    """:func:`written` for a result decided without the heal (the boot check's ``blocked``):
+    under the schemas' locks as the heal writes its rows, after looking whether another worker
+    served the request meanwhile (then that row is the answer). None: a heal or contract holds
+    the locks now (the heal decides; this never waits, the batch's other boots wait for it)."""
+    try:
+        database = await database_name(conn)
+        async with advisory_locks(conn, database, desired.schemas, max_wait_s=0):
+            row = await ledger.served(conn, request.request_id, options.ledger_schema)
+            result = served_before(result, row) or result
+            return await written(conn, result, request, options, desired, started=started,
+                                 intent=False, followers=followers)  # fmt: skip
+    except LockWaitTimeout:
+        return None
 
 
 async def record(
