@@ -6,7 +6,9 @@ database (the group has settled when all are answered), a storm is published at 
 ``--services`` services x ``--replicas`` replicas on every database. Printed per run: the time
 until the last reply, the throughput, its factor against one worker, whether any request was
 answered twice with different outcomes, the DDL runs against the distinct drifts, the workers'
-CPU time per request and how busy the whole machine was (every process, every core).
+CPU time per request and how busy the whole machine was (every process, every core). It then
+fails naming the requests, if any, that were not answered, were answered with different outcomes
+(all replies counted, duplicates included), or have other than one finished ledger row.
 Apache Kafka comes from ``tests/apache_kafka.py`` (a JDK and the cached Kafka jars).
 """
 
@@ -22,7 +24,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -34,6 +36,7 @@ from bench.processes import CpuLimit, cpu_seconds
 from contracts import load_manifest
 from contracts.events import REQUEST_TYPE, ServiceStarting, decode_headers, event_headers
 from tests.apache_kafka import ApacheKafka
+from tests.faults.cluster import not_one_finished
 from worker.embedded.postgres import LocalPostgres, embedded_binaries
 
 ROOT = Path(__file__).parents[1]
@@ -53,6 +56,7 @@ class Run:
     worker_cpu_s: float = 0.0  # CPU time of all the workers during the storm
     busy: float = 0.0  # of the machine's CPU time during the storm, the part spent working
     throttled_s: float = 0.0  # time the workers were held back by their CPU limit (--worker-cpu)
+    problems: list[str] = field(default_factory=list)  # which requests broke a promise, and how
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -108,6 +112,7 @@ class Storm:
                                         **FAST)  # fmt: skip
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
         self.pending: set[str] = set()
+        self.published: dict[str, set[str]] = defaultdict(set)  # database → its request ids
         self.outcomes: dict[str, list[str]] = defaultdict(list)
 
     async def start(self) -> None:
@@ -135,6 +140,7 @@ class Storm:
         headers = event_headers(event_type=REQUEST_TYPE, source="/bench", event_id=request_id,
                                 extra={"correlation_id": request_id})  # fmt: skip
         self.pending.add(request_id)
+        self.published[database].add(request_id)
         await self.producer.send(f"{self.run}.starting", body.model_dump_json().encode(),
                                  key=database.encode(), headers=headers)  # fmt: skip
 
@@ -206,13 +212,22 @@ async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: arg
     result.duplicates = sum(len(o) > 1 for o in answered.values())
     result.late_warmup = sum(len(storm.outcomes[rid]) - n for rid, n in warmup.items())
     # every request, the warm-up's too: answered twice, then with one outcome
-    result.conflicting = sum(len(set(o)) > 1 for o in storm.outcomes.values())
-    for dsn in dsns.values():
+    conflicting = {r: o for r, o in storm.outcomes.items() if len(set(o)) > 1}
+    result.conflicting = len(conflicting)
+    if storm.pending:
+        result.problems.append(f"{len(storm.pending)} unanswered: {sorted(storm.pending)[:5]}")
+    if conflicting:
+        result.problems.append(f"answered with different outcomes: {_first(conflicting)}")
+    for alias, dsn in dsns.items():
         conn = await asyncpg.connect(dsn)
         result.ddl_runs += await conn.fetchval(
             "SELECT count(DISTINCT heal_id) FROM schemaheal.statements WHERE state = 'applied'"
         )
+        rows = await conn.fetch("SELECT request_id, outcome FROM schemaheal.heals ORDER BY id")
         await conn.close()
+        wrong = not_one_finished(rows, storm.published[alias])
+        if wrong:
+            result.problems.append(f"{alias}: not one finished ledger row: {_first(wrong)}")
     result.ddl_runs -= args.databases  # the warm-up's own heal on each database
     return result
 
@@ -231,6 +246,12 @@ async def settled(bootstrap: str, group: str, members: int, timeout_s: float = 1
         raise TimeoutError(f"group {group} not stable with {members} members in {timeout_s} s")
     finally:
         await admin.close()
+
+
+def _first(found: dict[str, list[str]], count: int = 5) -> str:
+    """``count`` of ``found``'s requests and their outcomes, and how many there are."""
+    shown = dict(sorted(found.items())[:count])
+    return f"{len(found)} request(s), e.g. {shown}"
 
 
 def _cpu(processes: list[subprocess.Popen[bytes]]) -> float:
@@ -271,6 +292,11 @@ async def main(args: argparse.Namespace) -> None:
             f"  (--worker-cpu {args.worker_cpu}: each worker in a cgroup of its own with that CPU "
             "quota, as a Kubernetes limits.cpu sets it; throttled: their time held back by it)"
         )
+    problems = [f"{r.workers} worker(s): {p}" for r in runs for p in r.problems]
+    print("  every request answered, with one outcome, and one finished ledger row each: "
+          + ("yes" if not problems else "NO"))  # fmt: skip
+    if problems:
+        raise SystemExit("\n".join(problems))
 
 
 if __name__ == "__main__":

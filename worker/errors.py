@@ -89,3 +89,9 @@ class LockBudgetExhausted(RetryableError):
 
 class KafkaUnavailable(RetryableError):
     code = "kafka-unavailable"
+
+
+#: the codes of a heal's result that leave its request to a later attempt (not answered)
+RETRYABLE_CODES = frozenset(
+    error.code for error in (DatabaseUnavailable, LockWaitTimeout, LockBudgetExhausted)
+)

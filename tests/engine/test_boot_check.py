@@ -102,11 +102,19 @@ async def leases(conn: asyncpg.Connection) -> dict[str, datetime]:
     return {r["instance"]: r["expires_at"] for r in rows}
 
 
+async def check_one(
+    conn: asyncpg.Connection, booting: Boot, options: HealOptions, lookup: tuple[str, ...] = ()
+) -> HealResult | boot_check.Seen | None:
+    """:func:`boot_check.check_many` of one boot (``lookup``: the batch's request ids)."""
+    results = await boot_check.check_many(conn, [booting], options, lookup=lookup)
+    return results if isinstance(results, boot_check.Seen) else results[0]
+
+
 async def check(
     conn: asyncpg.Connection, request_id: str, *instances: str
 ) -> HealResult | boot_check.Seen | None:
     pods = tuple(("shop", i) for i in instances or ("pod-a",))
-    return await boot_check.check(conn, boot(request_id=request_id, instances=pods), HealOptions())
+    return await check_one(conn, boot(request_id=request_id, instances=pods), HealOptions())
 
 
 @pytest.fixture
@@ -213,15 +221,14 @@ async def test_a_request_of_the_batch_served_before_is_seen_and_nothing_is_writt
     served = await check(conn, "done")
     assert served is not None
     heals = await conn.fetchval("SELECT count(*) FROM schemaheal.heals")
-    batch = replace(boot(request_id="new", instances=(("shop", "pod-new"),)),
-                    lookup=("new", "done"))  # fmt: skip
-    assert await boot_check.check(conn, batch, HealOptions()) is boot_check.SEEN
+    batch, lookup = boot(request_id="new", instances=(("shop", "pod-new"),)), ("new", "done")
+    assert await check_one(conn, batch, HealOptions(), lookup) is boot_check.SEEN
     assert "pod-new" not in await leases(conn)
     assert await conn.fetchval("SELECT count(*) FROM schemaheal.heals") == heals
     # an interrupted heal answers nobody: that request is served again
     await conn.execute("UPDATE schemaheal.heals SET outcome = 'interrupted' WHERE id = $1",
                        served.ledger_id)  # fmt: skip
-    result = await boot_check.check(conn, batch, HealOptions())
+    result = await check_one(conn, batch, HealOptions(), lookup)
     assert isinstance(result, HealResult) and result.outcome is Outcome.UNCHANGED
     assert "pod-new" in await leases(conn)
 
@@ -242,7 +249,7 @@ async def test_the_answer_s_ledger_row_is_the_one_the_worker_writes_for_it(
     booting = replace(boot(), request=request)
     conn = await connect(database.dsn)
     try:
-        result = await boot_check.check(conn, booting, HealOptions())
+        result = await check_one(conn, booting, HealOptions())
         assert isinstance(result, HealResult) and result.outcome is Outcome.UNCHANGED
         row = await conn.fetchrow("SELECT * FROM schemaheal.heals WHERE id = $1", result.ledger_id)
     finally:
@@ -282,8 +289,8 @@ async def test_the_ledger_is_read_through_its_index_after_it_grew(
     )
     await conn.execute("SELECT pg_stat_force_next_flush()")  # its scans so far, counted
     before = await heal_scans(database)
-    batch = replace(boot(request_id="big"), lookup=tuple(f"new-{i}" for i in range(500)))
-    result = await boot_check.check(conn, batch, HealOptions())
+    lookup = tuple(f"new-{i}" for i in range(500))
+    result = await check_one(conn, boot(request_id="big"), HealOptions(), lookup)
     assert isinstance(result, HealResult) and result.outcome is Outcome.UNCHANGED
     await conn.execute("SELECT pg_stat_force_next_flush()")
     assert await heal_scans(database) == before
@@ -330,9 +337,11 @@ async def test_a_request_served_elsewhere_gets_no_second_row_as_another_leader_s
     "a request without exactly one heal")."""
     assert await check(conn, "x") is not None  # served, as a leader
     coalesced = replace(boot(request_id="y"), followers=(("x", "shop", "pod-b", None, "p"),))
-    result = await boot_check.check(conn, coalesced, HealOptions())
+    result = await check_one(conn, coalesced, HealOptions())
     assert result is not None and not isinstance(result, boot_check.Seen)
     rows = await conn.fetch(
         "SELECT request_id FROM schemaheal.heals WHERE request_id IN ('x', 'y')"
     )
     assert sorted(r["request_id"] for r in rows) == ["x", "y"]
+    # the gate answers it from its first row: the function says whom it skipped
+    assert result.served_elsewhere == ("x",)

@@ -14,13 +14,14 @@ from contracts import Manifest, load_manifest
 from tests.conftest import FreshDatabase
 from tests.contracts.builders import column, manifest, pk, table
 from tests.engine.backfill_helpers import RENAME, expanded_users, trigger_and_columns
+from tests.engine.test_boot_check import check_one
 from worker.engine import backfill_store, boot_check, lease_store
 from worker.engine.backfill import BackfillSettings, Finish, run_pending
 from worker.engine.connection import connect
 from worker.engine.contract import ContractFinish, ContractSettings, kept_reason, run_contracts
 from worker.engine.desired import prepare
 from worker.engine.expand import ColumnMigration
-from worker.engine.heal import HealOptions, Outcome, RequestInfo, heal
+from worker.engine.heal import HealOptions, HealResult, Outcome, RequestInfo, heal
 from worker.engine.liveness import Lease, shape_of
 from worker.engine.lock import advisory_key
 from worker.replay.database import read_migrations
@@ -179,7 +180,7 @@ async def test_after_contract_the_new_version_boots_and_an_old_one_is_blocked(
         assert old.applied == ()  # the dropped column is not added back
         # the gate's boot check gives the same answer, without a heal
         desired = prepare(OLD)
-        checked = await boot_check.check(conn, boot_check.Boot(
+        checked = await check_one(conn, boot_check.Boot(
             desired=desired, request=RequestInfo(request_id="old-2"), instances=(("app", "o"),),
             shape=shape_of(desired.realm), ttl_s=60), HealOptions())  # fmt: skip
         assert checked is not None
@@ -194,6 +195,42 @@ async def test_after_contract_the_new_version_boots_and_an_old_one_is_blocked(
             assert contract.endswith(kept_reason(m))
     finally:
         await conn.close()
+
+
+async def test_a_retired_version_served_elsewhere_during_its_boot_check_gets_that_answer(
+    database: FreshDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The boot check writes a ``blocked`` answer's rows after its statement, under the schemas'
+    locks as the heal writes its own: a request another worker served in between (a rebalance)
+    is answered with that worker's row, its follower's row points at it, and it gets no
+    second row."""
+    conn, _ = await migrated(database, NEW)
+    elsewhere = await connect(database.dsn)
+    try:
+        await run_contracts(conn, never, GRACE)
+        real = boot_check.read_facts
+
+        async def then_served_elsewhere(*args: Any, **kwargs: Any) -> Any:
+            facts = await real(*args, **kwargs)
+            await heal(elsewhere, OLD, request=RequestInfo(request_id="old-2"))
+            return facts
+
+        monkeypatch.setattr(boot_check, "read_facts", then_served_elsewhere)
+        desired = prepare(OLD)
+        follower = ("old-3", "app", "p", None, "service.starting:0:3")
+        checked = await check_one(conn, boot_check.Boot(
+            desired=desired, request=RequestInfo(request_id="old-2"),
+            instances=(("app", "o"), ("app", "p")), shape=shape_of(desired.realm), ttl_s=60,
+            followers=(follower,)), HealOptions())  # fmt: skip
+        assert isinstance(checked, HealResult)
+        assert (checked.outcome, checked.served_before) == (Outcome.BLOCKED, True)
+        rows = await conn.fetch("SELECT id, request_id, outcome, served_by FROM schemaheal.heals"
+                                " WHERE request_id LIKE 'old-%' ORDER BY id")  # fmt: skip
+        assert [tuple(r)[1:] for r in rows] == [
+            ("old-2", "blocked", None), ("old-3", "blocked", rows[0]["id"])
+        ]  # fmt: skip
+    finally:
+        await asyncio.gather(conn.close(), elsewhere.close())
 
 
 async def test_a_heal_holding_the_schema_leaves_contract_for_a_later_round(

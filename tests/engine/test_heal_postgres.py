@@ -19,6 +19,7 @@ from worker.engine.apply import RetryPolicy
 from worker.engine.connection import connect
 from worker.engine.hazards import Hazard
 from worker.engine.heal import HealOptions, Outcome, RequestInfo, heal
+from worker.engine.lock import advisory_key
 from worker.engine.plan import PlanSettings
 from worker.engine.policy import Policy
 
@@ -295,6 +296,84 @@ async def test_a_request_another_worker_finished_gets_that_heals_answer(
     assert (other.outcome, other.served_before) == (Outcome.UNCHANGED, False)
     rows = await database.fetch("SELECT request_id FROM schemaheal.heals ORDER BY id")
     assert [r["request_id"] for r in rows] == ["again", "other"]
+
+
+async def test_a_heal_records_its_followers_and_says_whom_another_worker_served(
+    database: FreshDatabase,
+) -> None:
+    """The followers' rows are the heal's (written under its locks): one served already gets
+    none and is named in ``served_elsewhere``; a follower of a leader served before as a
+    follower itself points at the heal that ran, whose statements it is answered with."""
+    wanted = load_manifest(manifest(table("t", column("id", "integer", nullable=False),
+                                          primary_key=pk("id"))))  # fmt: skip
+
+    def follower(request_id: str) -> tuple[str, str, str, None, str]:
+        return (request_id, "svc", f"pod-{request_id}", None, f"starting:0:{request_id}")
+
+    conn = await connect(database.dsn)
+    try:
+        first = await heal(conn, wanted, request=RequestInfo(request_id="a"),
+                           followers=[follower("b")])  # fmt: skip
+        again = await heal(conn, wanted, request=RequestInfo(request_id="c"),
+                           followers=[follower("b"), follower("d")])  # fmt: skip
+        served = await heal(conn, wanted, request=RequestInfo(request_id="b"),
+                            followers=[follower("e")])  # fmt: skip
+    finally:
+        await conn.close()
+    assert (first.outcome, first.served_elsewhere) == (Outcome.HEALED, ())
+    assert (again.outcome, again.served_elsewhere) == (Outcome.UNCHANGED, ("b",))
+    assert (served.outcome, served.served_before, served.served_elsewhere) == (
+        Outcome.HEALED, True, ()
+    )  # fmt: skip
+    rows = await database.fetch(
+        "SELECT h.request_id, h.outcome, h.served_by, h.record_position,"
+        " (SELECT count(*) FROM schemaheal.statements s WHERE s.heal_id = h.served_by) AS ran"
+        " FROM schemaheal.heals h ORDER BY h.id"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("a", "healed", None, None, 0),
+        ("b", "healed", first.ledger_id, "starting:0:b", 1),
+        ("c", "unchanged", None, None, 0),
+        ("d", "unchanged", again.ledger_id, "starting:0:d", 0),
+        ("e", "healed", first.ledger_id, "starting:0:e", 1),  # not b's row: the heal that ran
+    ]
+
+
+async def test_a_heal_left_to_a_later_attempt_answers_nobody_and_the_retry_heals(
+    database: FreshDatabase,
+) -> None:
+    """A retryable failure (the schema's lock held too long, a table's lock budget spent) is
+    retried by the gate and redelivered by Kafka: it must not be a finished ledger row, or the
+    retry finds it "served before" and the request is answered ``failed`` for good. Its intent
+    row is closed ``interrupted`` (its statements settled), as a dead heal's would be."""
+    await database.execute("CREATE TABLE tenants (id integer PRIMARY KEY)")
+    want = load_manifest(manifest(table("tenants", column("id", "integer", nullable=False),
+                                        column("openai_api_key"), primary_key=pk("id"))))  # fmt: skip
+    quick = HealOptions(lock_wait_s=0.3, plan=PlanSettings(lock_timeout_ms=100),
+                        retry=RetryPolicy(budget_s=1))  # fmt: skip
+    conn, holder = await connect(database.dsn), await asyncpg.connect(database.dsn)
+    try:
+        key = advisory_key(database.name, "public")
+        await holder.execute("SELECT pg_advisory_lock($1)", key)  # another heal, too long
+        waited = await heal(conn, want, options=quick, request=RequestInfo(request_id="w"))
+        await holder.execute("SELECT pg_advisory_unlock($1)", key)
+        await holder.execute("BEGIN; SELECT * FROM tenants")  # the ALTER's lock: never granted
+        spent = await heal(conn, want, options=quick, request=RequestInfo(request_id="b"))
+        await holder.execute("ROLLBACK")
+        again = {r: await heal(conn, want, request=RequestInfo(request_id=r))
+                 for r in ("w", "b")}  # fmt: skip
+    finally:
+        await asyncio.gather(conn.close(), holder.close())
+    assert (waited.error_code, spent.error_code) == ("lock-wait-timeout", "lock-budget-exhausted")
+    assert [(r.outcome, r.served_before) for r in again.values()] == [
+        (Outcome.HEALED, False), (Outcome.UNCHANGED, False)
+    ]  # fmt: skip
+    rows = await database.fetch("SELECT request_id, outcome FROM schemaheal.heals ORDER BY id")
+    assert [tuple(r) for r in rows] == [
+        ("b", "interrupted"), ("w", "healed"), ("b", "unchanged")
+    ]  # fmt: skip
+    states = await database.fetch("SELECT state FROM schemaheal.statements ORDER BY heal_id")
+    assert [r["state"] for r in states] == ["not-applied", "applied"]
 
 
 @pytest.mark.parametrize("version_sensitive", ["nulls_not_distinct"])

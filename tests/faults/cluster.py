@@ -220,17 +220,15 @@ async def check_database(
     once per change, none unrecorded); no advisory lock is left."""
     conn = await asyncpg.connect(dsn)
     try:
-        rows = await conn.fetch(f"SELECT request_id, outcome FROM {ledger_schema}.heals")
+        rows = await conn.fetch(
+            f"SELECT request_id, outcome FROM {ledger_schema}.heals ORDER BY id"
+        )
         states = await conn.fetch(f"SELECT sql, state FROM {ledger_schema}.statements")
         locks = await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
     finally:
         await conn.close()
-    finished = Counter(
-        r["request_id"] for r in rows if r["outcome"] not in ("running", "interrupted")
-    )
-    wrong = {r: finished[r] for r in sorted(want) if finished[r] != 1}
-    their_rows = sorted((r["request_id"], r["outcome"]) for r in rows if r["request_id"] in wrong)
-    assert not wrong, f"requests without exactly one finished heal: {wrong}; rows: {their_rows}"
+    wrong = not_one_finished(rows, want)
+    assert not wrong, f"requests without exactly one finished heal (their rows): {wrong}"
     assert [r["outcome"] for r in rows if r["outcome"] == "running"] == []
     # every statement settled: ran (applied, or confirmed from the catalog) or did not
     unsettled = [
@@ -243,7 +241,24 @@ async def check_database(
     assert sorted(counts) == sorted(expected_sql), "the ledger misses a committed statement"
     assert locks == 0, f"{locks} advisory lock(s) left"
     interrupted = sum(1 for r in rows if r["outcome"] == "interrupted")
-    return Ledger(finished=sum(finished.values()), interrupted=interrupted, statements=len(sql))
+    finished = sum(1 for r in rows if r["outcome"] not in UNFINISHED)
+    return Ledger(finished=finished, interrupted=interrupted, statements=len(sql))
+
+
+UNFINISHED = ("running", "interrupted")
+
+
+def not_one_finished(rows: Iterable[Mapping[str, Any]], want: set[str]) -> dict[str, list[str]]:
+    """The requests of ``want`` without exactly one finished ledger row (``rows``: the ledger's
+    ``request_id`` and ``outcome``), each with the outcomes of all its rows, in order."""
+    outcomes: dict[str, list[str]] = {}
+    for row in rows:
+        outcomes.setdefault(row["request_id"], []).append(row["outcome"])
+    return {
+        r: outcomes.get(r, [])
+        for r in sorted(want)
+        if sum(o not in UNFINISHED for o in outcomes.get(r, [])) != 1
+    }
 
 
 async def reference_sql(

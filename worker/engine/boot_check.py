@@ -28,7 +28,8 @@ locks, reading the leases after it took them, so either it sees this boot's leas
 sees its contract. :func:`answer` (pure) decides from these facts: ``unchanged`` when nothing
 changed since the verification, ``blocked`` for a retired version, and otherwise None — then the
 full heal runs, under the session locks, and decides everything again. A batch of no-drift
-boots is one query; a ``blocked`` answer has its ledger rows written by the worker.
+boots is one query; a ``blocked`` answer has its ledger rows written by the worker, under the
+schemas' session locks as a heal writes them.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from worker.engine.plan import Plan
 from worker.observability.tracing import tracer
 
 __all__ = [
-    "SEEN", "Boot", "BootFacts", "Seen", "answer", "check", "check_many", "forget", "read_facts",
+    "SEEN", "Boot", "BootFacts", "Seen", "answer", "check_many", "forget", "read_facts",
 ]  # fmt: skip
 
 
@@ -72,8 +73,6 @@ class Boot:
     # the requests coalesced with the first: (request id, service, instance, trace id,
     # position); an answer records a ledger row for each, pointing at the first's
     followers: tuple[tuple[str, str, str, str | None, str], ...] = ()
-    # for :func:`check` (one boot): the request ids of the whole batch (this database's)
-    lookup: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,6 +86,8 @@ class BootFacts:
     known: fingerprint.Known | None = None
     contracted: tuple[tuple[ColumnMigration, datetime], ...] = ()  # when its trigger was dropped
     recorded: int | None = None  # the ledger row the function wrote for an ``unchanged`` answer
+    #: followers it wrote no row for: another worker served them (answered from the ledger)
+    skipped: tuple[str, ...] = ()
 
 
 class Seen:
@@ -116,12 +117,6 @@ def answer(facts: BootFacts, boot: Boot) -> HealResult | None:
         return None
     plan = Plan(statements=(), drift=facts.known.drift)
     return HealResult(outcome=Outcome.UNCHANGED, manifest_hash=manifest_hash, plan=plan)
-
-
-async def check(conn: Connection, boot: Boot, options: HealOptions) -> HealResult | Seen | None:
-    """:func:`check_many` of one boot, looking up ``boot.lookup``."""
-    results = await check_many(conn, [boot], options, lookup=boot.lookup)
-    return results if isinstance(results, Seen) else results[0]
 
 
 async def check_many(
@@ -161,14 +156,11 @@ async def _answered(
     if result is None:
         return None
     result = replace(result, duration_s=elapsed, timings={"fingerprint": elapsed})
-    ledger_id = facts.recorded  # with the followers' rows
-    if ledger_id is None:  # blocked (a retired version): its rows are written here
-        recorded = await heal_record.record(conn, result, boot.request, options, started,
-                                            boot.desired.realm)  # fmt: skip
-        if recorded is not None:  # None: the connection was lost (the reply matters more)
-            await ledger.record_served(conn, recorded, boot.followers, options.ledger_schema)
-        ledger_id = recorded
-    return replace(result, ledger_id=ledger_id)
+    if facts.recorded is None:  # blocked (a retired version): its rows are written here
+        return await heal_record.written_locked(conn, result, boot.request, options,
+                                                boot.desired.realm, started=started,
+                                                followers=boot.followers)  # fmt: skip
+    return replace(result, ledger_id=facts.recorded, served_elsewhere=facts.skipped)
 
 
 async def read_facts(
@@ -191,7 +183,7 @@ async def read_facts(
             facts[row["ordinal"] - 1] = BootFacts(
                 locked=True, served=row["served"], running=row["running"],
                 known=fingerprint.verification(row), contracted=_contracted(row["contracted"]),
-                recorded=row["ledger_id"],
+                recorded=row["ledger_id"], skipped=tuple(row["skipped"] or ()),
             )  # fmt: skip
     return facts
 
@@ -235,7 +227,10 @@ def _function(schema: str) -> tuple[str, str]:
                                         manifest_hash="g_hash", columns="(g->'columns')",
                                         ttl_s="(g->>'ttl_s')::double precision")  # fmt: skip
     followers = ledger.served_statement(
-        s, *(array(f"g->'followers'->{i}") for i in range(5)), served_by="ledger_id"
+        s,
+        *(array(f"g->'followers'->{i}") for i in range(5)),
+        served_by="ledger_id",
+        into="INTO skipped",
     )
     finished = ledger.finished("h")
     # planned at each call: a plan cached while the ledger was small scans it whole, comparing
@@ -270,7 +265,7 @@ BEGIN
         g_hash := g->>'manifest_hash';
         served := NULL; running := NULL; fingerprint := NULL; horizon := NULL;
         v_fingerprint := NULL; v_horizon := NULL; drift := NULL; contracted := NULL;
-        ledger_id := NULL;
+        ledger_id := NULL; skipped := NULL;
         {leases};
         locked := true;
         FOR lock_key IN SELECT k::bigint FROM jsonb_array_elements_text(g->'keys') AS k LOOP
@@ -326,7 +321,8 @@ END
     create = f"""CREATE OR REPLACE FUNCTION {s}.{name}{_SIGNATURE[:-1]},
     OUT ordinal integer, OUT seen boolean, OUT locked boolean, OUT served boolean,
     OUT running boolean, OUT fingerprint text, OUT horizon numeric, OUT v_fingerprint text,
-    OUT v_horizon numeric, OUT drift jsonb, OUT contracted jsonb, OUT ledger_id bigint)
+    OUT v_horizon numeric, OUT drift jsonb, OUT contracted jsonb, OUT ledger_id bigint,
+    OUT skipped text[])
 RETURNS SETOF record
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $boot_check${body}$boot_check$"""
     return name, create

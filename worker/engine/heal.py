@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TypeVar
@@ -44,7 +44,7 @@ from worker.engine.lock import advisory_locks
 from worker.engine.model import Realm
 from worker.engine.plan import Plan, PlanSettings, make_plan
 from worker.engine.policy import review, rewritten_tables
-from worker.errors import DatabaseUnavailable, MigrationRefused, SchemahealError
+from worker.errors import MigrationRefused, SchemahealError
 from worker.observability.tracing import tracer
 
 __all__ = ["HealOptions", "HealResult", "Outcome", "RequestInfo", "current_plan", "heal"]
@@ -93,15 +93,18 @@ async def heal(
     options: HealOptions | None = None,
     request: RequestInfo | None = None,
     observe: Callable[[AppliedStatement], None] | None = None,
+    followers: Sequence[ledger.Follower] = (),
 ) -> HealResult:
     """Heal the database behind ``conn`` towards ``manifest`` (or its :class:`Desired`, when the
-    caller prepared it already); never raises for heal errors."""
+    caller prepared it already); never raises for heal errors. ``followers``: requests of the
+    same manifest coalesced with ``request``, recorded as served by this heal."""
     options = options or HealOptions()
     target = manifest if isinstance(manifest, Desired) else prepare(manifest)
     manifest_hash = target.manifest_hash
     attributes = {"schemaheal.manifest.hash": manifest_hash, "db.system.name": "postgresql"}
     with tracer().start_as_current_span("schemaheal heal", attributes=attributes) as span:
-        result = await _heal(conn, target, options, request or RequestInfo(), observe)
+        result = await _heal(conn, target, options, request or RequestInfo(), observe,
+                             tuple(followers))  # fmt: skip
         span.set_attributes({
             "schemaheal.outcome": result.outcome.value,
             "schemaheal.statements.count": len(result.applied),
@@ -119,6 +122,7 @@ async def _heal(
     options: HealOptions,
     request: RequestInfo,
     observe: Callable[[AppliedStatement], None] | None,
+    followers: tuple[ledger.Follower, ...],
 ) -> HealResult:
     started, clock = time.time(), time.perf_counter()
     desired, manifest_hash = target.realm, target.manifest_hash
@@ -138,19 +142,15 @@ async def _heal(
     recorded: list[HealResult] = []
 
     async def finish(result: HealResult) -> HealResult:
-        """The result with its duration and ledger row: written while the schemas' locks are
-        still held when the heal got them, so the next heal never reads it as ``running``."""
+        """The result with its duration and ledger row, and its followers' rows: written while
+        the schemas' locks are still held when the heal got them, so the next heal never reads
+        it as ``running``, nor any of them as not served."""
         result = replace(result, duration_s=time.perf_counter() - clock,
                          ledger_id=intent[-1] if intent else result.ledger_id)  # fmt: skip
-        if (
-            options.record
-            and not result.served_before
-            and result.error_code != DatabaseUnavailable.code
-        ):
-            with tracer().start_as_current_span("schemaheal ledger write"):
-                ledger_id = await heal_record.record(conn, result, request, options, started,
-                                                     desired)  # fmt: skip
-            result = replace(result, ledger_id=ledger_id)
+        if options.record:
+            result = await heal_record.written(conn, result, request, options, desired,
+                                               started=started, intent=bool(intent),
+                                               followers=followers)  # fmt: skip
         recorded.append(result)
         return result
 

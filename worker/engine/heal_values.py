@@ -69,6 +69,9 @@ class HealResult:
     #: True when another worker finished a heal of this very request while this one waited for
     #: the locks (a rebalance handed its record over mid-heal): the result is that heal's row
     served_before: bool = False
+    #: the requests coalesced with this one that another worker had served already: they got
+    #: no ledger row here, and are answered from their first finished row
+    served_elsewhere: tuple[str, ...] = ()
     #: the manifest's online column migrations not yet contracted, and where each stands: the
     #: heal answers once their expand committed; their backfill and enforce run on
     migrations: tuple[MigrationStatus, ...] = ()

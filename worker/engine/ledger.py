@@ -198,45 +198,56 @@ def statement_row(heal_id: int, a: AppliedStatement) -> tuple[object, ...]:
             a.duration_s * 1000, a.retries)  # fmt: skip
 
 
+#: a coalesced request's ledger row: request id, service, instance, trace id, record position
+Follower = tuple[str, str | None, str | None, str | None, str | None]
+
+
 async def record_served(
-    conn: Connection,
-    served_by: int,
-    requests: Sequence[tuple[str, str | None, str | None, str | None, str | None]],
-    schema: str = DEFAULT_SCHEMA,
-) -> None:
-    """Record coalesced requests ``(request_id, service, instance, trace_id, position)`` as
-    served by the heal ``served_by``, with its outcome: every reply has its ledger row."""
+    conn: Connection, served_by: int, requests: Sequence[Follower], schema: str = DEFAULT_SCHEMA
+) -> tuple[str, ...]:
+    """Record coalesced ``requests`` as served by the heal ``served_by``, with its outcome: every
+    reply has its ledger row. Returns those skipped: another worker had served them already
+    (their reply is their first finished row's). Run it under the schemas' locks (the heal
+    does): another worker's heal of one of them then waits, and finds its row."""
     if not requests:
-        return
+        return ()
     columns = [list(column) for column in zip(*requests, strict=True)]
     statement = served_statement(quote_ident(schema), *(f"${i}::text[]" for i in range(1, 6)),
                                  served_by="$6")  # fmt: skip
-    await conn.execute(statement, *columns, served_by)  # one statement for the group
+    skipped = await conn.fetchval(statement, *columns, served_by)  # one statement for the group
+    return tuple(skipped)
 
 
 def served_statement(
     s: str, request_ids: str, services: str, instances: str, trace_ids: str, positions: str, *,
-    served_by: str,
+    served_by: str, into: str = "",
 ) -> str:  # fmt: skip
     """The statement of :func:`record_served` in schema ``s`` (quoted), with the given arrays
-    and ledger id: the boot check runs it too. The rows are written in the order given. A
-    request that already has a finished row gets none: another worker served it (as a leader,
-    or coalesced under another leader, in a batch a rebalance handed over) while this one had it
-    too, and the ledger keeps one finished heal per request."""
-    return f"""INSERT INTO {s}.heals (request_id, service, instance, database_alias, manifest_hash,
+    and ledger id: the boot check runs it too (``into``: its PL/pgSQL ``INTO`` target). The rows
+    are written in the order given, each pointing at the heal that ran (``served_by`` may be a
+    coalesced row itself: a request served before as a follower). A request that already has a
+    finished row gets none: another worker served it (as a leader, or coalesced under another
+    leader, in a batch a rebalance handed over) while this one had it too, and the ledger keeps
+    one finished heal per request. The statement's value: the ids it skipped."""
+    return f"""WITH written AS (
+            INSERT INTO {s}.heals (request_id, service, instance, database_alias, manifest_hash,
                 schemas, outcome, error_code, error_message, lock_wait_ms, duration_ms,
                 started_at, finished_at, trace_id, drift, blocked, served_by, record_position,
                 migrations)
             SELECT r.request_id, r.service, r.instance, h.database_alias, h.manifest_hash,
                    h.schemas, h.outcome, h.error_code, h.error_message, 0, 0, now(), now(),
-                   r.trace_id, h.drift, h.blocked, h.id, r.record_position, h.migrations
+                   r.trace_id, h.drift, h.blocked, coalesce(h.served_by, h.id),
+                   r.record_position, h.migrations
             FROM unnest({request_ids}, {services}, {instances}, {trace_ids}, {positions})
                      WITH ORDINALITY AS r(request_id, service, instance, trace_id,
                                           record_position, ordinal)
             CROSS JOIN {s}.heals h WHERE h.id = {served_by}
               AND NOT EXISTS (SELECT FROM {s}.heals d WHERE d.request_id = r.request_id
                                  AND {finished("d")})
-            ORDER BY r.ordinal"""
+            ORDER BY r.ordinal
+            RETURNING request_id)
+        SELECT ARRAY(SELECT f FROM unnest({request_ids}) AS f
+                      WHERE NOT EXISTS (SELECT FROM written w WHERE w.request_id = f)) {into}"""
 
 
 async def find_many(

@@ -2,11 +2,11 @@
 
 Every request of a coalesced group is a booting instance: each one's lease is written before the
 heal takes the schemas' locks (a contract decides under the same locks). For a manifest the
-database already satisfies, :func:`worker.engine.boot_check.check` writes the leases, answers and
-records the answer; otherwise it writes the leases and the heal runs. All the groups of a
-database's batch are checked in one round trip, which also carries the batch's ledger lookup
-(``lookup``): when a request was served before, nothing is written and the gate takes its
-ledger path.
+database already satisfies, :func:`worker.engine.boot_check.check_many` writes the leases,
+answers and records the answer; otherwise it writes the leases and the heal runs. All the
+groups of a database's batch are checked in one round trip, which also carries the batch's
+ledger lookup (``lookup``): when a request was served before, nothing is written and the gate
+takes its ledger path.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@
 * The rest are grouped by database alias: databases are healed in parallel, each one's
   requests in order. Requests for the same (database, manifest hash) are coalesced: one heal,
   and every requester gets its own reply (and its own ledger row pointing at that heal).
+* A request another worker served after this batch's lookup (a rebalance hands records over,
+  in other batches) gets no second row: it is answered from its first finished row, as a
+  redelivery would be, so all its replies carry one outcome.
 * A retryable failure (database down, lock held too long) is retried in-process; if it persists,
   the batch is *not* acknowledged and Kafka redelivers it after a pause.
 
@@ -16,32 +19,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
-from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.trace import Link, Span, SpanKind
+from opentelemetry.trace import Link, Span
 
 from contracts.events import SchemaHealed
 from worker.engine import ledger
 from worker.engine.connection import DATABASE_ERRORS
-from worker.engine.heal import HealResult, Outcome, heal
-from worker.errors import RetryableError, SchemahealError
+from worker.engine.heal import HealResult, Outcome
+from worker.errors import RETRYABLE_CODES, RetryableError, SchemahealError
 from worker.observability.metrics import make_instruments
-from worker.observability.tracing import context_from_headers, messaging_attributes, tracer
 from worker.service import replies
 from worker.service.admission import Admission, refusal
-from worker.service.boots import Boots, Checked, coalesced, request_info
+from worker.service.boots import Boots, Checked
 from worker.service.databases import open_checked
+from worker.service.healing import heal_with_retries, record_metrics, served_first
 from worker.service.requests import Rejection, Request, replayed, to_serve
 from worker.service.routing import Route
 from worker.service.series import counter_series
+from worker.service.spans import process_span, start_process_span
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("schemaheal.gate")
 _Served = TypeVar("_Served", bool, list[Checked])
-RETRYABLE_CODES = frozenset({"database-unavailable", "lock-wait-timeout", "lock-budget-exhausted"})
 
 
 class Sink(Protocol):
@@ -121,7 +123,7 @@ class Gate:
             },
         )
         self.metrics.dead_letters.add(1, {"code": rejection.code})
-        with self._process_span(rejection.headers, rejection.request_id, rejection.record) as span:
+        with process_span(self.settings, rejection) as span:
             span.set_attribute("schemaheal.outcome", "rejected")
             span.set_attribute("error.type", rejection.code)
             if rejection.request_id is not None:
@@ -196,7 +198,7 @@ class Gate:
         # one-group batch is), started here and ended when that group is served; the other
         # groups' replies link to it as to a heal
         leader = groups[0][0]
-        first = self._start_process_span(leader.headers, leader.request_id, leader.record)
+        first = start_process_span(self.settings, leader)
         token = otel_context.attach(trace.set_span_in_context(first))
         try:
             checking = self.boots.check_all(alias, conn, groups, self.options, lookup)
@@ -231,7 +233,7 @@ class Gate:
         return answered
 
     async def _answer_from_ledger(self, request: Request, row: dict[str, Any]) -> bool:
-        with self._process_span(request.headers, request.request_id, request.record):
+        with process_span(self.settings, request):
             await self._send(request, replies.from_ledger(request, row))
         return True
 
@@ -241,7 +243,7 @@ class Gate:
         """Serve ``group``, whose boot check gave ``checked`` (True), or leave it to a
         redelivery (False). ``started``: its process span, when the check started it."""
         leader, followers = group[0], group[1:]
-        span = started or self._start_process_span(leader.headers, leader.request_id, leader.record)
+        span = started or start_process_span(self.settings, leader)
         try:
             conn = await self._connection(alias)  # the kept one, or a new one if it broke
         except RetryableError as exc:
@@ -250,12 +252,18 @@ class Gate:
             return False
         with trace.use_span(span, end_on_exit=True):
             result = checked.result
-            if result is None:  # not answered by the boot check: heal
-                conn, result = await self._heal_with_retries(alias, conn, leader)
+            if result is None:  # not answered by the boot check: heal (its followers recorded)
+                conn, result = await heal_with_retries(
+                    conn, group, self.options, attempts=self.settings.retry_attempts,
+                    reconnect=lambda: self._reconnect(alias),
+                )  # fmt: skip
             if result.error_code in RETRYABLE_CODES:
                 span.set_attribute("error.type", result.error_code or "retryable")
                 return False  # redelivered later; nobody in this group has been answered
-            self._record_metrics(alias, result)
+            rows = await self._served_first(alias, conn, group, result)
+            if rows is None:
+                return False  # their rows are written: a redelivery answers from them
+            record_metrics(self.metrics, alias, result)
             if result.outcome in (Outcome.BLOCKED, Outcome.FAILED):  # these will not start
                 await self.boots.end(alias, conn, group)
             span.set_attributes({
@@ -267,89 +275,35 @@ class Gate:
                 "schemaheal.coalesced.count": len(followers),
             })  # fmt: skip
             healed_by = result.span or span.get_span_context()  # the heal, else this request
-            if result.ledger_id is not None and followers and checked.result is None:
-                try:
-                    await ledger.record_served(
-                        conn, result.ledger_id, coalesced(followers), self.settings.ledger_schema
-                    )
-                except DATABASE_ERRORS as exc:  # the replies matter more than their ledger rows
-                    log.error("recording coalesced requests failed", extra={"error": str(exc)})
-            await self._send(leader, replies.from_result(leader, result))
+            answer, answers = replies.of_group(leader, followers, result, rows)
+            await self._send(leader, answer)
         self.metrics.coalesced.add(len(followers), {"database": alias})
-        answers = replies.coalesced(followers, result, leader=leader)
         for follower, answer in zip(followers, answers, strict=True):
             # each keeps its own trace, linked to the heal that served it
-            with self._process_span(follower.headers, follower.request_id, follower.record,
-                                    links=[Link(healed_by)]) as span:  # fmt: skip
-                span.set_attribute("schemaheal.outcome", result.outcome.value)
+            with process_span(self.settings, follower, [Link(healed_by)]) as span:
+                span.set_attribute("schemaheal.outcome", answer.outcome)
                 await self._send(follower, answer, logged=False)
         if followers:  # one line for the group: a storm's thousands of replies cost little
             log.info("replied to coalesced requests", extra={
                 "request_ids": [f.request_id for f in followers], "outcome": result.outcome.value,
                 "database": alias, "healed_by": leader.request_id,
+                "from_ledger": sorted(rows),
             })  # fmt: skip
         return True
 
-    async def _heal_with_retries(
-        self, alias: str, conn: Any, leader: Request
-    ) -> tuple[Any, HealResult]:
-        result: HealResult | None = None
-        for attempt in range(self.settings.retry_attempts):
-            options = self.options
-            if leader.hazards:  # approved for this service on this database by the policy
-                policy = replace(options.policy, allow=options.policy.allow | leader.hazards)
-                options = replace(options, policy=policy)
-            result = await heal(conn, leader.desired, options=options, request=request_info(leader))
-            if result.error_code not in RETRYABLE_CODES:
-                break
-            log.warning("retrying heal", extra={"database": alias, "attempt": attempt + 1,
-                                                "error": result.error_message})  # fmt: skip
-            await asyncio.sleep(min(2**attempt, 10))
-            if conn.is_closed():
-                self._connections.pop(alias, None)
-                try:
-                    conn = await self._connection(alias)
-                except RetryableError:
-                    continue
-        assert result is not None
-        return conn, result
+    async def _served_first(
+        self, alias: str, conn: Any, group: list[Request], result: HealResult
+    ) -> dict[str, dict[str, Any]] | None:
+        """:func:`served_first`; None when reading the ledger failed."""
+        try:
+            return await served_first(conn, group, result, self.settings.ledger_schema)
+        except DATABASE_ERRORS as exc:
+            log.error("reading the ledger failed", extra={"database": alias, "error": str(exc)})
+            return None
 
-    def _record_metrics(self, alias: str, result: HealResult) -> None:
-        labels = {"database": alias, "outcome": result.outcome.value}
-        self.metrics.heal_duration.record(result.duration_s, labels)
-        self.metrics.lock_wait.record(result.lock_wait_s, {"database": alias})
-        for statement in result.applied:
-            for hazard in statement.hazards or ("none",):
-                self.metrics.statements.add(1, {"database": alias, "hazard": str(hazard)})
-        for drift in result.drift:
-            if drift.blocking:
-                self.metrics.drift.add(1, {"database": alias, "kind": drift.kind.value})
-
-    def _process_span(
-        self, headers: dict[str, str], request_id: str | None, record: Any,
-        links: list[Link] | None = None,
-    ) -> Any:  # fmt: skip
-        """The consumer span of one request, current while the block runs."""
-        span = self._start_process_span(headers, request_id, record, links)
-        return trace.use_span(span, end_on_exit=True)
-
-    def _start_process_span(
-        self, headers: dict[str, str], request_id: str | None, record: Any,
-        links: list[Link] | None = None,
-    ) -> Span:  # fmt: skip
-        """The consumer span of one request, a child of the context its headers carry."""
-        return tracer().start_span(
-            f"process {self.settings.request_topic}",
-            context=context_from_headers(headers),
-            kind=SpanKind.CONSUMER,
-            links=links,
-            attributes=messaging_attributes(
-                "process", self.settings.request_topic, message_id=request_id, key=record.key,
-                **{"messaging.consumer.group.name": self.settings.group_id,
-                   "messaging.destination.partition.id": str(record.partition),
-                   "messaging.kafka.offset": record.offset},
-            ),
-        )  # fmt: skip
+    async def _reconnect(self, alias: str) -> Any:
+        self._connections.pop(alias, None)
+        return await self._connection(alias)
 
     async def _connection(self, alias: str) -> Any:
         """The gate's connection to ``alias``, kept between batches (one per database: a

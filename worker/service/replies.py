@@ -72,6 +72,22 @@ def coalesced(
     ]  # fmt: skip
 
 
+def of_group(
+    leader: Request, followers: list[Request], result: HealResult,
+    first_rows: dict[str, dict[str, Any]],
+) -> tuple[SchemaHealed, list[SchemaHealed]]:  # fmt: skip
+    """The replies to a served group (its leader's, then its followers'): from the first
+    finished ledger row of each request in ``first_rows`` (another worker served it first),
+    else from ``result``."""
+    row = first_rows.get(leader.request_id)
+    answer = from_result(leader, result) if row is None else from_ledger(leader, row)
+    built = coalesced(followers, result, leader=leader)
+    return answer, [
+        reply if (row := first_rows.get(f.request_id)) is None else from_ledger(f, row)
+        for f, reply in zip(followers, built, strict=True)
+    ]
+
+
 def _queue_ms(request: Request, result: HealResult, now: float) -> float:
     """How long ``request`` waited in the worker besides its heal."""
     return round((now - request.received) * 1000 - result.duration_s * 1000, 3)
