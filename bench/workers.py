@@ -159,6 +159,22 @@ class Storm:
         await asyncio.gather(self.replies.stop(), self.producer.stop())
 
 
+def count_replies(storm: Storm, warmup: dict[str, int], result: Run) -> None:
+    """The storm's replies, duplicates and late warm-up replies into ``result``; every request
+    unanswered or answered with different outcomes (the warm-up's too) into its problems."""
+    answered = {rid: o for rid, o in storm.outcomes.items() if rid not in warmup}
+    result.replies = sum(len(o) for o in answered.values())
+    result.duplicates = sum(len(o) > 1 for o in answered.values())
+    result.late_warmup = sum(len(storm.outcomes[rid]) - n for rid, n in warmup.items())
+    # every request, the warm-up's too: answered twice, then with one outcome
+    conflicting = {r: o for r, o in storm.outcomes.items() if len(set(o)) > 1}
+    result.conflicting = len(conflicting)
+    if storm.pending:
+        result.problems.append(f"{len(storm.pending)} unanswered: {sorted(storm.pending)[:5]}")
+    if conflicting:
+        result.problems.append(f"answered with different outcomes: {_first(conflicting)}")
+
+
 async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: argparse.Namespace
                   ) -> Run:  # fmt: skip
     run = f"w{workers}-{uuid.uuid4().hex[:6]}"
@@ -207,17 +223,7 @@ async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: arg
             process.wait(30)
         for limit in limits:
             limit.remove()
-    answered = {rid: o for rid, o in storm.outcomes.items() if rid not in warmup}
-    result.replies = sum(len(o) for o in answered.values())
-    result.duplicates = sum(len(o) > 1 for o in answered.values())
-    result.late_warmup = sum(len(storm.outcomes[rid]) - n for rid, n in warmup.items())
-    # every request, the warm-up's too: answered twice, then with one outcome
-    conflicting = {r: o for r, o in storm.outcomes.items() if len(set(o)) > 1}
-    result.conflicting = len(conflicting)
-    if storm.pending:
-        result.problems.append(f"{len(storm.pending)} unanswered: {sorted(storm.pending)[:5]}")
-    if conflicting:
-        result.problems.append(f"answered with different outcomes: {_first(conflicting)}")
+    count_replies(storm, warmup, result)
     for alias, dsn in dsns.items():
         conn = await asyncpg.connect(dsn)
         result.ddl_runs += await conn.fetchval(
