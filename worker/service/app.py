@@ -25,7 +25,7 @@ from worker.observability.logs import BROKER_LOGGER
 from worker.observability.metrics import observe_consumers
 from worker.service.arguments import Message, Raw
 from worker.service.backfills import Backfills
-from worker.service.consuming import batch_consumer, broker_security, settle
+from worker.service.consuming import batch_consumer, broker_security, heartbeat_consumer, settle
 from worker.service.databases import check_databases
 from worker.service.gate import Gate
 from worker.service.heartbeats import Heartbeats
@@ -67,7 +67,7 @@ def _subscribe_heartbeats(
     @broker.subscriber(  # type: ignore[untyped-decorator]  # options given as one dict
         settings.heartbeat_topic,
         # a group of its own: its members joining or leaving never rebalance the boot gate's
-        **batch_consumer(settings, f"{settings.group_id}.heartbeats"),
+        **heartbeat_consumer(settings),
         title="service.heartbeat",
         description="A booted instance says it still runs (ce_type "
         "dev.schemaheal.service.heartbeat.v1: its lease is renewed) or that it stopped "
