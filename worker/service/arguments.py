@@ -4,7 +4,7 @@ fast_depends (FastStream's injection) runs a custom field's ``use`` in a worker 
 is a plain function, and awaits it in place when it is a coroutine. FastStream's ``NoCastField``
 and ``Context`` (``KafkaMessage`` is one) are plain functions, so every batch waited for two
 thread hand-offs (a thread woken, the event loop woken back through its self-pipe) before the
-gate saw it: 0.5-1 ms of a no-drift boot on a busy two-core machine, more than the rest of
+gate saw it: 0.8-1.5 ms of a no-drift boot on a busy two-core machine, more than the rest of
 FastStream's work on it. :class:`OnTheLoop` does the same work as a coroutine.
 """
 
