@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from worker.service import polling
+from worker.service import consuming, polling
 from worker.service.app import build_app
 from worker.settings import WorkerSettings
 
@@ -88,3 +88,21 @@ def test_the_worker_subscriber_uses_it_and_faststream_still_calls_get_msg() -> N
         assert "get_msg" in vars(subscriber)
         assert "self.get_msg(consumer)" in inspect.getsource(type(subscriber)._run_consume_loop)
         assert type(subscriber).__name__ == "BatchSubscriber"
+
+
+@pytest.mark.parametrize(
+    ("request_wait_ms", "heartbeat_wait_ms"), [(10, 100), (100, 100), (250, 250)]
+)
+def test_the_heartbeat_topic_is_polled_no_more_often_than_every_100_ms(
+    request_wait_ms: int, heartbeat_wait_ms: int
+) -> None:
+    """Nobody waits for a heartbeat: a short request wait (the bench's 10 ms) is not applied to
+    the heartbeat topic, whose polls would cost the worker and broker as much as the requests'."""
+    _, broker = build_app(WorkerSettings(fetch_max_wait_ms=request_wait_ms))
+    waits = {s.topics[0].name: s.batch_timeout_ms for s in broker.subscribers}
+    assert waits == {"service.starting": request_wait_ms, "service.heartbeat": heartbeat_wait_ms}
+    options = consuming.heartbeat_consumer(WorkerSettings(fetch_max_wait_ms=request_wait_ms))
+    assert (options["fetch_max_wait_ms"], options["group_id"]) == (
+        heartbeat_wait_ms,
+        "schemaheal.heartbeats",
+    )

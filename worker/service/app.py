@@ -15,8 +15,6 @@ from typing import Annotated, cast
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from faststream.params.no_cast import NoCastField
 from faststream.specification import AsyncAPI
 from opentelemetry import metrics
 
@@ -25,8 +23,9 @@ from worker.engine.connection import DATABASE_ERRORS, connect
 from worker.observability.health import HealthServer, health_app
 from worker.observability.logs import BROKER_LOGGER
 from worker.observability.metrics import observe_consumers
+from worker.service.arguments import Message, Raw
 from worker.service.backfills import Backfills
-from worker.service.consuming import batch_consumer, broker_security, settle
+from worker.service.consuming import batch_consumer, broker_security, heartbeat_consumer, settle
 from worker.service.databases import check_databases
 from worker.service.gate import Gate
 from worker.service.heartbeats import Heartbeats
@@ -68,7 +67,7 @@ def _subscribe_heartbeats(
     @broker.subscriber(  # type: ignore[untyped-decorator]  # options given as one dict
         settings.heartbeat_topic,
         # a group of its own: its members joining or leaving never rebalance the boot gate's
-        **batch_consumer(settings, f"{settings.group_id}.heartbeats"),
+        **heartbeat_consumer(settings),
         title="service.heartbeat",
         description="A booted instance says it still runs (ce_type "
         "dev.schemaheal.service.heartbeat.v1: its lease is renewed) or that it stopped "
@@ -76,7 +75,7 @@ def _subscribe_heartbeats(
         "dead-lettered.",
     )
     async def on_service_heartbeat(
-        bodies: Annotated[list[ServiceHeartbeat], NoCastField()], message: KafkaMessage
+        bodies: Annotated[list[ServiceHeartbeat], Raw()], message: Message
     ) -> None:
         raw = message.raw_message
         records = raw if isinstance(raw, tuple) else (raw,)
@@ -120,8 +119,8 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
     async def on_service_starting(
         # Documented as ServiceStarting for AsyncAPI; never cast here — the gate validates each
         # record itself so that a bad one is rejected, not an exception in FastStream.
-        bodies: Annotated[list[ServiceStarting], NoCastField()],
-        message: KafkaMessage,
+        bodies: Annotated[list[ServiceStarting], Raw()],
+        message: Message,
     ) -> None:
         raw = message.raw_message
         records = raw if isinstance(raw, tuple) else (raw,)

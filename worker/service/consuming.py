@@ -19,6 +19,10 @@ from worker.settings import WorkerSettings
 
 log = logging.getLogger("schemaheal.worker")
 REDELIVERY_PAUSE_S = 5.0
+# Nobody waits for a heartbeat: its topic is polled at least this long, however short the request
+# topic's wait (at 10 ms, an idle worker and its broker spent as much on heartbeat polls as on
+# request polls, on the cores the boots need).
+HEARTBEAT_WAIT_MS = 100
 
 
 def tolerant_parser() -> Any:
@@ -69,17 +73,21 @@ def broker_security(auth: KafkaAuth) -> BaseSecurity | None:
     )
 
 
-def batch_consumer(settings: WorkerSettings, group_id: str) -> dict[str, Any]:
+def batch_consumer(
+    settings: WorkerSettings, group_id: str, *, wait_ms: int | None = None
+) -> dict[str, Any]:
     """Subscriber options of the worker's batch consumers: acknowledged by hand, only after the
-    whole batch was served (the Kafka default commits before the handler runs)."""
+    whole batch was served (the Kafka default commits before the handler runs). ``wait_ms``:
+    the longest wait of one fetch and batch, ``settings.fetch_max_wait_ms`` unless given."""
+    wait_ms = settings.fetch_max_wait_ms if wait_ms is None else wait_ms
     return {
         "batch": True,
         "group_id": group_id,
         "ack_policy": AckPolicy.MANUAL,
         "auto_offset_reset": "earliest",
         "max_records": settings.batch_max_records,
-        "batch_timeout_ms": settings.fetch_max_wait_ms,
-        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "batch_timeout_ms": wait_ms,
+        "fetch_max_wait_ms": wait_ms,
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
         # FastStream would publish the handler's return value (nothing) to any topic a request
@@ -88,6 +96,13 @@ def batch_consumer(settings: WorkerSettings, group_id: str) -> dict[str, Any]:
         "parser": tolerant_parser(),
         "decoder": raw_bodies,
     }
+
+
+def heartbeat_consumer(settings: WorkerSettings) -> dict[str, Any]:
+    """Options of the heartbeat subscriber: a group of its own, polled at least every
+    ``HEARTBEAT_WAIT_MS``."""
+    wait_ms = max(settings.fetch_max_wait_ms, HEARTBEAT_WAIT_MS)
+    return batch_consumer(settings, f"{settings.group_id}.heartbeats", wait_ms=wait_ms)
 
 
 async def settle(message: Any, sink: KafkaSink, serving: Awaitable[bool], doing: str) -> None:
