@@ -31,6 +31,12 @@ TREE = m.Table(
         m.Partition(schema="archive", name="Events 2b", parent=SUB),
     ),
 )  # fmt: skip
+#: TREE with a foreign table under events_2 and one under events
+FOREIGN = replace(TREE, partition_tree=(
+    *TREE.partition_tree,
+    m.Partition(schema="public", name="events_2f", parent=SUB, foreign=True),
+    m.Partition(schema="remote", name="events_f", parent=UP, foreign=True),
+))  # fmt: skip
 UNIQUE = m.UniqueConstraint(name="events_key", columns=("id", "kind"))
 FK = m.ForeignKey(name="events_kind_fkey", columns=("kind",), ref_schema="public",
                   ref_table="kinds", ref_columns=("id",))  # fmt: skip
@@ -53,6 +59,28 @@ def test_an_index_is_built_through_a_sub_partition() -> None:
         f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "Events 2b_events_name_idx_p" ON archive."Events 2b" {using}',
         'ALTER INDEX public.events_2_events_name_idx_p ATTACH PARTITION archive."Events 2b_events_name_idx_p"',
         "ALTER INDEX public.events_name_idx ATTACH PARTITION public.events_2_events_name_idx_p",
+    ]  # fmt: skip
+
+
+def test_an_index_skips_foreign_leaves_and_the_parent_adopts_the_others() -> None:
+    """With a foreign partition an ON ONLY index could never be made valid: each other leaf's
+    copy is built, then a plain CREATE INDEX on the parent adopts them."""
+    index = m.Index(name="events_name_idx", elements=(m.IndexElement(column="name"),))
+    tree = replace(FOREIGN, partition_tree=tuple(
+        replace(p, invalid_indexes=frozenset({"events_2a_events_name_idx_p"}))
+        if p.name == "events_2a" else p for p in FOREIGN.partition_tree
+    ))  # fmt: skip
+    using = "USING btree (name)"
+    steps = partitioned_index(tree, index)
+    assert _sql(steps) == [
+        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS events_1_events_name_idx_p ON public.events_1 {using}",
+        "DROP INDEX CONCURRENTLY IF EXISTS public.events_2a_events_name_idx_p",
+        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS events_2a_events_name_idx_p ON public.events_2a {using}",
+        f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "Events 2b_events_name_idx_p" ON archive."Events 2b" {using}',
+        f"CREATE INDEX IF NOT EXISTS events_name_idx ON public.events {using}",
+    ]  # fmt: skip
+    assert [kind.value for kind, _, _ in steps] == [
+        "build", "drop-invalid", "build", "build", "parent"
     ]  # fmt: skip
 
 
@@ -140,9 +168,23 @@ def _index(*columns: str | None, unique: bool = True) -> m.Index:
         (ch.AddKeyConstraint(table=replace(TREE, partition_key=(None,)), constraint=UNIQUE),
          "the partition key of public.events has an expression"),
         (ch.AddKeyConstraint(table=replace(TREE, partitioned=False), constraint=UNIQUE), None),
+        (ch.AddKeyConstraint(table=FOREIGN, constraint=UNIQUE),
+         "its partitions public.events_2f, remote.events_f are foreign tables, and PostgreSQL "
+         "cannot make a unique index or constraint on a foreign table nor on a partitioned "
+         "table that has one. Leave it out of the manifest (a plain index can be made), or "
+         "detach them first (ALTER TABLE public.events_2 DETACH PARTITION public.events_2f; "
+         "ALTER TABLE public.events DETACH PARTITION remote.events_f), then boot again"),
+        (ch.AddIndex(table=FOREIGN, index=_index("id", "kind")), "foreign tables"),
+        (ch.AddIndex(table=FOREIGN, index=_index("name", unique=False)), None),
+        (ch.AddForeignKey(table=FOREIGN, foreign_key=FK),
+         "the foreign key events_kind_fkey of public.events cannot be made: its partitions "
+         "public.events_2f, remote.events_f are foreign tables, and PostgreSQL cannot make a "
+         "foreign key on"),
+        (ch.AddForeignKey(table=TREE, foreign_key=FK), None),
     ],
     ids=["unique-index", "plain-index", "lacks-key", "lacks-sub-key", "primary-key",
-         "unique", "existing-index", "key-expression", "not-partitioned"],
+         "unique", "existing-index", "key-expression", "not-partitioned", "foreign-unique",
+         "foreign-unique-index", "foreign-plain-index", "foreign-fk", "fk"],
 )  # fmt: skip
 def test_which_unique_keys_are_refused_and_why(change: ch.Change, why: str | None) -> None:
     found = key_refusals([change])

@@ -24,6 +24,14 @@ invalid is dropped ``CONCURRENTLY`` first, a leaf's constraint already made is n
 A unique index or constraint must contain every column of the partition key, at every level
 of sub-partitioning, and cannot be made at all when a key is an expression:
 :func:`key_refusals` says so before anything runs.
+
+A foreign partition (a foreign table) gets no index: PostgreSQL builds none on a foreign table
+and skips it when ``CREATE INDEX`` runs on the parent, but an ``ON ONLY`` index stays invalid
+until every partition has one attached. So with a foreign partition anywhere below, each other
+leaf's copy is built ``CONCURRENTLY`` and a plain ``CREATE INDEX`` on the parent adopts them
+(it attaches a leaf's equal index instead of building one, makes the sub-partitioned levels'
+own, and skips the foreign tables). A unique index, a key or a foreign key cannot be made on a
+foreign table at all, nor on a table that has one as a partition: :func:`key_refusals`.
 """
 
 from __future__ import annotations
@@ -87,8 +95,21 @@ def partition_index_name(partition: str, index: str) -> str:
 
 def partitioned_index(table: m.Table, index: m.Index) -> list[Step]:
     """The statements that build ``index`` on the partitioned ``table`` online, in order."""
+    if any(p.foreign for p in table.partition_tree):
+        return _adopted(table, index)
     only = r.create_index(table, index, concurrently=False, only=True)
     return [(StepKind.ONLY, only, None), *_below(table, (table.schema, table.name), index)]
+
+
+def _adopted(table: m.Table, index: m.Index) -> list[Step]:
+    """``index`` on a ``table`` with a foreign partition: a copy built on each other leaf, then
+    the parent's, which adopts them and reads no data (see the module's text)."""
+    steps: list[Step] = []
+    for leaf in _leaves(table):
+        if not leaf.foreign:
+            steps += _build(leaf, replace(index, name=partition_index_name(leaf.name, index.name)))
+    parent = r.create_index(table, index, concurrently=False)
+    return [*steps, (StepKind.PARENT, parent, None)]
 
 
 def _below(table: m.Table, parent: tuple[str, str], index: m.Index) -> list[Step]:
@@ -173,6 +194,8 @@ def key_refusals(changes: Iterable[ch.Change]) -> tuple[str, ...]:
                            "table, and PostgreSQL cannot make a partitioned table's index a "
                            f"constraint. Drop the index {key.name} (or rename it), then boot "
                            "again")  # fmt: skip
+            case ch.AddForeignKey(table=table, foreign_key=fk) if table.partitioned:
+                why = _foreign_refusal(table, f"foreign key {fk.name}", "a foreign key")
             case _:
                 continue
         if why is not None:
@@ -180,8 +203,27 @@ def key_refusals(changes: Iterable[ch.Change]) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _foreign_refusal(table: m.Table, what: str, kind: str) -> str | None:
+    """Why ``what`` cannot be made on ``table``: one of its partitions is a foreign table."""
+    foreign = sorted((p.qualified, qualified(*p.parent)) for p in table.partition_tree
+                     if p.foreign)  # fmt: skip
+    if not foreign:
+        return None
+    names = ", ".join(name for name, _ in foreign)
+    are = "is a foreign table" if len(foreign) == 1 else "are foreign tables"
+    detach = "; ".join(f"ALTER TABLE {parent} DETACH PARTITION {name}" for name, parent in foreign)
+    return (f"the {what} of {table.qualified} cannot be made: its partition"
+            f"{'s' if len(foreign) > 1 else ''} {names} {are}, and PostgreSQL cannot make "
+            f"{kind} on a foreign table nor on a partitioned table that has one. Leave it out "
+            f"of the manifest (a plain index can be made), or detach them first ({detach}), "
+            "then boot again")  # fmt: skip
+
+
 def _key_refusal(table: m.Table, what: str, columns: tuple[str | None, ...]) -> str | None:
     """Why ``what`` on ``columns`` (None: an expression) cannot be unique on ``table``."""
+    foreign = _foreign_refusal(table, what, "a unique index or constraint")
+    if foreign is not None:
+        return foreign
     levels = [(table.qualified, table.partition_key)]
     levels += [(p.qualified, p.key) for p in table.partition_tree if p.partitioned]
     head = f"the {what} of {table.qualified} cannot be made: it is a partitioned table"

@@ -1,0 +1,266 @@
+"""Partitioned tables at their edges (issue 19), on a real PostgreSQL: a foreign key that points
+*at* a partitioned table, DEFAULT partitions at every level, foreign partitions, and a leaf's
+key that fails on its data. Each found on PostgreSQL 15 and 18 first (README, "Partitioned
+tables"); the plans' SQL: ``test_plan_partitioned.py``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from contracts import load_manifest
+from tests.conftest import FreshDatabase
+from tests.contracts.builders import column, fk, manifest, pk, table
+from tests.engine.test_partitioned_additive import EVENTS, KIND, NAME_IDX, events
+from tests.engine.test_partitioned_keys import _heals_then_unchanged, leaf_indexes
+from worker.engine.backfill import Finish, run_pending
+from worker.engine.connection import connect
+from worker.engine.heal import Outcome, heal
+
+#: events partitioned by range, events_2 by list with a DEFAULT partition, and a DEFAULT
+#: partition of events itself; rows in every leaf
+DEFAULTS = EVENTS.replace(
+    "FROM (100) TO (1000);",
+    "FROM (100) TO (1000) PARTITION BY LIST (kind);"
+    "CREATE TABLE public.events_2a PARTITION OF public.events_2 FOR VALUES IN (1);"
+    "CREATE TABLE public.events_2d PARTITION OF public.events_2 DEFAULT;"
+    "CREATE TABLE public.events_d PARTITION OF public.events DEFAULT;",
+).replace("generate_series(1, 500)", "generate_series(1, 1500)")
+DEFAULT_LEAVES = ("events_1", "events_2a", "events_2d", "events_d")
+
+#: orders points at events, partitioned by range with a sub-partitioned partition
+REFERENCED = """
+CREATE TABLE public.events (id integer NOT NULL, k integer NOT NULL, PRIMARY KEY (id, k))
+    PARTITION BY RANGE (id);
+CREATE TABLE public.events_1 PARTITION OF public.events FOR VALUES FROM (0) TO (100);
+CREATE TABLE public.events_2 PARTITION OF public.events FOR VALUES FROM (100) TO (1000)
+    PARTITION BY LIST (k);
+CREATE TABLE public.events_2a PARTITION OF public.events_2 FOR VALUES IN (1);
+CREATE TABLE public.events_2b PARTITION OF public.events_2 DEFAULT;
+INSERT INTO public.events SELECT i, 1 + i % 2 FROM generate_series(1, 500) i;
+CREATE TABLE public.orders (id integer PRIMARY KEY, event_id integer, event_k integer);
+INSERT INTO public.orders SELECT i, i, 1 + i % 2 FROM generate_series(1, 500) i;
+"""
+REFERENCED_EVENTS = table(
+    "events", column("id", "integer", nullable=False), column("k", "integer", nullable=False),
+    primary_key=pk("id", "k"),
+)  # fmt: skip
+ORDERS_FK = fk(["event_id", "event_k"], "events", ["id", "k"], name="orders_event_fkey")
+
+
+def orders(*more: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    columns = (column("id", "integer", nullable=False), column("event_id", "integer"),
+               column("event_k", "integer"), *more)  # fmt: skip
+    return table("orders", *columns, primary_key=pk("id"), **extra)
+
+
+async def test_a_foreign_key_pointing_at_a_partitioned_table_is_no_drift(
+    database: FreshDatabase,
+) -> None:
+    """PostgreSQL gives orders one hidden foreign key per partition of events (named
+    orders_event_fkey_1… on 18, orders_event_id_event_k_fkey… on 15; on 15 they stay not
+    validated after VALIDATE): they are the declared key's, never extra constraints, and the
+    key is added NOT VALID, then validated, as on a plain table."""
+    await database.execute(REFERENCED)
+    wanted = manifest(REFERENCED_EVENTS, orders(foreign_keys=[ORDERS_FK]))
+    conn = await connect(database.dsn)
+    try:
+        result = await _heals_then_unchanged(conn, wanted)
+        assert [s.sql for s in result.plan.statements] == [
+            "ALTER TABLE public.orders ADD CONSTRAINT orders_event_fkey FOREIGN KEY (event_id, "
+            "event_k) REFERENCES public.events (id, k) NOT VALID",
+            "ALTER TABLE public.orders VALIDATE CONSTRAINT orders_event_fkey",
+        ]
+        hidden = await conn.fetchval(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.orders'::regclass"
+            " AND contype = 'f' AND conparentid <> 0"
+        )
+        assert hidden == 4  # events_1, events_2, events_2a, events_2b: there, and no drift
+        rows = await conn.fetch("SELECT convalidated FROM pg_constraint"
+                                " WHERE conname = 'orders_event_fkey'")  # fmt: skip
+        assert [r["convalidated"] for r in rows] == [True]
+    finally:
+        await conn.close()
+
+
+async def test_a_column_added_to_a_table_pointing_at_a_partitioned_table_is_no_drift(
+    database: FreshDatabase,
+) -> None:
+    """An additive change on orders (a column, an index) once its key points at events: the
+    hidden per-partition keys are not reported, nor planned against."""
+    await database.execute(
+        REFERENCED + "ALTER TABLE public.orders ADD CONSTRAINT orders_event_fkey"
+        " FOREIGN KEY (event_id, event_k) REFERENCES public.events (id, k);"
+    )
+    note = column("note", "text", nullable=False, default="''")
+    index = {"name": "orders_event_idx", "elements": ["event_id", "event_k"]}
+    wanted = manifest(REFERENCED_EVENTS, orders(note, foreign_keys=[ORDERS_FK], indexes=[index]))
+    conn = await connect(database.dsn)
+    try:
+        result = await _heals_then_unchanged(conn, wanted)
+        assert all("orders_event_fkey" not in s.sql for s in result.plan.statements)
+    finally:
+        await conn.close()
+
+
+async def test_a_column_pointing_at_a_partitioned_table_is_widened_in_place(
+    database: FreshDatabase,
+) -> None:
+    """orders.event_id integer → bigint, online and in place, while its key points at events:
+    the swap takes the declared key and puts it back (PostgreSQL brings the per-partition ones
+    with it); it stopped on the old code, dropping a per-partition key PostgreSQL had already
+    dropped with the declared one."""
+    await database.execute(
+        REFERENCED + "ALTER TABLE public.orders ADD CONSTRAINT orders_event_fkey"
+        " FOREIGN KEY (event_id, event_k) REFERENCES public.events (id, k);"
+    )
+    wide = column("event_id", "bigint", using="event_id")
+    wanted = manifest(REFERENCED_EVENTS, table(
+        "orders", column("id", "integer", nullable=False), wide, column("event_k", "integer"),
+        primary_key=pk("id"), foreign_keys=[ORDERS_FK],
+    ))  # fmt: skip
+    conn = await connect(database.dsn)
+    try:
+        result = await heal(conn, load_manifest(wanted))
+        assert result.outcome is Outcome.HEALED, result.error_message
+        assert list((await run_pending(conn)).values()) == [Finish.EXPANDED]
+        row = await conn.fetchrow(
+            "SELECT format_type(a.atttypid, NULL) AS type, c.convalidated AS valid,"
+            " pg_get_constraintdef(c.oid) AS def FROM pg_attribute a, pg_constraint c"
+            " WHERE a.attrelid = 'public.orders'::regclass AND a.attname = 'event_id'"
+            " AND c.conname = 'orders_event_fkey'"
+        )
+        assert dict(row) == {"type": "bigint", "valid": True, "def": "FOREIGN KEY (event_id, "
+                             "event_k) REFERENCES public.events(id, k)"}  # fmt: skip
+        again = await heal(conn, load_manifest(wanted))
+        assert (again.outcome, again.plan.drift) == (Outcome.UNCHANGED, ()), again.error_message
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"indexes": [NAME_IDX]},
+        {"unique": [{"name": "events_id_kind_key", "columns": ["id", "kind"]}]},
+        {"foreign_keys": [fk(["kind"], "kinds", ["id"], name="events_kind_fkey")]},
+        {"checks": [{"name": "events_flag_check", "expression": "flag > 0"}]},
+    ],
+    ids=["index", "unique", "foreign-key", "column-and-check"],
+)
+async def test_default_partitions_at_every_level_are_leaves_like_the_others(
+    database: FreshDatabase, extra: dict[str, Any]
+) -> None:
+    """A DEFAULT partition of events and of events_2: each gets its copy built online and
+    attached like any leaf; a new column with a default and a check reaches them too."""
+    await database.execute(DEFAULTS + "ALTER TABLE public.events ALTER kind SET NOT NULL;")
+    flag = column("flag", "integer", nullable=False, default="1")
+    kind = column("kind", "integer", nullable=False)
+    more = (flag,) if "checks" in extra else ()
+    conn = await connect(database.dsn)
+    try:
+        result = await _heals_then_unchanged(conn, events(kind, *more, **extra))
+        sql = [s.sql for s in result.plan.statements]
+        if "indexes" in extra or "unique" in extra:
+            name = "events_name_idx" if "indexes" in extra else "events_id_kind_key"
+            built = [s for s in sql if "CONCURRENTLY" in s]
+            assert len(built) == len(DEFAULT_LEAVES)
+            found = await leaf_indexes(conn, name)
+            assert all(valid for valid, _ in found.values()), found
+            assert {f"{leaf}_{name}_p" for leaf in DEFAULT_LEAVES} <= set(found)
+        if "foreign_keys" in extra:
+            valid = await conn.fetch(
+                "SELECT conrelid::regclass::text AS rel FROM pg_constraint"
+                " WHERE conname = 'events_kind_fkey' AND convalidated ORDER BY 1"
+            )
+            assert {r["rel"] for r in valid} == {
+                f"public.{t}" for t in (*DEFAULT_LEAVES, "events", "events_2")
+            }
+        if "checks" in extra:
+            bad = await conn.fetchval("SELECT count(*) FROM public.events_d WHERE flag IS NULL")
+            assert bad == 0
+    finally:
+        await conn.close()
+
+
+#: events with a foreign partition (postgres_fdw; never read: no connection is made), and
+#: events_2, partitioned by kind, with one too
+FOREIGN = (
+    "CREATE EXTENSION postgres_fdw;"
+    "CREATE SERVER elsewhere FOREIGN DATA WRAPPER postgres_fdw OPTIONS (dbname 'postgres');"
+    + EVENTS.replace(
+        "FROM (100) TO (1000);",
+        "FROM (100) TO (1000) PARTITION BY LIST (kind);"
+        "CREATE TABLE public.events_2a PARTITION OF public.events_2 FOR VALUES IN (1, 2);"
+        "CREATE FOREIGN TABLE public.events_2f PARTITION OF public.events_2 FOR VALUES IN (3)"
+        " SERVER elsewhere;"
+        "CREATE FOREIGN TABLE public.events_f PARTITION OF public.events"
+        " FOR VALUES FROM (1000) TO (2000) SERVER elsewhere;",
+    )
+)
+
+
+async def test_an_index_skips_foreign_partitions_and_ends_valid(database: FreshDatabase) -> None:
+    """PostgreSQL builds no index on a foreign table (the old plan failed building one) and an
+    ON ONLY index stays invalid while a partition has none attached: each other leaf's copy is
+    built CONCURRENTLY and the parent's plain CREATE INDEX adopts them (the copies built are
+    the ones attached: same oids), valid at every level."""
+    await database.execute(FOREIGN)
+    conn = await connect(database.dsn)
+    try:
+        result = await heal(conn, load_manifest(events(KIND, indexes=[NAME_IDX])))
+        assert result.outcome is Outcome.HEALED, result.error_message
+        built = [s.sql for s in result.plan.statements if "CONCURRENTLY" in s.sql]
+        assert len(built) == 2 and not any("events_f" in s or "2f" in s for s in built)
+        built_oids = await conn.fetch("SELECT to_regclass(n)::oid AS oid FROM unnest($1::text[])"
+                                      " n", ["public.events_1_events_name_idx_p",
+                                             "public.events_2a_events_name_idx_p"])  # fmt: skip
+        found = await leaf_indexes(conn, "name")
+        assert found["events_name_idx"] == (True, None)
+        assert found["events_1_events_name_idx_p"] == (True, "events_name_idx")
+        assert all(valid for valid, _ in found.values()) and len(found) == 4, found
+        after = await conn.fetch("SELECT to_regclass(n)::oid AS oid FROM unnest($1::text[]) n",
+                                 ["public.events_1_events_name_idx_p",
+                                  "public.events_2a_events_name_idx_p"])  # fmt: skip
+        assert after == built_oids
+        again = await heal(conn, load_manifest(events(KIND, indexes=[NAME_IDX])))
+        assert (again.outcome, again.plan.drift) == (Outcome.UNCHANGED, ()), again.error_message
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"unique": [{"name": "events_id_kind_key", "columns": ["id", "kind"]}]},
+        {"indexes": [{**NAME_IDX, "elements": ["id", "kind"], "unique": True}]},
+        {"primary_key": pk("id", "kind")},
+        {"foreign_keys": [fk(["kind"], "kinds", ["id"], name="events_kind_fkey")]},
+    ],
+    ids=["unique", "unique-index", "primary-key", "foreign-key"],
+)
+async def test_a_key_on_a_table_with_a_foreign_partition_is_refused_before_anything_runs(
+    database: FreshDatabase, extra: dict[str, Any]
+) -> None:
+    """PostgreSQL cannot make a unique index, a key or a foreign key on a foreign table, nor on
+    a partitioned table that has one: refused, naming the foreign partitions and what to do,
+    with nothing run (the old plan built events_1's copy, then failed on events_f's)."""
+    await database.execute(FOREIGN + "ALTER TABLE public.events ALTER kind SET NOT NULL;")
+    kind = column("kind", "integer", nullable=False)
+    count = ("SELECT (SELECT count(*) FROM pg_index WHERE indrelid::regclass::text LIKE"
+             " 'public.events%'), (SELECT count(*) FROM pg_constraint WHERE"
+             " conrelid::regclass::text LIKE 'public.events%')")  # fmt: skip
+    before = await database.fetch(count)
+    conn = await connect(database.dsn)
+    try:
+        result = await heal(conn, load_manifest(events(kind, **extra)))
+        assert (result.outcome, result.error_code, result.applied) == (
+            Outcome.FAILED, "partitioned-table", ()
+        ), result.error_message  # fmt: skip
+        message = result.error_message or ""
+        assert "partitions public.events_2f, public.events_f are foreign tables" in message
+        assert "ALTER TABLE public.events_2 DETACH PARTITION public.events_2f" in message
+        assert await database.fetch(count) == before
+    finally:
+        await conn.close()
