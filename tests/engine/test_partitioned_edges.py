@@ -264,3 +264,50 @@ async def test_a_key_on_a_table_with_a_foreign_partition_is_refused_before_anyth
         assert await database.fetch(count) == before
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("bad", "extra", "fix", "kept"),
+    [
+        ("INSERT INTO public.events VALUES (300, 'u300', 1);",
+         {"unique": [{"name": "events_id_name_key", "columns": ["id", "name"]}]},
+         "DELETE FROM public.events_2 WHERE ctid = (SELECT max(ctid) FROM public.events_2"
+         " WHERE id = 300)", "events_1_events_id_name_key_p"),
+        ("INSERT INTO public.events VALUES (300, 'x', 7);",
+         {"foreign_keys": [fk(["kind"], "kinds", ["id"], name="events_kind_fkey")]},
+         "INSERT INTO public.kinds VALUES (7)", "events_kind_fkey"),
+    ],
+    ids=["unique-duplicate", "foreign-key-missing-row"],
+)  # fmt: skip
+async def test_a_leaf_that_fails_on_its_rows_says_what_to_do_and_the_next_heal_continues(
+    database: FreshDatabase, bad: str, extra: dict[str, Any], fix: str, kept: str
+) -> None:
+    """Really failed, on a real duplicate (or a row without a match) in events_2: the reply
+    and the ledger name the server's error, that events_1 keeps its part, and what to do;
+    once the rows are fixed, the next heal continues from events_2 and never redoes events_1."""
+    await database.execute(EVENTS + bad)
+    conn = await connect(database.dsn)
+    try:
+        failed = await heal(conn, load_manifest(events(KIND, **extra)))
+        assert (failed.outcome, failed.error_code) == (Outcome.FAILED, "statement-failed")
+        message = failed.error_message or ""
+        assert "ViolationError" in message and "DETAIL:  Key (" in message, message
+        assert message.endswith(
+            "; the partitions done before public.events_2 keep theirs, and the next heal "
+            "continues from public.events_2: fix its rows the error names (or change the "
+            "manifest), then boot again"
+        ), message
+        ledger = await conn.fetchval("SELECT error_message FROM schemaheal.heals"
+                                     " ORDER BY id DESC LIMIT 1")  # fmt: skip
+        assert ledger == message
+        oid = ("SELECT oid FROM pg_constraint WHERE conname = $1"
+               " AND conrelid = 'public.events_1'::regclass")  # fmt: skip
+        before = await conn.fetchval(oid, kept)
+        assert before is not None
+        await conn.execute(fix)
+        result = await _heals_then_unchanged(conn, events(KIND, **extra))
+        assert [s.sql for s in result.plan.statements if "events_1 " in s.sql
+                and "VALIDATE" not in s.sql] == []  # fmt: skip
+        assert await conn.fetchval(oid, kept) == before
+    finally:
+        await conn.close()

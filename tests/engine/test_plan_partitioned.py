@@ -14,6 +14,7 @@ from worker.engine import model as m
 from worker.engine.hazards import Hazard
 from worker.engine.plan import make_plan
 from worker.engine.plan_partitioned import (
+    failure_advice,
     key_refusals,
     partitioned_foreign_key,
     partitioned_index,
@@ -191,3 +192,34 @@ def test_which_unique_keys_are_refused_and_why(change: ch.Change, why: str | Non
     assert len(found) == (why is not None)
     if why is not None:
         assert why in found[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "sql", "leaf"),
+    [
+        (ch.AddKeyConstraint(table=TREE, constraint=UNIQUE),
+         "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS x ON public.events_2a USING btree (id)",
+         "public.events_2a"),
+        (ch.AddForeignKey(table=TREE, foreign_key=FK),
+         'ALTER TABLE archive."Events 2b" VALIDATE CONSTRAINT events_kind_fkey',
+         'archive."Events 2b"'),
+        (ch.AddIndex(table=TREE, index=_index("id", "kind")),
+         "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS x ON public.events_1 USING btree (id)",
+         "public.events_1"),
+        (ch.AddForeignKey(table=TREE, foreign_key=FK),
+         "ALTER TABLE public.events ADD CONSTRAINT events_kind_fkey FOREIGN KEY (kind) …", None),
+        (ch.AddForeignKey(table=replace(TREE, partitioned=False), foreign_key=FK),
+         "ALTER TABLE public.events_1 VALIDATE CONSTRAINT events_kind_fkey", None),
+    ],
+    ids=["leaf-key", "quoted-leaf", "unique-index", "parent-step", "not-partitioned"],
+)  # fmt: skip
+def test_a_failed_leaf_step_says_what_stays_and_what_to_do(
+    change: ch.Change, sql: str, leaf: str | None
+) -> None:
+    advice = failure_advice(change, sql)
+    if leaf is None:
+        assert advice is None
+    else:
+        assert advice == (f"the partitions done before {leaf} keep theirs, and the next heal "
+                          f"continues from {leaf}: fix its rows the error names (or change the "
+                          "manifest), then boot again")  # fmt: skip

@@ -50,6 +50,7 @@ from worker.engine.hazards import Hazard
 __all__ = [
     "Step",
     "StepKind",
+    "failure_advice",
     "key_refusals",
     "partition_index_name",
     "partitioned_foreign_key",
@@ -174,6 +175,28 @@ def partitioned_foreign_key(table: m.Table, fk: m.ForeignKey) -> list[Step]:
         steps.append((StepKind.VALIDATE, f"{alter} VALIDATE CONSTRAINT {name}",
                       f"{alter} DROP CONSTRAINT IF EXISTS {name}"))  # fmt: skip
     return [*steps, (StepKind.PARENT, f"ALTER TABLE {table.qualified} ADD {clause}", None)]
+
+
+def failure_advice(change: ch.Change, sql: str) -> str | None:
+    """What stays and what to do when ``sql``, one partition's step of ``change``, failed on
+    that partition's rows (a duplicate, a row without a match): None when ``change`` is not
+    made partition by partition."""
+    match change:
+        case (
+            ch.AddIndex(table=table)
+            | ch.RebuildInvalidIndex(table=table)
+            | ch.AddKeyConstraint(table=table)
+            | ch.AddForeignKey(table=table)
+        ) if table.partitioned:
+            pass
+        case _:
+            return None
+    leaf = next((p for p in _leaves(table) if f" {p.qualified} " in f"{sql} "), None)
+    if leaf is None:
+        return None
+    return (f"the partitions done before {leaf.qualified} keep theirs, and the next heal "
+            f"continues from {leaf.qualified}: fix its rows the error names (or change the "
+            "manifest), then boot again")  # fmt: skip
 
 
 def key_refusals(changes: Iterable[ch.Change]) -> tuple[str, ...]:
