@@ -119,7 +119,18 @@ def test_a_primary_key_stopped_half_way_skips_what_is_done_and_drops_what_is_inv
 
 def test_a_foreign_key_is_validated_leaf_by_leaf_then_added_to_the_parent() -> None:
     fk = "CONSTRAINT events_kind_fkey FOREIGN KEY (kind) REFERENCES public.kinds (id)"
-    done = replace(TREE.partition_tree[0], constraints=frozenset({"events_kind_fkey"}))
+    added = frozenset({"events_kind_fkey"})
+    done = replace(TREE.partition_tree[0], constraints=added, unvalidated=added)
+    valid = replace(TREE.partition_tree[2], constraints=added)
+    tree = replace(TREE, partition_tree=(done, TREE.partition_tree[1], valid,
+                                         TREE.partition_tree[3]))  # fmt: skip
+    assert _sql(partitioned_foreign_key(tree, FK)) == [
+        "ALTER TABLE public.events_1 VALIDATE CONSTRAINT events_kind_fkey",  # added before
+        # events_2a: added and validated before
+        f'ALTER TABLE archive."Events 2b" ADD {fk} NOT VALID',
+        'ALTER TABLE archive."Events 2b" VALIDATE CONSTRAINT events_kind_fkey',
+        f"ALTER TABLE public.events ADD {fk}",
+    ]  # fmt: skip
     tree = replace(TREE, partition_tree=(done, *TREE.partition_tree[1:]))
     steps = partitioned_foreign_key(tree, FK)
     assert _sql(steps) == [

@@ -75,6 +75,8 @@ SELECT b.root, pn.nspname AS schema, pc.relname AS name, qn.nspname AS parent_sc
           WHERE pt.partrelid = pc.oid ORDER BY k.pos) END AS key,
        ARRAY(SELECT co.conname::text FROM pg_constraint co WHERE co.conrelid = pc.oid
               ORDER BY 1) AS constraints,
+       ARRAY(SELECT co.conname::text FROM pg_constraint co WHERE co.conrelid = pc.oid
+                AND NOT co.convalidated ORDER BY 1) AS unvalidated,
        ARRAY(SELECT ic.relname::text FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid
               WHERE x.indrelid = pc.oid AND NOT x.indisvalid ORDER BY 1) AS invalid
   FROM below b

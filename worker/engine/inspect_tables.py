@@ -320,6 +320,7 @@ def _partition(
     foreign: bool,
     key: list[str | None] | None,
     constraints: list[str],
+    unvalidated: list[str],
     invalid: list[str],
 ) -> m.Partition:
     return m.Partition(
@@ -330,5 +331,6 @@ def _partition(
         partitioned=partitioned,
         foreign=foreign,
         constraints=frozenset(constraints),
+        unvalidated=frozenset(unvalidated),
         invalid_indexes=frozenset(invalid),
     )

@@ -154,6 +154,7 @@ class Partition:
     partitioned: bool = False
     foreign: bool = False  # a foreign table: PostgreSQL builds no index and no key on it
     constraints: frozenset[str] = frozenset()  # names of its constraints
+    unvalidated: frozenset[str] = frozenset()  # names of those not validated (NOT VALID)
     invalid_indexes: frozenset[str] = frozenset()  # names of its indexes a build left invalid
 
     @property

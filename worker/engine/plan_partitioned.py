@@ -164,12 +164,15 @@ def partitioned_key(change: ch.AddKeyConstraint) -> list[Step]:
 
 def partitioned_foreign_key(table: m.Table, fk: m.ForeignKey) -> list[Step]:
     """The statements that add ``fk`` to the partitioned ``table`` online: ``NOT VALID`` and
-    ``VALIDATE`` on each leaf (the undo drops a leaf's key that failed), then the parent's."""
+    ``VALIDATE`` on each leaf (the undo drops a leaf's key that failed), then the parent's. A
+    leaf whose key a stopped heal validated is left as it is."""
     clause = r.foreign_key_clause(fk)
     steps: list[Step] = []
     for leaf in _leaves(table):
         alter = f"ALTER TABLE {leaf.qualified}"
         name = quote_ident(fk.name)
+        if fk.name in leaf.constraints and fk.name not in leaf.unvalidated:
+            continue  # validated by a heal that stopped before the parent's
         if fk.name not in leaf.constraints:
             steps.append((StepKind.ADD_NOT_VALID, f"{alter} ADD {clause} NOT VALID", None))
         steps.append((StepKind.VALIDATE, f"{alter} VALIDATE CONSTRAINT {name}",
