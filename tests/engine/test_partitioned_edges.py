@@ -310,3 +310,30 @@ async def test_a_leaf_that_fails_on_its_rows_says_what_to_do_and_the_next_heal_c
         assert await conn.fetchval(oid, kept) == before
     finally:
         await conn.close()
+
+
+async def test_an_invalid_index_a_foreign_partition_keeps_invalid_is_refused_then_rebuilt(
+    database: FreshDatabase,
+) -> None:
+    """An ON ONLY index with events_1's copy attached, as the old plan left it when it failed
+    at the foreign partition: it can never become valid, and the heal drops no such index (the
+    guard allows only DROP INDEX CONCURRENTLY, which PostgreSQL refuses on a partitioned
+    index). Refused with what to do (before: verify-failed, at every boot); done, it heals."""
+    await database.execute(
+        FOREIGN + "CREATE INDEX events_name_idx ON ONLY public.events (name);"
+        "CREATE INDEX events_1_events_name_idx_p ON public.events_1 (name);"
+        "ALTER INDEX public.events_name_idx ATTACH PARTITION public.events_1_events_name_idx_p;"
+    )
+    conn = await connect(database.dsn)
+    try:
+        refused = await heal(conn, load_manifest(events(KIND, indexes=[NAME_IDX])))
+        assert (refused.outcome, refused.error_code, refused.applied) == (
+            Outcome.FAILED, "partitioned-table", ()
+        ), refused.error_message  # fmt: skip
+        assert "Drop it (DROP INDEX public.events_name_idx;" in (refused.error_message or "")
+        await conn.execute("DROP INDEX public.events_name_idx")
+        await _heals_then_unchanged(conn, events(KIND, indexes=[NAME_IDX]))
+        found = await leaf_indexes(conn, "name")
+        assert found["events_name_idx"] == (True, None) and len(found) == 4, found
+    finally:
+        await conn.close()

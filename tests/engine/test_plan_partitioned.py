@@ -193,10 +193,15 @@ def _index(*columns: str | None, unique: bool = True) -> m.Index:
          "public.events_2f, remote.events_f are foreign tables, and PostgreSQL cannot make a "
          "foreign key on"),
         (ch.AddForeignKey(table=TREE, foreign_key=FK), None),
+        (ch.RebuildInvalidIndex(table=FOREIGN, index=_index("name", unique=False)),
+         "the index events_idx of public.events is invalid and cannot be made valid: "
+         "public.events_2f, remote.events_f are foreign tables"),
+        (ch.RebuildInvalidIndex(table=TREE, index=_index("name", unique=False)), None),
     ],
     ids=["unique-index", "plain-index", "lacks-key", "lacks-sub-key", "primary-key",
          "unique", "existing-index", "key-expression", "not-partitioned", "foreign-unique",
-         "foreign-unique-index", "foreign-plain-index", "foreign-fk", "fk"],
+         "foreign-unique-index", "foreign-plain-index", "foreign-fk", "fk", "foreign-invalid",
+         "invalid"],
 )  # fmt: skip
 def test_which_unique_keys_are_refused_and_why(change: ch.Change, why: str | None) -> None:
     found = key_refusals([change])

@@ -222,6 +222,8 @@ def key_refusals(changes: Iterable[ch.Change]) -> tuple[str, ...]:
                            "again")  # fmt: skip
             case ch.AddForeignKey(table=table, foreign_key=fk) if table.partitioned:
                 why = _foreign_refusal(table, f"foreign key {fk.name}", "a foreign key")
+            case ch.RebuildInvalidIndex(table=table, index=index) if table.partitioned:
+                why = _invalid_refusal(table, index.name)
             case _:
                 continue
         if why is not None:
@@ -243,6 +245,21 @@ def _foreign_refusal(table: m.Table, what: str, kind: str) -> str | None:
             f"{kind} on a foreign table nor on a partitioned table that has one. Leave it out "
             f"of the manifest (a plain index can be made), or detach them first ({detach}), "
             "then boot again")  # fmt: skip
+
+
+def _invalid_refusal(table: m.Table, index: str) -> str | None:
+    """Why the invalid ``index`` of ``table`` cannot be completed: a foreign partition."""
+    foreign = sorted(p.qualified for p in table.partition_tree if p.foreign)
+    if not foreign:
+        return None
+    target = qualified(table.schema, index)
+    are = "is a foreign table" if len(foreign) == 1 else "are foreign tables"
+    return (f"the index {index} of {table.qualified} is invalid and cannot be made valid: "
+            f"{', '.join(foreign)} {are}, "
+            "and PostgreSQL makes a partitioned table's index valid only once every partition "
+            f"has its own attached (the heal drops no such index itself). Drop it (DROP INDEX "
+            f"{target}; the partitions' copies attached to it go with it), then boot again: "
+            "the heal builds it on the other partitions and the parent adopts them")  # fmt: skip
 
 
 def _key_refusal(table: m.Table, what: str, columns: tuple[str | None, ...]) -> str | None:
