@@ -84,6 +84,40 @@ async def test_a_foreign_key_pointing_at_a_partitioned_table_is_no_drift(
         await conn.close()
 
 
+async def test_a_partitioned_table_pointing_at_a_partitioned_table_reads_each_leaf_once(
+    database: FreshDatabase,
+) -> None:
+    """orders partitioned too: each of its leaves gets the key NOT VALID and validated, the
+    parent's attaches them without reading them again (each leaf read once), and the hidden
+    per-partition keys on both levels are no drift."""
+    await database.execute(
+        REFERENCED.replace("event_k integer);", "event_k integer) PARTITION BY RANGE (id);"
+                 "CREATE TABLE public.orders_1 PARTITION OF public.orders FOR VALUES FROM (0)"
+                 " TO (250); CREATE TABLE public.orders_2 PARTITION OF public.orders"
+                 " FOR VALUES FROM (250) TO (1000);")
+    )  # fmt: skip
+    reads = ("SELECT relname::text AS name, seq_scan FROM pg_stat_user_tables"
+             " WHERE relname LIKE 'orders_%' ORDER BY 1")  # fmt: skip
+    conn = await connect(database.dsn)
+    try:
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        before = {r["name"]: r["seq_scan"] for r in await conn.fetch(reads)}
+        wanted = manifest(REFERENCED_EVENTS, orders(foreign_keys=[ORDERS_FK]))
+        result = await _heals_then_unchanged(conn, wanted)
+        assert [s.sql.split(" ADD ")[0].split(" VALIDATE ")[0] for s in result.plan.statements] == [
+            "ALTER TABLE public.orders_1", "ALTER TABLE public.orders_1",
+            "ALTER TABLE public.orders_2", "ALTER TABLE public.orders_2",
+            "ALTER TABLE public.orders",
+        ]  # fmt: skip
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        after = {r["name"]: r["seq_scan"] for r in await conn.fetch(reads)}
+        assert {name: after[name] - before[name] for name in after} == {
+            "orders_1": 1, "orders_2": 1
+        }  # fmt: skip
+    finally:
+        await conn.close()
+
+
 async def test_a_column_added_to_a_table_pointing_at_a_partitioned_table_is_no_drift(
     database: FreshDatabase,
 ) -> None:
