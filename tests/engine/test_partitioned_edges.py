@@ -173,6 +173,44 @@ async def test_a_column_pointing_at_a_partitioned_table_is_widened_in_place(
         await conn.close()
 
 
+@pytest.mark.parametrize("key_change", [False, True], ids=["backfill", "key-column"])
+async def test_a_partitioned_table_a_foreign_key_points_at_migrates_online_or_refuses(
+    database: FreshDatabase, key_change: bool
+) -> None:
+    """events, which orders points at: a computed NOT NULL column is backfilled and enforced
+    on every partition, orders' key untouched; a change of a key column (indexed by the key)
+    is refused before anything runs, as on any partitioned table."""
+    await database.execute(
+        REFERENCED + "ALTER TABLE public.orders ADD CONSTRAINT orders_event_fkey"
+        " FOREIGN KEY (event_id, event_k) REFERENCES public.events (id, k);"
+    )
+    k = column("k", "integer", nullable=False)
+    if key_change:
+        k = column("k", "bigint", nullable=False, using="k")
+    note = column("note", nullable=False, backfill="'n' || id")
+    events_ = table("events", REFERENCED_EVENTS["columns"][0], k, note, primary_key=pk("id", "k"))
+    wanted = manifest(events_, orders(foreign_keys=[ORDERS_FK]))
+    conn = await connect(database.dsn)
+    try:
+        result = await heal(conn, load_manifest(wanted))
+        if key_change:
+            assert (result.outcome, result.error_code, result.applied) == (
+                Outcome.FAILED, "partitioned-table", ()
+            ), result.error_message  # fmt: skip
+            return
+        assert result.outcome is Outcome.HEALED, result.error_message
+        assert list((await run_pending(conn)).values()) == [Finish.EXPANDED]
+        left = await conn.fetchval("SELECT count(*) FROM public.events WHERE note IS NULL")
+        valid = await conn.fetchval(
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'orders_event_fkey'"
+        )
+        assert (left, valid) == (0, True)
+        again = await heal(conn, load_manifest(wanted))
+        assert (again.outcome, again.plan.drift) == (Outcome.UNCHANGED, ()), again.error_message
+    finally:
+        await conn.close()
+
+
 @pytest.mark.parametrize(
     "extra",
     [
