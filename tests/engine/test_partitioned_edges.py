@@ -17,6 +17,7 @@ from tests.engine.test_partitioned_keys import _heals_then_unchanged, leaf_index
 from worker.engine.backfill import Finish, run_pending
 from worker.engine.connection import connect
 from worker.engine.heal import Outcome, heal
+from worker.engine.inspect import fetch_catalog
 
 #: events partitioned by range, events_2 by list with a DEFAULT partition, and a DEFAULT
 #: partition of events itself; rows in every leaf
@@ -114,6 +115,29 @@ async def test_a_partitioned_table_pointing_at_a_partitioned_table_reads_each_le
         assert {name: after[name] - before[name] for name in after} == {
             "orders_1": 1, "orders_2": 1
         }  # fmt: skip
+    finally:
+        await conn.close()
+
+
+async def test_the_referenced_partitions_columns_are_not_read(database: FreshDatabase) -> None:
+    """Inspect reads the columns of the tables a key points at (to name them): the declared
+    key's table, not each partition PostgreSQL's per-partition copies point at (partitions in
+    another schema here, so that only the keys would bring them in)."""
+    await database.execute(
+        "CREATE SCHEMA archive;"
+        + REFERENCED.replace("TABLE public.events_", "TABLE archive.events_").replace(
+            "PARTITION OF public.events_2", "PARTITION OF archive.events_2"
+        )
+        + "ALTER TABLE public.orders ADD CONSTRAINT orders_event_fkey"
+        " FOREIGN KEY (event_id, event_k) REFERENCES public.events (id, k);"
+    )
+    conn = await connect(database.dsn)
+    try:
+        rows = await fetch_catalog(conn, ["public"])
+        archive = await conn.fetch("SELECT c.oid FROM pg_class c JOIN pg_namespace n"
+                                   " ON n.oid = c.relnamespace WHERE n.nspname = 'archive'")  # fmt: skip
+        assert {r["oid"] for r in archive} & {r["rel"] for r in rows["columns"]} == set()
+        assert len(archive) >= 4  # the 4 partitions and their indexes
     finally:
         await conn.close()
 

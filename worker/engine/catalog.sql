@@ -108,7 +108,11 @@ SELECT a.attrelid AS rel, a.attnum AS num, a.attname AS name,
        UNION
        SELECT co.confrelid FROM pg_constraint co
          JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE co.contype = 'f' AND n.nspname = ANY ($1::text[]))
+        WHERE co.contype = 'f' AND n.nspname = ANY ($1::text[])
+          -- as in the constraints query: not the per-partition copies of a key pointing at a
+          -- partitioned table (their partitions' columns would be read for nothing)
+          AND NOT (co.conparentid <> 0 AND EXISTS (SELECT FROM pg_constraint up
+                   WHERE up.oid = co.conparentid AND up.conrelid = co.conrelid)))
  ORDER BY a.attrelid, a.attnum;
 
 -- name: constraints
