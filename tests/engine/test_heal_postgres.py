@@ -182,6 +182,10 @@ async def test_data_that_fails_a_new_constraint_leaves_nothing_half_done(
             result = await heal(conn, load_manifest(manifest(wanted)))
             assert result.outcome is Outcome.FAILED
             assert result.error_code == "statement-failed"
+            message = result.error_message or ""
+            assert "ViolationError" in message and message.endswith(  # and what to do next
+                "; fix the rows the error names (or change the manifest), then boot again"
+            ), message
     finally:
         await conn.close()
     leftovers = await database.fetch(

@@ -47,6 +47,20 @@ async def _chain(conn: Any, table: str, name: str) -> list[tuple[str, bool, str,
     return [(r["name"], r["valid"], r["index"], r["type"]) for r in rows]
 
 
+async def leaf_indexes(conn: Any, name: str) -> dict[str, tuple[bool, str | None]]:
+    """Every index of the events tables named like ``name`` (its copies at every level):
+    whether it is valid, and the index it is attached to."""
+    rows = await conn.fetch(
+        "SELECT i.relname::text AS name, x.indisvalid AS valid,"
+        " (SELECT p.relname::text FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent"
+        "   WHERE h.inhrelid = x.indexrelid) AS parent"
+        " FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
+        " WHERE x.indrelid::regclass::text LIKE '%events%' AND i.relname LIKE $1",
+        f"%{name}%",
+    )
+    return {r["name"]: (r["valid"], r["parent"]) for r in rows}
+
+
 async def _heals_then_unchanged(conn: Any, wanted: dict[str, Any]) -> HealResult:
     result = await heal(conn, load_manifest(wanted))
     assert result.outcome is Outcome.HEALED, result.error_message
@@ -225,15 +239,8 @@ async def test_an_index_is_built_online_through_sub_partitions(
         result = await _heals_then_unchanged(conn, events(KIND, indexes=[index]))
         builds = [s for s in result.plan.statements if "CONCURRENTLY" in s.sql]
         assert len(builds) == len(LEAVES[setup])
-        rows = await conn.fetch(
-            "SELECT i.relname::text AS name, x.indisvalid AS valid,"
-            " (SELECT p.relname::text FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent"
-            "   WHERE h.inhrelid = x.indexrelid) AS parent"
-            " FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
-            " WHERE x.indrelid::regclass::text LIKE '%events%' AND i.relname LIKE $1",
-            f"%{index['name']}%",
-        )
-        parents = {r["name"]: r["parent"] for r in rows if r["valid"]}
+        found = await leaf_indexes(conn, index["name"])
+        parents = {name: parent for name, (valid, parent) in found.items() if valid}
         name = index["name"]
         expected = {name: None} | {f"{leaf}_{name}_p": name for leaf in LEAVES[EVENTS]}
         if setup == SUB:

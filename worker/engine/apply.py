@@ -27,6 +27,7 @@ from worker.engine import guard
 from worker.engine.changes import AddTable, describe
 from worker.engine.connection import DATABASE_ERRORS, Connection, connection_lost
 from worker.engine.hazards import Hazard
+from worker.engine.plan_partitioned import failure_advice
 from worker.engine.render import group_commands
 from worker.engine.statements import Plan, Statement
 from worker.errors import DatabaseUnavailable, LockBudgetExhausted, StatementFailed
@@ -170,7 +171,8 @@ async def _run_group(
             if not isinstance(exc, asyncpg.PostgresError):
                 raise
             await _cleanup(conn, group)
-            raise StatementFailed(f"{where}: {exc.__class__.__name__}: {exc}") from exc
+            advice = _advice(group[0], exc)
+            raise StatementFailed(f"{where}: {exc.__class__.__name__}: {exc}{advice}") from exc
 
     extra = {"statement_ordinal": offset + 1, "statement_total": total}
     return await retrying_lock_waits(attempt, doing=where, deadline=deadline, retry=retry,
@@ -321,6 +323,15 @@ def command_of(sql: str) -> str:
             break
         words.append(word)
     return " ".join(words)
+
+
+def _advice(statement: Statement, exc: asyncpg.PostgresError) -> str:
+    """What to do after ``statement`` failed on the data (a duplicate, a row without a match,
+    a row a check refuses): '' for any other error, whose message is the server's alone."""
+    if not isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return ""
+    where = failure_advice(statement.change, statement.sql)
+    return f"; {where or 'fix the rows the error names (or change the manifest), then boot again'}"
 
 
 def _where(statement: Statement, offset: int, total: int) -> str:

@@ -12,7 +12,8 @@ For each pending migration (:mod:`worker.engine.backfill_store`), oldest first:
    duration, and a fixed pause). A batch that waits
    for a row lock past ``lock_timeout``, or is a deadlock victim, is rolled back and retried — never
    skipped: a row a writer holds may be left unconverted by its rollback;
-3. check that no row is left unconverted;
+3. check that no row is left unconverted: by a count, unless NOT NULL is enforced, whose
+   VALIDATE proves it in the same read (a row it finds undoes the check and is counted then);
 4. run the enforce steps (NOT NULL, the in-place swap), each recorded as it commits;
 5. mark the migration ``expanded``.
 
@@ -28,6 +29,8 @@ import logging
 import time
 from enum import StrEnum
 from functools import partial
+
+import asyncpg
 
 from worker.engine import backfill_store as store
 from worker.engine.backfill_pace import next_rows, rest_s
@@ -124,6 +127,7 @@ async def _run(conn: Connection, m: ColumnMigration, settings: BackfillSettings)
     if progress is None or progress.failed or progress.state == store.EXPANDED:
         return Finish.EXPANDED if progress and progress.state == store.EXPANDED else Finish.LATER
     sql = render(m)
+    proof = next((step.proves_converted for step in sql.enforce if step.proves_converted), None)
     try:
         if progress.state == store.BACKFILLING:
             stop_key = progress.stop_key
@@ -131,9 +135,16 @@ async def _run(conn: Connection, m: ColumnMigration, settings: BackfillSettings)
                 take = partial(_take_stop_key, conn, m, sql, settings)
                 stop_key = await retrying(take, m, settings)
             await _backfill(conn, m, sql, stop_key, progress.last_key, settings)
-            await _check_converted(conn, m, sql, settings)
+            if proof is None:
+                await _check_converted(conn, m, sql, settings)
             await store.record_state(conn, m.id, store.ENFORCING, settings.store_schema)
-        await enforce(conn, m, sql.enforce, progress.enforce_steps, settings)
+        try:
+            await enforce(conn, m, sql.enforce, progress.enforce_steps, settings)
+        except Stop as exc:
+            if proof is not None and isinstance(exc.__cause__, asyncpg.CheckViolationError):
+                await _not_converted(conn, m, sql, proof, settings)
+                raise GaveUp from exc  # converted since (a writer's update): the next round
+            raise
         await store.record_state(conn, m.id, store.EXPANDED, settings.store_schema)
     except Stop as exc:
         log.error("migration %s stopped: %s", m.id, exc, extra={"migration": m.id})
@@ -193,6 +204,24 @@ async def _backfill(
         rest = settings.pause_s + rest_s(settings.pace, took)
         if rest:
             await asyncio.sleep(rest)
+
+
+async def _not_converted(
+    conn: Connection, m: ColumnMigration, sql: MigrationSql, undo: str, settings: BackfillSettings
+) -> None:
+    """A row failed the NOT NULL check's VALIDATE: drop the check (else it would refuse the
+    writers' NULLs while the migration is stopped), go back to before the enforce steps, and
+    stop with the count of the rows left (:func:`_check_converted`)."""
+
+    async def back() -> None:
+        async with conn.transaction():
+            await timeouts(conn, settings, long=False)
+            await conn.execute(undo)
+            await store.record_step(conn, m.id, 0, settings.store_schema)
+            await store.record_state(conn, m.id, store.BACKFILLING, settings.store_schema)
+
+    await retrying(back, m, settings)
+    await _check_converted(conn, m, sql, settings)
 
 
 async def _check_converted(

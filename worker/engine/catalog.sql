@@ -67,7 +67,7 @@ WITH RECURSIVE below (root, relid, parent, level) AS (
   SELECT b.root, h.inhrelid, h.inhparent, b.level + 1 FROM below b
     JOIN pg_inherits h ON h.inhparent = b.relid)
 SELECT b.root, pn.nspname AS schema, pc.relname AS name, qn.nspname AS parent_schema,
-       q.relname AS parent_name, pc.relkind = 'p' AS partitioned,
+       q.relname AS parent_name, pc.relkind = 'p' AS partitioned, pc.relkind = 'f' AS foreign_table,
        CASE WHEN pc.relkind = 'p' THEN ARRAY(
          SELECT a.attname::text FROM pg_partitioned_table pt
           CROSS JOIN unnest(pt.partattrs::int2[]) WITH ORDINALITY k(num, pos)
@@ -75,6 +75,8 @@ SELECT b.root, pn.nspname AS schema, pc.relname AS name, qn.nspname AS parent_sc
           WHERE pt.partrelid = pc.oid ORDER BY k.pos) END AS key,
        ARRAY(SELECT co.conname::text FROM pg_constraint co WHERE co.conrelid = pc.oid
               ORDER BY 1) AS constraints,
+       ARRAY(SELECT co.conname::text FROM pg_constraint co WHERE co.conrelid = pc.oid
+                AND NOT co.convalidated ORDER BY 1) AS unvalidated,
        ARRAY(SELECT ic.relname::text FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid
               WHERE x.indrelid = pc.oid AND NOT x.indisvalid ORDER BY 1) AS invalid
   FROM below b
@@ -106,7 +108,11 @@ SELECT a.attrelid AS rel, a.attnum AS num, a.attname AS name,
        UNION
        SELECT co.confrelid FROM pg_constraint co
          JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE co.contype = 'f' AND n.nspname = ANY ($1::text[]))
+        WHERE co.contype = 'f' AND n.nspname = ANY ($1::text[])
+          -- as in the constraints query: not the per-partition copies of a key pointing at a
+          -- partitioned table (their partitions' columns would be read for nothing)
+          AND NOT (co.conparentid <> 0 AND EXISTS (SELECT FROM pg_constraint up
+                   WHERE up.oid = co.conparentid AND up.conrelid = co.conrelid)))
  ORDER BY a.attrelid, a.attnum;
 
 -- name: constraints
@@ -124,7 +130,11 @@ SELECT co.conrelid AS rel, co.conname AS name, co.contype::text AS type, co.conv
   LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
   LEFT JOIN pg_class ci ON ci.oid = co.conindid
   LEFT JOIN pg_index ix ON ix.indexrelid = co.conindid AND co.contype = 'u'
- WHERE co.contype IN ('p', 'u', 'f', 'c') AND n.nspname = ANY ($1::text[]);
+ WHERE co.contype IN ('p', 'u', 'f', 'c') AND n.nspname = ANY ($1::text[])
+   -- not the per-partition keys PostgreSQL adds to a table whose foreign key points at a
+   -- partitioned table (their parent is the declared key, on the same table)
+   AND NOT (co.conparentid <> 0 AND co.contype = 'f' AND EXISTS (
+       SELECT FROM pg_constraint up WHERE up.oid = co.conparentid AND up.conrelid = co.conrelid));
 
 -- name: indexes
 -- Key columns by number (indkey; 0 = an expression), their options and operator classes;

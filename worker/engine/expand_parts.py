@@ -59,6 +59,11 @@ class Step:
     #: drops a column that holds data: a hazard needing approval
     drops_column: bool = False
     carry: Carry | None = None
+    #: this step's VALIDATE proves every row converted (it is the NOT NULL check's), so the
+    #: runner counts no rows before it; when a row fails it, this undoes the steps before it
+    #: (the check added NOT VALID would refuse writers' NULLs while the migration is stopped)
+    #: and the runner counts the rows then, for its message
+    proves_converted: str | None = None
 
 
 def literal(text: str) -> str:

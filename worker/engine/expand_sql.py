@@ -234,7 +234,11 @@ def _not_null_steps(m: ColumnMigration) -> tuple[Step, ...]:
             sql=f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}, "
             f"ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID"
         ),
-        Step(sql=f"ALTER TABLE {table} VALIDATE CONSTRAINT {check}", long=True),
+        Step(
+            sql=f"ALTER TABLE {table} VALIDATE CONSTRAINT {check}",
+            long=True,
+            proves_converted=f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}",
+        ),
         Step(
             sql=f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL; "
             f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}"

@@ -163,6 +163,9 @@ def _take_constraints(old: str) -> list[str]:
     return [
         "  FOR fk IN SELECT conname, regexp_replace(pg_get_constraintdef(oid), ' NOT VALID$', '')",
         "        AS def FROM pg_constraint WHERE conrelid = rel AND contype IN ('f', 'c')",
+        # not the keys PostgreSQL adds per partition of a partitioned table a foreign key
+        # points at: they go with the declared key and come back with it
+        "        AND conparentid = 0",
         "        AND conkey @> ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = rel",
         f"          AND attname = {literal(old)})] ORDER BY conname LOOP",
         "    moved := moved || format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID',",
@@ -234,7 +237,8 @@ def _validate_moved(m: ColumnMigration) -> str:
             "BEGIN",
             "  FOR c IN SELECT conrelid::regclass AS tbl, conname FROM pg_constraint",
             f"      WHERE (confrelid = {literal(table)}::regclass AND contype = 'f'",
-            f"          OR conrelid = {literal(table)}::regclass AND contype IN ('f', 'c'))",
+            f"          OR conrelid = {literal(table)}::regclass AND contype IN ('f', 'c')",
+            "            AND conparentid = 0)",
             "        AND NOT convalidated ORDER BY 1, 2 LOOP",
             "    BEGIN",
             "      EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', c.tbl, c.conname);",

@@ -89,7 +89,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "tables": ("oid", "schema", "name", "comment", "pages", "partitioned", "part_schemas",
                "part_names", "parent"),
     "partitions": ("root", "schema", "name", "parent_schema", "parent_name", "partitioned",
-                   "key", "constraints", "invalid"),
+                   "foreign_table", "key", "constraints", "unvalidated", "invalid"),
     "columns": ("rel", "num", "name", "type", "not_null", "expr", "identity", "generated",
                 "comment"),
     "constraints": ("rel", "name", "type", "valid", "keys", "ref_rel", "ref_schema", "ref_table",

@@ -210,7 +210,7 @@ class _Builder:
             partitioned=bool(partitioned),
             partitions=tuple(zip(part_schemas or (), part_names or (), strict=True)),
             partition_of=tuple(parent) if parent else None,
-            partition_key=tuple(part.partitions[0][6] or ()) if part.partitions else (),
+            partition_key=tuple(part.partitions[0][7] or ()) if part.partitions else (),
             partition_tree=tuple(_partition(*p[1:]) for p in part.partitions[1:]),
         )
 
@@ -317,8 +317,10 @@ def _partition(
     parent_schema: str,
     parent_name: str,
     partitioned: bool,
+    foreign: bool,
     key: list[str | None] | None,
     constraints: list[str],
+    unvalidated: list[str],
     invalid: list[str],
 ) -> m.Partition:
     return m.Partition(
@@ -327,6 +329,8 @@ def _partition(
         parent=(parent_schema, parent_name),
         key=tuple(key or ()),
         partitioned=partitioned,
+        foreign=foreign,
         constraints=frozenset(constraints),
+        unvalidated=frozenset(unvalidated),
         invalid_indexes=frozenset(invalid),
     )

@@ -152,7 +152,9 @@ class Partition:
     #: its own partition key when it is partitioned itself (None: a key expression); () a leaf
     key: tuple[str | None, ...] = ()
     partitioned: bool = False
+    foreign: bool = False  # a foreign table: PostgreSQL builds no index and no key on it
     constraints: frozenset[str] = frozenset()  # names of its constraints
+    unvalidated: frozenset[str] = frozenset()  # names of those not validated (NOT VALID)
     invalid_indexes: frozenset[str] = frozenset()  # names of its indexes a build left invalid
 
     @property

@@ -24,6 +24,14 @@ invalid is dropped ``CONCURRENTLY`` first, a leaf's constraint already made is n
 A unique index or constraint must contain every column of the partition key, at every level
 of sub-partitioning, and cannot be made at all when a key is an expression:
 :func:`key_refusals` says so before anything runs.
+
+A foreign partition (a foreign table) gets no index: PostgreSQL builds none on a foreign table
+and skips it when ``CREATE INDEX`` runs on the parent, but an ``ON ONLY`` index stays invalid
+until every partition has one attached. So with a foreign partition anywhere below, each other
+leaf's copy is built ``CONCURRENTLY`` and a plain ``CREATE INDEX`` on the parent adopts them
+(it attaches a leaf's equal index instead of building one, makes the sub-partitioned levels'
+own, and skips the foreign tables). A unique index, a key or a foreign key cannot be made on a
+foreign table at all, nor on a table that has one as a partition: :func:`key_refusals`.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from worker.engine.hazards import Hazard
 __all__ = [
     "Step",
     "StepKind",
+    "failure_advice",
     "key_refusals",
     "partition_index_name",
     "partitioned_foreign_key",
@@ -87,8 +96,21 @@ def partition_index_name(partition: str, index: str) -> str:
 
 def partitioned_index(table: m.Table, index: m.Index) -> list[Step]:
     """The statements that build ``index`` on the partitioned ``table`` online, in order."""
+    if any(p.foreign for p in table.partition_tree):
+        return _adopted(table, index)
     only = r.create_index(table, index, concurrently=False, only=True)
     return [(StepKind.ONLY, only, None), *_below(table, (table.schema, table.name), index)]
+
+
+def _adopted(table: m.Table, index: m.Index) -> list[Step]:
+    """``index`` on a ``table`` with a foreign partition: a copy built on each other leaf, then
+    the parent's, which adopts them and reads no data (see the module's text)."""
+    steps: list[Step] = []
+    for leaf in _leaves(table):
+        if not leaf.foreign:
+            steps += _build(leaf, replace(index, name=partition_index_name(leaf.name, index.name)))
+    parent = r.create_index(table, index, concurrently=False)
+    return [*steps, (StepKind.PARENT, parent, None)]
 
 
 def _below(table: m.Table, parent: tuple[str, str], index: m.Index) -> list[Step]:
@@ -142,17 +164,42 @@ def partitioned_key(change: ch.AddKeyConstraint) -> list[Step]:
 
 def partitioned_foreign_key(table: m.Table, fk: m.ForeignKey) -> list[Step]:
     """The statements that add ``fk`` to the partitioned ``table`` online: ``NOT VALID`` and
-    ``VALIDATE`` on each leaf (the undo drops a leaf's key that failed), then the parent's."""
+    ``VALIDATE`` on each leaf (the undo drops a leaf's key that failed), then the parent's. A
+    leaf whose key a stopped heal validated is left as it is."""
     clause = r.foreign_key_clause(fk)
     steps: list[Step] = []
     for leaf in _leaves(table):
         alter = f"ALTER TABLE {leaf.qualified}"
         name = quote_ident(fk.name)
+        if fk.name in leaf.constraints and fk.name not in leaf.unvalidated:
+            continue  # validated by a heal that stopped before the parent's
         if fk.name not in leaf.constraints:
             steps.append((StepKind.ADD_NOT_VALID, f"{alter} ADD {clause} NOT VALID", None))
         steps.append((StepKind.VALIDATE, f"{alter} VALIDATE CONSTRAINT {name}",
                       f"{alter} DROP CONSTRAINT IF EXISTS {name}"))  # fmt: skip
     return [*steps, (StepKind.PARENT, f"ALTER TABLE {table.qualified} ADD {clause}", None)]
+
+
+def failure_advice(change: ch.Change, sql: str) -> str | None:
+    """What stays and what to do when ``sql``, one partition's step of ``change``, failed on
+    that partition's rows (a duplicate, a row without a match): None when ``change`` is not
+    made partition by partition."""
+    match change:
+        case (
+            ch.AddIndex(table=table)
+            | ch.RebuildInvalidIndex(table=table)
+            | ch.AddKeyConstraint(table=table)
+            | ch.AddForeignKey(table=table)
+        ) if table.partitioned:
+            pass
+        case _:
+            return None
+    leaf = next((p for p in _leaves(table) if f" {p.qualified} " in f"{sql} "), None)
+    if leaf is None:
+        return None
+    return (f"the partitions done before {leaf.qualified} keep theirs, and the next heal "
+            f"continues from {leaf.qualified}: fix its rows the error names (or change the "
+            "manifest), then boot again")  # fmt: skip
 
 
 def key_refusals(changes: Iterable[ch.Change]) -> tuple[str, ...]:
@@ -173,6 +220,10 @@ def key_refusals(changes: Iterable[ch.Change]) -> tuple[str, ...]:
                            "table, and PostgreSQL cannot make a partitioned table's index a "
                            f"constraint. Drop the index {key.name} (or rename it), then boot "
                            "again")  # fmt: skip
+            case ch.AddForeignKey(table=table, foreign_key=fk) if table.partitioned:
+                why = _foreign_refusal(table, f"foreign key {fk.name}", "a foreign key")
+            case ch.RebuildInvalidIndex(table=table, index=index) if table.partitioned:
+                why = _invalid_refusal(table, index.name)
             case _:
                 continue
         if why is not None:
@@ -180,8 +231,42 @@ def key_refusals(changes: Iterable[ch.Change]) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _foreign_refusal(table: m.Table, what: str, kind: str) -> str | None:
+    """Why ``what`` cannot be made on ``table``: one of its partitions is a foreign table."""
+    foreign = sorted((p.qualified, qualified(*p.parent)) for p in table.partition_tree
+                     if p.foreign)  # fmt: skip
+    if not foreign:
+        return None
+    names = ", ".join(name for name, _ in foreign)
+    are = "is a foreign table" if len(foreign) == 1 else "are foreign tables"
+    detach = "; ".join(f"ALTER TABLE {parent} DETACH PARTITION {name}" for name, parent in foreign)
+    return (f"the {what} of {table.qualified} cannot be made: its partition"
+            f"{'s' if len(foreign) > 1 else ''} {names} {are}, and PostgreSQL cannot make "
+            f"{kind} on a foreign table nor on a partitioned table that has one. Leave it out "
+            f"of the manifest (a plain index can be made), or detach them first ({detach}), "
+            "then boot again")  # fmt: skip
+
+
+def _invalid_refusal(table: m.Table, index: str) -> str | None:
+    """Why the invalid ``index`` of ``table`` cannot be completed: a foreign partition."""
+    foreign = sorted(p.qualified for p in table.partition_tree if p.foreign)
+    if not foreign:
+        return None
+    target = qualified(table.schema, index)
+    are = "is a foreign table" if len(foreign) == 1 else "are foreign tables"
+    return (f"the index {index} of {table.qualified} is invalid and cannot be made valid: "
+            f"{', '.join(foreign)} {are}, "
+            "and PostgreSQL makes a partitioned table's index valid only once every partition "
+            f"has its own attached (the heal drops no such index itself). Drop it (DROP INDEX "
+            f"{target}; the partitions' copies attached to it go with it), then boot again: "
+            "the heal builds it on the other partitions and the parent adopts them")  # fmt: skip
+
+
 def _key_refusal(table: m.Table, what: str, columns: tuple[str | None, ...]) -> str | None:
     """Why ``what`` on ``columns`` (None: an expression) cannot be unique on ``table``."""
+    foreign = _foreign_refusal(table, what, "a unique index or constraint")
+    if foreign is not None:
+        return foreign
     levels = [(table.qualified, table.partition_key)]
     levels += [(p.qualified, p.key) for p in table.partition_tree if p.partitioned]
     head = f"the {what} of {table.qualified} cannot be made: it is a partitioned table"

@@ -61,6 +61,7 @@ BEGIN
   seq := pg_get_serial_sequence(rel::text, 'title');
   FOR fk IN SELECT conname, regexp_replace(pg_get_constraintdef(oid), ' NOT VALID$', '')
         AS def FROM pg_constraint WHERE conrelid = rel AND contype IN ('f', 'c')
+        AND conparentid = 0
         AND conkey @> ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = rel
           AND attname = 'title')] ORDER BY conname LOOP
     moved := moved || format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID',
@@ -106,7 +107,8 @@ DECLARE c record;
 BEGIN
   FOR c IN SELECT conrelid::regclass AS tbl, conname FROM pg_constraint
       WHERE (confrelid = 'public.orders'::regclass AND contype = 'f'
-          OR conrelid = 'public.orders'::regclass AND contype IN ('f', 'c'))
+          OR conrelid = 'public.orders'::regclass AND contype IN ('f', 'c')
+            AND conparentid = 0)
         AND NOT convalidated ORDER BY 1, 2 LOOP
     BEGIN
       EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', c.tbl, c.conname);
