@@ -29,6 +29,8 @@ The writer impact of each tool and the ratios of the two are defined in
 
     python -m bench.backfill [--rows 1000000 10000000] [--rate 400] [--batch 1000] [--pause 0]
                              [--target-ms 50] [--duty 1 0.7] [--repeat 3] [--peer pgroll|none]
+                             [--no-wal-compression] [--no-synchronous-commit]
+                             [--variant wal=off sync=off,duty=0.7 …]
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -155,9 +158,27 @@ async def check(dsn: str, tool: str) -> None:
         await conn.close()
 
 
+#: the words of a variant (``--variant``) and the BackfillSettings field each sets
+VARIANT = {"duty": "duty", "target": "batch_target_ms", "wal": "wal_compression",
+           "sync": "synchronous_commit"}  # fmt: skip
+
+
+def variant(spec: str) -> dict[str, object]:
+    """BackfillSettings fields from ``DUTY`` or ``word=value,…`` (words: :data:`VARIANT`;
+    ``on``/``off`` for wal and sync)."""
+    if "=" not in spec:
+        return {"duty": float(spec)}
+    fields: dict[str, object] = {}
+    for word, _, value in (part.partition("=") for part in spec.split(",")):
+        name = VARIANT[word]
+        fields[name] = value == "on" if value in ("on", "off") else float(value)
+    return fields
+
+
 async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: str) -> Measured:
-    """One run of ``tool``: ``pgroll``, or ``schemaheal`` (``schemaheal@DUTY``: with that duty)."""
-    tool, _, duty = tool.partition("@")
+    """One run of ``tool``: ``pgroll``, or ``schemaheal`` (``schemaheal@DUTY`` or
+    ``schemaheal@word=value,…``: with those settings, :func:`variant`)."""
+    tool, _, spec = tool.partition("@")
     database = f"backfill_{tool}_{rows}"
     admin = await connect(pg.dsn)
     await admin.execute(f"CREATE DATABASE {database}")
@@ -170,6 +191,7 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
     sampler = asyncio.create_task(sample(dsn, waits, stop)) if args.waits else None
     before_from = time.time()
     await asyncio.sleep(args.baseline_s if load is not None else 0)
+    load_from, wal_from = os.getloadavg()[0], await _wal_lsn(pg.dsn)
     during_from = time.time()
     if tool == "pgroll":  # start (the backfill) under the writers; complete after them
         batches = f"batches of {args.batch} rows"
@@ -177,9 +199,11 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
         backfill_to = time.time()
     else:
         sizes: list[tuple[int, float]] = []  # rows, when committed
+        fields = {"batch_target_ms": args.target_ms, "duty": args.duty[0],
+                  "wal_compression": args.wal_compression,
+                  "synchronous_commit": args.synchronous_commit, **variant(spec)}  # fmt: skip
         settings = BackfillSettings(
-            batch_rows=args.batch, batch_target_ms=args.target_ms, pause_s=args.pause,
-            duty=float(duty or args.duty[0]),
+            batch_rows=args.batch, pause_s=args.pause, **fields,  # type: ignore[arg-type]
             on_batch=lambda m, rows, seconds: sizes.append((rows, time.time())),
         )  # fmt: skip
         expand_s, backfill_s = await migrate(dsn, settings)
@@ -189,6 +213,7 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
         )
         backfill_to = max((at for _, at in sizes), default=during_from)
     during_to = time.time()
+    wal_bytes, load_to = await _wal_lsn(pg.dsn, since=wal_from), os.getloadavg()[0]
     await asyncio.sleep(args.baseline_s if load is not None else 0)  # writers alone again
     after_to = time.time()
     stop.set()
@@ -202,7 +227,7 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
     await admin.execute(f"DROP DATABASE {database}")
     await admin.close()
     return Measured(
-        tool=f"{tool}@{duty}" if duty else tool,
+        tool=f"{tool}@{spec}" if spec else tool,
         rows=rows,
         expand_s=expand_s,
         backfill_s=backfill_s,
@@ -214,7 +239,22 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
         batches=batches,
         windows=(before_from, during_from, backfill_to, during_to, after_to),
         waits=waits,
+        wal_bytes=int(wal_bytes),
+        load=(load_from, load_to),
     )
+
+
+async def _wal_lsn(dsn: str, since: str | None = None) -> str:
+    """The server's WAL insert position now, or (``since`` one) the bytes written since."""
+    conn = await connect(dsn)
+    try:
+        if since is None:
+            return str(await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text"))
+        return str(
+            await conn.fetchval("SELECT pg_current_wal_insert_lsn() - $1::text::pg_lsn", since)
+        )
+    finally:
+        await conn.close()
 
 
 async def _start_load(
@@ -241,6 +281,8 @@ def peers(args: argparse.Namespace) -> list[str]:
     """The tools to run: schemaheal (one per duty when there are several), and pgroll unless
     left out or it cannot be built here."""
     ours = [f"schemaheal@{d}" for d in args.duty] if len(args.duty) > 1 else ["schemaheal"]
+    if args.variant:
+        ours = [f"schemaheal@{spec}" for spec in args.variant]
     if args.peer == "none":
         return ours
     try:
@@ -266,6 +308,16 @@ async def main(args: argparse.Namespace) -> None:
             compare(runs)
 
 
+#: the switches that are on unless turned off (--no-…): what turning each off does
+_SWITCHES = {
+    "wal_compression": "schemaheal's batches leave the server's wal_compression (off) alone",
+    "synchronous_commit": "schemaheal's batches commit without waiting for the disk",
+    "waits": "do not sample pg_stat_activity for the backends' wait events (bench.backfill_waits)",
+    "checkpoint": "no CHECKPOINT between seeding and migrating (the first change of a page then "
+    "writes no full-page image: flatters both tools)",
+}
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
@@ -286,6 +338,12 @@ def arguments() -> argparse.Namespace:
         help="schemaheal's share of the time in batches (a rest after each in proportion); "
         "several: each is run in turn with pgroll, as a tool of its own (schemaheal@DUTY)",
     )  # fmt: skip
+    parser.add_argument(
+        "--variant", nargs="+", default=[],
+        help="schemaheal variants run in turn with pgroll, each a tool of its own "
+        f"(schemaheal@SPEC): SPEC is word=value,… with words {', '.join(VARIANT)} "
+        "(e.g. wal=off,duty=0.7)",
+    )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="runs per size (median shown)")
     parser.add_argument(
         "--baseline-s",
@@ -294,15 +352,9 @@ def arguments() -> argparse.Namespace:
         help="writers alone, before the migration and again after it (pgroll: before complete)",
     )
     parser.add_argument("--peer", choices=("pgroll", "none"), default="pgroll")
-    parser.add_argument(
-        "--no-waits", dest="waits", action="store_false",
-        help="do not sample pg_stat_activity for the backends' wait events (bench.backfill_waits)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--no-checkpoint", dest="checkpoint", action="store_false",
-        help="no CHECKPOINT between seeding and migrating (the first change of a page then "
-        "writes no full-page image: flatters both tools)",
-    )  # fmt: skip
+    for dest, meaning in _SWITCHES.items():
+        flag = "--no-" + dest.replace("_", "-")
+        parser.add_argument(flag, dest=dest, action="store_false", help=meaning)
     return parser.parse_args()
 
 
