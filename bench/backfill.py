@@ -166,6 +166,8 @@ VARIANT = {"duty": "duty", "target": "batch_target_ms", "wal": "wal_compression"
 def variant(spec: str) -> dict[str, object]:
     """BackfillSettings fields from ``DUTY`` or ``word=value,…`` (words: :data:`VARIANT`;
     ``on``/``off`` for wal and sync)."""
+    if not spec:
+        return {}
     if "=" not in spec:
         return {"duty": float(spec)}
     fields: dict[str, object] = {}
