@@ -24,6 +24,11 @@ writers write through the old version's schema (pgroll's clients set their searc
 during ``start`` and stop before ``complete``, which drops that schema. A failed write is
 counted and shown.
 
+A fresh cluster has few WAL segments: the first tool's run makes the rest (each 16 MB of zeros,
+written and flushed under the WAL write lock every commit waits for), and a later tool's run
+finds them ready. ``--warm-wal-gb`` makes and keeps that many GB of segments before the first run
+(``min_wal_size`` as large), as a server that has been writing has them.
+
 The writer impact of each tool and the ratios of the two are defined in
 :mod:`bench.backfill_report`; the backends' wait events are sampled by :mod:`bench.backfill_waits`.
 
