@@ -379,9 +379,10 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="runs per size (median shown)")
     parser.add_argument(
         "--warm-wal-gb", type=int, default=0,
-        help="make this many GB of WAL segments first and keep them for reuse (min_wal_size), "
-        "as a server that has been writing has them (0: a fresh cluster makes each segment "
-        "while the writers wait)",
+        help="make this many GB of WAL segments first and keep them for reuse (min_wal_size, "
+        "and max_wal_size at least as large), as a server that has been writing has them: "
+        "enough for a seed and its migration (10 M rows: 10); 0: a fresh cluster makes each "
+        "segment while the writers wait",
     )  # fmt: skip
     parser.add_argument(
         "--baseline-s",
