@@ -2,11 +2,11 @@
 run (:mod:`worker.engine.backfill`), put back before the final check and the enforce steps.
 
 - ``wal_compression``: every row a batch touches writes a new row version; the first change of
-  each page after a checkpoint writes the whole page to the WAL (about a fifth of a backfill's
-  WAL in ``bench.backfill``). Compressed, those page images take less than half the bytes: less
-  WAL for the writers' commits to flush with theirs, for replicas to replay and for the archive
-  to keep. Set only when the server does not compress already (it may use a better method than
-  ``on``), and only where the runner may (a superuser, or ``GRANT SET ON PARAMETER
+  each page after a checkpoint writes the whole page to the WAL (about a fifth of the WAL of
+  ``bench.backfill``'s migration). Compressed, those page images take less than half the bytes:
+  less WAL for the writers' commits to flush with theirs, for replicas to replay and for the
+  archive to keep. Set only when the server does not compress already (it may use a better
+  method than ``on``), and only where the runner may (a superuser, or ``GRANT SET ON PARAMETER
   wal_compression``): without it the backfill runs as before, and says so once in the log.
 - ``synchronous_commit`` off (when asked): a batch's commit does not wait for its WAL to reach
   the disk. A crash may then lose the last batches, but each batch and its progress record are
