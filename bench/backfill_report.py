@@ -46,6 +46,8 @@ class Measured:
     #: epoch s: before, start, backfill end, NOT NULL (pgroll: the end of start), after
     windows: tuple[float, ...] = (0.0,) * 5
     waits: list[Sample] = field(default_factory=list)
+    wal_bytes: int = 0  # WAL the server wrote from the start to NOT NULL (pgroll: its start)
+    load: tuple[float, ...] = (math.nan, math.nan)  # 1-minute load average at both ends
 
     @property
     def rate(self) -> float:
@@ -76,7 +78,11 @@ def show(m: Measured, writers: str, throttle: str) -> None:
     else:
         print(f"  expand {m.expand_s * 1000:.0f} ms, backfill + check + NOT NULL "
               f"{m.backfill_s:.1f} s")  # fmt: skip
-    print(f"  rate {m.rate:,.0f} rows/s (expand to NOT NULL)")
+    print(f"  rate {m.rate:,.0f} rows/s (expand to NOT NULL); load average "
+          f"{m.load[0]:.1f} -> {m.load[-1]:.1f}")  # fmt: skip
+    if m.wal_bytes:
+        print(f"  WAL {m.wal_bytes / 1e6:,.0f} MB from the start to NOT NULL (pgroll: its "
+              f"start), {m.wal_bytes / m.rows:.0f} bytes a row, the writers' included")  # fmt: skip
     for name, values in zip(WHEN, (m.before, m.backfill, m.during, m.after), strict=True):
         if values:
             print(f"  writers {name}: {len(values)} writes, p50 {p50(values):.2f} ms, "

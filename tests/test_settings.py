@@ -127,3 +127,11 @@ def test_a_bad_setting_names_its_flag_and_variable_and_never_echoes_the_value(
         "is not ALIAS=postgresql://" in message
     )
     assert "hunter2" not in message and "\n" not in message
+
+
+def test_the_backfill_s_wal_settings_reach_the_runner(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = _parse(WorkerSettings).backfill_settings()
+    assert (defaults.wal_compression, defaults.synchronous_commit) == (True, True)
+    monkeypatch.setenv("SCHEMAHEAL_BACKFILL_SYNCHRONOUS_COMMIT", "false")
+    runner = _parse(WorkerSettings, "--backfill-wal-compression", "false").backfill_settings()
+    assert (runner.wal_compression, runner.synchronous_commit) == (False, False)

@@ -242,6 +242,16 @@ class WorkerSettings(GateSettings):
         "batch is followed by a rest in proportion to its duration (0.5: as long as it took), "
         "which leaves the writers' commits the disk; 1: no rest",
     )  # fmt: skip
+    backfill_wal_compression: bool = Field(
+        True, description="compress the page images in the WAL of backfill batches (SET "
+        "wal_compression = on for their session) when the server does not: about 10% less WAL; "
+        "needs a superuser or GRANT SET ON PARAMETER wal_compression, else skipped (logged once)",
+    )  # fmt: skip
+    backfill_synchronous_commit: bool = Field(
+        True, description="backfill batches wait for their WAL to reach the disk at commit; "
+        "false: they do not (a crash of PostgreSQL may lose the last batches, which are then "
+        "done again: the progress record commits with its batch)",
+    )  # fmt: skip
     backfill_pause_s: float = Field(
         0.0, ge=0, description="pause between backfill batches: the throttle that leaves room to "
         "writers",
@@ -272,6 +282,8 @@ class WorkerSettings(GateSettings):
             batch_rows=self.backfill_batch_rows,
             batch_target_ms=self.backfill_batch_target_ms,
             duty=self.backfill_duty,
+            wal_compression=self.backfill_wal_compression,
+            synchronous_commit=self.backfill_synchronous_commit,
             pause_s=self.backfill_pause_s,
             lock_timeout_ms=self.backfill_lock_timeout_ms,
             statement_timeout_ms=max(self.statement_timeout_ms, self.backfill_lock_timeout_ms + 1),

@@ -9,7 +9,8 @@ For each pending migration (:mod:`worker.engine.backfill_store`), oldest first:
    one statement — its own short transaction under ``lock_timeout``, one round trip — that also
    records the batch's last key and counts; batches are sized toward a target duration
    (:mod:`worker.engine.backfill_pace`) and throttled (a rest after each, in proportion to its
-   duration, and a fixed pause). A batch that waits
+   duration, and a fixed pause); their WAL's page images compressed, and, if asked, their
+   commits not waiting for the disk (:mod:`worker.engine.backfill_wal`). A batch that waits
    for a row lock past ``lock_timeout``, or is a deadlock victim, is rolled back and retried — never
    skipped: a row a writer holds may be left unconverted by its rollback;
 3. check that no row is left unconverted: by a count, unless NOT NULL is enforced, whose
@@ -17,7 +18,8 @@ For each pending migration (:mod:`worker.engine.backfill_store`), oldest first:
 4. run the enforce steps (NOT NULL, the in-place swap), each recorded as it commits;
 5. mark the migration ``expanded``.
 
-A worker killed at any point resumes from the last committed batch or step. Errors that a retry
+A worker killed at any point resumes from the last committed batch or step (after a crash of
+the server, from the last batch whose WAL reached the disk). Errors that a retry
 cannot fix (an expression that fails on some row, rows NOT NULL cannot accept) stop the
 migration with a message saying what to do; the other migrations go on.
 """
@@ -43,6 +45,7 @@ from worker.engine.backfill_steps import (
     retrying,
     timeouts,
 )
+from worker.engine.backfill_wal import batch_session
 from worker.engine.connection import Connection
 from worker.engine.expand import ColumnMigration
 from worker.engine.expand_sql import MigrationSql, recorded_batch, render
@@ -105,12 +108,6 @@ async def _run_locked(conn: Connection, m: ColumnMigration, settings: BackfillSe
         "SELECT " + ", ".join(f"current_setting('{name}') AS {name}" for name in _SESSION)
     )
     await timeouts(conn, settings, long=False, local=False)  # batches and records run under them
-    # Batches commit as the session does (synchronous_commit is left alone). Committing
-    # without waiting for the disk would be safe — a batch's rows and its progress record are
-    # one statement, lost together in a crash, and the WAL keeps commits in order, so the
-    # runner would touch the lost batches' rows again — but it gained nothing once batches
-    # were sized toward their duration, and it left the flushing of the batches' WAL to the
-    # writers' commits (their p99 rose with it; bench.backfill).
     try:
         return await _run(conn, m, settings)
     finally:
@@ -134,7 +131,12 @@ async def _run(conn: Connection, m: ColumnMigration, settings: BackfillSettings)
             if stop_key is None:
                 take = partial(_take_stop_key, conn, m, sql, settings)
                 stop_key = await retrying(take, m, settings)
-            await _backfill(conn, m, sql, stop_key, progress.last_key, settings)
+            async with batch_session(
+                conn,
+                synchronous_commit=settings.synchronous_commit,
+                wal_compression=settings.wal_compression,
+            ):
+                await _backfill(conn, m, sql, stop_key, progress.last_key, settings)
             if proof is None:
                 await _check_converted(conn, m, sql, settings)
             await store.record_state(conn, m.id, store.ENFORCING, settings.store_schema)

@@ -62,6 +62,12 @@ class BackfillSettings:
     #: the share of the time spent in batches: each batch is followed by a rest in proportion
     #: to its duration (:func:`worker.engine.backfill_pace.rest_s`); 1: none
     duty: float = 1.0
+    #: the batches' commits wait for their WAL to reach the disk (off: a crash may lose the last
+    #: batches, which are then done again; :mod:`worker.engine.backfill_wal`)
+    synchronous_commit: bool = True
+    #: the batches' WAL compresses its page images when the server does not already (and the
+    #: runner may set wal_compression)
+    wal_compression: bool = True
     #: pause between batches, in seconds, besides the rest: a fixed throttle
     pause_s: float = 0.0
     #: how long a batch or a step waits for a lock before it is rolled back and retried
