@@ -94,6 +94,13 @@ def test_a_manifest_declaring_migrations_is_always_healed() -> None:
     assert answer(BootFacts(locked=True, known=TRUSTED), boot(manifest)) is None
 
 
+def test_the_function_reads_every_field_of_a_group_and_no_other() -> None:
+    """The function types a group's fields in one ``jsonb_to_record``: a field it does not
+    declare would be NULL there, silently."""
+    declared = {field.split()[0] for field in boot_check._GROUP_FIELDS.split(",")}
+    assert set(boot_check._group("main", boot(), HealOptions())) == declared
+
+
 pytestmark = pytest.mark.postgres
 
 
@@ -279,7 +286,9 @@ async def test_the_ledger_is_read_through_its_index_after_it_grew(
 ) -> None:
     """A storm grows the ledger by thousands of rows within seconds, while the check's plans were
     made for the small ledger it started with: a sequential scan then compares every row with
-    each of a batch's hundreds of ids (93 ms a check in a 10,000-request storm)."""
+    each of a batch's hundreds of ids (93 ms a check in a 10,000-request storm). Its statistics
+    say how small it was: a plan made from them prefers a sequential scan."""
+    await conn.execute("ANALYZE schemaheal.heals")
     for i in range(8):  # plans cached while the ledger is small
         await check(conn, f"small-{i}")
     await conn.execute(
@@ -294,6 +303,22 @@ async def test_the_ledger_is_read_through_its_index_after_it_grew(
     assert isinstance(result, HealResult) and result.outcome is Outcome.UNCHANGED
     await conn.execute("SELECT pg_stat_force_next_flush()")
     assert await heal_scans(database) == before
+
+
+async def test_the_session_s_planner_settings_are_left_as_they_were(
+    conn: asyncpg.Connection,
+) -> None:
+    """The function turns sequential scans off for its ledger reads only: inside a caller's
+    transaction, after an answer and after a lookup that found a request, they are as before."""
+    served = await check(conn, "done")
+    assert served is not None
+    async with conn.transaction():
+        assert await check(conn, "again") is not None
+        assert await conn.fetchval("SHOW enable_seqscan") == "on"
+        batch = boot(request_id="new", instances=(("shop", "pod-new"),))
+        seen = await check_one(conn, batch, HealOptions(), ("new", "done"))
+        assert seen is boot_check.SEEN
+        assert await conn.fetchval("SHOW enable_seqscan") == "on"
 
 
 async def test_a_batch_s_boots_are_each_answered_or_left_to_the_heal_on_their_own(

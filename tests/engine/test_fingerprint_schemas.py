@@ -186,3 +186,49 @@ async def test_a_change_to_partitions_in_another_schema_is_noticed(
     finally:
         await conn.close()
     assert not fast(await heal_once(database, manifest)), f"{change}: stale fingerprint"
+
+
+#: an index on shop.items with an operator class of another schema (not its type's default)
+OPCLASS_ELSEWHERE = """
+    CREATE SCHEMA x_opclass;
+    CREATE OPERATOR CLASS x_opclass.pattern FOR TYPE text USING btree AS
+        OPERATOR 1 ~<~, OPERATOR 2 ~<=~, OPERATOR 3 =, OPERATOR 4 ~>=~, OPERATOR 5 ~>~,
+        FUNCTION 1 bttext_pattern_cmp(text, text);
+    CREATE INDEX items_name_pattern_idx ON shop.items (name x_opclass.pattern);
+"""
+#: changes to the objects of other schemas that shop's rows name, each noticed (the fingerprint
+#: reads our relations, the tables our keys point at and what we name by different paths), and
+#: whether inspection's answer changes with it (an operator class's schema is not in the model:
+#: noticed all the same, as that of every object our rows name)
+CHANGED_ELSEWHERE = {
+    "table a foreign key points at renamed": (
+        "ALTER TABLE x_table.parents RENAME TO ancestors", True),
+    "column a foreign key points at renamed": (
+        "ALTER TABLE x_table.parents RENAME id TO key", True),
+    "sequence a default uses renamed": (
+        "ALTER SEQUENCE x_sequence.numbers RENAME TO counted", True),
+    "operator class an index uses renamed": (
+        "ALTER OPERATOR CLASS x_opclass.pattern USING btree RENAME TO like_pattern", True),
+    "schema of an operator class an index uses renamed": (
+        "ALTER SCHEMA x_opclass RENAME TO x_op", False),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("change", sorted(CHANGED_ELSEWHERE))
+async def test_a_change_to_what_our_rows_name_in_another_schema_is_noticed(
+    database: FreshDatabase, change: str
+) -> None:
+    manifest, _ = await healed_and_verified(database)
+    await database.execute(NAMED_ELSEWHERE + OPCLASS_ELSEWHERE)
+    verified = await heal_once(database, manifest)  # the extra columns, key and index: kept
+    assert verified.satisfied, verified.error_message
+    assert fast(await heal_once(database, manifest))
+    conn = await connect(database.dsn)
+    try:
+        before = await inspect(conn, ["shop"])
+        statement, printed = CHANGED_ELSEWHERE[change]
+        await database.execute(statement)
+        assert (await inspect(conn, ["shop"]) != before) is printed
+    finally:
+        await conn.close()
+    assert not fast(await heal_once(database, manifest)), f"{change}: stale fingerprint"

@@ -207,6 +207,12 @@ def _group(database: str, boot: Boot, options: HealOptions) -> dict[str, Any]:
     }  # fmt: skip
 
 
+#: the types of :func:`_group`'s fields, as the function reads them (``jsonb_to_record``)
+_GROUP_FIELDS = """schemas text[], keys bigint[], services text[], instances text[], columns jsonb,
+    manifest_hash text, ttl_s double precision, key text, record boolean, request_id text,
+    service text, instance text, alias text, trace_id text, position text, followers jsonb"""
+
+
 def _contracted(text: str | list[dict[str, Any]]) -> tuple[tuple[ColumnMigration, datetime], ...]:
     items: Sequence[dict[str, Any]] = json.loads(text) if isinstance(text, str) else text
     return tuple(
@@ -223,52 +229,48 @@ def _function(schema: str) -> tuple[str, str]:
     """The function's name and its ``CREATE`` statement, for the ledger schema ``schema``."""
     s = quote_ident(schema)
     array = "ARRAY(SELECT jsonb_array_elements_text({}))".format
-    leases = lease_store.boot_statement(s, services="g_services", instances="g_instances",
-                                        manifest_hash="g_hash", columns="(g->'columns')",
-                                        ttl_s="(g->>'ttl_s')::double precision")  # fmt: skip
+    leases = lease_store.boot_statement(s, services="g.services", instances="g.instances",
+                                        manifest_hash="g.manifest_hash", columns="g.columns",
+                                        ttl_s="g.ttl_s")  # fmt: skip
     followers = ledger.served_statement(
         s,
-        *(array(f"g->'followers'->{i}") for i in range(5)),
+        *(array(f"g.followers->{i}") for i in range(5)),
         served_by="ledger_id",
         into="INTO skipped",
     )
     finished = ledger.finished("h")
-    # planned at each call: a plan cached while the ledger was small scans it whole, comparing
-    # every row with each of the batch's hundreds of ids
-    lookup = f"SELECT EXISTS (SELECT FROM {s}.heals h WHERE h.request_id = ANY($1) AND {finished})"
-    catalog = fingerprint.FINGERPRINT_SQL.replace("$1::text[]", "g_schemas")  # the schemas
+    catalog = fingerprint.FINGERPRINT_SQL.replace("$1::text[]", "g.schemas")  # the schemas
     assert "$1::" not in catalog
     body = f"""
 #variable_conflict use_column
 DECLARE
-    g jsonb;
+    g record;
     lock_key bigint;
     began timestamptz;
-    g_schemas text[];
-    g_services text[];
-    g_instances text[];
-    g_hash text;
+    seqscan text := current_setting('enable_seqscan');
 BEGIN
+    -- The ledger is read with sequential scans off (set back for the fingerprint and at the end):
+    -- a plan cached while it was small would scan it whole for ever after (93 ms in a storm).
+    PERFORM set_config('enable_seqscan', 'off', true);
     -- the batch's ledger lookup: a request served before is answered from the ledger, first
-    EXECUTE {_literal(lookup)} INTO seen USING $2;
+    seen := EXISTS (SELECT FROM {s}.heals h WHERE h.request_id = ANY($2) AND {finished});
     IF seen THEN
         ordinal := 0;
         RETURN NEXT;
+        PERFORM set_config('enable_seqscan', seqscan, true);
         RETURN;
     END IF;
-    FOR g, ordinal IN SELECT x.value, x.n
-                        FROM jsonb_array_elements($1) WITH ORDINALITY AS x(value, n) LOOP
+    -- each group's fields typed in the loop's one query (no query per field)
+    FOR g IN SELECT x.n, r.* FROM jsonb_array_elements($1) WITH ORDINALITY AS x(value, n),
+                    jsonb_to_record(x.value) AS r({_GROUP_FIELDS}) LOOP
         began := clock_timestamp();
-        g_schemas := {array("g->'schemas'")};
-        g_services := {array("g->'services'")};
-        g_instances := {array("g->'instances'")};
-        g_hash := g->>'manifest_hash';
+        ordinal := g.n;
         served := NULL; running := NULL; fingerprint := NULL; horizon := NULL;
         v_fingerprint := NULL; v_horizon := NULL; drift := NULL; contracted := NULL;
         ledger_id := NULL; skipped := NULL;
         {leases};
         locked := true;
-        FOR lock_key IN SELECT k::bigint FROM jsonb_array_elements_text(g->'keys') AS k LOOP
+        FOREACH lock_key IN ARRAY g.keys LOOP
             IF NOT pg_try_advisory_xact_lock(lock_key) THEN
                 locked := false;
                 EXIT;
@@ -276,15 +278,17 @@ BEGIN
         END LOOP;
         IF locked THEN
             -- each statement below reads a snapshot taken after the locks (a VOLATILE function)
-            served := EXISTS (SELECT FROM {s}.heals h WHERE h.request_id = g->>'request_id'
+            served := EXISTS (SELECT FROM {s}.heals h WHERE h.request_id = g.request_id
                                  AND {finished});
             running := EXISTS (SELECT FROM {s}.heals h
-                                WHERE h.outcome = '{ledger.RUNNING}' AND h.schemas && g_schemas);
+                                WHERE h.outcome = '{ledger.RUNNING}' AND h.schemas && g.schemas);
+            PERFORM set_config('enable_seqscan', seqscan, true);  -- the planner's choice
             SELECT f.fingerprint, f.horizon INTO fingerprint, horizon FROM (
 {catalog}
             ) f;
+            PERFORM set_config('enable_seqscan', 'off', true);
             SELECT v.fingerprint, v.horizon, v.drift INTO v_fingerprint, v_horizon, drift
-              FROM {s}.verified v WHERE v.key = g->>'key';
+              FROM {s}.verified v WHERE v.key = g.key;
             contracted := '[]';
             IF to_regclass({_literal(f"{s}.migrations")}) IS NOT NULL THEN
                 SELECT coalesce(jsonb_agg(jsonb_build_object('id', m.id, 'migration', m.migration,
@@ -297,27 +301,28 @@ BEGIN
             -- what answer() requires for unchanged, and no contracted migration at all (then a
             -- retired version is for the worker to decide): the rows of the answer and of its
             -- followers, here
-            IF (g->>'record')::boolean AND NOT served AND NOT running
+            IF g.record AND NOT served AND NOT running
                AND v_fingerprint = fingerprint AND horizon - v_horizon >= 0
                AND horizon - v_horizon < {fingerprint.WRAPAROUND_HORIZON}
                AND contracted = '[]'::jsonb THEN
                 INSERT INTO {s}.heals (request_id, service, instance, database_alias,
                         manifest_hash, schemas, outcome, lock_wait_ms, duration_ms, started_at,
                         finished_at, trace_id, drift, record_position, migrations)
-                VALUES (g->>'request_id', g->>'service', g->>'instance', g->>'alias', g_hash,
-                        g_schemas, '{Outcome.UNCHANGED.value}', 0,
+                VALUES (g.request_id, g.service, g.instance, g.alias, g.manifest_hash,
+                        g.schemas, '{Outcome.UNCHANGED.value}', 0,
                         1000 * extract(epoch FROM clock_timestamp() - began), began,
-                        clock_timestamp(), g->>'trace_id', coalesce(drift, '[]'),
-                        g->>'position', '[]')
+                        clock_timestamp(), g.trace_id, coalesce(drift, '[]'),
+                        g.position, '[]')
                 RETURNING id INTO ledger_id;
                 -- a boot without followers skips the statement (about a tenth of the check)
-                IF jsonb_array_length(g->'followers'->0) > 0 THEN
+                IF jsonb_array_length(g.followers->0) > 0 THEN
                     {followers};
                 END IF;
             END IF;
         END IF;
         RETURN NEXT;
     END LOOP;
+    PERFORM set_config('enable_seqscan', seqscan, true);
 END
 """
     name = "boot_check_" + hashlib.sha256((_SIGNATURE + body).encode()).hexdigest()[:16]

@@ -1,6 +1,7 @@
 -- schemaheal: the catalog fingerprint of the schemas a manifest owns, in one query.
 -- Every catalog row that inspection reads, or whose name its deparsed texts print, contributes
--- its tuple identity (ctid) and the transaction that wrote it (xmin). Any transactional catalog
+-- its tuple identity (ctid) and the transaction that wrote it (xmin), hashed together into 64
+-- bits (hash_record_extended: no text is built; its seed tells the catalogs apart). Any transactional catalog
 -- change -- an INSERT, UPDATE or DELETE of such a row, which is what every DDL does -- gives a
 -- row a new (ctid, xmin) or removes one, and so changes the count or the sum of hashes.
 -- Ours: the relations of the manifest's schemas and the partitions below them at any depth,
@@ -18,28 +19,38 @@
 -- the full inspection runs, which is only slower, never wrong.
 -- $1: the schemas. Returns the fingerprint and the snapshot's xmin (an xid8: the horizon that
 -- tells when 32-bit xmins may have wrapped around).
--- Sets of oids are arrays, so that each catalog is read through its index (= ANY (array)); a
--- catalog read for both its rows and their namespaces is read once (a CTE used twice).
+-- Sets of oids are arrays, so that each catalog is read through its index (= ANY (array)), one
+-- array per read (an OR of two makes it a sequential scan); a catalog read for both its rows and
+-- their namespaces is read once (a CTE used twice), and pg_class, which has no index on the
+-- namespace, is scanned once for our schemas' relations (rows and oids).
 WITH RECURSIVE ns AS (
     SELECT array_agg(oid) AS oids FROM pg_namespace WHERE nspname = ANY ($1::text[])
-), own AS (
-    SELECT coalesce(array_agg(oid), '{}') AS oids FROM pg_class
+), own_rows AS (  -- pg_class has no index on the namespace: read once, rows and oids
+    SELECT oid, ctid, xmin, relnamespace AS nsp FROM pg_class
      WHERE relnamespace = ANY ((SELECT oids FROM ns)::oid[])
+), own AS (
+    SELECT coalesce(array_agg(oid), '{}') AS oids FROM own_rows
 ), below(oid) AS (  -- partitions (of tables and indexes) at any depth, in whatever schema
     SELECT inhrelid FROM pg_inherits WHERE inhparent = ANY ((SELECT oids FROM own)::oid[])
     UNION
     SELECT h.inhrelid FROM below b JOIN pg_inherits h ON h.inhparent = b.oid
+), belows AS (
+    SELECT coalesce(array_agg(oid), '{}') AS oids FROM below
 ), rel AS (  -- ours: the relations of our schemas and the partitions below them
-    SELECT (SELECT oids FROM own) || coalesce(array_agg(oid), '{}') AS oids FROM below
+    SELECT (SELECT oids FROM own) || (SELECT oids FROM belows) AS oids
+), tcons AS (  -- the constraints of our tables: read once, for the keys' targets and the rows
+    SELECT oid, contype, confrelid FROM pg_constraint
+     WHERE conrelid = ANY ((SELECT oids FROM rel)::oid[])
+), fks AS (  -- the tables our foreign keys point at
+    SELECT coalesce(array_agg(confrelid), '{}') AS oids FROM tcons WHERE contype = 'f'
 ), refrel AS (  -- our relations and those our foreign keys point at
-    SELECT (SELECT oids FROM rel) || coalesce(array_agg(confrelid), '{}') AS oids
-      FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY ((SELECT oids FROM rel)::oid[])
+    SELECT (SELECT oids FROM rel) || (SELECT oids FROM fks) AS oids
 ), defs AS (
     SELECT coalesce(array_agg(oid), '{}') AS oids FROM pg_attrdef
      WHERE adrelid = ANY ((SELECT oids FROM rel)::oid[])
-), cons AS (  -- of our tables (by index), and of our domains (few namespaces: a cheap scan)
+), cons AS (  -- of our tables, and of our domains (few namespaces: a cheap scan)
     SELECT coalesce(array_agg(oid), '{}') AS oids FROM (
-        SELECT oid FROM pg_constraint WHERE conrelid = ANY ((SELECT oids FROM rel)::oid[])
+        SELECT oid FROM tcons
         UNION ALL
         SELECT oid FROM pg_constraint
          WHERE contypid <> 0 AND connamespace = ANY ((SELECT oids FROM ns)::oid[])) AS x
@@ -48,11 +59,14 @@ WITH RECURSIVE ns AS (
      WHERE (classid = 'pg_class'::regclass AND objid = ANY ((SELECT oids FROM rel)::oid[]))
         OR (classid = 'pg_attrdef'::regclass AND objid = ANY ((SELECT oids FROM defs)::oid[]))
         OR (classid = 'pg_constraint'::regclass AND objid = ANY ((SELECT oids FROM cons)::oid[]))
+), atts AS (  -- the columns of those relations (system columns never change)
+    SELECT ctid, xmin, atttypid FROM pg_attribute
+     WHERE attrelid = ANY ((SELECT oids FROM refrel)::oid[]) AND attnum > 0
 ), typ AS (  -- our types, the types of our columns, and what they refer to
     SELECT array_agg(t) AS oids FROM (
         SELECT oid FROM pg_type WHERE typnamespace = ANY ((SELECT oids FROM ns)::oid[])
         UNION ALL
-        SELECT atttypid FROM pg_attribute WHERE attrelid = ANY ((SELECT oids FROM refrel)::oid[])
+        SELECT atttypid FROM atts
         UNION ALL
         SELECT refobjid FROM dep WHERE refclassid = 'pg_type'::regclass) AS x(t)
 ), alltyp AS (  -- and their element types
@@ -61,10 +75,13 @@ WITH RECURSIVE ns AS (
 ), refs AS (  -- the objects `dep` names, by catalog; not columns: a column's relation is ours
     SELECT refclassid, array_agg(refobjid) AS oids  -- or one our foreign keys point at (refrel)
       FROM dep WHERE refobjsubid = 0 GROUP BY refclassid
-), cls AS (  -- our relations, those our FKs point at, and every one we name (sequences, ...)
-    SELECT ctid, xmin, relnamespace AS nsp FROM pg_class
-     WHERE oid = ANY ((SELECT oids FROM refrel)::oid[])
-        OR oid = ANY ((SELECT oids FROM refs WHERE refclassid = 'pg_class'::regclass)::oid[])
+), cls AS (  -- our relations, those our FKs point at, and every one we name (sequences, ...):
+    SELECT ctid, xmin, nsp FROM own_rows  -- those of our schemas, read above; the others by oid
+    UNION ALL
+    SELECT ctid, xmin, relnamespace FROM pg_class
+     WHERE oid = ANY ((SELECT oids FROM belows)::oid[] || (SELECT oids FROM fks)::oid[]
+                      || (SELECT oids FROM refs WHERE refclassid = 'pg_class'::regclass)::oid[])
+       AND NOT relnamespace = ANY (coalesce((SELECT oids FROM ns)::oid[], '{}'))
 ), typs AS (
     SELECT ctid, xmin, typnamespace AS nsp FROM pg_type
      WHERE oid = ANY ((SELECT oids FROM alltyp)::oid[])
@@ -83,70 +100,68 @@ WITH RECURSIVE ns AS (
 ), tsdicts AS (  -- regdictionary constants
     SELECT ctid, xmin, dictnamespace AS nsp FROM pg_ts_dict
      WHERE oid = ANY ((SELECT oids FROM refs WHERE refclassid = 'pg_ts_dict'::regclass)::oid[])
-), opcs AS (  -- whole; the namespaces only of those our indexes use
-    SELECT ctid, xmin, CASE WHEN oid = ANY (
-               (SELECT oids FROM refs WHERE refclassid = 'pg_opclass'::regclass)::oid[])
-           THEN opcnamespace END AS nsp FROM pg_opclass
 ), exts AS (
     SELECT ctid, xmin, extnamespace AS nsp FROM pg_extension
 ), named(nsp) AS (  -- the namespaces whose names the deparsed texts print
     SELECT nsp FROM cls UNION ALL SELECT nsp FROM typs UNION ALL SELECT nsp FROM procs
     UNION ALL SELECT nsp FROM oprs UNION ALL SELECT nsp FROM colls UNION ALL SELECT nsp FROM tscfgs
-    UNION ALL SELECT nsp FROM tsdicts UNION ALL SELECT nsp FROM opcs UNION ALL SELECT nsp FROM exts
+    UNION ALL SELECT nsp FROM tsdicts UNION ALL SELECT nsp FROM exts
+    UNION ALL  -- operator classes: all are hashed below, the namespaces only of those we use
+    SELECT opcnamespace FROM pg_opclass
+     WHERE oid = ANY ((SELECT oids FROM refs WHERE refclassid = 'pg_opclass'::regclass)::oid[])
     UNION ALL  -- regnamespace constants
     SELECT unnest(oids) FROM refs WHERE refclassid = 'pg_namespace'::regclass
 ), tuples(t) AS (
-    SELECT 'n' || ctid::text || xmin::text FROM pg_namespace  -- ours by name, present or not
+    SELECT hash_record_extended((ctid, xmin), 1) FROM pg_namespace  -- ours by name, present or not
      WHERE nspname = ANY ($1::text[]) OR oid = ANY (ARRAY(SELECT DISTINCT nsp FROM named))
     UNION ALL
-    SELECT 'c' || ctid::text || xmin::text FROM cls
+    SELECT hash_record_extended((ctid, xmin), 2) FROM cls
     UNION ALL
-    SELECT 'a' || ctid::text || xmin::text FROM pg_attribute  -- system columns never change
-     WHERE attrelid = ANY ((SELECT oids FROM refrel)::oid[]) AND attnum > 0
+    SELECT hash_record_extended((ctid, xmin), 3) FROM atts
     UNION ALL
-    SELECT 'd' || ctid::text || xmin::text FROM pg_attrdef WHERE oid = ANY ((SELECT oids FROM defs)::oid[])
+    SELECT hash_record_extended((ctid, xmin), 4) FROM pg_attrdef WHERE oid = ANY ((SELECT oids FROM defs)::oid[])
     UNION ALL
-    SELECT 'k' || ctid::text || xmin::text FROM pg_constraint
+    SELECT hash_record_extended((ctid, xmin), 5) FROM pg_constraint
      WHERE oid = ANY ((SELECT oids FROM cons)::oid[])
     UNION ALL
-    SELECT 'i' || ctid::text || xmin::text FROM pg_index
+    SELECT hash_record_extended((ctid, xmin), 6) FROM pg_index
      WHERE indrelid = ANY ((SELECT oids FROM rel)::oid[])
     UNION ALL
-    SELECT 'm' || ctid::text || xmin::text FROM pg_description
+    SELECT hash_record_extended((ctid, xmin), 7) FROM pg_description
      WHERE objoid = ANY ((SELECT oids FROM rel)::oid[]) OR objoid = ANY ((SELECT oids FROM alltyp)::oid[])
     UNION ALL
-    SELECT 't' || ctid::text || xmin::text FROM typs
+    SELECT hash_record_extended((ctid, xmin), 8) FROM typs
     UNION ALL
-    SELECT 'e' || ctid::text || xmin::text FROM pg_enum
+    SELECT hash_record_extended((ctid, xmin), 9) FROM pg_enum
      WHERE enumtypid = ANY ((SELECT oids FROM alltyp)::oid[])
     UNION ALL
-    SELECT 's' || ctid::text || xmin::text FROM pg_sequence
+    SELECT hash_record_extended((ctid, xmin), 10) FROM pg_sequence
      WHERE seqrelid = ANY ((SELECT oids FROM rel)::oid[])
     UNION ALL  -- ownership of sequences (OWNED BY) and identity columns' sequences
-    SELECT 'p' || ctid::text || xmin::text FROM pg_depend
+    SELECT hash_record_extended((ctid, xmin), 11) FROM pg_depend
      WHERE classid = 'pg_class'::regclass AND objid = ANY ((SELECT oids FROM rel)::oid[])
        AND deptype IN ('a', 'i')
     UNION ALL  -- our tables' parents and partitions
-    SELECT 'h' || ctid::text || xmin::text FROM pg_inherits
+    SELECT hash_record_extended((ctid, xmin), 12) FROM pg_inherits
      WHERE inhrelid = ANY ((SELECT oids FROM rel)::oid[]) OR inhparent = ANY ((SELECT oids FROM rel)::oid[])
     UNION ALL
-    SELECT 'x' || ctid::text || xmin::text FROM exts
+    SELECT hash_record_extended((ctid, xmin), 13) FROM exts
     UNION ALL
-    SELECT 'o' || ctid::text || xmin::text FROM opcs
+    SELECT hash_record_extended((ctid, xmin), 14) FROM pg_opclass
     UNION ALL
-    SELECT 'w' || ctid::text || xmin::text FROM pg_am
+    SELECT hash_record_extended((ctid, xmin), 15) FROM pg_am
     UNION ALL
-    SELECT 'f' || ctid::text || xmin::text FROM procs
+    SELECT hash_record_extended((ctid, xmin), 16) FROM procs
     UNION ALL
-    SELECT 'r' || ctid::text || xmin::text FROM oprs
+    SELECT hash_record_extended((ctid, xmin), 17) FROM oprs
     UNION ALL
-    SELECT 'l' || ctid::text || xmin::text FROM colls
+    SELECT hash_record_extended((ctid, xmin), 18) FROM colls
     UNION ALL
-    SELECT 'g' || ctid::text || xmin::text FROM tscfgs
+    SELECT hash_record_extended((ctid, xmin), 19) FROM tscfgs
     UNION ALL
-    SELECT 'y' || ctid::text || xmin::text FROM tsdicts
+    SELECT hash_record_extended((ctid, xmin), 20) FROM tsdicts
 )
 SELECT current_setting('server_version_num') || ':' || count(*)::text || ':'
-       || coalesce(sum(hashtextextended(t, 0)::numeric), 0)::text AS fingerprint,
+       || coalesce(sum(t), 0)::text AS fingerprint,
        pg_snapshot_xmin(pg_current_snapshot())::text::numeric AS horizon
   FROM tuples
