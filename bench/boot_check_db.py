@@ -10,9 +10,12 @@ request id as the batch's lookup, a new request id and ledger row each time, aft
 ``--warmup`` not counted). Each call's time is its function's ``total_time`` in
 ``pg_stat_user_functions`` (flushed after each call): printed as the median and mean per call.
 
-Then the same number of calls again with ``pg_stat_statements`` counting every statement the
-function runs, its planning included: the mean per statement, which says where the time goes
-(the rest is PL/pgSQL itself; this pass runs slower for the counting). The trees alternate within
+Then as many calls without those reads: the server process's CPU time per call (its
+``/proc/<pid>/schedstat``: the whole statement, and less sensitive to the machine's load than the
+clock), and the function's mean. Then as many again with ``pg_stat_statements`` counting every
+statement the function runs, its planning included: the mean per statement, which says where the
+time goes (the rest is the executor's start-up and shut-down, which it does not time, and
+PL/pgSQL; this pass runs slower for the counting). The trees alternate within
 each of ``--runs`` rounds; a tree is run by this file in a child process whose ``PYTHONPATH``
 is that tree, so older code (e.g. ``git worktree add ../old 880df57``) is measured in the same
 minutes on the same server. Keep the machine quiet: the load average is printed.
