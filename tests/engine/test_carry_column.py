@@ -19,7 +19,7 @@ import pytest
 from contracts import load_manifest
 from tests.conftest import FreshDatabase
 from tests.contracts.builders import column, manifest, pk, table
-from tests.engine.backfill_helpers import expand
+from tests.engine.backfill_helpers import RENAME, expand
 from tests.engine.test_contract import GRACE, always, tracked_long_ago
 from tests.engine.test_swap_dependents import CODE, SETTINGS
 from worker.engine import backfill_store
@@ -160,5 +160,34 @@ async def test_the_manifest_s_comment_wins_over_the_old_column_s(database: Fresh
         assert (await heal(conn, users(declared))).outcome is Outcome.HEALED
         comment = (await properties(conn, "public.users", "full_name"))["comment"]
         assert comment == "new words"
+    finally:
+        await conn.close()
+
+
+async def test_a_partition_s_own_properties_are_carried_too(database: FreshDatabase) -> None:
+    """Grants and settings of a partition's column (reading the partition directly, its own
+    statistics) are the partition's: each partition gets its own, the table first."""
+    await database.execute(
+        ROLES + "CREATE TABLE public.users (id integer NOT NULL, name text NOT NULL,"
+        " PRIMARY KEY (id)) PARTITION BY RANGE (id);"
+        "CREATE TABLE public.users_low PARTITION OF public.users FOR VALUES FROM (0) TO (100);"
+        "INSERT INTO public.users SELECT i, 'user ' || i FROM generate_series(1, 50) AS i;"
+        f"GRANT SELECT (id, name) ON public.users TO {APP};"
+        f"GRANT SELECT (id, name), UPDATE (name) ON public.users_low TO {LATE};"
+        "ALTER TABLE public.users ALTER COLUMN name SET STATISTICS 300;"
+        "ALTER TABLE public.users ALTER COLUMN name SET (n_distinct_inherited = 40);"
+        "ALTER TABLE public.users_low ALTER COLUMN name SET (n_distinct = 30);"
+        "COMMENT ON COLUMN public.users_low.name IS 'low names';"
+    )
+    conn = await connect(database.dsn)
+    try:
+        before = {
+            t: await properties(conn, t, "name") for t in ("public.users", "public.users_low")
+        }
+        await expand(conn, RENAME)
+        after = {
+            t: await properties(conn, t, "full_name") for t in ("public.users", "public.users_low")
+        }
+        assert after == before
     finally:
         await conn.close()

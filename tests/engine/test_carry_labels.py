@@ -110,7 +110,10 @@ async def test_the_swap_and_a_rename_carry_the_column_s_labels(db: FreshDatabase
 async def test_a_label_whose_provider_is_gone_stops_the_swap_and_is_kept(
     db: FreshDatabase, labelled: LocalPostgres
 ) -> None:
-    await db.execute(ACCOUNTS)
+    await db.execute(
+        ACCOUNTS + "CREATE TABLE public.users (id integer PRIMARY KEY, name text NOT NULL);"
+        "SECURITY LABEL FOR dummy ON COLUMN public.users.name IS 'secret';"
+    )
     library = labelled.root / "dummy_seclabel"
     await restart(labelled, None)
     try:
@@ -124,6 +127,15 @@ async def test_a_label_whose_provider_is_gone_stops_the_swap_and_is_kept(
             assert "load the security label provider" in record.error
             kind = await conn.fetchval("SELECT pg_typeof(code)::text FROM public.accounts LIMIT 1")
             assert kind == "integer"  # the swap rolled back whole
+            # a rename's expand, in the heal: refused the same way, and nothing is changed
+            renamed = users(column("full_name", nullable=False, renamed_from="name"))
+            result = await heal(conn, renamed)
+            assert result.outcome is Outcome.FAILED
+            assert "secret" in (result.error_message or "")
+            assert "load the security label provider" in (result.error_message or "")
+            columns = await conn.fetch("SELECT attname FROM pg_attribute WHERE attrelid ="
+                                       " 'public.users'::regclass AND attnum > 0")  # fmt: skip
+            assert {r["attname"] for r in columns} == {"id", "name"}
         finally:
             await conn.close()
     finally:

@@ -16,6 +16,7 @@ from worker.engine.expand_column_props import carry_properties, is_carry_block
 from worker.engine.expand_parts import Carry
 from worker.engine.expand_sql import render
 from worker.engine.guard import UnsafeStatementError, check
+from worker.engine.results_json import background
 
 ODD = ["plain", "O'Brien", "two\nlines", "$sh$", "a$$b", "x--y", "c*/", "Mixed Case", "%I"]
 
@@ -117,3 +118,11 @@ def test_each_kind_carries_where_its_new_column_takes_over(
     m: ColumnMigration, expected: dict[str, list[tuple[str, str]]]
 ) -> None:
     assert where_carried(m) == expected
+
+
+def test_plan_says_what_the_swap_carries() -> None:
+    assert background(WIDE_KEY).endswith(
+        "swap the new column in for id, with the indexes, constraints, views, triggers and "
+        "policies that use it and the column's own privileges, statistics target, options, "
+        "storage, compression, comment and security labels"
+    )
