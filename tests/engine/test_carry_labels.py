@@ -3,8 +3,9 @@ PostgreSQL's own test provider ``dummy_seclabel`` (provider ``dummy``), built by
 ``.ci/seclabel`` for each server version and preloaded on a server of these tests' own.
 
 The in-place swap and a rename give the new column the old one's labels. A label whose provider
-is not loaded any more cannot be set: the swap stops the migration, naming the label and what to
-do, and nothing is lost — once the provider is back, a retry carries it."""
+is not loaded any more cannot be set: the swap stops the migration, the heal refuses the expand,
+the contract waits, each naming the label and what to do, and nothing is lost — once the
+provider is back, a retry (or the next round) carries it."""
 
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ from tests.conftest import SERVERS, FreshDatabase, fresh_database
 from tests.contracts.builders import column
 from tests.engine.backfill_helpers import expand
 from tests.engine.test_carry_column import users
+from tests.engine.test_contract import GRACE, always, tracked_long_ago
 from tests.engine.test_swap_dependents import CODE, SETTINGS
 from worker.embedded.postgres import LocalPostgres, PostgresBinaries
 from worker.engine import backfill_store
-from worker.engine.backfill import Finish, run_migration
+from worker.engine.backfill import Finish, run_migration, run_pending
 from worker.engine.connection import connect
+from worker.engine.contract import ContractFinish, run_contracts
 from worker.engine.heal import Outcome, heal
 
 pytestmark = pytest.mark.postgres
@@ -146,5 +149,48 @@ async def test_a_label_whose_provider_is_gone_stops_the_swap_and_is_kept(
         assert await run_migration(conn, CODE, SETTINGS) is Finish.EXPANDED
         labels = [tuple(r) for r in await conn.fetch(LABELS, "public.accounts")]
         assert ("code", "classified") in labels
+    finally:
+        await conn.close()
+
+
+async def test_a_label_given_during_a_rename_s_rollout_waits_for_its_provider_at_contract(
+    db: FreshDatabase, labelled: LocalPostgres
+) -> None:
+    """Labelled after the expand, on the old column: contract carries it, and without its
+    provider waits (every round, saying why) rather than drop the old column and the label."""
+    await db.execute(
+        "CREATE TABLE public.users (id integer PRIMARY KEY, name text NOT NULL);"
+        "INSERT INTO public.users SELECT i, 'user ' || i FROM generate_series(1, 20) AS i;"
+    )
+    conn = await connect(db.dsn)
+    try:
+        renamed = users(column("full_name", nullable=False, renamed_from="name"))
+        assert (await heal(conn, renamed)).outcome is Outcome.HEALED
+        (m,) = [p.migration for p in await backfill_store.registered(conn)]
+        assert await run_pending(conn) == {m.id: Finish.EXPANDED}
+        await conn.execute("SECURITY LABEL FOR dummy ON COLUMN public.users.name IS 'classified'")
+        await tracked_long_ago(conn)
+    finally:
+        await conn.close()
+    library = labelled.root / "dummy_seclabel"
+    await restart(labelled, None)
+    try:
+        conn = await connect(db.dsn)
+        try:
+            finish, why = (await run_contracts(conn, always, GRACE))[m.id]
+            assert finish is ContractFinish.LATER
+            assert "classified" in why and "dummy" in why
+            assert [tuple(r) for r in await conn.fetch(LABELS, "public.users")] == [
+                ("name", "classified")
+            ]  # fmt: skip
+        finally:
+            await conn.close()
+    finally:
+        await restart(labelled, library)
+    conn = await connect(db.dsn)
+    try:
+        assert (await run_contracts(conn, always, GRACE))[m.id][0] is ContractFinish.CONTRACTED
+        labels = [tuple(r) for r in await conn.fetch(LABELS, "public.users")]
+        assert labels == [("full_name", "classified")]  # the old column is gone
     finally:
         await conn.close()
