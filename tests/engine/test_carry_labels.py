@@ -9,6 +9,7 @@ provider is back, a retry (or the next round) carries it."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -54,6 +55,17 @@ async def restart(server: LocalPostgres, library: Path | None) -> None:
     server.crash()
     preload(server, library)
     server.restart()
+
+
+@contextlib.asynccontextmanager
+async def provider_gone(server: LocalPostgres) -> AsyncIterator[None]:
+    """The server without dummy_seclabel meanwhile (the labels stay in the catalog)."""
+    library = server.root / "dummy_seclabel"
+    await restart(server, None)
+    try:
+        yield
+    finally:
+        await restart(server, library)
 
 
 @pytest.fixture(scope="module", params=SERVERS, ids=[f"pg{s.version}" for s in SERVERS])
@@ -117,9 +129,7 @@ async def test_a_label_whose_provider_is_gone_stops_the_swap_and_is_kept(
         ACCOUNTS + "CREATE TABLE public.users (id integer PRIMARY KEY, name text NOT NULL);"
         "SECURITY LABEL FOR dummy ON COLUMN public.users.name IS 'secret';"
     )
-    library = labelled.root / "dummy_seclabel"
-    await restart(labelled, None)
-    try:
+    async with provider_gone(labelled):
         conn = await connect(db.dsn)
         try:
             await expand(conn, CODE)
@@ -141,8 +151,6 @@ async def test_a_label_whose_provider_is_gone_stops_the_swap_and_is_kept(
             assert {r["attname"] for r in columns} == {"id", "name"}
         finally:
             await conn.close()
-    finally:
-        await restart(labelled, library)
     conn = await connect(db.dsn)
     try:
         await backfill_store.retry(conn, CODE.id)
@@ -172,9 +180,7 @@ async def test_a_label_given_during_a_rename_s_rollout_waits_for_its_provider_at
         await tracked_long_ago(conn)
     finally:
         await conn.close()
-    library = labelled.root / "dummy_seclabel"
-    await restart(labelled, None)
-    try:
+    async with provider_gone(labelled):
         conn = await connect(db.dsn)
         try:
             finish, why = (await run_contracts(conn, always, GRACE))[m.id]
@@ -185,8 +191,6 @@ async def test_a_label_given_during_a_rename_s_rollout_waits_for_its_provider_at
             ]  # fmt: skip
         finally:
             await conn.close()
-    finally:
-        await restart(labelled, library)
     conn = await connect(db.dsn)
     try:
         assert (await run_contracts(conn, always, GRACE))[m.id][0] is ContractFinish.CONTRACTED
