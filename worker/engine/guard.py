@@ -80,9 +80,11 @@ def _carries(node: dict[str, Any]) -> bool:
     """The one ``DO`` a plan has: a migration's new column given the old one's privileges,
     settings, comment and labels (:mod:`worker.engine.expand_column_props`), byte for byte as
     that module writes it."""
-    args = [a["DefElem"] for a in node.get("args", ()) if "DefElem" in a]
-    bodies = [a["arg"]["String"]["sval"] for a in args if a.get("defname") == "as"]
-    return len(args) == 1 and len(bodies) == 1 and is_carry_block(bodies[0])
+    args = node.get("args", [])
+    if len(args) != 1 or args[0].get("DefElem", {}).get("defname") != "as":
+        return False  # a LANGUAGE clause, or no body
+    body = args[0]["DefElem"].get("arg", {}).get("String", {}).get("sval")
+    return isinstance(body, str) and is_carry_block(body)
 
 
 def _last_name(names: list[dict[str, Any]] | None) -> str:
