@@ -11,6 +11,8 @@ Security labels need a provider: see ``test_carry_labels.py``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import asyncpg
@@ -26,6 +28,7 @@ from worker.engine import backfill_store
 from worker.engine.backfill import Finish, run_migration, run_pending
 from worker.engine.connection import connect
 from worker.engine.contract import ContractFinish, run_contracts
+from worker.engine.expand import ColumnMigration, MigrationKind
 from worker.engine.heal import Outcome, heal
 
 pytestmark = pytest.mark.postgres
@@ -191,3 +194,34 @@ async def test_a_partition_s_own_properties_are_carried_too(database: FreshDatab
         assert after == before
     finally:
         await conn.close()
+
+
+async def test_what_the_new_type_cannot_have_is_named_in_the_log(
+    database: FreshDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``text`` → ``integer`` into a new column: an ``integer`` is stored inline, with no
+    storage or compression of its own; the old column's are named, not silently left."""
+    await database.execute(
+        "CREATE TABLE public.items (id serial PRIMARY KEY, qty text);"
+        "ALTER TABLE public.items ALTER COLUMN qty SET STORAGE EXTERNAL;"
+        "ALTER TABLE public.items ALTER COLUMN qty SET COMPRESSION pglz;"
+        "ALTER TABLE public.items ALTER COLUMN qty SET STATISTICS 200;"
+    )
+    m = ColumnMigration(
+        kind=MigrationKind.CONVERT, schema="public", table="items", key=("id",),
+        new_column="qty_n", new_type="integer", forward="qty::integer", old_column="qty",
+    )  # fmt: skip
+    conn = await connect(database.dsn)
+    try:
+        with caplog.at_level(logging.WARNING, logger="schemaheal.postgres"):
+            await expand(conn, m)
+            await asyncio.sleep(0.05)  # asyncpg hands the server's messages over on its loop
+        assert (await properties(conn, "public.items", "qty_n"))["statistics"] == 200
+    finally:
+        await conn.close()
+    warned = sorted(r.getMessage() for r in caplog.records if r.name == "schemaheal.postgres")
+    assert warned == [
+        f"PostgreSQL: schemaheal: public.items.qty has {what}, which public.items.qty_n cannot "
+        "have (its type is stored inline): not carried"
+        for what in ("compression pglz", "storage EXTERNAL")
+    ]

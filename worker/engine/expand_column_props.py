@@ -16,6 +16,8 @@ or a setting made on the new column, is kept). So it is idempotent, and run agai
 adds what was granted on the old column meanwhile. Storage and compression go only to a type
 that can have them (``bigint`` is stored inline: it has neither). A label whose provider is not
 loaded cannot be set: the block fails, naming it and what to do, rather than lose it.
+What the new column's type cannot have (storage or compression on a type stored inline) is
+named in a ``WARNING``, which the worker logs (:mod:`worker.engine.connection`).
 """
 
 from __future__ import annotations
@@ -33,58 +35,73 @@ CARRIED = (
     "comment (when it has none) and security labels"
 )
 
-#: the commands that give ``target`` what ``source`` has, read from the catalog as the block runs
-_COMMANDS = """    WITH s AS (SELECT a.attnum AS num, a.attacl,
-                      coalesce(a.attstattarget::int, -1) AS stat, a.attoptions,
-                      a.attstorage::text AS storage, a.attcompression::text AS comp,
-                      t.typstorage::text AS plain_storage
-                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-                WHERE a.attrelid = part AND a.attname = source AND NOT a.attisdropped),
-         d AS (SELECT a.attnum AS num, coalesce(a.attstattarget::int, -1) AS stat, a.attoptions,
-                      a.attstorage::text AS storage, a.attcompression::text AS comp,
-                      t.typstorage::text AS plain_storage
-                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-                WHERE a.attrelid = part AND a.attname = target AND NOT a.attisdropped)
-    SELECT format('GRANT %s (%I) ON TABLE %s TO %s%s', x.privilege_type, target, part,
-             CASE x.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(x.grantee)) END,
-             CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
-      FROM s, d, aclexplode(s.attacl) AS x
-    UNION ALL
-    SELECT format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS %s', part, target, s.stat)
-      FROM s, d WHERE s.stat >= 0 AND d.stat < 0
-    UNION ALL
-    SELECT format('ALTER TABLE %s ALTER COLUMN %I SET (%s)', part, target, o)
-      FROM s, d, unnest(s.attoptions) AS o
-     WHERE split_part(o, '=', 1) IN ('n_distinct', 'n_distinct_inherited')
-       AND split_part(o, '=', 1) <> ALL (SELECT split_part(p, '=', 1)
-                                           FROM unnest(d.attoptions) AS p)
-    UNION ALL
-    SELECT format('ALTER TABLE %s ALTER COLUMN %I SET STORAGE %s', part, target,
-             CASE s.storage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN'
-                            ELSE 'EXTENDED' END)
-      FROM s, d WHERE s.storage <> s.plain_storage AND d.storage = d.plain_storage
-       AND d.plain_storage <> 'p'
-    UNION ALL
-    SELECT format('ALTER TABLE %s ALTER COLUMN %I SET COMPRESSION %s', part, target,
-             CASE s.comp WHEN 'l' THEN 'lz4' ELSE 'pglz' END)
-      FROM s, d WHERE s.comp <> '' AND d.comp = '' AND d.plain_storage <> 'p'
-    UNION ALL
-    SELECT format('COMMENT ON COLUMN %s.%I IS %L', part, target, col_description(part, s.num))
-      FROM s, d WHERE col_description(part, d.num) IS NULL
-       AND col_description(part, s.num) IS NOT NULL
-    UNION ALL
-    SELECT format('SECURITY LABEL FOR %I ON COLUMN %s.%I IS %L', l.provider, part, target, l.label)
-      FROM s, d, pg_seclabel AS l
-     WHERE l.classoid = 'pg_class'::regclass AND l.objoid = part AND l.objsubid = s.num
-       AND NOT EXISTS (SELECT FROM pg_seclabel AS e WHERE e.classoid = l.classoid
-                         AND e.objoid = part AND e.objsubid = d.num AND e.provider = l.provider)"""
+#: the commands that give ``target`` what ``source`` has, read from the catalog as the block
+#: runs (``unfit``: not a command but what the target's type cannot have, to warn of)
+_COMMANDS = """      WITH s AS (SELECT a.attnum AS num, a.attacl,
+                        coalesce(a.attstattarget::int, -1) AS stat, a.attoptions,
+                        a.attstorage::text AS storage, a.attcompression::text AS comp,
+                        t.typstorage::text AS plain_storage
+                   FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                  WHERE a.attrelid = part AND a.attname = source AND NOT a.attisdropped),
+           d AS (SELECT a.attnum AS num, coalesce(a.attstattarget::int, -1) AS stat,
+                        a.attoptions, a.attstorage::text AS storage,
+                        a.attcompression::text AS comp, t.typstorage::text AS plain_storage
+                   FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                  WHERE a.attrelid = part AND a.attname = target AND NOT a.attisdropped),
+           n AS (SELECT CASE s.storage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL'
+                          WHEN 'm' THEN 'MAIN' ELSE 'EXTENDED' END AS storage,
+                        CASE s.comp WHEN 'l' THEN 'lz4' ELSE 'pglz' END AS comp FROM s)
+      SELECT format('GRANT %s (%I) ON TABLE %s TO %s%s', x.privilege_type, target, part,
+               CASE x.grantee WHEN 0 THEN 'PUBLIC'
+                    ELSE quote_ident(pg_get_userbyid(x.grantee)) END,
+               CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END), false
+        FROM s, d, aclexplode(s.attacl) AS x
+      UNION ALL
+      SELECT format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS %s', part, target, s.stat),
+             false
+        FROM s, d WHERE s.stat >= 0 AND d.stat < 0
+      UNION ALL
+      SELECT format('ALTER TABLE %s ALTER COLUMN %I SET (%s)', part, target, o), false
+        FROM s, d, unnest(s.attoptions) AS o
+       WHERE split_part(o, '=', 1) IN ('n_distinct', 'n_distinct_inherited')
+         AND split_part(o, '=', 1) <> ALL (SELECT split_part(p, '=', 1)
+                                             FROM unnest(d.attoptions) AS p)
+      UNION ALL
+      SELECT CASE WHEN d.plain_storage = 'p' THEN 'storage ' || n.storage
+             ELSE format('ALTER TABLE %s ALTER COLUMN %I SET STORAGE %s', part, target,
+                         n.storage) END, d.plain_storage = 'p'
+        FROM s, d, n WHERE s.storage <> s.plain_storage AND d.storage = d.plain_storage
+      UNION ALL
+      SELECT CASE WHEN d.plain_storage = 'p' THEN 'compression ' || n.comp
+             ELSE format('ALTER TABLE %s ALTER COLUMN %I SET COMPRESSION %s', part, target,
+                         n.comp) END, d.plain_storage = 'p'
+        FROM s, d, n WHERE s.comp <> '' AND d.comp = ''
+      UNION ALL
+      SELECT format('COMMENT ON COLUMN %s.%I IS %L', part, target,
+                    col_description(part, s.num)), false
+        FROM s, d WHERE col_description(part, d.num) IS NULL
+         AND col_description(part, s.num) IS NOT NULL
+      UNION ALL
+      SELECT format('SECURITY LABEL FOR %I ON COLUMN %s.%I IS %L', l.provider, part, target,
+                    l.label), false
+        FROM s, d, pg_seclabel AS l
+       WHERE l.classoid = 'pg_class'::regclass AND l.objoid = part AND l.objsubid = s.num
+         AND NOT EXISTS (SELECT FROM pg_seclabel AS e WHERE e.classoid = l.classoid
+                           AND e.objoid = part AND e.objsubid = d.num
+                           AND e.provider = l.provider)"""
 
-#: a label of a provider that is not loaded cannot be set (SQLSTATE 22023): say which, and how
-_RUN = """      BEGIN
-        EXECUTE command;
+#: a property the new column's type cannot have is named in a WARNING (the worker logs it); a
+#: label of a provider that is not loaded cannot be set (SQLSTATE 22023): say which, and how
+_RUN = """      IF r.unfit THEN
+        RAISE WARNING 'schemaheal: %.% has %, which %.% cannot have (its type is stored '
+          'inline): not carried', part, source, r.command, part, target;
+        CONTINUE;
+      END IF;
+      BEGIN
+        EXECUTE r.command;
       EXCEPTION WHEN invalid_parameter_value THEN
         RAISE EXCEPTION 'schemaheal: %.% cannot be given what %.% has (%): %', part, target,
-          part, source, command, SQLERRM USING HINT = 'load the security label provider in '
+          part, source, r.command, SQLERRM USING HINT = 'load the security label provider in '
           || 'the server (shared_preload_libraries), then retry; or remove the label from '
           || source;
       END;"""
@@ -123,15 +140,15 @@ def _body(table: str, source: str, target: str) -> str:
             f"  source text := {literal(source)};",
             f"  target text := {literal(target)};",
             "  part regclass;",
-            "  command text;",
+            "  r record;",
             "BEGIN",
             "  -- the table, then each partition (a partition's own settings and grants)",
             "  FOR part IN SELECT t.relid FROM (SELECT rel AS relid, 0 AS level UNION ALL",
             "      SELECT relid, level FROM pg_partition_tree(rel) WHERE level > 0) AS t",
             "      ORDER BY t.level, t.relid::text LOOP",
-            "    FOR command IN",
+            "    FOR r IN SELECT c.command, c.unfit FROM (",
             _COMMANDS,
-            "    LOOP",
+            "    ) AS c (command, unfit) LOOP",
             _RUN,
             "    END LOOP;",
             "  END LOOP;",
