@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 system:  ## Debian packages the tests use (PostgreSQL 15, PgBouncer, kcat, promtool, pgvector)
 	bash .ci/system-packages
+	bash .ci/seclabel
 
 test: install system  ## run the test suite on real servers (installs what it needs first)
 	$(BIN)/python -m tests.run

@@ -6,7 +6,10 @@ database (the group has settled when all are answered), a storm is published at 
 ``--services`` services x ``--replicas`` replicas on every database. Printed per run: the time
 until the last reply, the throughput, its factor against one worker, whether any request was
 answered twice with different outcomes, the DDL runs against the distinct drifts, the workers'
-CPU time per request and how busy the whole machine was (every process, every core). It then
+CPU time per request and how busy the whole machine was (every process, every core), and the
+factor the spread of the databases allows: requests are keyed by database alias, so a worker
+serves the databases whose keys hash to its partitions; the runs of one start of the bench use
+the same aliases (the same spread), another start another. It then
 fails naming the requests, if any, that were not answered, were answered with different outcomes
 (all replies counted, duplicates included), or have other than one finished ledger row.
 Apache Kafka comes from ``tests/apache_kafka.py`` (a JDK and the cached Kafka jars).
@@ -30,6 +33,8 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from aiokafka.partitioner import DefaultPartitioner
 
 from bench.boot_gate import service_manifest
 from bench.processes import CpuLimit, cpu_seconds
@@ -56,6 +61,7 @@ class Run:
     worker_cpu_s: float = 0.0  # CPU time of all the workers during the storm
     busy: float = 0.0  # of the machine's CPU time during the storm, the part spent working
     throttled_s: float = 0.0  # time the workers were held back by their CPU limit (--worker-cpu)
+    largest_share: float = 1.0  # of the storm's requests, on the busiest worker's partitions
     problems: list[str] = field(default_factory=list)  # which requests broke a promise, and how
 
 
@@ -178,12 +184,15 @@ def count_replies(storm: Storm, warmup: dict[str, int], result: Run) -> None:
 async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: argparse.Namespace
                   ) -> Run:  # fmt: skip
     run = f"w{workers}-{uuid.uuid4().hex[:6]}"
-    aliases = [f"{run.replace('-', '_')}_db{i}" for i in range(args.databases)]
+    # the same aliases (the requests' keys) for 1, 2 and 3 workers, so that their runs spread the
+    # databases over the partitions alike (another spread at each start of the bench)
+    aliases = database_aliases(args)
+    names = {alias: f"{run.replace('-', '_')}_{alias}" for alias in aliases}
     admin = await asyncpg.connect(pg.dsn)
-    for alias in aliases:
-        await admin.execute(f"CREATE DATABASE {alias}")
+    for name in names.values():
+        await admin.execute(f"CREATE DATABASE {name}")
     await admin.close()
-    dsns = {alias: pg.dsn_for(alias) for alias in aliases}
+    dsns = {alias: pg.dsn_for(name) for alias, name in names.items()}
     processes = start_workers(workers, kafka.bootstrap_servers, dsns, run, args.partitions)
     limits = [CpuLimit(f"schemaheal-bench-{run}-{i}", args.worker_cpu)
               for i in range(workers) if args.worker_cpu]  # fmt: skip
@@ -197,7 +206,8 @@ async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: arg
             await storm.publish(alias, 0, 0)
         await storm.collect(180)
         assert not storm.pending, f"{len(storm.pending)} warm-up requests unanswered"
-        await settled(kafka.bootstrap_servers, run, workers)
+        members = await settled(kafka.bootstrap_servers, run, workers, f"{run}.starting")
+        result.largest_share = largest_share(members, aliases, args)
         await asyncio.sleep(2)
         warmup = {rid: len(outcomes) for rid, outcomes in storm.outcomes.items()}
         started, cpu, ticks = time.perf_counter(), _cpu(processes), machine_ticks()
@@ -238,8 +248,11 @@ async def one_run(pg: LocalPostgres, kafka: ApacheKafka, workers: int, args: arg
     return result
 
 
-async def settled(bootstrap: str, group: str, members: int, timeout_s: float = 120) -> None:
-    """Until the group is stable with all ``members``: no rebalance left to happen in the storm."""
+async def settled(
+    bootstrap: str, group: str, members: int, topic: str, timeout_s: float = 120
+) -> list[set[int]]:
+    """Until the group is stable with all ``members``: no rebalance left to happen in the storm.
+    Returns each member's partitions of ``topic``."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -247,11 +260,38 @@ async def settled(bootstrap: str, group: str, members: int, timeout_s: float = 1
         while time.perf_counter() < deadline:
             (described,) = (await admin.describe_consumer_groups([group]))[0].to_object()["groups"]
             if described["state"] == "Stable" and len(described["members"]) == members:
-                return
+                return [assigned(m["member_assignment"], topic) for m in described["members"]]
             await asyncio.sleep(0.5)
         raise TimeoutError(f"group {group} not stable with {members} members in {timeout_s} s")
     finally:
         await admin.close()
+
+
+def database_aliases(args: argparse.Namespace) -> list[str]:
+    """The databases' aliases: the requests' keys."""
+    return [f"db{args.spread}_{i:02d}" for i in range(args.databases)]
+
+
+def partition_of(alias: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives a request keyed ``alias``."""
+    every = list(range(partitions))
+    return int(DefaultPartitioner()(alias.encode(), every, every))
+
+
+def largest_share(members: list[set[int]], aliases: list[str], args: argparse.Namespace
+                  ) -> float:  # fmt: skip
+    """The part of the storm that the busiest worker serves: the requests are keyed by database
+    alias, so a worker serves the databases whose keys hash to its partitions (Kafka's default
+    partitioner, murmur2), however many partitions it holds. 1 / this is the highest throughput
+    factor against one worker that this spread of databases allows."""
+    where = [partition_of(alias, args.partitions) for alias in aliases]
+    return max(sum(p in member for p in where) for member in members) / len(aliases)
+
+
+def assigned(assignment: bytes, topic: str) -> set[int]:
+    """The partitions of ``topic`` in a member's assignment (the consumer protocol's bytes)."""
+    decoded = ConsumerProtocolMemberAssignment.decode(assignment)
+    return {p for name, partitions in decoded.assignment for p in partitions if name == topic}
 
 
 def _first(found: dict[str, list[str]], count: int = 5) -> str:
@@ -276,19 +316,26 @@ async def main(args: argparse.Namespace) -> None:
     drifts = args.databases * args.services
     base = runs[0].requests / runs[0].seconds
     limit = f", each worker limited to {args.worker_cpu} cores" if args.worker_cpu else ""
+    where = [partition_of(alias, args.partitions) for alias in database_aliases(args)]
     print(
         f"several workers, one group, Apache Kafka: {args.databases} databases x "
         f"{args.services} services x {args.replicas} replicas, {args.partitions} partitions"
-        f"{limit}"
+        f"{limit}; databases per partition: {[where.count(p) for p in range(args.partitions)]}"
     )
-    print("  workers  requests  replies  seconds  req/s   factor  dup  conflicting  DDL runs"
-          "      worker CPU/req  machine busy  throttled  late warm-up replies")  # fmt: skip
+    print("  workers  requests  replies  seconds  req/s   factor  allowed  dup  conflicting"
+          "  DDL runs      worker CPU/req  machine busy  throttled"
+          "  late warm-up replies")  # fmt: skip
     for r in runs:
         rate = r.requests / r.seconds
         print(f"  {r.workers:7d}  {r.requests:8d}  {r.replies:7d}  {r.seconds:7.1f}  "
-              f"{rate:5.0f}  {rate / base:6.2f}x  {r.duplicates:3d}  {r.conflicting:11d}  "
+              f"{rate:5.0f}  {rate / base:6.2f}x  {runs[0].largest_share / r.largest_share:6.2f}x"
+              f"  {r.duplicates:3d}  {r.conflicting:11d}  "
               f"{r.ddl_runs:4d} (target {drifts})  {r.worker_cpu_s / r.requests * 1000:8.2f} ms"
               f"  {r.busy * 100:8.0f}%  {r.throttled_s:7.1f} s  {r.late_warmup:5d}")  # fmt: skip
+    print(
+        "  (allowed: the highest factor the spread of the databases over the workers allows: the"
+        " requests are keyed by database, and the busiest worker serves its partitions' share)"
+    )
     print(
         f"  (machine busy: the CPU time of every process on all {os.cpu_count()} cores; near "
         "100% the storm is CPU-bound and another worker has no core to run on)"
@@ -317,4 +364,6 @@ if __name__ == "__main__":
         help="limit each worker to this many cores (a cgroup CPU quota, like a pod's limits.cpu);"
         " 0: no limit",
     )  # fmt: skip
-    asyncio.run(main(parser.parse_args()))
+    arguments = parser.parse_args()
+    arguments.spread = uuid.uuid4().hex[:4]
+    asyncio.run(main(arguments))

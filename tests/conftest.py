@@ -6,6 +6,7 @@ its own new database on that server, dropped afterwards, so tests never see each
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -61,20 +62,27 @@ class FreshDatabase:
             await conn.close()
 
 
-@pytest.fixture
-async def database(pg_server: LocalPostgres) -> AsyncIterator[FreshDatabase]:
+@contextlib.asynccontextmanager
+async def fresh_database(server: LocalPostgres) -> AsyncIterator[FreshDatabase]:
+    """A new database on ``server``, dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_server.dsn)
+    admin = await asyncpg.connect(server.dsn)
     try:
         await admin.execute(f"CREATE DATABASE {name}")
     finally:
         await admin.close()
-    yield FreshDatabase(pg_server, name)
-    admin = await asyncpg.connect(pg_server.dsn)
+    yield FreshDatabase(server, name)
+    admin = await asyncpg.connect(server.dsn)
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def database(pg_server: LocalPostgres) -> AsyncIterator[FreshDatabase]:
+    async with fresh_database(pg_server) as fresh:
+        yield fresh
 
 
 BROKERS = os.environ.get("SCHEMAHEAL_TEST_KAFKA", "tansu").split(",")

@@ -184,7 +184,11 @@ class WorkerSettings(GateSettings):
         8 * 1024 * 1024, ge=1024, description="larger request records are rejected"
     )
     batch_max_records: int = Field(500, ge=1, description="requests taken per poll (coalesced)")
-    fetch_max_wait_ms: int = Field(100, ge=1, description="longest wait of one fetch (and batch)")
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        description="longest wait of one fetch (and batch); on `service.heartbeat` at least 100 ms",
+    )
     session_timeout_ms: int = Field(10_000, ge=1000, description="consumer group session timeout")
     heartbeat_interval_ms: int = Field(3_000, ge=100, description="consumer group heartbeat")
     max_heal_s: float = Field(900.0, gt=0, description="the longest heal; sizes poll interval")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from worker.commands.output import commented
 from worker.engine.plan import Plan
 from worker.engine.render import script
 
@@ -10,5 +11,5 @@ def golden_text(plan: Plan) -> str:
     lines = [command + ";" for command in script(plan)]
     lines += [f"-- drift {d.kind.value} {d.target}" for d in plan.drift]
     lines += [f"-- migration {m.kind.value} {m.id}" for m in plan.migrations]
-    lines += [f"-- contract (not run by the heal): {s.sql};" for s in plan.contract]
+    lines += [commented(f"contract (not run by the heal): {s.sql};") for s in plan.contract]
     return "\n".join(lines) + "\n"

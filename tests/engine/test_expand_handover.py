@@ -12,12 +12,16 @@ from tests.engine.builders import column, index
 from tests.engine.test_expand_sql import MIGRATIONS
 from worker.engine import changes as ch
 from worker.engine import model as m
+from worker.engine.expand_column_props import carry_properties
 from worker.engine.expand_handover import contract_steps, handover
 from worker.engine.plan_expand import contract_statements
 from worker.engine.statements import PlanSettings
 
 RENAME = MIGRATIONS["rename"]  # public.users: name → full_name
+#: the old column's privileges, settings, comment and labels given to the new one, then the
+#: trigger and its function dropped
 SYNC = (
+    f"{carry_properties('public.users', 'name', 'full_name')}; "
     "DROP TRIGGER IF EXISTS schemaheal_sync_d5469f6751d729fc ON public.users; "
     "DROP FUNCTION IF EXISTS public.schemaheal_sync_d5469f6751d729fc()"
 )

@@ -199,6 +199,12 @@ async def test_plan_shows_expand_and_contract_as_phases(
     assert commands[-1] == (
         "-- contract (not run by heal): ALTER TABLE public.users DROP COLUMN IF EXISTS name;"
     )
+    # every line of the contract is a comment, the carry block's too: the output runs as is
+    contract = out[out.index("-- contract") :].splitlines()
+    assert len(contract) > 20 and all(line.startswith("--") for line in contract)
+    assert contract[1].startswith(
+        "-- -- give full_name what name has of its own: column privileges"
+    )
     code, _, err = await _cli("plan", "--dsn", database.dsn, str(path))
     for title in ("Planned changes (expand", "Online migrations", "Contract (not run by heal"):
         assert title in err, err

@@ -22,6 +22,7 @@ from worker.engine.results_json import background, drift_json, plan_json, result
 from worker.engine.statements import Statement
 
 __all__ = [
+    "commented",
     "drift_json",
     "plan_json",
     "print_json",
@@ -43,7 +44,7 @@ def print_sql(plan: Plan) -> None:
     for command in script(plan):
         sys.stdout.write(command + ";\n")
     for statement in plan.contract:  # shown, not run: comments, so the output still runs as is
-        sys.stdout.write(f"-- contract (not run by heal): {statement.sql};\n")
+        sys.stdout.write(commented(f"contract (not run by heal): {statement.sql};") + "\n")
 
 
 def plan_table(
@@ -140,6 +141,14 @@ def print_result(result: HealResult) -> None:
     )
 
 
+def commented(text: str) -> str:
+    """``text`` as SQL comments, every line of it (a DO block's body spans lines)."""
+    return "\n".join(f"-- {line}" for line in text.splitlines())
+
+
 def _first_line(sql: str) -> str:
-    line = sql.splitlines()[0]
+    lines = sql.splitlines()
+    line = lines[0]
+    if line.startswith("DO ") and len(lines) > 1 and lines[1].startswith("-- "):
+        line = f"{line} {lines[1]}"  # a DO block says what it does on its first line
     return line if len(line) <= 110 else line[:107] + "..."

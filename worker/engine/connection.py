@@ -12,6 +12,7 @@ sets its own and :func:`~worker.engine.apply.apply` restores these after it.
 
 from __future__ import annotations
 
+import logging
 import weakref
 from typing import Any, Protocol
 
@@ -34,6 +35,8 @@ DATABASE_ERRORS = (
     asyncpg.exceptions.InternalClientError,  # e.g. ProtocolError on a stream cut mid-message
     OSError,  # ConnectionResetError, ConnectionRefusedError, TimeoutError, …
 )
+
+log = logging.getLogger("schemaheal.postgres")
 
 SESSION_SETTINGS = {
     "search_path": "pg_catalog",
@@ -98,7 +101,16 @@ async def connect(
     except BaseException:
         conn.terminate()
         raise
+    conn.add_log_listener(_log_warning)
     return conn
+
+
+def _log_warning(conn: Any, message: Any) -> None:
+    """A server WARNING goes to the log — the engine's own ``RAISE WARNING``s say what a step
+    left as it was (a column property a migration could not carry, a constraint left NOT
+    VALID); asyncpg drops them otherwise. NOTICEs (``IF EXISTS`` found nothing) do not."""
+    if getattr(message, "severity_en", None) == "WARNING":
+        log.warning("PostgreSQL: %s", getattr(message, "message", message))
 
 
 _DATABASE_NAMES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()

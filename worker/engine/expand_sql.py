@@ -33,6 +33,7 @@ from contracts.expressions import _walk
 from contracts.identifiers import qualified, quote_ident
 from worker.engine import expand_swap
 from worker.engine.expand import ColumnMigration, MigrationKind
+from worker.engine.expand_column_props import carry_properties
 from worker.engine.expand_parts import (
     Step,
     dollar_quoted,
@@ -93,6 +94,7 @@ def _expand(m: ColumnMigration) -> tuple[str, ...]:
     body = dollar_quoted(_trigger_body(m))
     return (
         f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {m.new_type}",
+        *_carried(m),
         # no SET search_path on the function: saving and restoring it on every row halves the
         # backfill's rate; unqualified built-ins resolve in pg_catalog first anyway, and the
         # manifest's expressions qualify what is not built in (they run on engine connections,
@@ -246,8 +248,20 @@ def _not_null_steps(m: ColumnMigration) -> tuple[Step, ...]:
     )
 
 
+def _carried(m: ColumnMigration) -> tuple[str, ...]:
+    """A new column that replaces an old one under another name (a rename's) gets the old
+    one's privileges, settings, comment and labels (:mod:`worker.engine.expand_column_props`):
+    at expand, so that a role granted only the old column can use it, and again at contract
+    (with the sync trigger's drop: from then on no one uses the old column), for what was
+    granted on the old one meanwhile. The shadow of a change in place gets them at
+    its swap (:mod:`worker.engine.expand_swap`)."""
+    if m.in_place or m.old_column is None:
+        return ()
+    return (carry_properties(table_name(m), m.old_column, m.new_column),)
+
+
 def _contract(m: ColumnMigration) -> tuple[Step, ...]:
-    steps = [Step(sql="; ".join(drop_sync(m)))]
+    steps = [Step(sql="; ".join((*_carried(m), *drop_sync(m))))]
     retired = retired_column(m)
     if retired is not None:
         drop = f"ALTER TABLE {table_name(m)} DROP COLUMN IF EXISTS {quote_ident(retired)}"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from contracts.identifiers import qualified, quote_ident
 from worker.engine.expand import ColumnMigration
+from worker.engine.expand_column_props import carry_properties
 from worker.engine.expand_parts import (
     Carry,
     Step,
@@ -113,7 +114,10 @@ def _swap(m: ColumnMigration, index: str | None) -> str:
             "  FOREACH stmt IN ARRAY fks LOOP EXECUTE stmt; END LOOP;",
         ]
     lines += ["  FOREACH stmt IN ARRAY moved LOOP EXECUTE stmt; END LOOP;", "END"]
-    return _do("\n".join(lines))
+    # the column's own privileges, settings, comment and labels stay with its attribute number
+    # (the retired column) unless given to the one that took its name (it only adds: idempotent)
+    carried = carry_properties(table, retired, old)
+    return f"{_do(chr(10).join(lines))}; {carried}"
 
 
 def _drop_key() -> list[str]:

@@ -3,7 +3,8 @@
 The renderer writes SQL only from validated values, quoting every identifier and qualifying
 every name. Still, right before execution each statement is re-parsed with PostgreSQL's grammar
 (pglast) and must be exactly one statement of a kind a plan may contain. ``DROP TABLE``,
-``DELETE``, ``TRUNCATE``, ``DO``, a second statement smuggled in: refused, whatever produced them.
+``DELETE``, ``TRUNCATE``, ``DO`` (but the one block :mod:`worker.engine.expand_column_props`
+writes, byte for byte), a second statement smuggled in: refused, whatever produced them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from pglast.parser import ParseError, parse_sql_json
 
+from worker.engine.expand_column_props import is_carry_block
 from worker.errors import PermanentError
 
 # Node names of PostgreSQL's parse tree (pglast's JSON of it: ten times faster to get than its
@@ -58,6 +60,8 @@ def check_batch(sql: str, count: int) -> None:
 
 def _check_statement(stmt: dict[str, Any]) -> None:
     ((kind, node),) = stmt.items()
+    if kind == "DoStmt" and _carries(node):
+        return
     if kind not in _KINDS:
         raise UnsafeStatementError(f"refusing to run a {kind}: not part of a plan")
     if kind == "AlterTableStmt":
@@ -70,6 +74,17 @@ def _check_statement(stmt: dict[str, Any]) -> None:
         raise UnsafeStatementError("refusing a DROP other than DROP INDEX CONCURRENTLY")
     if kind == "VariableSetStmt" and node.get("name") not in ("lock_timeout", "statement_timeout"):
         raise UnsafeStatementError(f"refusing to SET {node.get('name')}")
+
+
+def _carries(node: dict[str, Any]) -> bool:
+    """The one ``DO`` a plan has: a migration's new column given the old one's privileges,
+    settings, comment and labels (:mod:`worker.engine.expand_column_props`), byte for byte as
+    that module writes it."""
+    args = node.get("args", [])
+    if len(args) != 1 or args[0].get("DefElem", {}).get("defname") != "as":
+        return False  # a LANGUAGE clause, or no body
+    body = args[0]["DefElem"].get("arg", {}).get("String", {}).get("sval")
+    return isinstance(body, str) and is_carry_block(body)
 
 
 def _last_name(names: list[dict[str, Any]] | None) -> str:

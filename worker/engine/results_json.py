@@ -70,7 +70,8 @@ def background(m: ColumnMigration) -> str:
     if m.in_place:
         steps.append(
             f"swap the new column in for {m.old_column}, with the indexes, constraints, views, "
-            "triggers and policies that use it"
+            "triggers and policies that use it and the column's own privileges, statistics "
+            "target, options, storage, compression, comment and security labels"
         )
     return "; then ".join(steps)
 
