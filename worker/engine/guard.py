@@ -15,6 +15,7 @@ from typing import Any
 from pglast.parser import ParseError, parse_sql_json
 
 from worker.engine.expand_column_props import is_carry_block
+from worker.engine.gcpause import paused_gc
 from worker.errors import PermanentError
 
 # Node names of PostgreSQL's parse tree (pglast's JSON of it: ten times faster to get than its
@@ -45,17 +46,20 @@ def check(sql: str) -> None:
 def check_batch(sql: str, count: int) -> None:
     """Raise :class:`UnsafeStatementError` unless ``sql`` is exactly ``count`` statements, each
     one a plan may contain (a transaction's statements sent in one round trip)."""
-    try:
-        statements = json.loads(parse_sql_json(sql)).get("stmts", [])
-    except ParseError as exc:
-        raise UnsafeStatementError(
-            f"refusing to run a statement that does not parse: {exc}"
-        ) from None
-    if len(statements) != count:
-        expected = "one" if count == 1 else str(count)
-        raise UnsafeStatementError(f"refusing to run {len(statements)} statements as {expected}")
-    for statement in statements:
-        _check_statement(statement["stmt"])
+    with paused_gc():  # the parse tree: tens of thousands of acyclic objects for a batch
+        try:
+            statements = json.loads(parse_sql_json(sql)).get("stmts", [])
+        except ParseError as exc:
+            raise UnsafeStatementError(
+                f"refusing to run a statement that does not parse: {exc}"
+            ) from None
+        if len(statements) != count:
+            expected = "one" if count == 1 else str(count)
+            raise UnsafeStatementError(
+                f"refusing to run {len(statements)} statements as {expected}"
+            )
+        for statement in statements:
+            _check_statement(statement["stmt"])
 
 
 def _check_statement(stmt: dict[str, Any]) -> None:

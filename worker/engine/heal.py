@@ -8,10 +8,8 @@ every heal — including blocked and failed ones — is written to the ledger.
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
@@ -31,6 +29,7 @@ from worker.engine.defaults import adopt_defaults, ask, default_questions
 from worker.engine.desired import Desired, prepare
 from worker.engine.diff import diff, tables_to_probe
 from worker.engine.expand_changed import refuse_before_expand
+from worker.engine.gcpause import paused_gc
 from worker.engine.heal_migrations import (
     declares_migrations,
     registered_ids,
@@ -70,20 +69,6 @@ async def current_plan(
             desired = adopt_defaults(desired, await ask(conn, questions))
         changes, drift = diff(current, desired)
         return make_plan(changes, drift, settings, registered)
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Inspecting a large schema allocates tens of thousands of small immutable objects that
-    form no reference cycles; the cycle collector would stop several times to scan them all for
-    nothing (it doubled the median time of a 1000-table plan). Paused for that bounded stretch."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 async def heal(
