@@ -5,11 +5,12 @@ real boots skip it: ``test_arguments``."""
 from __future__ import annotations
 
 import inspect
+from contextlib import nullcontext
 
 from aiokafka import TopicPartition
 
 from worker.service.app import build_app
-from worker.service.direct import Batch
+from worker.service.direct import Batch, serve_directly
 from worker.settings import WorkerSettings
 
 
@@ -62,3 +63,38 @@ def test_faststream_still_calls_consume_one_and_the_request_subscriber_is_replac
     assert replaced == {"service.starting": True, "service.heartbeat": False}
     for subscriber in broker.subscribers:
         assert "self.consume_one(msg)" in inspect.getsource(type(subscriber)._run_consume_loop)  # type: ignore[attr-defined]
+
+
+class Subscriber:
+    def __init__(self) -> None:
+        self.running, self.lock, self.consumer = True, nullcontext(), Consumer()
+
+
+async def test_a_batch_whose_serving_raises_is_rewound_and_the_loop_goes_on() -> None:
+    """FastStream's consume loop ends on an exception from ``consume_one``: nothing would be
+    served after it. A commit refused in a rebalance raises from ``ack``, for example."""
+    subscriber, served = Subscriber(), []
+
+    async def serve(batch: Batch) -> None:
+        served.append(batch.raw_message)
+        raise RuntimeError("commit refused")
+
+    serve_directly(subscriber, serve)
+    await subscriber.consume_one(BATCH)  # type: ignore[attr-defined]
+    assert served == [BATCH]
+    assert subscriber.consumer.seeks == {
+        TopicPartition("service.starting", 0): 5,
+        TopicPartition("service.starting", 2): 3,
+    }
+
+
+async def test_a_stopping_subscriber_serves_nothing() -> None:
+    subscriber, served = Subscriber(), []
+    subscriber.running = False
+
+    async def serve(batch: Batch) -> None:
+        served.append(batch)
+
+    serve_directly(subscriber, serve)
+    await subscriber.consume_one(BATCH)  # type: ignore[attr-defined]
+    assert served == []

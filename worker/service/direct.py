@@ -13,12 +13,15 @@ FastStream's test broker still goes through the pipeline, to the same function.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import TopicPartition
 
 __all__ = ["Batch", "serve_directly"]
+
+log = logging.getLogger("schemaheal.worker")
 
 
 class Batch:
@@ -50,12 +53,26 @@ class Batch:
 
 def serve_directly(subscriber: Any, serve: Callable[[Batch], Awaitable[None]]) -> None:
     """Make ``subscriber`` (a FastStream Kafka batch subscriber) give each polled batch to
-    ``serve``, which never raises, instead of its pipeline."""
+    ``serve`` instead of its pipeline. Should ``serve`` raise (a commit refused in a rebalance,
+    the offset guard's broker call failing), the batch is rewound and the loop goes on: FastStream
+    would have logged and dropped it, and its consume loop stops on an exception from here."""
 
     async def consume_one(records: tuple[Any, ...]) -> None:
         if not subscriber.running:  # stopping: the batch is not committed, it comes back
             return
         with subscriber.lock:  # a graceful shutdown waits for it
-            await serve(Batch(subscriber.consumer, records))
+            batch = Batch(subscriber.consumer, records)
+            try:
+                await serve(batch)
+            except Exception:
+                log.exception("serving a batch of requests failed; it is fetched again")
+                await _rewind(batch)
 
     subscriber.consume_one = consume_one  # the consume loop calls self.consume_one(msg)
+
+
+async def _rewind(batch: Batch) -> None:
+    try:
+        await batch.nack()
+    except Exception:  # its partitions were taken away: their new owner reads them again
+        log.exception("rewinding a batch failed; the group's committed offsets stand")
