@@ -45,7 +45,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.common import report
-from bench.processes import cpu_seconds, descendants_cpu_s, peak_rss_mb
+from bench.processes import cpu_seconds, descendants_cpu_s, peak_rss_mb, run_seconds
 from contracts import ensure_schema, load_manifest
 from contracts.client import _position_at_end, reply_partition
 from contracts.events import REQUEST_TYPE, ServiceStarting, decode_headers, event_headers
@@ -53,7 +53,7 @@ from tests.kafka import start_kafka, topics_made
 from worker.embedded.postgres import LocalPostgres, embedded_binaries
 
 ROOT = Path(__file__).parents[1]
-FAST = {"fetch_max_wait_ms": 10}
+FAST = {"fetch_max_wait_ms": 10}  # everyone's longest fetch wait: --fetch-wait-ms
 WORKER_LOG = Path(tempfile.gettempdir()) / "schemaheal-bench-worker.log"
 
 
@@ -82,10 +82,13 @@ async def start_worker(
     databases = [arg for alias, dsn in dsns.items() for arg in ("--database", f"{alias}={dsn}")]
     profile = os.environ.get("SCHEMAHEAL_BENCH_PROFILE")  # a path: the worker runs in cProfile
     profiler = ["-m", "cProfile", "-o", profile] if profile else []
+    if profile and os.environ.get("SCHEMAHEAL_BENCH_PROFILE_CLOCK") == "cpu":
+        profiler = ["-m", "bench.profiled", profile]  # CPU time, not wall
     process = subprocess.Popen(  # noqa: ASYNC220 - started once, outside the measured part
         [sys.executable, *profiler, "-m", "worker.cli", "worker", "--bootstrap-servers", bootstrap,
          *databases, "--session-timeout-ms", "6000", "--heartbeat-interval-ms", "1000",
-         "--fetch-max-wait-ms", "10", "--topic-partitions", str(partitions), "--health-port", "0"],
+         "--fetch-max-wait-ms", str(FAST["fetch_max_wait_ms"]),
+         "--topic-partitions", str(partitions), "--health-port", "0"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=WORKER_LOG.open("wb"),
     )  # fmt: skip
     await topics_made(
@@ -135,11 +138,20 @@ async def ping(bootstrap: str) -> None:
     await asyncio.gather(consumer.stop(), producer.stop())
 
 
+@dataclass
+class Trips:
+    gate: list[float] = field(default_factory=list)  # s, each counted boot
+    raw: list[float] = field(default_factory=list)  # s, each counted ping-pong
+    gate_cpu_s: float = 0.0  # the worker's CPU while the counted boots ran
+    raw_cpu_s: float = 0.0  # ... while the counted ping-pongs ran (the worker idle)
+
+
 async def round_trips(
-    bootstrap: str, repeat: int, database: str, warmup: int
-) -> tuple[list[float], list[float]]:
+    bootstrap: str, repeat: int, database: str, warmup: int, worker: int
+) -> Trips:
     """``repeat`` boots and raw round trips, alternated, after ``warmup`` of each that are not
-    counted (the first connections, the group's first fetches, the JIT of a JVM broker)."""
+    counted (the first connections, the group's first fetches, the JIT of a JVM broker); the
+    CPU of the process ``worker`` during each."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     await admin.create_topics([NewTopic("ping", 3, 1), NewTopic("pong", 3, 1)])
@@ -151,20 +163,23 @@ async def round_trips(
     await ensure_schema(
         manifest, bootstrap_servers=bootstrap, timeout_s=60, kafka_options={}
     )  # heals
-    gate, raw = [], []
-    for _ in range(warmup + repeat):
-        started = time.perf_counter()
-        reply = await ensure_schema(
-            manifest, bootstrap_servers=bootstrap, timeout_s=60, fetch_max_wait_ms=10
-        )
-        gate.append(time.perf_counter() - started)
+    trips = Trips()
+    for i in range(warmup + repeat):
+        counted = i >= warmup
+        cpu, started = run_seconds(worker), time.perf_counter()
+        reply = await ensure_schema(manifest, bootstrap_servers=bootstrap, timeout_s=60, **FAST)
+        if counted:
+            trips.gate.append(time.perf_counter() - started)
+            trips.gate_cpu_s += run_seconds(worker) - cpu
         assert reply.outcome == "unchanged"
-        started = time.perf_counter()
+        cpu, started = run_seconds(worker), time.perf_counter()
         await ping(bootstrap)
-        raw.append(time.perf_counter() - started)
+        if counted:
+            trips.raw.append(time.perf_counter() - started)
+            trips.raw_cpu_s += run_seconds(worker) - cpu
     stop.set()
     await echo_task
-    return gate[warmup:], raw[warmup:]
+    return trips
 
 
 @dataclass
@@ -265,9 +280,9 @@ async def main(args: argparse.Namespace) -> None:
         dsns = {name: pg.dsn_for(name) for name in names}
         worker = await start_worker(broker.bootstrap_servers, dsns, args.partitions)
         try:
-            gate, raw = await round_trips(broker.bootstrap_servers, args.repeat,
-                                          database_name(0, args.databases),
-                                          args.warmup)  # fmt: skip
+            trips = await round_trips(broker.bootstrap_servers, args.repeat,
+                                      database_name(0, args.databases),
+                                      args.warmup, worker.pid)  # fmt: skip
             result = Storm()
             if not args.no_storm:
                 cpu_before = cpu_seconds(worker.pid)
@@ -291,18 +306,18 @@ async def main(args: argparse.Namespace) -> None:
                 "SELECT count(DISTINCT heal_id) FROM schemaheal.statements WHERE state = 'applied'"
             )
             await conn.close()
-    print_results(args, gate, raw, result, ddl - 1, memory)
+    print_results(args, trips, result, ddl - 1, memory)
 
 
 def print_results(
-    args: argparse.Namespace, gate: list[float], raw: list[float], result: Storm, ddl: int,
-    memory: float,
-) -> None:  # fmt: skip
+    args: argparse.Namespace, trips: Trips, result: Storm, ddl: int, memory: float
+) -> None:
+    gate, raw = trips.gate, trips.raw
     g50, g99 = statistics.median(gate) * 1000, percentile(gate, 0.99)
     r50, r99 = statistics.median(raw) * 1000, percentile(raw, 0.99)
     report(
         f"boot gate round trip, no drift ({args.repeat} boots after {args.warmup} not counted)"
-        f" vs raw aiokafka ping-pong ({args.broker})",
+        f" vs raw aiokafka ping-pong ({args.broker}, fetch wait {args.fetch_wait_ms} ms)",
         [("ensure_schema p50", g50), ("ensure_schema p99", g99),
          ("ensure_schema max", max(gate) * 1000),
          ("raw ping-pong p50", r50), ("raw ping-pong p99", r99),
@@ -310,6 +325,7 @@ def print_results(
         [("p50 gate / raw", g50 / r50, "(target <= 1.5)"),
          ("p99 gate / raw", g99 / r99, "(target <= 2)")],
     )  # fmt: skip
+    print_worker_cpu(trips)
     if args.no_storm:
         return
     requests, latencies = args.services * args.replicas, result.latencies
@@ -336,6 +352,18 @@ def print_results(
     print(f"  ... reading the whole topic {result.whole_topic:9d}      (the client before)")
 
 
+def print_worker_cpu(trips: Trips) -> None:
+    """The worker's CPU per boot: while the boots ran, less what it spends idle (its polls,
+    measured while the ping-pongs ran) over the same time."""
+    per_boot = trips.gate_cpu_s / len(trips.gate) * 1000
+    idle = trips.raw_cpu_s / max(1e-9, sum(trips.raw))  # CPU s per s, the worker idle
+    own = per_boot - idle * statistics.mean(trips.gate) * 1000
+    print(f"  worker CPU per boot         {per_boot:9.2f} ms   (idle polls included)")
+    print(f"  worker CPU idle             {idle * 1000:9.1f} ms/s (during the ping-pongs)")
+    print(f"  worker CPU per boot, own    {own:9.2f} ms   (less the idle rate)")
+    print(f"  load average                {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=300, help="round trips measured")
@@ -347,7 +375,10 @@ if __name__ == "__main__":
     parser.add_argument("--full", action="store_true", help="issue 17: 10 services x 1000")
     parser.add_argument("--broker", choices=("tansu", "apache"), default="tansu")
     parser.add_argument("--no-storm", action="store_true", help="the round trips only")
+    parser.add_argument("--fetch-wait-ms", type=int, default=10,
+                        help="longest fetch wait: worker, clients, raw peer")  # fmt: skip
     options = parser.parse_args()
+    FAST["fetch_max_wait_ms"] = options.fetch_wait_ms
     if options.full:
         options.services, options.replicas = 10, 1000
     asyncio.run(main(options))

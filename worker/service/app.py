@@ -1,7 +1,8 @@
 """The worker process: FastStream on aiokafka, one consumer group, explicit acknowledgement.
 
 The subscriber takes a poll's batch of ``service.starting`` records, hands them to the
-:class:`~worker.service.gate.Gate`, and acknowledges (commits) only after every reply is
+:class:`~worker.service.gate.Gate` (without FastStream's per-message pipeline:
+:mod:`worker.service.direct`), and acknowledges (commits) only after every reply is
 published — at-least-once (:mod:`worker.service.consuming`). Replies and dead letters go through
 one aiokafka producer (:mod:`worker.service.sink`). Topics are created at start-up when missing
 (:mod:`worker.service.topics`).
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
@@ -27,6 +28,7 @@ from worker.service.arguments import Message, Raw
 from worker.service.backfills import Backfills
 from worker.service.consuming import batch_consumer, broker_security, heartbeat_consumer, settle
 from worker.service.databases import check_databases
+from worker.service.direct import serve_directly
 from worker.service.gate import Gate
 from worker.service.heartbeats import Heartbeats
 from worker.service.offsets import GuardedConsumer, OffsetGuard
@@ -109,6 +111,17 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
     )
     app = FastStream(broker, specification=spec)
 
+    async def serve(message: Any) -> None:
+        """Serve a polled batch (FastStream's message, or a :class:`Batch`) and settle it."""
+        raw = message.raw_message
+        records = raw if isinstance(raw, tuple) else (raw,)
+        if guard is not None:  # Tansu: never serve past a batch written late
+            records = await guard.admit(cast(GuardedConsumer, message.consumer), records)
+            message.raw_message = records  # a nack rewinds to these, never past a hole
+            if not records:
+                return  # nothing to serve yet: the partition is fetched again from the hole
+        await settle(message, sink, gate.handle(records), "publishing the batch's replies")
+
     @broker.subscriber(  # type: ignore[untyped-decorator]  # options given as one dict
         settings.request_topic,
         **batch_consumer(settings, settings.group_id),
@@ -122,19 +135,14 @@ def build_app(settings: WorkerSettings) -> tuple[FastStream, KafkaBroker]:
         bodies: Annotated[list[ServiceStarting], Raw()],
         message: Message,
     ) -> None:
-        raw = message.raw_message
-        records = raw if isinstance(raw, tuple) else (raw,)
-        if guard is not None:  # Tansu: never serve past a batch written late
-            records = await guard.admit(cast(GuardedConsumer, message.consumer), records)
-            message.raw_message = records  # a nack rewinds to these, never past a hole
-            if not records:
-                return  # nothing to serve yet: the partition is fetched again from the hole
-        await settle(message, sink, gate.handle(records), "publishing the batch's replies")
+        await serve(message)  # FastStream's test broker; a real one: serve_directly below
 
     heartbeats = _subscribe_heartbeats(broker, settings, sink)
 
     for subscriber in broker.subscribers:
         poll_without_idle_sleep(subscriber)
+        if cast(Any, subscriber).topics[0].name == settings.request_topic:
+            serve_directly(subscriber, serve)
 
     # Declared for the AsyncAPI document only. Replies and dead letters are sent by KafkaSink:
     # decorating the handler would make FastStream publish its return value as an extra message.
