@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench.common import report
+from bench.common import every_partition, report
 from bench.processes import cpu_seconds, descendants_cpu_s, peak_rss_mb, run_seconds
 from contracts import ensure_schema, load_manifest
 from contracts.client import _position_at_end, reply_partition
@@ -205,10 +205,7 @@ async def storm(bootstrap: str, services: int, replicas: int, databases: int) ->
     replies = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **FAST)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=5)
     await asyncio.gather(replies.start(), producer.start())
-    tps = [
-        TopicPartition("schema.healed", p)
-        for p in sorted(replies.partitions_for_topic("schema.healed") or {0})
-    ]
+    tps = await every_partition(replies, "schema.healed")  # all of them, on Apache Kafka too
     replies.assign(tps)
     starts = await replies.end_offsets(tps)
     for tp in tps:

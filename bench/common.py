@@ -6,9 +6,11 @@ plan of all of them at once run on their desired realms merged into one (:func:`
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -115,3 +117,18 @@ def report(title: str, rows: list[tuple[str, float]], ratios: list[tuple[str, fl
         print(f"  {name:<28}{ms:9.1f} ms")
     for name, value, target in ratios:
         print(f"  {name:<28}{value:9.2f}x   {target}")
+
+
+async def every_partition(consumer: Any, topic: str, timeout_s: float = 60) -> list[Any]:
+    """Every partition of ``topic``, once ``consumer`` (an aiokafka consumer) knows the topic: a
+    consumer knows no topic when it starts on some brokers (Apache Kafka), and guessing
+    partition 0 then reads one partition of several."""
+    from aiokafka import TopicPartition
+
+    deadline = time.perf_counter() + timeout_s
+    while not (partitions := consumer.partitions_for_topic(topic)):
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"topic {topic} unknown to the consumer after {timeout_s} s")
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.2)
+    return [TopicPartition(topic, p) for p in sorted(partitions)]

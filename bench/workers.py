@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.partitioner import DefaultPartitioner
 
 from bench.boot_gate import service_manifest
+from bench.common import every_partition
 from bench.processes import CpuLimit, cpu_seconds
 from contracts import load_manifest
 from contracts.events import REQUEST_TYPE, ServiceStarting, decode_headers, event_headers
@@ -123,14 +124,7 @@ class Storm:
 
     async def start(self) -> None:
         await asyncio.gather(self.replies.start(), self.producer.start())
-        topic = f"{self.run}.healed"
-        for _ in range(300):
-            partitions = self.replies.partitions_for_topic(topic)
-            if partitions:
-                break
-            await self.replies._client.force_metadata_update()
-            await asyncio.sleep(0.2)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions or {0})]
+        tps = await every_partition(self.replies, f"{self.run}.healed")
         self.replies.assign(tps)
         await self.replies.seek_to_beginning(*tps)
 
