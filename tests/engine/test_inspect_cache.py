@@ -7,7 +7,7 @@ from __future__ import annotations
 from tests.conftest import FreshDatabase
 from worker.engine import model as m
 from worker.engine.connection import connect
-from worker.engine.inspect import build_realm, fetch_catalog
+from worker.engine.inspect import build_realm, fetch_catalog, inspect
 from worker.engine.inspect_tables import TableCache
 
 SETUP = """
@@ -23,6 +23,10 @@ SETUP = """
     CREATE INDEX users_score ON app.users (score DESC NULLS LAST) INCLUDE (email)
         WHERE score > 0;
     CREATE TABLE app.audit (at timestamptz NOT NULL DEFAULT now(), what text);
+    CREATE SCHEMA other;  -- not inspected: its partition is only in the partitioned table's rows
+    CREATE TABLE app.metrics (at date NOT NULL, v integer) PARTITION BY RANGE (at);
+    CREATE TABLE other.metrics_2026 PARTITION OF app.metrics
+        FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 """
 
 #: Each change behind the worker's back, and the tables whose value it changes.
@@ -39,6 +43,8 @@ CHANGES = [
     ("ALTER INDEX app.users_lower_email SET (fillfactor = 80)", {"users"}),
     ("ALTER TABLE app.users DROP CONSTRAINT users_score_check", {"users"}),
     ("ALTER TABLE app.audit RENAME TO events", {"events"}),
+    # only the partitions query's rows change: a constraint of a partition in another schema
+    ("ALTER TABLE other.metrics_2026 ADD CONSTRAINT positive CHECK (v > 0)", {"metrics"}),
 ]
 
 
@@ -50,12 +56,15 @@ async def test_a_cached_inspection_equals_a_built_one_across_changes(
     conn = await connect(database.dsn)
     try:
         before = build_realm(await fetch_catalog(conn, ["app"]), cache=cache)
-        assert len(cache.values) == 3
+        assert len(cache.values) == 4
+        through_inspect = TableCache()  # the same, with each query's rows taken as they come
+        await inspect(conn, ["app"], cache=through_inspect)
         for sql, changed in CHANGES:
             await database.execute(sql)
             rows = await fetch_catalog(conn, ["app"])
             built, cached = build_realm(rows, cache=None), build_realm(rows, cache=cache)
             assert cached == built, sql
+            assert await inspect(conn, ["app"], cache=through_inspect) == built, sql
             assert _tables(cached) == _tables(built), sql  # field by field, not only as a whole
             reused = {t.name for t in cached.tables if t is _same_name(before, t)}
             assert reused == {t.name for t in cached.tables} - changed, sql

@@ -3,37 +3,18 @@
 -- Arrays of numbers come as text ('1 2'): a row of scalars is hashable, so an unchanged table's
 -- rows find the value built from them last time (inspect_tables.py), and text decodes faster.
 -- Run with search_path = pg_catalog, so format_type() qualifies every user type.
+-- In this order: inspect works on each query's rows while the server runs the next one, so the
+-- long reads (columns, constraints, indexes) follow what their rows are checked against, and the
+-- short ones come last.
 
 -- name: server
 SELECT current_setting('server_version_num')::int AS server_version,
        current_setting('block_size')::int AS block_size,
        ARRAY(SELECT nspname::text FROM pg_namespace WHERE nspname = ANY ($1::text[])) AS schemas;
 
--- name: extensions
-SELECT e.extname AS name, n.nspname AS schema
-  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace;
-
--- name: enums
-SELECT n.nspname AS schema, t.typname AS name,
-       ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid
-             ORDER BY e.enumsortorder) AS labels
-  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
- WHERE t.typtype = 'e' AND n.nspname = ANY ($1::text[]);
-
--- name: sequences
-SELECT n.nspname AS schema, c.relname AS name, format_type(s.seqtypid, NULL) AS data_type,
-       s.seqstart AS start, s.seqincrement AS increment, s.seqmin AS min_value,
-       s.seqmax AS max_value, s.seqcycle AS cycle, s.seqcache AS cache,
-       own.relname AS owner_table, own_col.attname AS owner_column
-  FROM pg_sequence s
-  JOIN pg_class c ON c.oid = s.seqrelid
-  JOIN pg_namespace n ON n.oid = c.relnamespace
-  LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
-       AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-  LEFT JOIN pg_class own ON own.oid = d.refobjid
-  LEFT JOIN pg_attribute own_col ON own_col.attrelid = d.refobjid AND own_col.attnum = d.refobjsubid
- WHERE n.nspname = ANY ($1::text[])
-   AND d.deptype IS DISTINCT FROM 'i';  -- identity columns' own sequences are not objects here
+-- name: opclasses
+-- Operator classes that are not a type's default: only those are worth naming.
+SELECT oid, opcname AS name FROM pg_opclass WHERE NOT opcdefault;
 
 -- name: tables
 SELECT c.oid, n.nspname AS schema, c.relname AS name, d.description AS comment,
@@ -153,6 +134,28 @@ SELECT x.indrelid AS rel, i.relname AS name, x.indisunique AS unique,
   JOIN pg_am am ON am.oid = i.relam
  WHERE n.nspname = ANY ($1::text[]);
 
--- name: opclasses
--- Operator classes that are not a type's default: only those are worth naming.
-SELECT oid, opcname AS name FROM pg_opclass WHERE NOT opcdefault;
+-- name: extensions
+SELECT e.extname AS name, n.nspname AS schema
+  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace;
+
+-- name: enums
+SELECT n.nspname AS schema, t.typname AS name,
+       ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid
+             ORDER BY e.enumsortorder) AS labels
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typtype = 'e' AND n.nspname = ANY ($1::text[]);
+
+-- name: sequences
+SELECT n.nspname AS schema, c.relname AS name, format_type(s.seqtypid, NULL) AS data_type,
+       s.seqstart AS start, s.seqincrement AS increment, s.seqmin AS min_value,
+       s.seqmax AS max_value, s.seqcycle AS cycle, s.seqcache AS cache,
+       own.relname AS owner_table, own_col.attname AS owner_column
+  FROM pg_sequence s
+  JOIN pg_class c ON c.oid = s.seqrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+       AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+  LEFT JOIN pg_class own ON own.oid = d.refobjid
+  LEFT JOIN pg_attribute own_col ON own_col.attrelid = d.refobjid AND own_col.attnum = d.refobjsubid
+ WHERE n.nspname = ANY ($1::text[])
+   AND d.deptype IS DISTINCT FROM 'i';  -- identity columns' own sequences are not objects here
