@@ -35,9 +35,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     def counted(conn: Any, name: str, wanted: list[str]) -> asyncio.Future[list[Any]]:
         async def fetch() -> list[Any]:
             begun.append(name)
-            sql = QUERIES[name]
-            rows: list[Any] = await (conn.fetch(sql, wanted) if "$1" in sql else conn.fetch(sql))
-            return rows
+            return await inspect_module._fetch(conn, name, wanted)
 
         return asyncio.ensure_future(fetch())
 

@@ -14,7 +14,7 @@ estimate is 0 until the table is first vacuumed or analysed).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import replace
 from operator import attrgetter
 from pathlib import Path
@@ -63,8 +63,13 @@ async def inspect(
 
 
 def _send(conn: Connection, name: str, wanted: list[str]) -> asyncio.Future[list[Any]]:
+    return asyncio.ensure_future(_fetch(conn, name, wanted))
+
+
+def _fetch(conn: Connection, name: str, wanted: list[str]) -> Coroutine[Any, Any, list[Any]]:
+    """Catalog query ``name``'s rows (``wanted``: the schemas, for the queries that take them)."""
     sql = QUERIES[name]
-    return asyncio.ensure_future(conn.fetch(sql, wanted) if "$1" in sql else conn.fetch(sql))
+    return conn.fetch(sql, wanted) if "$1" in sql else conn.fetch(sql)
 
 
 def _needed(name: str, tables: list[Any]) -> bool:
@@ -77,11 +82,11 @@ async def fetch_catalog(conn: Connection, schemas: Iterable[str]) -> dict[str, l
     half of inspection alone (benchmarks and tests)."""
     wanted = sorted(schemas)
     rows: dict[str, list[Any]] = {}
-    for name, sql in QUERIES.items():
+    for name in QUERIES:
         if not _needed(name, rows.get("tables", [])):
             rows[name] = []
             continue
-        rows[name] = await (conn.fetch(sql, wanted) if "$1" in sql else conn.fetch(sql))
+        rows[name] = await _fetch(conn, name, wanted)
     return rows
 
 
